@@ -1,0 +1,23 @@
+# Two commands: `make run` opens the viewer, `make test` runs the suite.
+# Both create the local virtual environment in .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test sysdeps
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+sysdeps:
+	sh scripts/system-deps.sh
+
+run: sysdeps $(STAMP)
+	$(BIN)/python main.py
+
+test: sysdeps $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
