@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sysdeps
+.PHONY: run test sysdeps proto
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,8 @@ run: sysdeps $(STAMP)
 
 test: sysdeps $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# Regenerate viewer/proto/caffe_pb2.py from viewer/proto/caffe.proto (needs grpcio-tools).
+proto: $(STAMP)
+	$(BIN)/pip install --quiet 'grpcio-tools>=1.80'
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. viewer/proto/caffe.proto
