@@ -24,5 +24,5 @@ test: sysdeps $(STAMP)
 
 # Regenerate viewer/proto/caffe_pb2.py from viewer/proto/caffe.proto (needs grpcio-tools).
 proto: $(STAMP)
-	$(BIN)/pip install --quiet 'grpcio-tools>=1.80'
+	$(BIN)/pip install --quiet 'grpcio-tools==1.85.1'
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. viewer/proto/caffe.proto
