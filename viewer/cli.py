@@ -1,0 +1,188 @@
+"""Command line: `view`, `surgery`, `map` and the other subcommands, one small function each.
+
+Every failure a user can cause is a `ViewerError` and comes out as one `error: ...` line on
+stderr with exit code 2; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from viewer import paths
+from viewer.errors import ViewerError
+
+EXIT_USER_ERROR = 2
+EXIT_CHECK_FAILED = 3
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--prototxt/--weights (default: the bundled surgered model) and --engine."""
+    from viewer.engines import DEFAULT_ENGINE, engine_names
+
+    parser.add_argument("--prototxt", type=Path, help="net structure (classifier or fully "
+                        "convolutional; default: the bundled surgered LeNet)")
+    parser.add_argument("--weights", type=Path, help="the .caffemodel that goes with --prototxt")
+    parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=engine_names(),
+                        help=f"inference engine (default: {DEFAULT_ENGINE})")
+
+
+def load_model_args(args: argparse.Namespace):
+    """The net named by --prototxt/--weights, or the bundled fully convolutional one."""
+    from viewer.model_io import load_net
+
+    if (args.prototxt is None) != (args.weights is None):
+        raise ViewerError("give --prototxt and --weights together")
+    if args.prototxt is None:
+        return load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
+    return load_net(args.prototxt, args.weights)
+
+
+def print_json(data: dict) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def cmd_surgery(args: argparse.Namespace) -> int:
+    """Make a classifier fully convolutional, write it, and verify the equivalence."""
+    from viewer import model_io, surgery
+
+    classifier = model_io.load_net(args.prototxt, args.weights)
+    if args.fcn_prototxt:
+        target, _ = model_io.read_prototxt(args.fcn_prototxt)
+        result = surgery.transplant(classifier, target, str(args.fcn_prototxt))
+    else:
+        result = surgery.make_fully_convolutional(classifier)
+    check = surgery.verify_equivalence(classifier, result.net, count=args.check_count,
+                                       engine=args.engine)
+    stem = args.weights.stem
+    args.out.mkdir(parents=True, exist_ok=True)
+    out_proto = args.out / f"{stem}_fullconv.prototxt"
+    out_weights = args.out / f"{stem}_fullconv.caffemodel"
+    inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt) if p)
+    model_io.write_net(result.net, out_proto, out_weights, inputs)
+    if args.json:
+        print_json({"prototxt": str(out_proto), "weights": str(out_weights),
+                    "layers": [c.as_dict() for c in result.conversions],
+                    "max_abs_diff": check.max_abs_diff, "inputs_checked": check.inputs,
+                    "engine": check.engine, "passed": check.passed})
+    else:
+        for c in result.conversions:
+            print(f"{c.layer} {'x'.join(map(str, c.old_shape))} -> "
+                  f"{c.new_layer} {'x'.join(map(str, c.new_shape))}")
+        print(f"wrote {out_proto}\nwrote {out_weights}")
+        verdict = "ok" if check.passed else "FAILED"
+        print(f"equivalence on {check.inputs} windows ({check.engine}): max |diff| = "
+              f"{check.max_abs_diff:.3g} {verdict}")
+    return 0 if check.passed else EXIT_CHECK_FAILED
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Compute the dense maps of one image and save them with pictures of them."""
+    from viewer import export, render
+    from viewer.featuremap import DenseClassifier
+    from viewer.images import load_image
+
+    image = load_image(args.image)
+    dense = DenseClassifier(load_model_args(args), args.engine)
+    fm = dense.run(image, args.scale, warm=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "npz": export.save_npz(fm, args.out / "featuremap.npz", (args.image,)),
+        "overlay": export.save_png(render.overlay_best_class(image, fm),
+                                   args.out / "heatmap_best.png", (args.image,)),
+    }
+    if fm.conv1 is not None:
+        files["conv1"] = export.save_png(render.tile_channels(fm.conv1),
+                                         args.out / "conv1_grid.png", (args.image,))
+    summary = {
+        "image": str(args.image), "engine": dense.engine_name, "scale": args.scale,
+        "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),
+        "offset": list(fm.geometry.offset),
+        "receptive_field": list(fm.geometry.receptive_field),
+        "forward_ms": round(fm.forward_ms, 3), "files": {k: str(v) for k, v in files.items()},
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        c, h, w = fm.probs.shape
+        print(f"{args.image}: {c} classes x {h} x {w} cells, stride {fm.geometry.stride[0]}, "
+              f"window {fm.geometry.receptive_field[0]}, {fm.forward_ms:.1f} ms ({dense.engine_name})")
+        for path in files.values():
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Open the desktop viewer."""
+    from viewer.gui.app import run_viewer
+
+    return run_viewer(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netsurgery-viewer",
+        description="See what a fully convolutional Caffe net sees on license plates.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command")
+
+    view = sub.add_parser("view", help="open the viewer (the default command)")
+    view.add_argument("image", nargs="?", type=Path, help="plate image (default: the sample)")
+    view.add_argument("--scale", type=float, default=None, help="input scale, e.g. 0.9")
+    view.add_argument("--channel", help="class to show, e.g. A or 7 (default: best class)")
+    view.add_argument("--screenshot", type=Path, help="save the window as PNG and quit")
+    add_model_options(view)
+    view.set_defaults(func=cmd_view)
+
+    surg = sub.add_parser("surgery", help="make a classifier fully convolutional")
+    surg.add_argument("--prototxt", type=Path, required=True, help="classifier prototxt")
+    surg.add_argument("--weights", type=Path, required=True, help="classifier caffemodel")
+    surg.add_argument("--out", type=Path, required=True, help="output folder")
+    surg.add_argument("--fcn-prototxt", type=Path, help="your own fully convolutional prototxt "
+                      "to transplant the weights into (the tutorial's workflow)")
+    surg.add_argument("--check-count", type=int, default=8,
+                      help="random and glyph windows each for the equivalence check")
+    surg.add_argument("--engine", default=None, help="engine for the check (default: opencv)")
+    surg.add_argument("--json", action="store_true", help="print a JSON report")
+    surg.set_defaults(func=cmd_surgery)
+
+    fmap = sub.add_parser("map", help="compute the dense class maps of an image")
+    fmap.add_argument("image", type=Path)
+    fmap.add_argument("--scale", type=float, default=1.0, help="input scale (default 1)")
+    fmap.add_argument("--out", type=Path, required=True, help="output folder")
+    fmap.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_model_options(fmap)
+    fmap.set_defaults(func=cmd_map)
+    parser.set_defaults(commands=set(sub.choices))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `main.py` and `netsurgery-viewer`: run a subcommand, `view` by default."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = parser.get_default("commands")
+    if not commands & set(argv) and not {"-h", "--help"} & set(argv):
+        debug = [a for a in argv if a == "--debug"]
+        argv = debug + ["view"] + [a for a in argv if a != "--debug"]
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ViewerError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: one line unless --debug, never a silent exit
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"error: internal error: {type(err).__name__}: {err} (run with --debug for "
+                  "the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,142 @@
+"""A plain numpy forward pass: slow but short enough to read, the reference the others match.
+
+Written here because no library runs Caffe layer semantics (ceil-rounded pooling with Caffe's
+edge clipping, in-place blobs) without Caffe itself; it needs nothing beyond numpy, so it runs
+everywhere, and the tests use it as an independent check of OpenCV and of surgery.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from viewer import netgraph
+from viewer.engines.base import Engine
+from viewer.proto import caffe_pb2
+
+
+def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                window: netgraph.Window, group: int) -> np.ndarray:
+    """Caffe Convolution as im2col + tensordot, with pad, stride, dilation and groups."""
+    (ph, pw), (sh, sw), (dh, dw) = window.pad, window.stride, window.dilation
+    eh, ew = window.extent
+    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = sliding_window_view(x, (eh, ew), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    cin = x.shape[1] // group
+    cout = weight.shape[0] // group
+    parts = [
+        np.tensordot(cols[:, g * cin:(g + 1) * cin], weight[g * cout:(g + 1) * cout],
+                     axes=((1, 4, 5), (1, 2, 3)))
+        for g in range(group)
+    ]
+    out = np.concatenate(parts, axis=-1).transpose(0, 3, 1, 2)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def pooling(x: np.ndarray, p: caffe_pb2.PoolingParameter) -> np.ndarray:
+    """Caffe Pooling (MAX, AVE) with its ceil rounding and clipped edge windows."""
+    n, c, h, w = x.shape
+    win = netgraph.pool_window(p, x.shape)
+    ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
+    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
+    oh = netgraph.pooled_size(h, kh, sh, ph, ceil)
+    ow = netgraph.pooled_size(w, kw, sw, pw, ceil)
+    if p.pool == caffe_pb2.PoolingParameter.MAX:
+        padded = np.full((n, c, (oh - 1) * sh + kh, (ow - 1) * sw + kw), -np.inf, np.float32)
+    else:
+        padded = np.zeros((n, c, (oh - 1) * sh + kh, (ow - 1) * sw + kw), np.float32)
+    rows, cols = min(h, padded.shape[2] - ph), min(w, padded.shape[3] - pw)
+    padded[:, :, ph:ph + rows, pw:pw + cols] = x[:, :, :rows, :cols]
+    view = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    if p.pool == caffe_pb2.PoolingParameter.MAX:
+        return view.max(axis=(4, 5))
+    if p.pool != caffe_pb2.PoolingParameter.AVE:
+        raise ValueError("stochastic pooling runs only in training")
+    # Caffe divides by the window clipped to the padded image, not to the data.
+    ys = np.arange(oh) * sh - ph
+    xs = np.arange(ow) * sw - pw
+    area_h = np.minimum(ys + kh, h + ph) - ys
+    area_w = np.minimum(xs + kw, w + pw) - xs
+    return view.sum(axis=(4, 5)) / np.outer(area_h, area_w).astype(np.float32)
+
+
+def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Numerically stable softmax along `axis`."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def lrn(x: np.ndarray, p: caffe_pb2.LRNParameter) -> np.ndarray:
+    """Caffe local response normalisation, across channels or within each channel."""
+    half = p.local_size // 2
+    sq = x * x
+    if p.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
+        padded = np.pad(sq, ((0, 0), (half, half), (0, 0), (0, 0)))
+        total = sliding_window_view(padded, p.local_size, axis=1).sum(-1)
+        scale = p.k + p.alpha / p.local_size * total
+    else:
+        padded = np.pad(sq, ((0, 0), (0, 0), (half, half), (half, half)))
+        total = sliding_window_view(padded, (p.local_size, p.local_size), axis=(2, 3)).sum((-1, -2))
+        scale = 1.0 + p.alpha / (p.local_size ** 2) * total
+    return (x / scale ** p.beta).astype(np.float32)
+
+
+def run_layer(layer: caffe_pb2.LayerParameter, bottoms: list[np.ndarray],
+              params: list[np.ndarray]) -> np.ndarray:
+    """One layer's forward pass in the TEST phase."""
+    x = bottoms[0]
+    kind = layer.type
+    if kind == "Convolution":
+        p = layer.convolution_param
+        bias = params[1] if p.bias_term else None
+        return convolution(x, params[0], bias, netgraph.conv_window(p), p.group)
+    if kind == "InnerProduct":
+        p = layer.inner_product_param
+        weight = params[0].T if p.transpose else params[0]
+        out = x.reshape(x.shape[0], -1) @ weight.T
+        return out + params[1] if p.bias_term else out
+    if kind == "Pooling":
+        return pooling(x, layer.pooling_param)
+    if kind == "ReLU":
+        slope = layer.relu_param.negative_slope
+        return np.where(x > 0, x, x * slope).astype(np.float32)
+    if kind == "Softmax":
+        return softmax(x, layer.softmax_param.axis)
+    if kind == "Power":
+        p = layer.power_param
+        return ((p.shift + p.scale * x) ** p.power).astype(np.float32)
+    if kind == "Scale":
+        return _scale(x, layer.scale_param, params)
+    if kind == "LRN":
+        return lrn(x, layer.lrn_param)
+    if kind == "Concat":
+        return np.concatenate(bottoms, axis=layer.concat_param.axis)
+    if kind == "Flatten":
+        return x.reshape(netgraph.output_shape(layer, [x.shape]))
+    return x  # Dropout and Split pass data through at test time
+
+
+def _scale(x: np.ndarray, p: caffe_pb2.ScaleParameter, params: list[np.ndarray]) -> np.ndarray:
+    factor = params[0]
+    shape = [1] * x.ndim
+    shape[p.axis:p.axis + factor.ndim] = factor.shape
+    out = x * factor.reshape(shape)
+    return out + params[1].reshape(shape) if p.bias_term else out
+
+
+class NumpyEngine(Engine):
+    """Reference forward pass in numpy."""
+
+    name = "numpy"
+
+    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
+        values = {self.input_name: data}
+        for layer in self.deploy:
+            if layer.type == "Input":
+                continue
+            bottoms = [values[b] for b in layer.bottom]
+            out = run_layer(layer, bottoms, self.net.weights.get(layer.name, []))
+            for top in layer.top:
+                values[top] = out
+        return {b: values[b] for b in blobs}

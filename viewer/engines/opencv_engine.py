@@ -1,0 +1,58 @@
+"""OpenCV DNN engine: reads the net from in-memory prototxt and caffemodel bytes.
+
+OpenCV names outputs by layer, not by blob, and returns an in-place ReLU's blob from the layer
+before it. Asking for the *last* layer that writes each blob gives Caffe's meaning of the name.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from viewer import netgraph
+from viewer.engines.base import Engine
+from viewer.errors import EngineError
+from viewer.model_io import CaffeNet, caffemodel_bytes, prototxt_text
+from viewer.proto import caffe_pb2
+
+
+def _deploy_param(net: CaffeNet) -> caffe_pb2.NetParameter:
+    """The deploy layers only: OpenCV would refuse Data and loss layers."""
+    param = caffe_pb2.NetParameter()
+    param.CopyFrom(net.param)
+    del param.layer[:]
+    param.layer.extend(netgraph.deploy_layers(net.param))
+    return param
+
+
+class OpenCVEngine(Engine):
+    """cv2.dnn forward pass on the CPU."""
+
+    name = "opencv"
+
+    def __init__(self, net: CaffeNet) -> None:
+        super().__init__(net)
+        import cv2
+
+        if not hasattr(cv2.dnn, "readNetFromCaffe"):
+            raise EngineError(f"OpenCV {cv2.__version__} has no Caffe importer; install "
+                              "opencv-python-headless<5")
+        proto = np.frombuffer(prototxt_text(_deploy_param(net)).encode(), np.uint8)
+        model = np.frombuffer(caffemodel_bytes(net), np.uint8)
+        try:
+            self._net = cv2.dnn.readNetFromCaffe(proto, model)
+        except cv2.error as err:
+            raise EngineError(f"OpenCV cannot load {net.source}: {str(err).strip()}") from None
+        self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        self._layer_of = {blob: layer.name for blob, layer in netgraph.producers(net.param).items()}
+
+    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
+        import cv2
+
+        self._net.setInput(data, self.input_name)
+        names = [self._layer_of[b] for b in blobs]
+        try:
+            outs = self._net.forward(names)
+        except cv2.error as err:
+            raise EngineError(f"OpenCV failed on a {data.shape[2]}x{data.shape[3]} input: "
+                              f"{str(err).strip().splitlines()[-1]}") from None
+        return {b: np.array(o, dtype=np.float32, copy=True) for b, o in zip(blobs, outs)}

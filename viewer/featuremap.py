@@ -1,0 +1,153 @@
+"""Dense class maps: preprocessing, the fully convolutional forward pass, softmax and geometry.
+
+The `Geometry` is the transform from map cells to image pixels (napari's layer idea): cell
+(i, j) is the classifier's window whose top-left corner is `offset + stride * (i, j)` in the
+scaled image, `receptive_field` pixels wide. It is derived from the net's layers, never assumed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from viewer import netgraph
+from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
+from viewer.engines.numpy_engine import softmax
+from viewer.errors import ImageError
+from viewer.images import rescale, to_gray
+from viewer.labels import labels_for
+from viewer.model_io import CaffeNet
+from viewer.surgery import is_fully_convolutional, make_fully_convolutional
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where each map cell looks, in scaled-image pixels, plus the scale back to the original.
+
+    All pairs are (y, x). `scale` is the actual resize factor per axis (rounding of the scaled
+    size makes it differ slightly from the requested one).
+    """
+
+    stride: tuple[int, int]
+    offset: tuple[int, int]
+    receptive_field: tuple[int, int]
+    scale: tuple[float, float] = (1.0, 1.0)
+
+    def cell_window(self, i: int, j: int) -> tuple[float, float, float, float]:
+        """Cell (i, j)'s window as (x, y, w, h) in original-image pixels."""
+        (sy, sx), (oy, ox), (ry, rx), (ky, kx) = self.stride, self.offset, \
+            self.receptive_field, self.scale
+        return ((ox + j * sx) / kx, (oy + i * sy) / ky, rx / kx, ry / ky)
+
+    def heatmap_rect(self, rows: int, cols: int) -> tuple[float, float, float, float]:
+        """(x, y, w, h) in original pixels to draw a rows x cols map so each cell is a
+        stride-sized block centred on its window's centre."""
+        (sy, sx), (oy, ox), (ry, rx), (ky, kx) = self.stride, self.offset, \
+            self.receptive_field, self.scale
+        x0 = ox + (rx - sx) / 2.0
+        y0 = oy + (ry - sy) / 2.0
+        return (x0 / kx, y0 / ky, cols * sx / kx, rows * sy / ky)
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int]:
+        """The cell whose block (see `heatmap_rect`) holds original-image point (x, y)."""
+        rx0, ry0, _, _ = self.heatmap_rect(1, 1)
+        (sy, sx), (ky, kx) = self.stride, self.scale
+        return (int(np.floor((y - ry0) * ky / sy)), int(np.floor((x - rx0) * kx / sx)))
+
+    def cells_inside(self, height: int, width: int) -> tuple[int, int]:
+        """How many rows and columns of cells have their whole window inside a scaled image."""
+        (sy, sx), (oy, ox), (ry, rx) = self.stride, self.offset, self.receptive_field
+        return (max(0, (height - oy - ry) // sy + 1), max(0, (width - ox - rx) // sx + 1))
+
+
+def geometry_of(net: CaffeNet, blob: str, scale: tuple[float, float] = (1.0, 1.0),
+                shapes: dict | None = None) -> Geometry:
+    """Stride, offset and receptive field of `blob`'s cells, composed along the net's layers."""
+    shapes = shapes or netgraph.infer_shapes(net.param)
+    jump, field_, start = [1, 1], [1, 1], [0, 0]
+    for window in netgraph.spatial_windows(net.param, blob, shapes):
+        for a in range(2):
+            field_[a] += (window.extent[a] - 1) * jump[a]
+            start[a] -= window.pad[a] * jump[a]
+            jump[a] *= window.stride[a]
+    return Geometry(tuple(jump), tuple(start), tuple(field_), scale)
+
+
+@dataclass
+class FeatureMap:
+    """A dense pass over one image at one scale: everything the viewer and the CLI show."""
+
+    scores: np.ndarray          # C x h x w raw class scores
+    probs: np.ndarray           # C x h x w softmax over classes at each cell
+    conv1: np.ndarray | None    # K x h1 x w1 outputs of the first convolution
+    labels: list[str]
+    geometry: Geometry
+    image_shape: tuple[int, int]
+    scale: float
+    forward_ms: float
+    blobs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def best(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell: the most probable class and its probability."""
+        return self.probs.argmax(axis=0), self.probs.max(axis=0)
+
+
+class DenseClassifier:
+    """A fully convolutional net on an engine, ready to map images at any scale.
+
+    Given a classifier, it performs the surgery in memory first, so any Caffe classifier can
+    be pointed at a whole image.
+    """
+
+    def __init__(self, net: CaffeNet, engine: str | None = None) -> None:
+        self.classifier = None if is_fully_convolutional(net.param) else net
+        self.net = net if self.classifier is None else make_fully_convolutional(net).net
+        self.engine: Engine = create_engine(engine or DEFAULT_ENGINE, self.net)
+        self.score_blob = netgraph.score_blob(self.net.param)
+        self.first_conv = next((l.top[0] for l in netgraph.deploy_layers(self.net.param)
+                                if l.type == "Convolution"), None)
+        shapes = netgraph.infer_shapes(self.net.param)
+        self.channels = shapes[self.engine.input_name][1]
+        self.labels = labels_for(shapes[self.score_blob][1])
+        self.unit = geometry_of(self.net, self.score_blob, shapes=shapes)
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    def min_scale(self, image_shape: tuple[int, int]) -> float:
+        """The smallest scale at which the image still holds one receptive field."""
+        return max(r / s for r, s in zip(self.unit.receptive_field, image_shape))
+
+    def prepare(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """Gray, rescaled N x C x H x W float32 input with pixel values 0-255."""
+        gray = rescale(to_gray(image), scale)
+        rh, rw = self.unit.receptive_field
+        if gray.shape[0] < rh or gray.shape[1] < rw:
+            raise ImageError(
+                f"at scale {scale:g} the image is {gray.shape[1]}x{gray.shape[0]} pixels, smaller "
+                f"than the net's {rw}x{rh} window; the smallest scale that works is "
+                f"{np.ceil(self.min_scale(image.shape[:2]) * 100) / 100:g}")
+        data = gray.astype(np.float32)[None, None]
+        return np.repeat(data, self.channels, axis=1) if self.channels > 1 else data
+
+    def run(self, image: np.ndarray, scale: float = 1.0, extra_blobs: tuple[str, ...] = (),
+            warm: bool = False) -> FeatureMap:
+        """Map `image` (RGB or gray uint8) at `scale`; `warm` runs once untimed first."""
+        data = self.prepare(image, scale)
+        wanted = list(dict.fromkeys([self.score_blob, *([self.first_conv] if self.first_conv
+                                                        else []), *extra_blobs]))
+        if warm:
+            self.engine.forward(data, wanted)
+        start = time.perf_counter()
+        out = self.engine.forward(data, wanted)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        scores = out[self.score_blob][0]
+        actual = (data.shape[2] / image.shape[0], data.shape[3] / image.shape[1])
+        geometry = Geometry(self.unit.stride, self.unit.offset, self.unit.receptive_field, actual)
+        return FeatureMap(
+            scores=scores, probs=softmax(scores, axis=0), labels=self.labels,
+            conv1=out[self.first_conv][0] if self.first_conv else None, geometry=geometry,
+            image_shape=tuple(image.shape[:2]), scale=scale, forward_ms=elapsed,
+            blobs={b: out[b][0] for b in extra_blobs})

@@ -1,0 +1,267 @@
+"""Caffe model files: `.prototxt` (text NetParameter) and `.caffemodel` (binary NetParameter).
+
+A `CaffeNet` is a net's structure plus its weights as numpy arrays keyed by layer name, the
+same vocabulary as pycaffe's `net.params`. Reading upgrades the pre-2015 `layers {}` format
+and turns every way a file can be broken into a `ModelError` that names the file and layer.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import message as pb_message
+from google.protobuf import text_format
+
+from viewer.errors import ModelError
+from viewer.proto import caffe_pb2
+from viewer.safe_write import write_bytes_atomic, write_text_atomic
+
+# A blob larger than this many elements is refused before anything is allocated.
+MAX_BLOB_ELEMENTS = 1 << 31
+
+_V1_TYPES = {
+    "CONVOLUTION": "Convolution", "POOLING": "Pooling", "INNER_PRODUCT": "InnerProduct",
+    "RELU": "ReLU", "DROPOUT": "Dropout", "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss",
+    "POWER": "Power", "LRN": "LRN", "CONCAT": "Concat", "FLATTEN": "Flatten", "DATA": "Data",
+    "ACCURACY": "Accuracy", "SPLIT": "Split", "SIGMOID": "Sigmoid", "TANH": "TanH",
+}
+_V1_PARAMS = (
+    "accuracy_param", "concat_param", "convolution_param", "data_param", "dropout_param",
+    "inner_product_param", "lrn_param", "pooling_param", "power_param", "relu_param",
+    "softmax_param", "transform_param", "loss_param",
+)
+
+
+@dataclass
+class CaffeNet:
+    """A net's layers (without blobs) and its weights, one list of arrays per layer name."""
+
+    param: caffe_pb2.NetParameter
+    weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    source: str = "<memory>"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.param.name
+
+
+def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
+    """The blob's Caffe shape, from `shape` or else from the legacy num/channels/height/width."""
+    if blob.HasField("shape"):
+        return tuple(int(d) for d in blob.shape.dim)
+    return (blob.num, blob.channels, blob.height, blob.width)
+
+
+def blob_to_array(blob: caffe_pb2.BlobProto, what: str = "blob") -> np.ndarray:
+    """Decode a BlobProto into a float32 array of its Caffe shape."""
+    shape = blob_shape(blob)
+    if any(d < 0 for d in shape):
+        raise ModelError(f"{what} has a negative dimension {shape}")
+    count = int(np.prod(shape, dtype=np.float64)) if shape else 1
+    if count > MAX_BLOB_ELEMENTS:
+        raise ModelError(f"{what} declares {count} elements {shape}, more than this viewer loads")
+    data = blob.double_data if len(blob.double_data) else blob.data
+    if len(data) != count:
+        raise ModelError(f"{what} has {len(data)} values but its shape {shape} needs {count} "
+                         "(is the file truncated?)")
+    return np.asarray(data, dtype=np.float32).reshape(shape)
+
+
+def array_to_blob(array: np.ndarray) -> caffe_pb2.BlobProto:
+    """Encode an array as a BlobProto with the modern `shape` field."""
+    blob = caffe_pb2.BlobProto()
+    blob.shape.dim.extend(int(d) for d in array.shape)
+    blob.data.extend(np.ascontiguousarray(array, dtype=np.float32).ravel().tolist())
+    return blob
+
+
+def _layer_at_line(text: str, line: int) -> str | None:
+    """Name of the layer whose block contains 1-based `line`, for error messages."""
+    names = None
+    for number, row in enumerate(text.splitlines()[:line], start=1):
+        if re.match(r"\s*layers?\s*\{", row):
+            names = None
+        found = re.match(r"""\s*name\s*:\s*["']([^"']*)["']""", row)
+        if found and number <= line:
+            names = found.group(1)
+    return names
+
+
+def _parse_error(source: str, text: str, err: text_format.ParseError) -> ModelError:
+    line = err.GetLine() if hasattr(err, "GetLine") else None
+    layer = _layer_at_line(text, line) if line else None
+    where = f"{source}" + (f" line {line}" if line else "")
+    in_layer = f" (in layer '{layer}')" if layer else ""
+    reason = re.sub(r"^\d+:\d+ : ", "", str(err))
+    reason = reason.replace("netsurgery.caffe.", "")
+    return ModelError(f"{where}{in_layer}: {reason}")
+
+
+def parse_prototxt(text: str, source: str = "<prototxt>") -> tuple[caffe_pb2.NetParameter, list[str]]:
+    """Parse prototxt text; unknown fields are skipped and reported as warnings."""
+    warnings: list[str] = []
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Parse(text, net)
+    except text_format.ParseError as err:
+        if "has no field named" not in str(err):
+            raise _parse_error(source, text, err) from None
+        warnings.append(f"{_parse_error(source, text, err)} (ignored)")
+        net = caffe_pb2.NetParameter()
+        try:
+            text_format.Parse(text, net, allow_unknown_field=True)
+        except text_format.ParseError as err2:
+            raise _parse_error(source, text, err2) from None
+    return upgrade_v1(net, source), warnings
+
+
+def read_prototxt(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, list[str]]:
+    """Read a `.prototxt` file; see `parse_prototxt`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ModelError(f"cannot read prototxt {path}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path} is not a text prototxt (it holds binary data: "
+                         "a .caffemodel given as --prototxt?)") from None
+    return parse_prototxt(text, str(path))
+
+
+def parse_caffemodel(data: bytes, source: str = "<caffemodel>") -> caffe_pb2.NetParameter:
+    """Parse binary caffemodel bytes into a NetParameter that still holds its blobs."""
+    net = caffe_pb2.NetParameter()
+    try:
+        net.ParseFromString(data)
+    except (pb_message.DecodeError, RuntimeError, ValueError) as err:
+        raise ModelError(f"{source} is not a valid caffemodel (truncated or not a Caffe "
+                         f"binary file: {err})") from None
+    net = upgrade_v1(net, source)
+    if not any(len(layer.blobs) for layer in net.layer):
+        raise ModelError(f"{source} holds no weights: not a caffemodel, or an empty one")
+    return net
+
+
+def read_caffemodel(path: str | os.PathLike) -> caffe_pb2.NetParameter:
+    """Read a `.caffemodel`; see `parse_caffemodel`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ModelError(f"cannot read caffemodel {path}: {err.strerror or err}") from None
+    return parse_caffemodel(data, str(path))
+
+
+def upgrade_v1(net: caffe_pb2.NetParameter, source: str) -> caffe_pb2.NetParameter:
+    """Convert pre-2015 `layers { type: CONVOLUTION }` entries to modern `layer {}` entries."""
+    if not len(net.layers):
+        return net
+    if len(net.layer):
+        raise ModelError(f"{source} mixes old 'layers' and new 'layer' entries")
+    upgraded = caffe_pb2.NetParameter()
+    upgraded.CopyFrom(net)
+    del upgraded.layers[:]
+    for old in net.layers:
+        type_name = caffe_pb2.V1LayerParameter.LayerType.Name(old.type)
+        if type_name not in _V1_TYPES:
+            raise ModelError(f"{source}: old-format layer '{old.name}' has type {type_name}, "
+                             "which this viewer cannot upgrade")
+        new = upgraded.layer.add(name=old.name, type=_V1_TYPES[type_name])
+        new.bottom.extend(old.bottom)
+        new.top.extend(old.top)
+        new.include.extend(old.include)
+        new.exclude.extend(old.exclude)
+        new.blobs.extend(old.blobs)
+        new.loss_weight.extend(old.loss_weight)
+        for name in _V1_PARAMS:
+            if old.HasField(name):
+                getattr(new, name).CopyFrom(getattr(old, name))
+    return upgraded
+
+
+def structure_of(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
+    """A copy of the net without blobs: what a prototxt holds."""
+    bare = caffe_pb2.NetParameter()
+    bare.CopyFrom(net)
+    for layer in bare.layer:
+        del layer.blobs[:]
+    return bare
+
+
+def weights_of(net: caffe_pb2.NetParameter, source: str) -> dict[str, list[np.ndarray]]:
+    """Decode every layer's blobs into arrays, keyed by layer name."""
+    return {
+        layer.name: [blob_to_array(b, f"{source}: layer '{layer.name}' blob {k}")
+                     for k, b in enumerate(layer.blobs)]
+        for layer in net.layer if len(layer.blobs)
+    }
+
+
+def load_net(prototxt: str | os.PathLike, weights: str | os.PathLike | None) -> CaffeNet:
+    """Load a net as Caffe does: structure from the prototxt, weights matched by layer name.
+
+    The shapes are checked against the structure (see `netgraph.check_weights`), so a
+    mismatched pair fails here with both shapes named rather than inside an engine.
+    """
+    from viewer import netgraph
+
+    param, warnings = read_prototxt(prototxt)
+    param = structure_of(param)
+    stored = weights_of(read_caffemodel(weights), str(weights)) if weights else {}
+    net = CaffeNet(param, stored, source=str(prototxt), warnings=warnings)
+    netgraph.check_weights(net, str(weights) if weights else None)
+    return net
+
+
+def to_netparameter(net: CaffeNet) -> caffe_pb2.NetParameter:
+    """The net with its weights embedded, as a caffemodel holds it."""
+    full = structure_of(net.param)
+    for layer in full.layer:
+        for array in net.weights.get(layer.name, []):
+            layer.blobs.append(array_to_blob(array))
+    return full
+
+
+def prototxt_text(param: caffe_pb2.NetParameter) -> str:
+    """Text format of a structure, as Caffe writes it."""
+    return text_format.MessageToString(structure_of(param))
+
+
+def caffemodel_bytes(net: CaffeNet) -> bytes:
+    """Binary caffemodel of a net."""
+    return to_netparameter(net).SerializeToString()
+
+
+def write_net(net: CaffeNet, prototxt_path: str | os.PathLike, weights_path: str | os.PathLike,
+              inputs: tuple = ()) -> None:
+    """Write a prototxt and caffemodel pair atomically, never over one of `inputs`."""
+    write_text_atomic(prototxt_path, prototxt_text(net.param), inputs)
+    write_bytes_atomic(weights_path, caffemodel_bytes(net), inputs)
+
+
+def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:
+    """A net with Xavier-uniform weights and zero biases, as Caffe's "xavier" filler makes.
+
+    Used for provisional models and for tests, which must hold for any weights.
+    """
+    from viewer import netgraph
+
+    rng = np.random.default_rng(seed)
+    shapes = netgraph.infer_shapes(param)
+    weights = {}
+    for layer in netgraph.deploy_layers(param):
+        wanted = netgraph.param_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
+        if not wanted:
+            continue
+        fan_in = int(np.prod(wanted[0][1:])) if layer.type == "Convolution" else \
+            int(np.prod(shapes[layer.bottom[0]][1:]))
+        limit = np.sqrt(3.0 / fan_in)
+        weights[layer.name] = [rng.uniform(-limit, limit, wanted[0]).astype(np.float32)] + \
+            [np.zeros(s, np.float32) for s in wanted[1:]]
+    return CaffeNet(structure_of(param), weights, source="<initialised>")

@@ -1,0 +1,304 @@
+"""The layers of a net as it runs in the TEST phase: input shapes, blob shapes, parameter shapes.
+
+This is Caffe's own arithmetic (output sizes with ceil-rounded pooling, InnerProduct flattening
+its input), written once so that surgery, geometry, validation and the numpy engine agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from viewer.errors import ModelError
+from viewer.proto import caffe_pb2
+
+if TYPE_CHECKING:
+    from viewer.model_io import CaffeNet
+
+Shape = tuple[int, ...]
+
+# Layer types that carry data through the deploy net; anything else is named as unsupported.
+RUNNABLE = {
+    "Input", "Convolution", "Pooling", "InnerProduct", "ReLU", "Dropout", "Softmax", "Power",
+    "Scale", "LRN", "Concat", "Flatten", "Split",
+}
+# Layers of train/test nets that a deploy run leaves out.
+TRAINING_ONLY = {"Data", "SoftmaxWithLoss", "Accuracy", "ImageData", "MemoryData", "HDF5Data"}
+# Layers whose output is their input spatially: they leave the geometry unchanged.
+ELEMENTWISE = {"ReLU", "Dropout", "Softmax", "Power", "Scale", "LRN", "Split", "Concat"}
+MAX_ELEMENTS = 1 << 31
+
+
+@dataclass(frozen=True)
+class Window:
+    """Kernel, stride, pad and dilation of a spatial layer along (y, x)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """The span the dilated kernel covers."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+
+def _pick(values, h_field: int, w_field: int, default: int) -> tuple[int, int]:
+    if h_field or w_field:
+        return (h_field, w_field)
+    values = list(values)
+    if not values:
+        return (default, default)
+    return (values[0], values[-1])
+
+
+def conv_window(p: caffe_pb2.ConvolutionParameter) -> Window:
+    """Kernel/stride/pad of a Convolution layer, from the repeated or the _h/_w fields."""
+    kernel = _pick(p.kernel_size, p.kernel_h, p.kernel_w, 0)
+    stride = _pick(p.stride, p.stride_h, p.stride_w, 1)
+    pad = _pick(p.pad, p.pad_h, p.pad_w, 0)
+    dilation = _pick(p.dilation, 0, 0, 1)
+    return Window(kernel, stride, pad, dilation)
+
+
+def pool_window(p: caffe_pb2.PoolingParameter, bottom: Shape) -> Window:
+    """Kernel/stride/pad of a Pooling layer; global pooling covers the whole input."""
+    if p.global_pooling:
+        return Window((bottom[2], bottom[3]), (1, 1), (0, 0))
+    kernel = (p.kernel_h, p.kernel_w) if p.kernel_h else (p.kernel_size, p.kernel_size)
+    stride = (p.stride_h, p.stride_w) if p.stride_h else (p.stride, p.stride)
+    pad = (p.pad_h, p.pad_w) if (p.pad_h or p.pad_w) else (p.pad, p.pad)
+    return Window(kernel, stride, pad)
+
+
+def pooled_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
+    """Caffe's pooling output size, including its clip of a last window starting in the pad."""
+    rounding = math.ceil if ceil else math.floor
+    out = int(rounding((size + 2 * pad - k) / s)) + 1
+    if pad and (out - 1) * s >= size + pad:
+        out -= 1
+    return out
+
+
+def in_test_phase(layer: caffe_pb2.LayerParameter) -> bool:
+    """Caffe's include/exclude rule for the TEST phase (stages and levels are not used here)."""
+    test = caffe_pb2.TEST
+    if layer.include:
+        return any(not r.HasField("phase") or r.phase == test for r in layer.include)
+    return not any(r.HasField("phase") and r.phase == test for r in layer.exclude)
+
+
+def deploy_layers(net: caffe_pb2.NetParameter) -> list[caffe_pb2.LayerParameter]:
+    """The layers that run at deploy time, in order, with unsupported types named."""
+    layers = [l for l in net.layer if in_test_phase(l) and l.type not in TRAINING_ONLY]
+    unknown = sorted({f"'{l.name}' ({l.type})" for l in layers if l.type not in RUNNABLE})
+    if unknown:
+        raise ModelError(f"unsupported layer type in {', '.join(unknown)}; this viewer runs "
+                         f"{', '.join(sorted(RUNNABLE))}")
+    return layers
+
+
+def input_shapes(net: caffe_pb2.NetParameter) -> dict[str, Shape]:
+    """Declared input blobs: `input:` with `input_shape`/`input_dim`, or Input layers."""
+    shapes: dict[str, Shape] = {}
+    if len(net.input):
+        if len(net.input_shape):
+            dims = [tuple(int(d) for d in s.dim) for s in net.input_shape]
+        else:
+            flat = list(net.input_dim)
+            dims = [tuple(flat[4 * k:4 * k + 4]) for k in range(len(flat) // 4)]
+        if len(dims) != len(net.input):
+            raise ModelError(f"net declares {len(net.input)} inputs but {len(dims)} input shapes")
+        shapes.update(zip(net.input, dims))
+    for layer in net.layer:
+        if layer.type == "Input" and in_test_phase(layer):
+            for k, top in enumerate(layer.top):
+                specs = layer.input_param.shape
+                if not specs:
+                    raise ModelError(f"Input layer '{layer.name}' has no shape")
+                spec = specs[min(k, len(specs) - 1)]
+                shapes[top] = tuple(int(d) for d in spec.dim)
+    if not shapes:
+        raise ModelError("net declares no input (no Input layer and no 'input:' field): "
+                         "give the deploy prototxt, not the train/test one")
+    for name, shape in shapes.items():
+        _check_size(f"input '{name}'", shape)
+    return shapes
+
+
+def _check_size(what: str, shape: Shape) -> None:
+    if any(d <= 0 for d in shape):
+        raise ModelError(f"{what} has an empty or negative shape {shape}")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ModelError(f"{what} would hold {math.prod(shape)} elements {shape}: too large")
+
+
+def _ip_axis(layer: caffe_pb2.LayerParameter) -> int:
+    axis = layer.inner_product_param.axis
+    if axis != 1:
+        raise ModelError(f"InnerProduct layer '{layer.name}' uses axis {axis}; only axis 1 "
+                         "(one vector per image) can be made convolutional")
+    return axis
+
+
+def param_shapes(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
+    """The weight and bias shapes that a layer with this bottom shape needs."""
+    if layer.type == "Convolution":
+        p = layer.convolution_param
+        w = conv_window(p)
+        if bottom[1] % p.group:
+            raise ModelError(f"layer '{layer.name}': {bottom[1]} channels do not split into "
+                             f"{p.group} groups")
+        shapes = [(p.num_output, bottom[1] // p.group) + w.kernel]
+        return shapes + [(p.num_output,)] if p.bias_term else shapes
+    if layer.type == "InnerProduct":
+        p = layer.inner_product_param
+        _ip_axis(layer)
+        fan_in = math.prod(bottom[1:])
+        shapes = [(fan_in, p.num_output) if p.transpose else (p.num_output, fan_in)]
+        return shapes + [(p.num_output,)] if p.bias_term else shapes
+    if layer.type == "Scale":
+        p = layer.scale_param
+        shape = bottom[p.axis:p.axis + p.num_axes] if p.num_axes >= 0 else bottom[p.axis:]
+        return [tuple(shape)] + ([tuple(shape)] if p.bias_term else [])
+    return []
+
+
+def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape:
+    """Shape of a layer's (first) top given its bottom shapes."""
+    b = bottoms[0]
+    kind = layer.type
+    if kind == "Convolution":
+        p = layer.convolution_param
+        w = conv_window(p)
+        if len(b) != 4:
+            raise ModelError(f"Convolution '{layer.name}' needs a 4-D input, got {b}")
+        hw = [(b[2 + a] + 2 * w.pad[a] - w.extent[a]) // w.stride[a] + 1 for a in range(2)]
+        if min(hw) < 1:
+            raise ModelError(f"input {b[2]}x{b[3]} is smaller than the {w.extent[0]}x{w.extent[1]} "
+                             f"kernel of '{layer.name}'")
+        return (b[0], p.num_output, hw[0], hw[1])
+    if kind == "Pooling":
+        if len(b) != 4:
+            raise ModelError(f"Pooling '{layer.name}' needs a 4-D input, got {b}")
+        p = layer.pooling_param
+        w = pool_window(p, b)
+        ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
+        hw = [pooled_size(b[2 + a], w.kernel[a], w.stride[a], w.pad[a], ceil) for a in range(2)]
+        if min(hw) < 1 or w.kernel[0] > b[2] + 2 * w.pad[0] or w.kernel[1] > b[3] + 2 * w.pad[1]:
+            raise ModelError(f"input {b[2]}x{b[3]} is smaller than the pooling window of "
+                             f"'{layer.name}'")
+        return (b[0], b[1], hw[0], hw[1])
+    if kind == "InnerProduct":
+        _ip_axis(layer)
+        return (b[0], layer.inner_product_param.num_output)
+    if kind == "Flatten":
+        p = layer.flatten_param
+        end = p.end_axis % len(b)
+        return b[:p.axis] + (math.prod(b[p.axis:end + 1]),) + b[end + 1:]
+    if kind == "Concat":
+        axis = layer.concat_param.axis
+        total = sum(s[axis] for s in bottoms)
+        return b[:axis] + (total,) + b[axis + 1:]
+    return b
+
+
+def infer_shapes(net: caffe_pb2.NetParameter,
+                 inputs: dict[str, Shape] | None = None) -> dict[str, Shape]:
+    """Every blob's shape, given input shapes (the declared ones by default)."""
+    shapes = dict(inputs or input_shapes(net))
+    for layer in deploy_layers(net):
+        if layer.type == "Input":
+            continue
+        missing = [b for b in layer.bottom if b not in shapes]
+        if missing:
+            raise ModelError(f"layer '{layer.name}' reads blob '{missing[0]}', which no earlier "
+                             "layer produces")
+        out = output_shape(layer, [shapes[b] for b in layer.bottom])
+        _check_size(f"output of layer '{layer.name}'", out)
+        for top in layer.top:
+            shapes[top] = out
+    return shapes
+
+
+def producers(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]:
+    """For each blob, the last layer that writes it (in-place layers win, as in Caffe)."""
+    found = {}
+    for layer in deploy_layers(net):
+        for top in layer.top:
+            found[top] = layer
+    return found
+
+
+def score_blob(net: caffe_pb2.NetParameter) -> str:
+    """The class-score blob: the net's last output, or the input of a final Softmax."""
+    layers = [l for l in deploy_layers(net) if l.type != "Input"]
+    if not layers:
+        raise ModelError("net has no layers after its input")
+    last = layers[-1]
+    if last.type == "Softmax":
+        return last.bottom[0]
+    return last.top[0]
+
+
+def check_weights(net: "CaffeNet", weights_source: str | None) -> None:
+    """Check every learnable layer has weights of the shapes its structure implies."""
+    shapes = infer_shapes(net.param)
+    where = weights_source or net.source
+    for layer in deploy_layers(net.param):
+        expected = param_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
+        if not expected:
+            continue
+        have = net.weights.get(layer.name)
+        if have is None:
+            raise ModelError(f"{where} has no weights for layer '{layer.name}'")
+        if len(have) != len(expected):
+            raise ModelError(f"layer '{layer.name}' needs {len(expected)} blobs, {where} has "
+                             f"{len(have)}")
+        net.weights[layer.name] = [_fit(layer.name, a, s, where) for a, s in zip(have, expected)]
+
+
+def _fit(layer: str, array: np.ndarray, shape: Shape, where: str) -> np.ndarray:
+    """Accept legacy 4-D blob shapes whose element count matches; refuse real mismatches."""
+    if array.shape == shape:
+        return array
+    legacy = array.ndim == 4 and array.size == math.prod(shape) and \
+        all(d == 1 for d in array.shape[:4 - len(shape)])
+    if legacy:
+        return array.reshape(shape)
+    raise ModelError(f"layer '{layer}': the prototxt implies weights of shape {shape}, "
+                     f"but {where} holds {array.shape}")
+
+
+def creators(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]:
+    """For each blob, the layer that creates it; in-place layers after it only modify it."""
+    found: dict[str, caffe_pb2.LayerParameter] = {}
+    for layer in deploy_layers(net):
+        for top in layer.top:
+            found.setdefault(top, layer)
+    return found
+
+
+def spatial_windows(net: caffe_pb2.NetParameter, blob: str,
+                    shapes: dict[str, Shape]) -> list[Window]:
+    """The chain of spatial windows from the input to `blob`, following first bottoms."""
+    chain: list[Window] = []
+    made_by = creators(net)
+    current = blob
+    while current in made_by and made_by[current].type != "Input":
+        layer = made_by[current]
+        bottom = layer.bottom[0]
+        if layer.type == "Convolution":
+            chain.append(conv_window(layer.convolution_param))
+        elif layer.type == "Pooling":
+            chain.append(pool_window(layer.pooling_param, shapes[bottom]))
+        elif layer.type == "InnerProduct":
+            size = shapes[bottom][2:4] if len(shapes[bottom]) == 4 else (1, 1)
+            chain.append(Window(tuple(size), (1, 1), (0, 0)))
+        elif layer.type not in ELEMENTWISE | {"Flatten"}:
+            raise ModelError(f"cannot follow the geometry through layer '{layer.name}'")
+        current = bottom
+    return list(reversed(chain))
