@@ -55,10 +55,14 @@ class Geometry:
         (sy, sx), (ky, kx) = self.stride, self.scale
         return (int(np.floor((y - ry0) * ky / sy)), int(np.floor((x - rx0) * kx / sx)))
 
-    def cells_inside(self, height: int, width: int) -> tuple[int, int]:
-        """How many rows and columns of cells have their whole window inside a scaled image."""
-        (sy, sx), (oy, ox), (ry, rx) = self.stride, self.offset, self.receptive_field
-        return (max(0, (height - oy - ry) // sy + 1), max(0, (width - ox - rx) // sx + 1))
+    def cells_inside(self, height: int, width: int) -> tuple[range, range]:
+        """Rows and columns of cells whose whole window lies inside a scaled image.
+
+        Only there does the dense map equal the classifier on a crop: other cells see padding.
+        """
+        return tuple(range(max(0, -(-(-o) // s)), max(0, (size - o - r) // s + 1))
+                     for size, o, r, s in zip((height, width), self.offset,
+                                              self.receptive_field, self.stride))
 
 
 def geometry_of(net: CaffeNet, blob: str, scale: tuple[float, float] = (1.0, 1.0),

@@ -81,23 +81,25 @@ def array_to_blob(array: np.ndarray) -> caffe_pb2.BlobProto:
 
 def _layer_at_line(text: str, line: int) -> str | None:
     """Name of the layer whose block contains 1-based `line`, for error messages."""
-    names = None
-    for number, row in enumerate(text.splitlines()[:line], start=1):
-        if re.match(r"\s*layers?\s*\{", row):
-            names = None
-        found = re.match(r"""\s*name\s*:\s*["']([^"']*)["']""", row)
-        if found and number <= line:
-            names = found.group(1)
-    return names
+    name = None
+    for row in text.splitlines()[:line]:
+        if re.search(r"\blayers?\s*\{", row):
+            name = None
+        found = re.search(r"""\bname\s*:\s*["']([^"']*)["']""", row)
+        if found and name is None:
+            name = found.group(1)
+    return name
 
 
 def _parse_error(source: str, text: str, err: text_format.ParseError) -> ModelError:
-    line = err.GetLine() if hasattr(err, "GetLine") else None
+    line = err.GetLine()
     layer = _layer_at_line(text, line) if line else None
     where = f"{source}" + (f" line {line}" if line else "")
     in_layer = f" (in layer '{layer}')" if layer else ""
-    reason = re.sub(r"^\d+:\d+ : ", "", str(err))
-    reason = reason.replace("netsurgery.caffe.", "")
+    reason = re.sub(r"^\d+:\d+ : ", "", str(err)).replace("netsurgery.caffe.", "")
+    unknown = re.match(r'Message type "(\w+)" has no field named "(\w+)"', reason)
+    if unknown:
+        reason = f"unknown field '{unknown.group(2)}' in {unknown.group(1)}"
     return ModelError(f"{where}{in_layer}: {reason}")
 
 

@@ -62,6 +62,15 @@ def _kernel_for(layer: caffe_pb2.LayerParameter, bottom: netgraph.Shape) -> tupl
                        "only 2-D and 4-D inputs can become convolutions")
 
 
+def _spatial_input(param: caffe_pb2.NetParameter, shapes: dict[str, netgraph.Shape],
+                   blob: str) -> netgraph.Shape:
+    """Shape of an InnerProduct's input before any Flatten, which surgery removes."""
+    made_by = netgraph.creators(param)
+    while blob in made_by and made_by[blob].type == "Flatten":
+        blob = made_by[blob].bottom[0]
+    return shapes[blob]
+
+
 def _conv_weights(layer: caffe_pb2.LayerParameter, weight: np.ndarray,
                   kernel: tuple[int, int, int]) -> np.ndarray:
     matrix = weight.T if layer.inner_product_param.transpose else weight
@@ -121,7 +130,7 @@ def make_fully_convolutional(net: CaffeNet) -> SurgeryResult:
             renamed[layer.top[0]] = bottoms[0]
             continue
         if layer.type == "InnerProduct" and netgraph.in_test_phase(layer):
-            kernel = _kernel_for(layer, shapes[layer.bottom[0]])
+            kernel = _kernel_for(layer, _spatial_input(net.param, shapes, layer.bottom[0]))
             new_name = layer.name + CONV_SUFFIX
             for top in layer.top:
                 if top == layer.name:
@@ -182,7 +191,8 @@ def transplant(classifier: CaffeNet, target: caffe_pb2.NetParameter,
     conversions = []
     for ip, conv in zip(inner_products(classifier.param), auto.conversions):
         layer = _match_target(target, ip)
-        _check_converted(layer, ip, shapes[ip.bottom[0]], source)
+        _check_converted(layer, ip, _spatial_input(classifier.param, shapes, ip.bottom[0]),
+                         source)
         weights[layer.name] = auto.net.weights[conv.new_layer]
         conversions.append(Conversion(ip.name, layer.name, conv.old_shape, conv.new_shape))
     converted = {c.new_layer for c in conversions}

@@ -1,0 +1,81 @@
+"""Shared fixtures: the bundled LeNet with random weights and a second net of another shape.
+
+Tests hold for any weights, so they never depend on what a trained model predicts.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from viewer import model_io, paths
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# A classifier unlike LeNet: 3 input channels, padding, AVE pooling with ceil rounding, a
+# stride-2 grouped convolution, LRN, a padded max pool, Flatten, two InnerProducts, Softmax.
+OTHER_NET = """
+name: "OtherNet"
+input: "image"
+input_dim: 1 input_dim: 3 input_dim: 32 input_dim: 32
+layer { name: "conv_a" type: "Convolution" bottom: "image" top: "conv_a"
+        convolution_param { num_output: 8 kernel_size: 3 pad: 1 } }
+layer { name: "relu_a" type: "ReLU" bottom: "conv_a" top: "conv_a" }
+layer { name: "pool_a" type: "Pooling" bottom: "conv_a" top: "pool_a"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+layer { name: "conv_b" type: "Convolution" bottom: "pool_a" top: "conv_b"
+        convolution_param { num_output: 12 kernel_size: 3 stride: 2 group: 2 } }
+layer { name: "norm_b" type: "LRN" bottom: "conv_b" top: "norm_b"
+        lrn_param { local_size: 3 alpha: 0.0001 beta: 0.75 } }
+layer { name: "pool_b" type: "Pooling" bottom: "norm_b" top: "pool_b"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 pad: 1 } }
+layer { name: "flat" type: "Flatten" bottom: "pool_b" top: "flat" }
+layer { name: "fc1" type: "InnerProduct" bottom: "flat" top: "fc1"
+        inner_product_param { num_output: 30 } }
+layer { name: "relu_fc" type: "ReLU" bottom: "fc1" top: "fc1" }
+layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2"
+        inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "fc2" top: "prob" }
+"""
+
+
+def random_biases(net: model_io.CaffeNet, seed: int) -> model_io.CaffeNet:
+    """Give every bias random values so that a lost bias shows in the outputs."""
+    rng = np.random.default_rng(seed)
+    for blobs in net.weights.values():
+        for k in range(1, len(blobs)):
+            blobs[k] = rng.normal(0, 0.1, blobs[k].shape).astype(np.float32)
+    return net
+
+
+@pytest.fixture
+def lenet() -> model_io.CaffeNet:
+    """The bundled classifier structure with random weights."""
+    param, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
+    return random_biases(model_io.init_weights(param, seed=7), 7)
+
+
+@pytest.fixture
+def other_net() -> model_io.CaffeNet:
+    param, _ = model_io.parse_prototxt(OTHER_NET, "other.prototxt")
+    return random_biases(model_io.init_weights(param, seed=3), 3)
+
+
+@pytest.fixture
+def lenet_files(tmp_path, lenet):
+    """The random-weight LeNet written to disk as a prototxt/caffemodel pair."""
+    proto, weights = tmp_path / "lenet.prototxt", tmp_path / "lenet.caffemodel"
+    model_io.write_net(lenet, proto, weights)
+    return proto, weights
+
+
+def plate_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A gray image with dark strokes on light ground, so activations are not all zero."""
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width), 220, np.uint8)
+    for _ in range(max(1, width // 12)):
+        x, y = rng.integers(0, width), rng.integers(0, height)
+        image[max(0, y - 8):y + 8, max(0, x - 2):x + 2] = rng.integers(0, 60)
+    noise = rng.normal(0, 8, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)

@@ -1,0 +1,141 @@
+"""Net surgery: exact equivalence, the right kernel shapes, and refusal of truncation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from viewer import model_io, netgraph, surgery
+from viewer.engines import create_engine
+from viewer.errors import ModelError, SurgeryError
+
+
+def test_lenet_inner_products_get_the_kernel_of_their_input(lenet):
+    result = surgery.make_fully_convolutional(lenet)
+    shapes = [(c.layer, c.new_layer, c.old_shape, c.new_shape) for c in result.conversions]
+    assert shapes == [("ip1", "ip1-conv", (500, 800), (500, 50, 4, 4)),
+                      ("ip2-alpha", "ip2-alpha-conv", (36, 500), (36, 500, 1, 1))]
+    np.testing.assert_array_equal(result.net.weights["ip1-conv"][0].reshape(500, 800),
+                                  lenet.weights["ip1"][0])
+    np.testing.assert_array_equal(result.net.weights["ip1-conv"][1], lenet.weights["ip1"][1])
+    assert surgery.is_fully_convolutional(result.net.param)
+
+
+def test_surgery_leaves_the_classifier_untouched(lenet):
+    before = {k: [a.copy() for a in v] for k, v in lenet.weights.items()}
+    text = model_io.prototxt_text(lenet.param)
+    surgery.make_fully_convolutional(lenet)
+    assert model_io.prototxt_text(lenet.param) == text
+    for name, blobs in before.items():
+        for a, b in zip(blobs, lenet.weights[name]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "opencv"])
+def test_verification_is_exact_for_lenet(lenet, engine):
+    fcn = surgery.make_fully_convolutional(lenet).net
+    check = surgery.verify_equivalence(lenet, fcn, count=4, engine=engine)
+    assert check.inputs == 8
+    assert check.max_abs_diff < 1e-5
+    assert check.passed
+
+
+@pytest.mark.parametrize("engine", ["numpy", "opencv"])
+def test_verification_is_exact_for_a_net_of_another_shape(other_net, engine):
+    result = surgery.make_fully_convolutional(other_net)
+    assert [c.new_shape for c in result.conversions] == [(30, 12, 4, 4), (5, 30, 1, 1)]
+    assert "flat" not in [l.name for l in result.net.param.layer]
+    check = surgery.verify_equivalence(other_net, result.net, count=4, engine=engine)
+    assert check.max_abs_diff < (1e-5 if engine == "numpy" else surgery.TOLERANCE)
+
+
+def test_verification_detects_a_wrong_transplant(lenet):
+    fcn = surgery.make_fully_convolutional(lenet).net
+    fcn.weights["ip1-conv"][0] = fcn.weights["ip1-conv"][0][:, :, ::-1, :].copy()
+    assert not surgery.verify_equivalence(lenet, fcn, count=2, engine="numpy").passed
+
+
+def test_transpose_inner_product_is_converted(lenet):
+    lenet.param.layer[-1].inner_product_param.transpose = True
+    lenet.weights["ip2-alpha"][0] = lenet.weights["ip2-alpha"][0].T.copy()
+    fcn = surgery.make_fully_convolutional(lenet).net
+    assert fcn.weights["ip2-alpha-conv"][0].shape == (36, 500, 1, 1)
+    assert surgery.verify_equivalence(lenet, fcn, count=2, engine="numpy").max_abs_diff < 1e-5
+
+
+def test_inner_product_on_another_axis_is_refused(lenet):
+    lenet.param.layer[-1].inner_product_param.axis = 2
+    with pytest.raises(ModelError, match="'ip2-alpha' uses axis 2"):
+        surgery.make_fully_convolutional(lenet)
+
+
+def test_net_without_inner_product_is_refused(lenet):
+    fcn = surgery.make_fully_convolutional(lenet).net
+    with pytest.raises(SurgeryError, match="no InnerProduct layer: nothing to convert"):
+        surgery.make_fully_convolutional(fcn)
+
+
+def _tutorial_target(lenet, kernel: int):
+    """The tutorial's hand-written fully convolutional prototxt, with a chosen ip1 kernel."""
+    text = model_io.prototxt_text(surgery.make_fully_convolutional(lenet).net.param)
+    text = text.replace("kernel_size: 4", f"kernel_size: {kernel}")
+    return model_io.parse_prototxt(text, "featuremap.prototxt")[0]
+
+
+def test_transplant_into_a_correct_user_prototxt(lenet):
+    result = surgery.transplant(lenet, _tutorial_target(lenet, 4), "featuremap.prototxt")
+    assert [c.new_layer for c in result.conversions] == ["ip1-conv", "ip2-alpha-conv"]
+    check = surgery.verify_equivalence(lenet, result.net, count=2, engine="numpy")
+    assert check.max_abs_diff < 1e-5
+
+
+def test_transplant_refuses_the_tutorials_1x1_kernel(lenet):
+    with pytest.raises(SurgeryError) as err:
+        surgery.transplant(lenet, _tutorial_target(lenet, 1), "featuremap.prototxt")
+    message = str(err.value)
+    assert "'ip1-conv' has a 1x1 kernel" in message
+    assert "the kernel must be 4x4, not 1x1" in message
+
+
+def test_transplant_names_a_missing_target_layer(lenet):
+    target = _tutorial_target(lenet, 4)
+    target.layer[-1].name = "scores"
+    with pytest.raises(SurgeryError, match="no layer 'ip2-alpha-conv'"):
+        surgery.transplant(lenet, target)
+
+
+def test_fully_convolutional_output_at_each_cell_is_the_classifier(other_net):
+    """Beyond 1x1 outputs: the dense map of a larger input equals the classifier per window.
+
+    That holds when the classifier sees no padding and its pooling windows fit exactly: a
+    padded or ceil-overhanging classifier sees zeros where the dense pass sees neighbouring
+    pixels. So the other net is reshaped here to fit a 36x36 input exactly.
+    """
+    text = model_io.prototxt_text(other_net.param).replace("dim: 32", "dim: 36")
+    param, _ = model_io.parse_prototxt(text)
+    param.input_dim[:] = [1, 3, 36, 36]
+    param.layer[0].convolution_param.ClearField("pad")
+    param.layer[2].pooling_param.kernel_size = 2
+    param.layer[5].pooling_param.ClearField("pad")
+    classifier = model_io.init_weights(param, seed=11)
+    fcn = surgery.make_fully_convolutional(classifier).net
+    rng = np.random.default_rng(5)
+    image = rng.uniform(0, 255, (1, 3, 52, 60)).astype(np.float32)
+    dense = create_engine("numpy", fcn).forward(image, ["fc2-conv"])["fc2-conv"][0]
+    from viewer.featuremap import geometry_of
+
+    geo = geometry_of(fcn, "fc2-conv")
+    assert (geo.stride, geo.offset, geo.receptive_field) == ((8, 8), (0, 0), (36, 36))
+    rows, cols = geo.cells_inside(52, 60)
+    assert (rows, cols) == (range(3), range(4))
+    engine = create_engine("numpy", classifier)
+    for i in rows:
+        for j in cols:
+            crop = image[:, :, 8 * i:8 * i + 36, 8 * j:8 * j + 36]
+            expected = engine.forward(crop, ["fc2"])["fc2"][0]
+            np.testing.assert_allclose(dense[:, i, j], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_surgered_net_accepts_any_input_size(lenet):
+    fcn = surgery.make_fully_convolutional(lenet).net
+    shapes = netgraph.infer_shapes(fcn.param, {"data": (1, 1, 290, 720)})
+    assert shapes["ip2-alpha-conv"] == (1, 36, 67, 174)
