@@ -1,0 +1,86 @@
+"""The DIN-like condensed sans fonts that synthetic plates are drawn with, found by file path.
+
+The faces come from Debian font packages (`scripts/system-deps.sh` installs them), so a fresh
+machine gets the same set by installing packages. Fonts are looked up by file name under the
+usual font folders; nothing is downloaded and nothing is bundled in the repo.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from viewer.dataset.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class FontFace:
+    """One font file and the Debian package that installs it."""
+
+    name: str
+    path: Path
+    package: str
+
+
+# (package, file name, face name). Close to the plate faces (DIN 1451 and its relatives) first.
+# Every face is later scaled to a common width-to-height ratio, so narrow and wide ones both fit.
+FONT_FILES: tuple[tuple[str, str, str], ...] = (
+    ("fonts-opendin", "OSP-DIN.ttf", "Open DIN"),
+    ("fonts-roboto-unhinted", "RobotoCondensed-Regular.ttf", "Roboto Condensed"),
+    ("fonts-roboto-unhinted", "RobotoCondensed-Medium.ttf", "Roboto Condensed Medium"),
+    ("fonts-roboto-unhinted", "RobotoCondensed-Bold.ttf", "Roboto Condensed Bold"),
+    ("fonts-bebas-neue", "BebasNeue-Regular.otf", "Bebas Neue"),
+    ("fonts-bebas-neue", "BebasNeue-Bold.otf", "Bebas Neue Bold"),
+    ("fonts-b612", "B612-Regular.otf", "B612"),
+    ("fonts-b612", "B612-Bold.otf", "B612 Bold"),
+    ("fonts-liberation", "LiberationSansNarrow-Regular.ttf", "Liberation Sans Narrow"),
+    ("fonts-liberation", "LiberationSansNarrow-Bold.ttf", "Liberation Sans Narrow Bold"),
+    ("fonts-dejavu-core", "DejaVuSansCondensed.ttf", "DejaVu Sans Condensed"),
+    ("fonts-dejavu-core", "DejaVuSansCondensed-Bold.ttf", "DejaVu Sans Condensed Bold"),
+)
+
+FONT_PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(pkg for pkg, _, _ in FONT_FILES))
+
+DEFAULT_FONT_DIRS: tuple[Path, ...] = (
+    Path("/usr/share/fonts"),
+    Path("/usr/local/share/fonts"),
+    Path.home() / ".local/share/fonts",
+    Path.home() / ".fonts",
+)
+
+
+def _index_font_files(dirs: tuple[Path, ...]) -> dict[str, Path]:
+    """Map each font file name under `dirs` to its first path (walks the folders once)."""
+    found: dict[str, Path] = {}
+    for folder in dirs:
+        if not folder.is_dir():
+            continue
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                found.setdefault(name, Path(root) / name)
+    return found
+
+
+@lru_cache(maxsize=8)
+def find_fonts(dirs: tuple[Path, ...] = DEFAULT_FONT_DIRS) -> tuple[FontFace, ...]:
+    """Return the installed plate fonts, best first.
+
+    Raises DatasetError naming the apt packages to install when none of them is found.
+    """
+    index = _index_font_files(tuple(Path(d) for d in dirs))
+    faces = tuple(FontFace(name, index[file], pkg)
+                  for pkg, file, name in FONT_FILES if file in index)
+    if not faces:
+        searched = ", ".join(str(d) for d in dirs)
+        raise DatasetError(
+            f"no plate font found under {searched}: install them with "
+            f"`apt-get install {' '.join(FONT_PACKAGES)}` (or run scripts/system-deps.sh)")
+    return faces
+
+
+def missing_font_packages(dirs: tuple[Path, ...] = DEFAULT_FONT_DIRS) -> list[str]:
+    """The font packages none of whose files is installed (for a hint in logs and reports)."""
+    index = _index_font_files(tuple(Path(d) for d in dirs))
+    have = {pkg for pkg, file, _ in FONT_FILES if file in index}
+    return [pkg for pkg in FONT_PACKAGES if pkg not in have]
