@@ -1,0 +1,79 @@
+"""The `dataset` subcommand: `dataset make` writes the LMDBs, `dataset show` prints and draws them.
+
+`viewer.cli` calls `register(subparsers)`; the heavy imports wait until a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _progress_printer(stream=sys.stderr):
+    """A progress callback for make_dataset that rewrites one line on a terminal and prints a
+    line per tenth of each split otherwise."""
+    start = time.perf_counter()
+    last_tenth: dict[str, int] = {}
+
+    def report(split: str, done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        text = f"{split}: {done}/{total} windows ({rate:.0f}/s)"
+        if stream.isatty():
+            end = "\n" if done >= total else ""
+            print(f"\r{text}", end=end, file=stream, flush=True)
+        else:
+            tenth = done * 10 // max(total, 1)
+            if tenth != last_tenth.get(split):
+                last_tenth[split] = tenth
+                print(text, file=stream, flush=True)
+    return report
+
+
+def cmd_make(args: argparse.Namespace) -> int:
+    """Write DIR/train_lmdb and DIR/test_lmdb of synthetic plate-character windows."""
+    from viewer.dataset.make import make_dataset
+
+    summary = make_dataset(args.out, args.count, args.seed, test_count=args.test_count,
+                           progress=_progress_printer(), overwrite=args.force)
+    print(f"wrote {summary.train_path} ({summary.train_count} windows)")
+    print(f"wrote {summary.test_path} ({summary.test_count} windows)")
+    print(f"{summary.windows_per_second:.0f} windows/s, {summary.seconds:.1f} s, "
+          f"seed {summary.seed}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print the records of an LMDB and save a contact sheet of them."""
+    from viewer.dataset.make import show_records
+
+    key = args.key
+    if key is not None and key.isdigit() and len(key) < 8:
+        key = int(key)  # "6" means record 00000006
+    show_records(args.lmdb, key=key, out_png=args.out, limit=args.limit)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `dataset make` and `dataset show` to the main parser's subcommands."""
+    ds = subparsers.add_parser("dataset", help="make or inspect the Caffe LMDB training data")
+    sub = ds.add_subparsers(dest="dataset_command", required=True)
+
+    make = sub.add_parser("make", help="write train_lmdb and test_lmdb of synthetic windows")
+    make.add_argument("--out", type=Path, required=True, help="output folder")
+    make.add_argument("--count", type=int, default=300_000,
+                      help="windows in both splits together (default 300000)")
+    make.add_argument("--test-count", type=int, default=None,
+                      help="windows in test_lmdb (default: 10%% of --count)")
+    make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    make.add_argument("--force", action="store_true",
+                      help="replace existing LMDBs in --out")
+    make.set_defaults(func=cmd_make)
+
+    show = sub.add_parser("show", help="print records and save a contact sheet PNG")
+    show.add_argument("lmdb", type=Path, help="an LMDB folder, e.g. DIR/test_lmdb")
+    show.add_argument("--key", help="one record: its key (00000006) or index (6)")
+    show.add_argument("--out", type=Path, default=None,
+                      help="contact sheet PNG (default: <lmdb>_sheet.png beside it)")
+    show.add_argument("--limit", type=int, default=128, help="records to show (default 128)")
+    show.set_defaults(func=cmd_show)

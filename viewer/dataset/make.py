@@ -1,0 +1,171 @@
+"""Make the train/test LMDBs of plate-character windows, and show what an LMDB holds.
+
+`make_dataset` writes `out_dir/train_lmdb` and `out_dir/test_lmdb` (Caffe Datum records, see
+`lmdb_io`) plus `out_dir/dataset.json` saying how they were made. The two splits come from
+independent random streams of one seed, so no plate gives windows to both.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import cv2
+import numpy as np
+
+from viewer.dataset.errors import DatasetError
+from viewer.dataset.fonts import find_fonts
+from viewer.dataset.lmdb_io import Record, open_lmdb, write_lmdb
+from viewer.dataset.windows import WindowSpec, generate_windows
+from viewer.labels import BACKGROUND, CHARACTERS
+from viewer.safe_write import write_bytes_atomic, write_text_atomic
+
+DEFAULT_COUNT = 300_000
+DEFAULT_TEST_FRACTION = 0.1
+
+Progress = Callable[[str, int, int], None]  # (split name, windows written, windows in split)
+
+
+@dataclass
+class DatasetSummary:
+    """What `make_dataset` wrote."""
+
+    train_path: Path
+    test_path: Path
+    train_count: int
+    test_count: int
+    seed: int
+    seconds: float
+
+    @property
+    def windows_per_second(self) -> float:
+        return (self.train_count + self.test_count) / max(self.seconds, 1e-9)
+
+
+def label_name(label: int) -> str:
+    """The character of a label, "bg" for the background class."""
+    if 0 <= label < len(CHARACTERS):
+        return CHARACTERS[label]
+    return "bg" if label == BACKGROUND else str(label)
+
+
+def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: int = 0, *,
+                 test_count: int | None = None, progress: Progress | None = None,
+                 overwrite: bool = False, spec: WindowSpec = WindowSpec()) -> DatasetSummary:
+    """Write `count` windows: `test_count` (default 10%) to test_lmdb, the rest to train_lmdb.
+
+    Deterministic for a given (count, test_count, seed). Refuses to replace existing non-empty
+    LMDBs unless `overwrite`.
+    """
+    if count < 2:
+        raise DatasetError(f"count must be at least 2 (one train and one test window), got {count}")
+    n_test = round(count * DEFAULT_TEST_FRACTION) if test_count is None else int(test_count)
+    if not 1 <= n_test < count:
+        raise DatasetError(f"test count {n_test} must be between 1 and count-1 ({count - 1})")
+    n_train = count - n_test
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out} exists and is not a folder")
+    paths = {"train": out / "train_lmdb", "test": out / "test_lmdb"}
+    for p in paths.values():
+        if p.exists() and (not p.is_dir() or any(p.iterdir())) and not overwrite:
+            raise DatasetError(f"{p} already exists and is not empty: choose another --out "
+                               f"or pass --force")
+    find_fonts()  # fail early, with the packages to install, before any work
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_ss, test_ss = np.random.SeedSequence(seed).spawn(2)
+    start = time.perf_counter()
+    for name, n, ss in (("train", n_train, train_ss), ("test", n_test, test_ss)):
+        rng = np.random.default_rng(ss)
+        windows = ((w.image, w.label) for w in generate_windows(n, rng, spec))
+        report = (lambda done, name=name, n=n: progress(name, done, n)) if progress else None
+        write_lmdb(paths[name], windows, overwrite=overwrite, progress=report)
+    seconds = time.perf_counter() - start
+    summary = DatasetSummary(paths["train"], paths["test"], n_train, n_test, seed, seconds)
+    info = {
+        "train_lmdb": "train_lmdb", "test_lmdb": "test_lmdb",
+        "train_count": n_train, "test_count": n_test, "seed": seed,
+        "characters": CHARACTERS, "background_label": BACKGROUND,
+        "window": asdict(spec), "fonts": [f.name for f in find_fonts()],
+        "command": f"python main.py dataset make --out {out} --count {count} --seed {seed}",
+    }
+    write_text_atomic(out / "dataset.json", json.dumps(info, indent=1) + "\n")
+    return summary
+
+
+def contact_sheet(records: list[Record], columns: int = 16, zoom: int = 3) -> np.ndarray:
+    """A grid of the records' images, each with its label written below it (BGR uint8)."""
+    if not records:
+        raise DatasetError("no records to show")
+    cell_h = max(r.image.shape[1] for r in records) * zoom
+    cell_w = max(r.image.shape[2] for r in records) * zoom
+    strip, gap = 16, 4
+    columns = max(1, min(columns, len(records)))
+    rows = (len(records) + columns - 1) // columns
+    sheet = np.full((rows * (cell_h + strip + gap), columns * (cell_w + gap), 3), 255, np.uint8)
+    for i, rec in enumerate(records):
+        img = rec.image
+        if img.dtype != np.uint8:
+            img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        img = img[0] if img.shape[0] == 1 else img[:3].transpose(1, 2, 0)
+        img = cv2.resize(img, (img.shape[1] * zoom, img.shape[0] * zoom),
+                         interpolation=cv2.INTER_NEAREST)
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        r, c = divmod(i, columns)
+        y, x = r * (cell_h + strip + gap), c * (cell_w + gap)
+        sheet[y:y + img.shape[0], x:x + img.shape[1]] = img
+        name = label_name(rec.label)
+        colour = (0, 0, 200) if rec.label == BACKGROUND else (0, 0, 0)
+        cv2.putText(sheet, f"{name} {rec.key[-4:]}", (x + 2, y + cell_h + 12),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
+    return sheet
+
+
+def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
+                 out_png: str | os.PathLike | None = None, limit: int = 128,
+                 stream: TextIO | None = None) -> Path:
+    """Print records (key, label, character, shape) and save a contact sheet PNG of them.
+
+    With `key`, only that record; otherwise the first `limit`. The sheet goes to `out_png`
+    (default: `<lmdb_path>_sheet.png` beside the LMDB), written atomically. Returns its path.
+    """
+    stream = stream or sys.stdout
+    path = Path(lmdb_path)
+    with open_lmdb(path) as db:
+        if key is not None:
+            try:
+                records = [db.get(key)]
+            except KeyError as exc:
+                raise DatasetError(str(exc.args[0])) from None
+        else:
+            records = []
+            for rec in db:
+                records.append(rec)
+                if len(records) >= limit:
+                    break
+            counts = db.label_counts()
+            total = sum(counts.values())
+            bg = counts.get(BACKGROUND, 0)
+            print(f"{path}: {total} records, {len(counts)} labels, background "
+                  f"{bg} ({100 * bg / max(total, 1):.1f}%)", file=stream)
+    for rec in records:
+        shape = "x".join(str(s) for s in rec.shape)
+        print(f"{rec.key}  label {rec.label:2d}  {label_name(rec.label):>2}  {shape}", file=stream)
+    png = Path(out_png) if out_png else path.parent / f"{path.name.rstrip('/')}_sheet.png"
+    zoom = 8 if key is not None else 3
+    ok, buf = cv2.imencode(".png", contact_sheet(records, zoom=zoom))
+    if not ok:
+        raise DatasetError(f"could not encode the contact sheet for {png}")
+    write_bytes_atomic(png, buf.tobytes(), inputs=(path,))
+    print(f"contact sheet: {png}", file=stream)
+    return png
+
+
+__all__ = ["DEFAULT_COUNT", "DatasetSummary", "make_dataset", "show_records", "contact_sheet",
+           "label_name"]
