@@ -1,0 +1,121 @@
+"""The command line as users run it: exit codes, JSON, files written, one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import plate_like
+from viewer import model_io, paths
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.fixture
+def plate_png(tmp_path):
+    path = tmp_path / "plate.png"
+    Image.fromarray(plate_like(60, 120, seed=2)).save(path)
+    return path
+
+
+def test_surgery_json_reports_shapes_paths_and_equivalence(lenet_files, tmp_path):
+    proto, weights = lenet_files
+    before = proto.read_bytes(), weights.read_bytes()
+    result = run_cli("surgery", "--prototxt", proto, "--weights", weights,
+                     "--out", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["layers"] == [
+        {"layer": "ip1", "new_layer": "ip1-conv", "old_shape": [500, 800],
+         "new_shape": [500, 50, 4, 4]},
+        {"layer": "ip2-alpha", "new_layer": "ip2-alpha-conv", "old_shape": [36, 500],
+         "new_shape": [36, 500, 1, 1]}]
+    assert report["max_abs_diff"] < 1e-4 and report["passed"] is True
+    fcn = model_io.load_net(report["prototxt"], report["weights"])
+    assert fcn.weights["ip1-conv"][0].shape == (500, 50, 4, 4)
+    assert (proto.read_bytes(), weights.read_bytes()) == before
+
+
+def test_surgery_refuses_the_tutorials_1x1_prototxt(lenet_files, tmp_path):
+    proto, weights = lenet_files
+    fcn_text = paths.FCN_PROTOTXT.read_text().replace("kernel_size: 4", "kernel_size: 1")
+    (tmp_path / "featuremap.prototxt").write_text(fcn_text)
+    result = run_cli("surgery", "--prototxt", proto, "--weights", weights, "--out",
+                     tmp_path / "out", "--fcn-prototxt", tmp_path / "featuremap.prototxt")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "the kernel must be 4x4, not 1x1" in result.stderr
+    assert not (tmp_path / "out" / "lenet_fullconv.caffemodel").exists()
+
+
+def test_surgery_never_writes_over_its_input(lenet_files):
+    proto, weights = lenet_files
+    clash = proto.with_name("lenet_fullconv.prototxt")  # the name surgery would write
+    proto.rename(clash)
+    before = clash.read_bytes()
+    result = run_cli("surgery", "--prototxt", clash, "--weights", weights, "--out", clash.parent)
+    assert result.returncode == 2
+    assert "refusing to overwrite the input file" in result.stderr
+    assert clash.read_bytes() == before
+
+
+def test_map_writes_npz_pictures_and_json(plate_png, tmp_path):
+    result = run_cli("map", plate_png, "--scale", "1", "--out", tmp_path / "maps", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["stride"] == [4, 4] and summary["receptive_field"] == [28, 28]
+    assert summary["offset"] == [0, 0]
+    assert summary["output_shape"][1:] == [9, 24]
+    assert summary["forward_ms"] > 0
+    with np.load(summary["files"]["npz"]) as npz:
+        assert set(npz.files) == {"probs", "scores", "conv1", "labels", "scale", "stride",
+                                  "offset", "receptive_field", "image_shape"}
+        assert npz["probs"].shape == tuple(summary["output_shape"])
+        assert list(npz["image_shape"]) == [60, 120]
+        assert npz["conv1"].shape == (20, 56, 116)
+    overlay = Image.open(summary["files"]["overlay"])
+    assert overlay.size == (120, 60)
+
+
+def test_map_with_a_classifier_performs_surgery_in_memory(plate_png, lenet_files, tmp_path):
+    proto, weights = lenet_files
+    result = run_cli("map", plate_png, "--prototxt", proto, "--weights", weights,
+                     "--out", tmp_path, "--json", "--engine", "numpy")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["output_shape"] == [36, 9, 24]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["map", "missing.png", "--out", "x"], "missing.png does not exist"),
+    (["map", "setup.cfg", "--out", "x"], "setup.cfg is not an image"),
+    (["map", "resources/sample_plate.png", "--out", "x", "--prototxt", "models/labels.txt"],
+     "give --prototxt and --weights together"),
+    (["map", "resources/sample_plate.png", "--out", "x", "--scale", "0.01"],
+     "smallest scale that works"),
+])
+def test_errors_are_one_line_with_exit_code_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback():
+    result = run_cli("--debug", "map", "missing.png", "--out", "x")
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_unknown_engine_is_refused_by_the_parser():
+    result = run_cli("map", "resources/sample_plate.png", "--out", "x", "--engine", "tpu")
+    assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr

@@ -1,0 +1,117 @@
+"""Dense maps: equivalence with the classifier per window, geometry, and preprocessing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import plate_like
+from viewer.engines import create_engine
+from viewer.engines.numpy_engine import softmax
+from viewer.errors import ImageError
+from viewer.featuremap import DenseClassifier, Geometry, geometry_of
+from viewer.images import load_image, rescale, to_gray
+from viewer.surgery import make_fully_convolutional
+
+
+@pytest.mark.parametrize("engine", ["opencv", "numpy"])
+def test_probs_equal_the_classifier_on_every_inside_window(lenet, engine):
+    image = plate_like(57, 89, seed=1)
+    fm = DenseClassifier(lenet, engine).run(image, 1.0)
+    classifier = create_engine("numpy", lenet)
+    rows, cols = fm.geometry.cells_inside(*image.shape)
+    assert (len(rows), len(cols)) == (8, 16)
+    crops = np.stack([image[4 * i:4 * i + 28, 4 * j:4 * j + 28] for i in rows for j in cols])
+    scores = classifier.forward(crops[:, None].astype(np.float32), ["ip2-alpha"])["ip2-alpha"]
+    expected = softmax(scores, axis=1).reshape(len(rows), len(cols), -1).transpose(2, 0, 1)
+    np.testing.assert_allclose(fm.probs[:, :len(rows), :len(cols)], expected, atol=1e-5)
+    np.testing.assert_allclose(fm.probs.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_lenet_geometry_comes_from_its_layers(lenet):
+    dense = DenseClassifier(lenet, "numpy")
+    assert dense.unit == Geometry(stride=(4, 4), offset=(0, 0), receptive_field=(28, 28))
+    conv1 = geometry_of(dense.net, "conv1")
+    assert (conv1.stride, conv1.receptive_field) == ((1, 1), (5, 5))
+
+
+def test_map_shape_of_the_tutorial_workload(lenet):
+    fm = DenseClassifier(lenet, "opencv").run(np.zeros((322, 800), np.uint8), 0.9)
+    assert fm.probs.shape == (36, 67, 174)
+    assert fm.conv1.shape == (20, 286, 716)
+    assert fm.geometry.scale == pytest.approx((290 / 322, 720 / 800))
+
+
+def test_cell_windows_map_back_to_original_pixels():
+    geo = Geometry((4, 4), (0, 0), (28, 28), scale=(0.5, 0.5))
+    assert geo.cell_window(2, 3) == (24.0, 16.0, 56.0, 56.0)
+    x, y, w, h = geo.heatmap_rect(10, 20)
+    assert (x, y, w, h) == (24.0, 24.0, 160.0, 80.0)
+    assert geo.cell_at(24.0 + 8 * 3 + 1, 24.0 + 8 * 2 + 1) == (2, 3)
+
+
+def test_a_bright_spot_moves_only_the_cells_whose_windows_hold_it(other_net):
+    """Geometry checked against the net itself, padding and ceil pooling included."""
+    fcn = make_fully_convolutional(other_net).net
+    engine = create_engine("numpy", fcn)
+    geo = geometry_of(fcn, "fc2-conv")
+    base = np.full((1, 3, 60, 60), 100, np.float32)
+    spot = base.copy()
+    spot[:, :, 30, 27] = 255
+    diff = np.abs(engine.forward(spot, ["fc2-conv"])["fc2-conv"][0]
+                  - engine.forward(base, ["fc2-conv"])["fc2-conv"][0]).max(axis=0)
+    for i in range(diff.shape[0]):
+        for j in range(diff.shape[1]):
+            x, y, w, h = geo.cell_window(i, j)
+            if diff[i, j] > 1e-4:
+                assert x <= 27 < x + w and y <= 30 < y + h
+
+
+def test_small_image_error_names_the_smallest_scale(lenet):
+    dense = DenseClassifier(lenet, "numpy")
+    with pytest.raises(ImageError, match="smallest scale that works is 0.7"):
+        dense.prepare(np.zeros((40, 200), np.uint8), 0.5)
+
+
+def test_gray_conversion_uses_rgb_order(tmp_path):
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "red.png")
+    image = load_image(tmp_path / "red.png")
+    assert image.shape == (4, 4, 3) and tuple(image[0, 0]) == (255, 0, 0)
+    assert to_gray(image)[0, 0] == 76  # 0.299 * 255: red read as red, not as blue (29)
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert to_gray(load_image(tmp_path / "clear.png"))[0, 0] == 255
+
+
+def test_sixteen_bit_gray_is_scaled_to_eight_bits(tmp_path):
+    data = np.full((4, 4), 32768, np.uint16)
+    Image.fromarray(data).save(tmp_path / "deep.png")
+    image = load_image(tmp_path / "deep.png")
+    assert image.dtype == np.uint8 and image.shape == (4, 4)
+    assert image[0, 0] == 128
+
+
+def test_grayscale_stays_single_channel(tmp_path):
+    Image.new("L", (5, 3), 42).save(tmp_path / "g.png")
+    image = load_image(tmp_path / "g.png")
+    assert image.shape == (3, 5) and image[0, 0] == 42
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((2, 6, 3), np.uint8)
+    pixels[:, 0] = 255
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to view
+    img.save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    image = load_image(tmp_path / "rotated.jpg")
+    assert image.shape == (6, 2, 3)
+    assert image[0, :, 0].mean() > 200 and image[-1, :, 0].mean() < 50
+
+
+def test_rescale_uses_area_when_shrinking():
+    stripes = np.tile(np.array([0, 255], np.uint8), (8, 4))
+    assert np.all(np.abs(rescale(stripes, 0.5).astype(int) - 128) <= 1)
+    assert rescale(stripes, 2.0).shape == (16, 16)
