@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer import paths
+from viewer.dataset import cli as dataset_cli
 from viewer.errors import ViewerError
 
 EXIT_USER_ERROR = 2
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmap.add_argument("--json", action="store_true", help="print a JSON summary")
     add_model_options(fmap)
     fmap.set_defaults(func=cmd_map)
+    dataset_cli.register(sub)
     parser.set_defaults(commands=set(sub.choices))
     return parser
 
