@@ -116,6 +116,39 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def scale_or_auto(text: str) -> float | str:
+    """argparse type for --scale: a positive number or `auto`."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"scale must be positive, got {value:g}")
+    return value
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    """Read the plate text with per-letter confidences."""
+    from viewer import reading
+    from viewer.featuremap import DenseClassifier
+    from viewer.images import load_image
+
+    image = load_image(args.image)
+    dense = DenseClassifier(load_model_args(args), args.engine)
+    if args.scale == "auto":
+        result, _ = reading.auto_read(dense, image)
+    else:
+        result = reading.read_plate(dense.run(image, args.scale))
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        letters = "  ".join(f"{l.label} {l.prob:.2f}" for l in result.letters)
+        print(f"{result.text or '(nothing read)'}  (scale {result.scale:.3g})  {letters}")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     """Open the desktop viewer."""
     from viewer.gui.app import run_viewer
@@ -158,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(fmap)
     fmap.set_defaults(func=cmd_map)
     dataset_cli.register(sub)
+    read = sub.add_parser("read", help="read the plate text with per-letter confidence")
+    read.add_argument("image", type=Path)
+    read.add_argument("--scale", type=scale_or_auto, default="auto",
+                      help="input scale, or 'auto' to search for the best fit (default)")
+    read.add_argument("--json", action="store_true", help="print text and letters as JSON")
+    add_model_options(read)
+    read.set_defaults(func=cmd_read)
     parser.set_defaults(commands=set(sub.choices))
     return parser
 

@@ -1,0 +1,64 @@
+"""Plate reading from dense maps, tested on maps whose answer is known by construction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from viewer.featuremap import FeatureMap, Geometry
+from viewer.labels import labels_for
+from viewer.reading import CHAR_FILL, read_plate
+
+
+def synthetic_map(letters: dict[int, str], rows: int = 6, cols: int = 60, line: int = 2,
+                  scale: float = 0.5, background: bool = True) -> FeatureMap:
+    """A map that is background everywhere but at `letters` (column -> label) on `line`."""
+    labels = labels_for(37 if background else 36)
+    scores = np.zeros((len(labels), rows, cols), np.float32)
+    if background:
+        scores[-1] = 4.0  # without that class, no character is uniform: 1/36 each
+    for col, label in letters.items():
+        for dj, strength in ((-1, 5.0), (0, 9.0), (1, 5.0)):  # a peak with shoulders
+            scores[labels.index(label), line, col + dj] = strength
+        scores[labels.index("O"), line, col] = 6.0  # a runner-up
+    probs = np.exp(scores) / np.exp(scores).sum(axis=0)
+    geometry = Geometry((4, 4), (0, 0), (28, 28), (scale, scale))
+    return FeatureMap(scores, probs, None, labels, geometry, (100, 500), scale, 1.0)
+
+
+def test_letters_are_read_left_to_right_with_their_probabilities():
+    fm = synthetic_map({10: "R", 16: "K", 30: "8", 36: "5", 42: "7"})
+    reading = read_plate(fm)
+    assert reading.text == "RK857"
+    first = reading.letters[0]
+    assert first.cell == (2, 10)
+    assert first.prob == pytest.approx(fm.probs[fm.labels.index("R"), 2, 10])
+    assert [label for label, _ in first.top[:2]] == ["R", "O"]
+
+
+def test_boxes_are_centred_on_the_windows_in_original_pixels():
+    reading = read_plate(synthetic_map({10: "A", 20: "B"}, scale=0.5))
+    x, y, w, h = reading.letters[1].box
+    # cell (2, 20) at scale 0.5: window x 160..216, y 16..72 in original pixels
+    assert (x + w / 2, y + h / 2) == pytest.approx((188.0, 44.0))
+    assert h == pytest.approx(56 * CHAR_FILL)
+
+
+def test_shoulders_of_a_peak_do_not_become_extra_letters():
+    assert read_plate(synthetic_map({10: "W"})).text == "W"
+
+
+def test_cells_off_the_text_line_are_dropped():
+    fm = synthetic_map({10: "A", 20: "B", 30: "C"}, rows=30, line=5)
+    far = synthetic_map({40: "J"}, rows=30, line=20)
+    fm.probs[:, :, 39:42] = far.probs[:, :, 39:42]
+    assert read_plate(fm).text == "ABC"
+
+
+def test_a_map_without_background_channel_uses_the_best_character():
+    fm = synthetic_map({12: "7", 24: "Z"}, background=False)
+    assert read_plate(fm).text == "7Z"
+
+
+def test_nothing_confident_reads_nothing():
+    reading = read_plate(synthetic_map({}))
+    assert reading.text == "" and reading.letters == [] and reading.weakest == 0.0

@@ -1,0 +1,140 @@
+"""Reading a plate from dense maps: character positions, their classes and confidences.
+
+A character shows as a column of cells where the net is sure it sees *some* character (low
+background probability). Peaks of that confidence along the plate, at least a character
+apart and on one text line, are the letters. `--scale auto` tries scales and keeps the one
+whose *weakest* letter is strongest: a sum of confidences rewards scales that invent letters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from viewer.dataset.windows import WindowSpec
+from viewer.featuremap import DenseClassifier, FeatureMap
+from viewer.labels import BACKGROUND_NAME
+
+# How much of the window height a training character fills: sets the box and the scale search.
+CHAR_FILL = float(np.mean(WindowSpec().char_height)) / WindowSpec().size
+GLYPH_ASPECT = 0.6          # box width / height of a typical plate character
+MIN_CONFIDENCE = 0.5        # a peak weaker than this is not a letter
+MIN_GAP = 0.4               # letters are at least this many windows apart
+TOP_K = 3
+MIN_LETTERS = 2             # a reading with fewer letters does not compete in the scale search
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One read character: its label, probability, runners-up and box in original pixels."""
+
+    label: str
+    prob: float
+    top: list[tuple[str, float]]
+    box: tuple[float, float, float, float]
+    cell: tuple[int, int]
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "prob": round(self.prob, 4),
+                "top": [[label, round(p, 4)] for label, p in self.top],
+                "box": [round(v, 1) for v in self.box]}
+
+
+@dataclass
+class PlateReading:
+    """The text read from one map, letter by letter from left to right."""
+
+    letters: list[Letter] = field(default_factory=list)
+    scale: float = 1.0
+
+    @property
+    def text(self) -> str:
+        return "".join(letter.label for letter in self.letters)
+
+    @property
+    def weakest(self) -> float:
+        """The lowest letter probability: what the scale search maximises."""
+        return min((letter.prob for letter in self.letters), default=0.0)
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "scale": self.scale,
+                "letters": [letter.as_dict() for letter in self.letters]}
+
+
+def character_channels(labels: list[str]) -> np.ndarray:
+    """Indices of the channels that are characters (all but a background channel)."""
+    return np.array([k for k, name in enumerate(labels) if name != BACKGROUND_NAME])
+
+
+def character_confidence(fm: FeatureMap) -> np.ndarray:
+    """Per cell, how sure the net is that a character is centred there."""
+    chars = character_channels(fm.labels)
+    if len(chars) < len(fm.labels):
+        return 1.0 - fm.probs[fm.labels.index(BACKGROUND_NAME)]
+    return fm.probs[chars].max(axis=0)
+
+
+def _column_peaks(score: np.ndarray, min_gap: int, threshold: float) -> list[int]:
+    """Greedy non-maximum suppression along the plate: strongest columns first."""
+    taken: list[int] = []
+    for j in np.argsort(-score, kind="stable"):
+        if score[j] < threshold:
+            break
+        if all(abs(int(j) - t) >= min_gap for t in taken):
+            taken.append(int(j))
+    return sorted(taken)
+
+
+def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
+    probs = fm.probs[chars, i, j]
+    order = np.argsort(-probs)[:TOP_K]
+    top = [(fm.labels[chars[k]], float(probs[k])) for k in order]
+    x, y, w, h = fm.geometry.cell_window(i, j)
+    char_h = h * CHAR_FILL
+    char_w = char_h * GLYPH_ASPECT
+    box = (x + (w - char_w) / 2, y + (h - char_h) / 2, char_w, char_h)
+    return Letter(top[0][0], top[0][1], top, box, (i, j))
+
+
+def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReading:
+    """Find the letters along the plate in one dense map."""
+    conf = character_confidence(fm)
+    rows = conf.argmax(axis=0)
+    best = conf.max(axis=0)
+    stride = fm.geometry.stride[1]
+    window = fm.geometry.receptive_field[1]
+    peaks = _column_peaks(best, max(1, round(MIN_GAP * window / stride)), threshold)
+    if not peaks:
+        return PlateReading([], fm.scale)
+    line = np.median(rows[peaks])
+    tolerance = 0.5 * fm.geometry.receptive_field[0] / fm.geometry.stride[0]
+    chars = character_channels(fm.labels)
+    letters = [_letter_at(fm, int(rows[j]), j, chars) for j in peaks
+               if abs(rows[j] - line) <= tolerance]
+    return PlateReading(letters, fm.scale)
+
+
+def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
+                     steps: int = 14) -> np.ndarray:
+    """Scales from the smallest the image allows to where a character of a fifth of the
+    image height would fill the window, spaced geometrically."""
+    low = max(dense.min_scale(image_shape), 0.05)
+    high = max(low, min(4.0, dense.unit.receptive_field[0] * CHAR_FILL / (0.2 * image_shape[0])))
+    return np.geomspace(low, high, steps) if high > low else np.array([low])
+
+
+def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, FeatureMap]:
+    """Read at the scale whose weakest letter is strongest: a coarse sweep, then a refinement."""
+    def attempt(scale: float) -> tuple[float, PlateReading, FeatureMap]:
+        fm = dense.run(image, float(scale))
+        reading = read_plate(fm)
+        enough = len(reading.letters) >= MIN_LETTERS
+        return (reading.weakest if enough else 0.0, reading, fm)
+
+    coarse = [attempt(s) for s in candidate_scales(dense, image.shape[:2])]
+    best = max(coarse, key=lambda r: r[0])
+    centre = best[2].scale
+    low = max(dense.min_scale(image.shape[:2]), centre / 1.15)
+    fine = [attempt(s) for s in np.geomspace(low, centre * 1.15, 7)]
+    score, reading, fm = max([best, *fine], key=lambda r: r[0])
+    return reading, fm
