@@ -50,30 +50,43 @@ def make_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
                            label=int(label))
 
 
-def decode_datum(datum: caffe_pb2.Datum, where: str = "record") -> np.ndarray:
-    """The image of a Datum as C x H x W: uint8 for raw or encoded data, float32 for float_data.
-
-    Raises DatasetError when the fields do not describe an image.
-    """
+def check_datum(datum: caffe_pb2.Datum, where: str = "record") -> None:
+    """Raise DatasetError unless the Datum's fields describe an image (encoded data is not
+    decoded here; `decode_datum` does that)."""
     if datum.encoded:
-        buf = np.frombuffer(datum.data, np.uint8)
-        flag = cv2.IMREAD_GRAYSCALE if datum.channels == 1 else cv2.IMREAD_UNCHANGED
-        img = cv2.imdecode(buf, flag) if buf.size else None
-        if img is None:
-            raise DatasetError(f"{where}: encoded Datum holds no PNG/JPEG image cv2 can decode")
-        return img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+        if not datum.data:
+            raise DatasetError(f"{where}: encoded Datum holds no image bytes")
+        return
     c, h, w = datum.channels, datum.height, datum.width
     if c <= 0 or h <= 0 or w <= 0:
         raise DatasetError(f"{where} is not a Caffe Datum: channels/height/width are "
                            f"{c}/{h}/{w}, expected positive sizes")
+    if datum.data and len(datum.data) != c * h * w:
+        raise DatasetError(f"{where}: Datum data has {len(datum.data)} bytes, expected "
+                           f"{c}*{h}*{w} = {c * h * w}")
+    if not datum.data and len(datum.float_data) != c * h * w:
+        raise DatasetError(f"{where}: Datum has neither {c * h * w} data bytes nor as many "
+                           f"float_data values")
+
+
+def decode_datum(datum: caffe_pb2.Datum, where: str = "record") -> np.ndarray:
+    """The image of a Datum as C x H x W: uint8 for raw or encoded data, float32 for float_data.
+
+    Encoded data (PNG/JPEG) is decoded with cv2.imdecode, colour as BGR planes like Caffe.
+    Raises DatasetError when the fields do not describe an image.
+    """
+    check_datum(datum, where)
+    if datum.encoded:
+        buf = np.frombuffer(datum.data, np.uint8)
+        flag = cv2.IMREAD_GRAYSCALE if datum.channels == 1 else cv2.IMREAD_UNCHANGED
+        img = cv2.imdecode(buf, flag)
+        if img is None:
+            raise DatasetError(f"{where}: encoded Datum holds no PNG/JPEG image cv2 can decode")
+        return img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+    c, h, w = datum.channels, datum.height, datum.width
     if datum.data:
-        if len(datum.data) != c * h * w:
-            raise DatasetError(f"{where}: Datum data has {len(datum.data)} bytes, expected "
-                               f"{c}*{h}*{w} = {c * h * w}")
         return np.frombuffer(datum.data, np.uint8).reshape(c, h, w)
-    if len(datum.float_data) == c * h * w:
-        return np.asarray(datum.float_data, np.float32).reshape(c, h, w)
-    raise DatasetError(f"{where}: Datum has neither {c * h * w} data bytes nor float_data")
+    return np.asarray(datum.float_data, np.float32).reshape(c, h, w)
 
 
 def parse_datum(raw: bytes, where: str = "record") -> caffe_pb2.Datum:
@@ -168,8 +181,7 @@ class LmdbReader:
             for key, raw in txn.cursor():
                 where = f"record {key.decode('ascii', 'replace')!r} of {self.path}"
                 datum = parse_datum(raw, where)
-                if not (datum.data or datum.float_data):
-                    raise DatasetError(f"{where} is not a Caffe Datum: it holds no image data")
+                check_datum(datum, where)
                 counts[int(datum.label)] += 1
         return dict(sorted(counts.items()))
 
@@ -246,4 +258,4 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[np.ndarray, int]
 
 
 __all__ = ["KEY_DIGITS", "Record", "LmdbReader", "open_lmdb", "write_lmdb", "datum_key",
-           "make_datum", "decode_datum", "parse_datum"]
+           "make_datum", "check_datum", "decode_datum", "parse_datum"]

@@ -1,0 +1,195 @@
+"""Caffe LMDB writing and reading: the tutorial's way of reading must see what we wrote."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import lmdb
+import numpy as np
+import pytest
+
+from viewer.dataset import DatasetError
+from viewer.dataset.lmdb_io import (datum_key, decode_datum, make_datum, open_lmdb,
+                                    write_lmdb)
+from viewer.proto import caffe_pb2
+
+
+def _samples(n: int, seed: int = 0) -> list[tuple[np.ndarray, int]]:
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, 256, (28, 28), dtype=np.uint8), int(rng.integers(0, 37)))
+            for _ in range(n)]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+def _raw_lmdb(path: Path, items: dict[bytes, bytes]) -> Path:
+    env = lmdb.open(str(path), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for k, v in items.items():
+            txn.put(k, v)
+    env.close()
+    return path
+
+
+def test_round_trip_reads_back_with_plain_lmdb_like_the_tutorial(tmp_path):
+    samples = _samples(60)
+    assert write_lmdb(tmp_path / "db", samples) == 60
+
+    env = lmdb.open(str(tmp_path / "db"), readonly=True, lock=False)
+    seen = []
+    with env.begin() as txn:
+        for key, raw in txn.cursor():
+            datum = caffe_pb2.Datum()
+            datum.ParseFromString(raw)
+            img = np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height,
+                                                              datum.width)
+            seen.append((key, img, datum.label, datum.encoded))
+    env.close()
+
+    assert [k for k, *_ in seen] == [f"{i:08d}".encode() for i in range(60)]
+    for (key, img, label, encoded), (want, want_label) in zip(seen, samples):
+        assert img.shape == (1, 28, 28)
+        np.testing.assert_array_equal(img[0], want)
+        assert label == want_label
+        assert encoded is False
+
+
+def test_keys_are_eight_zero_padded_digits():
+    assert datum_key(6) == b"00000006"
+    assert datum_key(12345678) == b"12345678"
+    with pytest.raises(DatasetError):
+        datum_key(-1)
+
+
+def test_reader_iterates_gets_by_key_and_counts_labels(tmp_path):
+    samples = _samples(40, seed=1)
+    write_lmdb(tmp_path / "db", samples)
+    with open_lmdb(tmp_path / "db") as db:
+        assert len(db) == 40
+        assert db.keys()[:3] == ["00000000", "00000001", "00000002"]
+        records = list(db)
+        assert [r.label for r in records] == [lab for _, lab in samples]
+        rec = db.get("00000006")
+        assert rec.key == "00000006" and rec.shape == (1, 28, 28)
+        np.testing.assert_array_equal(rec.image[0], samples[6][0])
+        np.testing.assert_array_equal(db.get(6).image, rec.image)
+        with pytest.raises(KeyError):
+            db.get("00000040")
+        assert db.label_counts() == dict(sorted(Counter(lab for _, lab in samples).items()))
+
+
+def test_encoded_and_float_datums_decode(tmp_path):
+    rng = np.random.default_rng(2)
+    gray = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    smooth = cv2.GaussianBlur(gray, (0, 0), 3)
+    colour = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", gray)[1].tobytes()
+    jpg = cv2.imencode(".jpg", smooth, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    png3 = cv2.imencode(".png", colour)[1].tobytes()
+    items = {
+        b"00000000": caffe_pb2.Datum(channels=1, data=png, label=3, encoded=True),
+        b"00000001": caffe_pb2.Datum(channels=1, data=jpg, label=4, encoded=True),
+        b"00000002": caffe_pb2.Datum(data=png3, label=5, encoded=True),
+        b"00000003": caffe_pb2.Datum(channels=1, height=2, width=3, label=6,
+                                     float_data=[0.5, 1, 2, 3, 4, 5]),
+    }
+    _raw_lmdb(tmp_path / "db", {k: v.SerializeToString() for k, v in items.items()})
+    with open_lmdb(tmp_path / "db") as db:
+        r_png, r_jpg, r_col, r_float = list(db)
+    np.testing.assert_array_equal(r_png.image[0], gray)
+    assert r_png.label == 3
+    assert r_jpg.shape == (1, 28, 28)
+    assert np.abs(r_jpg.image[0].astype(int) - smooth).mean() < 3
+    assert r_col.shape == (3, 10, 12)  # BGR planes, as Caffe decodes
+    np.testing.assert_array_equal(r_col.image.transpose(1, 2, 0), colour)
+    assert r_float.image.dtype == np.float32
+    np.testing.assert_array_equal(r_float.image.ravel(), [0.5, 1, 2, 3, 4, 5])
+
+
+def test_broken_encoded_datum_is_a_dataset_error():
+    with pytest.raises(DatasetError, match="encoded"):
+        decode_datum(caffe_pb2.Datum(channels=1, data=b"not a png", encoded=True))
+
+
+def test_a_folder_without_data_mdb_is_not_an_lmdb(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    for bad in (tmp_path / "empty", tmp_path / "file.txt", tmp_path / "missing"):
+        with pytest.raises(DatasetError, match="LMDB folder"):
+            open_lmdb(bad)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+@pytest.mark.parametrize("raw", [
+    b"hello world",
+    caffe_pb2.NetParameter(name="lenet").SerializeToString(),  # a protobuf, not a Datum
+    caffe_pb2.Datum(label=3).SerializeToString(),              # a Datum without an image
+    caffe_pb2.Datum(channels=1, height=28, width=28, data=b"\0" * 10).SerializeToString(),
+])
+def test_records_that_are_not_datums_are_dataset_errors(tmp_path, raw):
+    _raw_lmdb(tmp_path / "db", {b"00000000": raw})
+    with open_lmdb(tmp_path / "db") as db:
+        with pytest.raises(DatasetError, match="00000000"):
+            list(db)
+        with pytest.raises(DatasetError):
+            db.get(0)
+        with pytest.raises(DatasetError):
+            db.label_counts()
+
+
+def test_reading_creates_no_lock_file_and_changes_nothing(tmp_path):
+    folder = tmp_path / "db"
+    write_lmdb(folder, _samples(20))
+    (folder / "lock.mdb").unlink()
+    before = _snapshot(folder)
+    assert set(before) == {"data.mdb"}
+    with open_lmdb(folder) as db:
+        assert len(list(db)) == 20
+        assert sum(db.label_counts().values()) == 20
+        db.get(3)
+    assert _snapshot(folder) == before
+
+
+def test_write_refuses_a_non_empty_target_unless_asked(tmp_path):
+    target = tmp_path / "db"
+    write_lmdb(target, _samples(5, seed=1))
+    with pytest.raises(DatasetError, match="already exists"):
+        write_lmdb(target, _samples(3))
+    with open_lmdb(target) as db:
+        assert len(db) == 5
+    assert write_lmdb(target, _samples(3, seed=2), overwrite=True) == 3
+    with open_lmdb(target) as db:
+        assert len(db) == 3
+        np.testing.assert_array_equal(db.get(0).image[0], _samples(3, seed=2)[0][0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]  # no temporary left
+
+
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
+    def records():
+        yield from _samples(3)
+        raise RuntimeError("generator failed")
+
+    with pytest.raises(RuntimeError):
+        write_lmdb(tmp_path / "db", records())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_grows_the_map_for_large_records(tmp_path):
+    big = [(np.full((3, 512, 512), i, np.uint8), i) for i in range(100)]  # 75 MiB > 64 MiB
+    assert write_lmdb(tmp_path / "db", big) == 100
+    with open_lmdb(tmp_path / "db") as db:
+        assert db.get(99).image[2, 5, 5] == 99
+    assert os.path.getsize(tmp_path / "db" / "data.mdb") > 75 * 2**20
+
+
+def test_make_datum_checks_its_image():
+    d = make_datum(np.zeros((2, 4, 5), np.uint8), 7)
+    assert (d.channels, d.height, d.width, d.label, len(d.data)) == (2, 4, 5, 7, 40)
+    with pytest.raises(DatasetError, match="uint8"):
+        make_datum(np.zeros((4, 4), np.float32), 0)
+    with pytest.raises(DatasetError, match="shape"):
+        make_datum(np.zeros((1, 2, 3, 4), np.uint8), 0)
