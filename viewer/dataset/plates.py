@@ -449,13 +449,13 @@ def _compose(text: str, style: PlateStyle, char_h: float, rng: np.random.Generat
                                                  ey0 + 0.74 * u)))
 
     # Characters and separators.
-    text_top = oy + style.margin_ratio * u
+    text_top = round((oy + style.margin_ratio * u) / ss) * ss  # on the final pixel grid
     boxes: list[Box] = []
     stroke = (style.stroke_ratio or 0.13) * u
     for kind, m, px, dy, w in placed:
         x0 = ox + px
         if m is not None:
-            xi, yi = round(x0), round(text_top + dy)
+            xi, yi = round(x0 / ss) * ss, round(text_top + dy)
             cv.paint(m, xi, yi, ink)
             boxes.append(cv.final_box(xi, yi, xi + m.shape[1], yi + m.shape[0]))
         elif kind == "-":
