@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 
 
-def _progress_printer(stream=sys.stderr):
+def _progress_printer(stream=None):
     """A progress callback for make_dataset that rewrites one line on a terminal and prints a
     line per tenth of each split otherwise."""
-    start = time.perf_counter()
+    stream = stream or sys.stderr
+    started: dict[str, float] = {}
     last_tenth: dict[str, int] = {}
 
     def report(split: str, done: int, total: int) -> None:
+        start = started.setdefault(split, time.perf_counter())
         rate = done / max(time.perf_counter() - start, 1e-9)
         text = f"{split}: {done}/{total} windows ({rate:.0f}/s)"
         if stream.isatty():

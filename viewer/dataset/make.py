@@ -84,6 +84,8 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
         rng = np.random.default_rng(ss)
         windows = ((w.image, w.label) for w in generate_windows(n, rng, spec))
         report = (lambda done, name=name, n=n: progress(name, done, n)) if progress else None
+        if report:
+            report(0)
         write_lmdb(paths[name], windows, overwrite=overwrite, progress=report)
     seconds = time.perf_counter() - start
     summary = DatasetSummary(paths["train"], paths["test"], n_train, n_test, seed, seconds)
