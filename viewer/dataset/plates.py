@@ -355,7 +355,7 @@ def _compose(text: str, style: PlateStyle, char_h: float, rng: np.random.Generat
 
     # Horizontal layout, measured from the plate's left edge.
     border_w = 0.05 * u if style.border else 0.0
-    lead = {"EU": 0.62, "SK": 0.42}.get(style.layout, 0.0) * u
+    lead = {"EU": 0.62, "SK": 0.48}.get(style.layout, 0.0) * u
     x = border_w + lead + style.side_ratio * u
     slots = _layout_slots(text)
     placed: list[tuple[str, np.ndarray | None, float, float, float]] = []  # kind, mask, x, y, w
@@ -438,15 +438,15 @@ def _compose(text: str, style: PlateStyle, char_h: float, rng: np.random.Generat
                          by1 - 0.12 * u - cap, cap, light)
         marks.append(Mark("band", cv.final_box(bx0, by0, bx1, by1)))
     elif style.layout == "SK":
-        ex0 = ox + border_w + 0.08 * u
-        sw, sh = 0.28 * u, 0.36 * u
-        ey0 = oy + style.margin_ratio * u - 0.02 * u
+        ex0 = ox + border_w + 0.07 * u
+        sw, sh = 0.34 * u, 0.44 * u
+        ey0 = oy + style.margin_ratio * u - 0.04 * u
         _shield(cv, ex0, ey0, sw, sh, ink, ground)
-        cap = 0.24 * u
-        _draw_small_text(cv, style.country[:2], code_gs, ex0 - 0.01 * u, ey0 + 0.72 * u - cap,
-                         cap, ink, width_scale=0.85)
+        cap = 0.26 * u
+        _draw_small_text(cv, style.country[:2], code_gs, ex0, ey0 + 1.02 * u - cap, cap, ink,
+                         width_scale=0.85)
         marks.append(Mark("emblem", cv.final_box(ex0 - 0.02 * u, ey0, ex0 + sw + 0.05 * u,
-                                                 ey0 + 0.74 * u)))
+                                                 ey0 + 1.04 * u)))
 
     # Characters and separators.
     text_top = round((oy + style.margin_ratio * u) / ss) * ss  # on the final pixel grid
@@ -666,7 +666,7 @@ def random_style(rng: np.random.Generator) -> PlateStyle:
         ground=round(ground),
         inverted=bool(rng.random() < 0.12),
         border=bool(rng.random() < 0.8),
-        surround_ratio=float(rng.uniform(0.15, 0.8)),
+        surround_ratio=float(rng.uniform(0.12, 0.6)),
         surround=round(float(rng.uniform(0, 255) if rng.random() < 0.3 else rng.uniform(5, 80))),
         dealer_text=bool(rng.random() < 0.4),
     )
