@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sysdeps proto
+.PHONY: run test sysdeps proto caffe
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ test: sysdeps $(STAMP)
 proto: $(STAMP)
 	$(BIN)/pip install --quiet 'grpcio-tools==1.85.1'
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. viewer/proto/caffe.proto
+
+# Real Caffe (pycaffe, CPU only) built from Debian's source package; cached, see docs/real-caffe.md.
+caffe: $(STAMP)
+	bash scripts/install-pycaffe.sh $(BIN)/python
