@@ -1,0 +1,274 @@
+"""ONNX Runtime engine: the Caffe net rewritten as an ONNX graph in memory, one session per blob set.
+
+Blob names survive the conversion: every Caffe blob is an ONNX tensor of the same name, and a
+blob written in place (ReLU `relu1` over `ip1-conv`) gets the name on its *last* write, the
+earlier versions being renamed `name@0`, `name@1`... (ONNX values are written once). Height and
+width are symbolic, so one session serves every scale.
+
+Caffe's pooling rounds the output size up, drops a last window that would start in the pad,
+and clips windows to the data; AVE divides by the window clipped to the padded image (the pad
+counts, the rounding overhang does not). onnxruntime's pooling with `ceil_mode=1` and
+`count_include_pad=1` does exactly that; tests/test_engines.py checks it at odd sizes.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from viewer import netgraph
+from viewer.engines.base import Engine
+from viewer.errors import EngineError
+from viewer.model_io import CaffeNet
+from viewer.proto import caffe_pb2
+
+OPSET = 17
+
+
+class _GraphBuilder:
+    """Collects ONNX nodes and initializers while tracking each blob's current tensor name."""
+
+    def __init__(self, net: CaffeNet) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.net = net
+        self.nodes = []
+        self.initializers = []
+        self.current: dict[str, str] = {}
+        self.writes_left: dict[str, int] = {}
+        self._count = 0
+
+    def fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}#{self._count}"
+
+    def const(self, hint: str, array: np.ndarray) -> str:
+        name = self.fresh(hint)
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], output: str | None = None, hint: str = "t",
+             **attrs) -> str:
+        output = output or self.fresh(hint)
+        self.nodes.append(self.helper.make_node(op, inputs, [output], **attrs))
+        return output
+
+    def write(self, blob: str) -> str:
+        """The tensor name for the next write of `blob`: the blob's own name on its last write."""
+        self.writes_left[blob] -= 1
+        name = blob if self.writes_left[blob] == 0 else f"{blob}@{self.writes_left[blob]}"
+        self.current[blob] = name
+        return name
+
+
+def _convert_layer(g: _GraphBuilder, layer: caffe_pb2.LayerParameter,
+                   shapes: dict[str, netgraph.Shape]) -> None:
+    """Append the ONNX nodes computing one Caffe layer."""
+    kind = layer.type
+    x = g.current[layer.bottom[0]] if layer.bottom else None
+    params = g.net.weights.get(layer.name, [])
+    rank = len(shapes[layer.bottom[0]]) if layer.bottom else 4
+
+    if kind in ("Dropout", "Split"):
+        for top in layer.top:
+            g.node("Identity", [x], g.write(top))
+        return
+    top = layer.top[0]
+    if kind == "Convolution":
+        p = layer.convolution_param
+        w = netgraph.conv_window(p)
+        inputs = [x, g.const(f"{layer.name}.w", params[0])]
+        if p.bias_term:
+            inputs.append(g.const(f"{layer.name}.b", params[1]))
+        g.node("Conv", inputs, g.write(top), kernel_shape=list(w.kernel),
+               strides=list(w.stride), pads=[w.pad[0], w.pad[1], w.pad[0], w.pad[1]],
+               dilations=list(w.dilation), group=p.group)
+    elif kind == "Pooling":
+        _convert_pooling(g, layer, x, shapes[layer.bottom[0]])
+    elif kind == "InnerProduct":
+        p = layer.inner_product_param
+        flat = g.node("Flatten", [x], hint=f"{layer.name}.flat", axis=1)
+        inputs = [flat, g.const(f"{layer.name}.w", params[0])]
+        if p.bias_term:
+            inputs.append(g.const(f"{layer.name}.b", params[1]))
+        g.node("Gemm", inputs, g.write(top), transB=0 if p.transpose else 1)
+    elif kind == "ReLU":
+        slope = layer.relu_param.negative_slope
+        if slope:
+            g.node("LeakyRelu", [x], g.write(top), alpha=float(slope))
+        else:
+            g.node("Relu", [x], g.write(top))
+    elif kind == "Softmax":
+        g.node("Softmax", [x], g.write(top), axis=layer.softmax_param.axis)
+    elif kind == "Power":
+        p = layer.power_param
+        y = x
+        if p.scale != 1:
+            y = g.node("Mul", [y, g.const("scale", np.float32(p.scale))], hint=layer.name)
+        if p.shift != 0:
+            y = g.node("Add", [y, g.const("shift", np.float32(p.shift))], hint=layer.name)
+        if p.power != 1:
+            y = g.node("Pow", [y, g.const("power", np.float32(p.power))], hint=layer.name)
+        g.node("Identity", [y], g.write(top))
+    elif kind == "Scale":
+        p = layer.scale_param
+        factor = params[0]
+        trailing = rank - p.axis - factor.ndim
+        shape = factor.shape + (1,) * trailing
+        y = g.node("Mul", [x, g.const(f"{layer.name}.s", factor.reshape(shape))],
+                   hint=layer.name)
+        if p.bias_term:
+            y = g.node("Add", [y, g.const(f"{layer.name}.b", params[1].reshape(shape))],
+                       hint=layer.name)
+        g.node("Identity", [y], g.write(top))
+    elif kind == "LRN":
+        _convert_lrn(g, layer, x)
+    elif kind == "Concat":
+        g.node("Concat", [g.current[b] for b in layer.bottom], g.write(top),
+               axis=layer.concat_param.axis)
+    elif kind == "Flatten":
+        p = layer.flatten_param
+        if p.end_axis % rank != rank - 1:
+            raise EngineError(f"the onnx engine flattens only to the last axis; layer "
+                              f"'{layer.name}' ends at axis {p.end_axis}")
+        if p.axis % rank == 1:
+            g.node("Flatten", [x], g.write(top), axis=1)
+        else:
+            keep = [0] * (p.axis % rank) + [-1]
+            g.node("Reshape", [x, g.const("shape", np.array(keep, np.int64))], g.write(top))
+    else:
+        raise EngineError(f"the onnx engine cannot convert layer '{layer.name}' ({kind})")
+
+
+def _convert_pooling(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
+                     bottom: netgraph.Shape) -> None:
+    p = layer.pooling_param
+    top = layer.top[0]
+    if p.global_pooling:
+        op = "GlobalMaxPool" if p.pool == caffe_pb2.PoolingParameter.MAX else "GlobalAveragePool"
+        g.node(op, [x], g.write(top))
+        return
+    w = netgraph.pool_window(p, bottom)
+    ceil = int(p.round_mode == caffe_pb2.PoolingParameter.CEIL)
+    (ph, pw) = w.pad
+    attrs = dict(kernel_shape=list(w.kernel), strides=list(w.stride), ceil_mode=ceil)
+    if p.pool == caffe_pb2.PoolingParameter.MAX:
+        g.node("MaxPool", [x], g.write(top), pads=[ph, pw, ph, pw], **attrs)
+    elif p.pool == caffe_pb2.PoolingParameter.AVE:
+        g.node("AveragePool", [x], g.write(top), pads=[ph, pw, ph, pw], count_include_pad=1,
+               **attrs)
+    else:
+        raise EngineError(f"pooling layer '{layer.name}': stochastic pooling runs only in "
+                          "training")
+
+
+def _convert_lrn(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str) -> None:
+    p = layer.lrn_param
+    top = layer.top[0]
+    if p.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
+        g.node("LRN", [x], g.write(top), size=p.local_size, alpha=float(p.alpha),
+               beta=float(p.beta), bias=float(p.k))
+        return
+    # Within a channel Caffe averages the squares over a padded window (the pad counts) and
+    # uses 1 as the constant term.
+    half = p.local_size // 2
+    sq = g.node("Mul", [x, x], hint=f"{layer.name}.sq")
+    pads = g.const("pads", np.array([0, 0, half, half, 0, 0, half, half], np.int64))
+    padded = g.node("Pad", [sq, pads], hint=f"{layer.name}.pad", mode="constant")
+    mean = g.node("AveragePool", [padded], hint=f"{layer.name}.mean",
+                  kernel_shape=[p.local_size, p.local_size], strides=[1, 1],
+                  count_include_pad=1)
+    scaled = g.node("Mul", [mean, g.const("alpha", np.float32(p.alpha))], hint=layer.name)
+    base = g.node("Add", [scaled, g.const("one", np.float32(1.0))], hint=layer.name)
+    power = g.node("Pow", [base, g.const("beta", np.float32(p.beta))], hint=layer.name)
+    g.node("Div", [x, power], g.write(top))
+
+
+def to_onnx(net: CaffeNet, outputs: Sequence[str]):
+    """The deploy net as an `onnx.ModelProto` whose graph outputs are the blobs `outputs`.
+
+    The input keeps its declared batch and channels; height and width are symbolic (`H`, `W`).
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = _GraphBuilder(net)
+    shapes = netgraph.infer_shapes(net.param)
+    (input_name, input_shape), = netgraph.input_shapes(net.param).items()
+    layers = [l for l in netgraph.deploy_layers(net.param) if l.type != "Input"]
+    for layer in layers:
+        for top in layer.top:
+            g.writes_left[top] = g.writes_left.get(top, 0) + 1
+    g.current[input_name] = input_name
+    for layer in layers:
+        _convert_layer(g, layer, shapes)
+    dims = ["N", input_shape[1], "H", "W"] if len(input_shape) == 4 else ["N", *input_shape[1:]]
+    graph = helper.make_graph(
+        g.nodes, net.name or "net",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info(b, TensorProto.FLOAT, [None] * len(shapes[b]))
+         for b in outputs],
+        g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="netsurgery-viewer")
+    model.ir_version = min(model.ir_version, 9)
+    onnx.checker.check_model(model)
+    return model
+
+
+def session_options(threads: int | None = None):
+    """ONNX Runtime options tuned for one dense pass at a time on a small machine."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+class OnnxEngine(Engine):
+    """onnxruntime forward pass on the CPU, one cached session per set of requested blobs."""
+
+    name = "onnx"
+
+    def __init__(self, net: CaffeNet, threads: int | None = None) -> None:
+        super().__init__(net)
+        try:
+            import onnx  # noqa: F401  (fail here, not on the first forward)
+            import onnxruntime  # noqa: F401
+        except ImportError as err:
+            raise EngineError(f"engine 'onnx' needs {err.name} (pip install onnx onnxruntime)") \
+                from None
+
+        self.threads = threads
+        self._sessions: dict[tuple[str, ...], object] = {}
+
+    def session(self, blobs: Sequence[str]):
+        """The session whose outputs are `blobs` (built on first use, then reused)."""
+        import onnxruntime as ort
+
+        key = tuple(sorted(blobs))
+        if key not in self._sessions:
+            model = to_onnx(self.net, key)
+            try:
+                self._sessions[key] = ort.InferenceSession(
+                    model.SerializeToString(), session_options(self.threads),
+                    providers=["CPUExecutionProvider"])
+            except Exception as err:  # onnxruntime raises its own untyped errors
+                raise EngineError(f"onnxruntime cannot load {self.net.source}: {err}") from None
+        return self._sessions[key]
+
+    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
+        session = self.session(blobs)
+        names = [o.name for o in session.get_outputs()]
+        try:
+            outs = session.run(names, {self.input_name: data})
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise EngineError(f"onnxruntime failed on a {data.shape[2]}x{data.shape[3]} input: "
+                              f"{str(err).strip().splitlines()[-1]}") from None
+        return dict(zip(names, outs))
