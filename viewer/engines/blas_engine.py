@@ -1,0 +1,356 @@
+"""BLAS engine: Caffe's own recipe (im2col + one large SGEMM per convolution), tuned, in numpy.
+
+The cost of a dense pass is almost all matrix products, so this engine spends its effort on
+feeding numpy's BLAS large products and little else:
+
+- Activations are stored channel-major as *planes* `(C, N, rows, pitch)` whose valid part is
+  the top-left `h x w` of each image. A stride-1 convolution then reads, for kernel tap
+  `(ky, kx)`, the flat plane shifted by `ky * pitch + kx`: im2col is one contiguous copy per tap
+  and channel block, and the output keeps the input's pitch (the columns past `w` hold values
+  of no meaning that no valid output ever reads). A batch is one tall image.
+- Products are computed in bands of output positions, with the bias, in-place layers (ReLU)
+  and a following 1x1 convolution applied to the band while it is in cache. So LeNet's
+  `ip1-conv` (500 x 800 per position) is never held whole when nobody asks for it, which
+  also bounds memory on large photos.
+- Any layer without a fast path (LRN, Concat, Softmax, ...) runs through the numpy reference
+  implementation on ordinary N x C x H x W arrays, so the engine is exact for every net the
+  numpy engine runs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from viewer import netgraph
+from viewer.engines import numpy_engine
+from viewer.engines.base import Engine
+from viewer.model_io import CaffeNet
+from viewer.proto import caffe_pb2
+
+# Output positions per band of a convolution's product: large enough for an efficient SGEMM,
+# small enough that the band's im2col block and output stay in cache.
+BAND = 2048
+POINTWISE = {"ReLU", "Power", "Dropout"}
+
+
+@dataclass
+class Planes:
+    """A 4-D blob stored channel-major, `a[c, n, y, x]`, valid where `y < h` and `x < w`."""
+
+    a: np.ndarray
+    h: int
+    w: int
+
+    @classmethod
+    def from_nchw(cls, x: np.ndarray) -> "Planes":
+        return cls(np.ascontiguousarray(x.transpose(1, 0, 2, 3)), x.shape[2], x.shape[3])
+
+    def nchw(self) -> np.ndarray:
+        """The blob as a contiguous N x C x H x W array."""
+        return np.ascontiguousarray(self.a[:, :, :self.h, :self.w].transpose(1, 0, 2, 3))
+
+    def flat(self) -> np.ndarray:
+        """Each channel as one row over the whole batch: (C, N * rows * pitch)."""
+        return self.a.reshape(self.a.shape[0], -1)
+
+
+def _as_nchw(value) -> np.ndarray:
+    return value.nchw() if isinstance(value, Planes) else value
+
+
+def _wrap(array: np.ndarray):
+    return Planes.from_nchw(array) if array.ndim == 4 else array
+
+
+def _pointwise(layer: caffe_pb2.LayerParameter, x: np.ndarray) -> None:
+    """Apply ReLU / Power / Dropout to `x` in place (Caffe's TEST-phase arithmetic)."""
+    if layer.type == "ReLU":
+        slope = layer.relu_param.negative_slope
+        if slope:
+            np.multiply(x, np.where(x > 0, np.float32(1), np.float32(slope)), out=x)
+        else:
+            np.maximum(x, 0, out=x)
+    elif layer.type == "Power":
+        p = layer.power_param
+        if p.scale != 1:
+            np.multiply(x, np.float32(p.scale), out=x)
+        if p.shift != 0:
+            np.add(x, np.float32(p.shift), out=x)
+        if p.power != 1:
+            with np.errstate(all="ignore"):  # the columns past the valid width may go NaN
+                np.power(x, np.float32(p.power), out=x)
+
+
+@dataclass
+class _Conv:
+    """One convolution's matrices: weights as (groups, cout, cin * taps), bias as a column."""
+
+    layer: caffe_pb2.LayerParameter
+    window: netgraph.Window
+    group: int
+    weight: np.ndarray
+    bias: np.ndarray | None
+    after: list[caffe_pb2.LayerParameter] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, layer: caffe_pb2.LayerParameter, params: list[np.ndarray]) -> "_Conv":
+        p = layer.convolution_param
+        w = params[0]
+        weight = np.ascontiguousarray(w.reshape(p.group, w.shape[0] // p.group, -1))
+        bias = params[1].reshape(-1, 1).astype(np.float32) if p.bias_term else None
+        return cls(layer, netgraph.conv_window(p), p.group, weight, bias)
+
+    @property
+    def is_pointwise(self) -> bool:
+        w = self.window
+        return (w.kernel == (1, 1) and w.stride == (1, 1) and w.pad == (0, 0)
+                and self.group == 1)
+
+    def finish(self, out: np.ndarray) -> None:
+        """Bias and the in-place layers after this convolution, on an output band."""
+        if self.bias is not None:
+            out += self.bias
+        for layer in self.after:
+            _pointwise(layer, out)
+
+
+@dataclass
+class _Step:
+    """A layer to run, or a chain of convolutions fused band by band."""
+
+    layer: caffe_pb2.LayerParameter
+    chain: list[_Conv] = field(default_factory=list)
+
+    @property
+    def top(self) -> str:
+        last = self.chain[-1].layer if self.chain else self.layer
+        return last.top[0]
+
+
+def _pad(x: Planes, ph: int, pw: int) -> Planes:
+    c, n = x.a.shape[:2]
+    out = np.zeros((c, n, x.h + 2 * ph, x.w + 2 * pw), np.float32)
+    out[:, :, ph:ph + x.h, pw:pw + x.w] = x.a[:, :, :x.h, :x.w]
+    return Planes(out, x.h + 2 * ph, x.w + 2 * pw)
+
+
+def _convolve_shifted(x: Planes, chain: list[_Conv], band: int) -> Planes:
+    """A stride-1 convolution (then any fused 1x1 ones) as banded im2col + SGEMM on the pitch."""
+    first = chain[0]
+    (dh, dw), (eh, ew) = first.window.dilation, first.window.extent
+    kh, kw = first.window.kernel
+    c, n, rows, pitch = x.a.shape
+    oh, ow = x.h - eh + 1, x.w - ew + 1
+    src = x.flat()
+    # The last valid output sits here; every later position would read past the data.
+    total = (n - 1) * rows * pitch + (oh - 1) * pitch + ow
+    offsets = [ky * dh * pitch + kx * dw for ky in range(kh) for kx in range(kw)]
+    groups, cout, depth = first.weight.shape
+    cin = c // groups
+    last = chain[-1]
+    out = np.empty((last.weight.shape[0] * last.weight.shape[1], n, rows, pitch), np.float32)
+    dst = out.reshape(out.shape[0], -1)
+    dst[:, total:] = 0
+    pointwise_input = len(offsets) == 1 and offsets[0] == 0
+    cols = None if pointwise_input else np.empty((depth, min(band, total)), np.float32)
+    temps = [np.empty((cv.weight.shape[0] * cv.weight.shape[1], min(band, total)), np.float32)
+             for cv in chain[:-1]]
+    for r0 in range(0, total, band):
+        r1 = min(total, r0 + band)
+        m = r1 - r0
+        for g in range(groups):
+            if pointwise_input:
+                block = src[g * cin:(g + 1) * cin, r0:r1]
+            else:
+                block = cols[:, :m]
+                taps = block.reshape(cin, len(offsets), m)
+                for k, off in enumerate(offsets):
+                    taps[:, k, :] = src[g * cin:(g + 1) * cin, r0 + off:r1 + off]
+            target = temps[0][:, :m] if temps else dst[:, r0:r1]
+            np.matmul(first.weight[g], block, out=target[g * cout:(g + 1) * cout])
+        first.finish(target)
+        for k, conv in enumerate(chain[1:], start=1):
+            target = temps[k][:, :m] if k < len(temps) else dst[:, r0:r1]
+            np.matmul(conv.weight[0], temps[k - 1][:, :m], out=target)
+            conv.finish(target)
+    return Planes(out, oh, ow)
+
+
+def _convolve_strided(x: Planes, conv: _Conv) -> Planes:
+    """Any other convolution: im2col over the valid positions, one SGEMM per group."""
+    (sh, sw), (dh, dw), (eh, ew) = conv.window.stride, conv.window.dilation, conv.window.extent
+    kh, kw = conv.window.kernel
+    c, n = x.a.shape[:2]
+    oh, ow = (x.h - eh) // sh + 1, (x.w - ew) // sw + 1
+    groups, cout, depth = conv.weight.shape
+    cin = c // groups
+    out = np.empty((groups * cout, n, oh, ow), np.float32)
+    dst = out.reshape(groups * cout, -1)
+    cols = np.empty((depth, n, oh, ow), np.float32)
+    taps = cols.reshape(cin, kh, kw, n, oh, ow)
+    for g in range(groups):
+        for ky in range(kh):
+            for kx in range(kw):
+                y0, x0 = ky * dh, kx * dw
+                taps[:, ky, kx] = x.a[g * cin:(g + 1) * cin, :,
+                                      y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw]
+        np.matmul(conv.weight[g], cols.reshape(depth, -1), out=dst[g * cout:(g + 1) * cout])
+    conv.finish(dst)
+    return Planes(out, oh, ow)
+
+
+def convolve(x: Planes, chain: list[_Conv], band: int = BAND) -> Planes:
+    """Run a convolution (and the 1x1 convolutions fused after it) on planes."""
+    window = chain[0].window
+    if window.pad != (0, 0):
+        x = _pad(x, *window.pad)
+    if window.stride == (1, 1):
+        return _convolve_shifted(x, chain, band)
+    out = _convolve_strided(x, chain[0])
+    for conv in chain[1:]:
+        out = _convolve_shifted(out, [conv], band)
+    return out
+
+
+def pool(x: Planes, p: caffe_pb2.PoolingParameter) -> Planes:
+    """Caffe MAX/AVE pooling with ceil rounding, clipped edge windows and Caffe's divisor."""
+    win = netgraph.pool_window(p, (x.a.shape[1], x.a.shape[0], x.h, x.w))
+    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
+    ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
+    oh = netgraph.pooled_size(x.h, kh, sh, ph, ceil)
+    ow = netgraph.pooled_size(x.w, kw, sw, pw, ceil)
+    is_max = p.pool == caffe_pb2.PoolingParameter.MAX
+    if not is_max and p.pool != caffe_pb2.PoolingParameter.AVE:
+        raise ValueError("stochastic pooling runs only in training")
+    c, n = x.a.shape[:2]
+    out = np.full((c, n, oh, ow), -np.inf if is_max else 0.0, np.float32)
+    for ky in range(kh):
+        y0, y1 = _taps(ky, ph, sh, x.h, oh)
+        for kx in range(kw):
+            x0, x1 = _taps(kx, pw, sw, x.w, ow)
+            if y1 <= y0 or x1 <= x0:
+                continue
+            src = x.a[:, :, y0 * sh - ph + ky:(y1 - 1) * sh - ph + ky + 1:sh,
+                      x0 * sw - pw + kx:(x1 - 1) * sw - pw + kx + 1:sw]
+            dst = out[:, :, y0:y1, x0:x1]
+            if is_max:
+                np.maximum(dst, src, out=dst)
+            else:
+                dst += src
+    if not is_max:
+        ys = np.arange(oh) * sh - ph
+        xs = np.arange(ow) * sw - pw
+        area_h = np.minimum(ys + kh, x.h + ph) - ys
+        area_w = np.minimum(xs + kw, x.w + pw) - xs
+        out /= np.outer(area_h, area_w).astype(np.float32)
+    return Planes(out, oh, ow)
+
+
+def _taps(k: int, pad: int, stride: int, size: int, out: int) -> tuple[int, int]:
+    """The outputs [first, last) whose window tap `k` falls inside the data."""
+    first = max(0, -(-(pad - k) // stride))
+    last = min(out, (size - 1 + pad - k) // stride + 1)
+    return first, last
+
+
+class BlasEngine(Engine):
+    """numpy + BLAS forward pass with banded im2col products and fused pointwise layers."""
+
+    name = "blas"
+
+    def __init__(self, net: CaffeNet, band: int = BAND) -> None:
+        super().__init__(net)
+        self.band = band
+        self._plans: dict[tuple[str, ...], list[_Step]] = {}
+        self.layers = [l for l in self.deploy if l.type != "Input"]
+
+    def plan(self, blobs: list[str]) -> list[_Step]:
+        """The steps for a pass that must keep `blobs`, fusing what nobody looks at."""
+        key = tuple(sorted(blobs))
+        if key in self._plans:
+            return self._plans[key]
+        reads = [set(l.bottom) for l in self.layers]
+        steps: list[_Step] = []
+        i = 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            i += 1
+            if layer.type != "Convolution" or len(layer.top) != 1:
+                steps.append(_Step(layer))
+                continue
+            chain = [_Conv.of(layer, self.net.weights.get(layer.name, []))]
+            while True:
+                top = chain[-1].layer.top[0]
+                while (i < len(self.layers) and self.layers[i].type in POINTWISE
+                       and list(self.layers[i].bottom) == [top]
+                       and list(self.layers[i].top) == [top]):
+                    chain[-1].after.append(self.layers[i])
+                    i += 1
+                if i >= len(self.layers) or top in key or self.layers[i].type != "Convolution":
+                    break
+                nxt = _Conv.of(self.layers[i], self.net.weights.get(self.layers[i].name, []))
+                read_later = any(top in r for r in reads[i + 1:])
+                if (not nxt.is_pointwise or list(nxt.layer.bottom) != [top] or read_later
+                        or nxt.layer.top[0] == top):
+                    break
+                chain.append(nxt)
+                i += 1
+            steps.append(_Step(layer, chain))
+        self._plans[key] = steps
+        return steps
+
+    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
+        steps = self.plan(blobs)
+        last_read = {}
+        for k, step in enumerate(steps):
+            for layer in ([c.layer for c in step.chain] + [a for c in step.chain for a in c.after]
+                          if step.chain else [step.layer]):
+                for b in layer.bottom:
+                    last_read[b] = k
+        # A copy: in-place layers must never write into the caller's array.
+        values: dict[str, object] = {self.input_name: Planes.from_nchw(data.copy())}
+        for k, step in enumerate(steps):
+            self._run(step, values)
+            for b in [b for b in values if last_read.get(b, -1) <= k and b not in blobs]:
+                del values[b]
+        return {b: _as_nchw(values[b]) for b in blobs}
+
+    def _run(self, step: _Step, values: dict[str, object]) -> None:
+        layer = step.layer
+        if step.chain:
+            x = values[layer.bottom[0]]
+            if not isinstance(x, Planes):
+                x = _wrap(x)
+            values[step.top] = convolve(x, step.chain, self.band)
+            return
+        x = values[layer.bottom[0]] if layer.bottom else None
+        kind = layer.type
+        if kind in ("Dropout", "Split"):
+            for top in layer.top:
+                values[top] = x
+            return
+        if kind == "Pooling" and isinstance(x, Planes):
+            values[layer.top[0]] = pool(x, layer.pooling_param)
+            return
+        if kind in POINTWISE and isinstance(x, Planes):
+            shared = sum(v is x for v in values.values()) > 1
+            if not (layer.top[0] == layer.bottom[0] and not shared):
+                x = Planes(x.a.copy(), x.h, x.w)
+            _pointwise(layer, x.a)
+            values[layer.top[0]] = x
+            return
+        if kind == "InnerProduct":
+            p = layer.inner_product_param
+            params = self.net.weights[layer.name]
+            flat = _as_nchw(x).reshape(_as_nchw(x).shape[0], -1) if isinstance(x, Planes) \
+                else x.reshape(x.shape[0], -1)
+            weight = params[0] if p.transpose else params[0].T
+            out = flat @ weight
+            values[layer.top[0]] = out + params[1] if p.bias_term else out
+            return
+        bottoms = [_as_nchw(values[b]) for b in layer.bottom]
+        out = numpy_engine.run_layer(layer, bottoms, self.net.weights.get(layer.name, []))
+        for top in layer.top:
+            values[top] = _wrap(out)
