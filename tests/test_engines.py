@@ -1,0 +1,208 @@
+"""Every engine computes the same numbers under the same blob names, whatever its conventions.
+
+The numpy engine is the reference (Caffe's arithmetic written out); each other available
+engine must match it within 1e-4 on probabilities and on the blobs a user looks at, at sizes
+where Caffe's ceil-rounded pooling clips its last window, and on nets unlike LeNet.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import plate_like, random_biases
+from viewer import model_io, netgraph, surgery
+from viewer.engines import available_engines, create_engine
+from viewer.engines.numpy_engine import softmax
+from viewer.errors import EngineError
+
+TOLERANCE = 1e-4
+OTHERS = [e for e in available_engines() if e != "numpy"]
+# Odd heights and widths make every ceil-rounded pooling clip its last window.
+SIZES = [(28, 28), (29, 31), (33, 47), (41, 28), (64, 90)]
+
+# Fully convolutional, so it runs at any size: a padded dilated convolution, an implicit split
+# into two branches (one through a copying Dropout), leaky ReLU, LRN within channels, Scale,
+# Power, Concat, a stride-2 grouped convolution, padded AVE and MAX pooling, 1x1 convolutions.
+BRANCHY_NET = """
+name: "Branchy"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 2 dim: 24 dim: 24 } } }
+layer { name: "pre" type: "Power" bottom: "data" top: "pre"
+        power_param { scale: 0.01 shift: -1.0 } }
+layer { name: "conv1" type: "Convolution" bottom: "pre" top: "conv1"
+        convolution_param { num_output: 6 kernel_size: 3 pad: 2 dilation: 2 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" relu_param { negative_slope: 0.1 } }
+layer { name: "drop" type: "Dropout" bottom: "conv1" top: "kept" }
+layer { name: "left" type: "Convolution" bottom: "conv1" top: "left"
+        convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "relu_l" type: "ReLU" bottom: "left" top: "left" }
+layer { name: "norm" type: "LRN" bottom: "kept" top: "norm"
+        lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL } }
+layer { name: "gain" type: "Scale" bottom: "norm" top: "gain"
+        scale_param { bias_term: true } }
+layer { name: "cat" type: "Concat" bottom: "left" bottom: "gain" top: "cat" }
+layer { name: "conv2" type: "Convolution" bottom: "cat" top: "conv2"
+        convolution_param { num_output: 8 kernel_size: 3 stride: 2 group: 2 } }
+layer { name: "pool_ave" type: "Pooling" bottom: "conv2" top: "pool_ave"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "pool_max" type: "Pooling" bottom: "pool_ave" top: "pool_max"
+        pooling_param { pool: MAX kernel_size: 2 stride: 1 pad: 1 } }
+layer { name: "conv3" type: "Convolution" bottom: "pool_max" top: "conv3"
+        convolution_param { num_output: 10 kernel_size: 2 } }
+layer { name: "relu3" type: "ReLU" bottom: "conv3" top: "conv3" }
+layer { name: "score" type: "Convolution" bottom: "conv3" top: "score"
+        convolution_param { num_output: 5 kernel_size: 1 } }
+"""
+
+
+def _scale_weights(net: model_io.CaffeNet) -> model_io.CaffeNet:
+    """init_weights leaves Scale factors random around 0: make them gains around 1."""
+    gain = net.weights.get("gain")
+    if gain:
+        gain[0] = (1.0 + gain[0]).astype(np.float32)
+    return net
+
+
+@pytest.fixture(scope="module")
+def lenet_fcn() -> model_io.CaffeNet:
+    from viewer import paths
+
+    param, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
+    classifier = random_biases(model_io.init_weights(param, seed=11), 11)
+    return surgery.make_fully_convolutional(classifier).net
+
+
+@pytest.fixture(scope="module")
+def branchy() -> model_io.CaffeNet:
+    param, _ = model_io.parse_prototxt(BRANCHY_NET, "branchy.prototxt")
+    return _scale_weights(random_biases(model_io.init_weights(param, seed=5), 5))
+
+
+@pytest.fixture(scope="module")
+def reference_lenet(lenet_fcn):
+    return create_engine("numpy", lenet_fcn)
+
+
+def _plate_input(height: int, width: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    image = plate_like(height, width, seed).astype(np.float32)
+    return np.repeat(image[None, None], channels, axis=1)
+
+
+def _assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == np.float32, f"{what}: dtype {actual.dtype}"
+    scale = max(1.0, float(np.abs(expected).max()))
+    worst = float(np.abs(actual - expected).max()) / scale
+    assert worst < TOLERANCE, f"{what}: max |diff| {worst:.3g} (relative to {scale:.3g})"
+
+
+def test_the_fast_engines_are_registered():
+    assert {"numpy", "blas"} <= set(available_engines())
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+@pytest.mark.parametrize("size", SIZES)
+def test_lenet_probabilities_and_blobs_match_the_reference(engine, size, lenet_fcn,
+                                                           reference_lenet):
+    data = _plate_input(*size, seed=size[0])
+    blobs = ["ip2-alpha-conv", "conv1", "pool1", "pool2", "ip1-conv"]
+    expected = reference_lenet.forward(data, blobs)
+    actual = create_engine(engine, lenet_fcn).forward(data, blobs)
+    assert list(actual) == blobs
+    for blob in blobs[1:]:
+        _assert_close(actual[blob], expected[blob], f"{engine} {blob} at {size}")
+    _assert_close(softmax(actual["ip2-alpha-conv"]), softmax(expected["ip2-alpha-conv"]),
+                  f"{engine} probabilities at {size}")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_in_place_blobs_are_returned_after_the_in_place_layer(engine, lenet_fcn, reference_lenet):
+    data = _plate_input(45, 61)
+    out = create_engine(engine, lenet_fcn).forward(data, ["ip1-conv"])
+    assert out["ip1-conv"].min() >= 0.0, "ip1-conv must be the ReLU's output"
+    assert (out["ip1-conv"] == 0).any()
+    _assert_close(out["ip1-conv"], reference_lenet.forward(data, ["ip1-conv"])["ip1-conv"],
+                  f"{engine} ip1-conv")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_asking_for_fewer_blobs_does_not_change_the_scores(engine, lenet_fcn):
+    data = _plate_input(37, 53)
+    eng = create_engine(engine, lenet_fcn)
+    alone = eng.forward(data, ["ip2-alpha-conv"])["ip2-alpha-conv"]
+    together = eng.forward(data, ["conv1", "ip1-conv", "ip2-alpha-conv"])["ip2-alpha-conv"]
+    _assert_close(alone, together, f"{engine} scores with and without intermediate blobs")
+
+
+@pytest.mark.parametrize("engine", available_engines())
+def test_input_is_returned_and_never_modified(engine, lenet_fcn):
+    data = _plate_input(30, 30)
+    before = data.copy()
+    out = create_engine(engine, lenet_fcn).forward(data, ["data", "ip2-alpha-conv"])
+    np.testing.assert_array_equal(out["data"], before)
+    np.testing.assert_array_equal(data, before)
+
+
+@pytest.mark.parametrize("engine", available_engines())
+def test_unknown_blob_is_refused(engine, lenet_fcn):
+    with pytest.raises(KeyError, match="no blob named 'ip3'"):
+        create_engine(engine, lenet_fcn).forward(_plate_input(28, 28), ["ip3"])
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_one_engine_serves_many_sizes_in_turn(engine, lenet_fcn, reference_lenet):
+    eng = create_engine(engine, lenet_fcn)
+    for size in [(60, 100), (28, 28), (75, 33), (60, 100)]:
+        data = _plate_input(*size, seed=3)
+        _assert_close(eng.forward(data, ["ip2-alpha-conv"])["ip2-alpha-conv"],
+                      reference_lenet.forward(data, ["ip2-alpha-conv"])["ip2-alpha-conv"],
+                      f"{engine} after a size change to {size}")
+
+
+# OpenCV fuses the 1x1 convolution `left`, its in-place ReLU and the Concat that reads it, and
+# then returns an unwritten buffer for the blob `left` (scores stay right); without fusion
+# (`enableFusion(False)`) it matches. Strict, so the fix shows up as a failure to remove this.
+OPENCV_FUSION_BUG = pytest.mark.xfail(strict=True, reason="OpenCV fusion loses blob 'left'")
+BRANCHY_ENGINES = [pytest.param(e, marks=OPENCV_FUSION_BUG) if e == "opencv" else e
+                   for e in OTHERS]
+
+
+@pytest.mark.parametrize("engine", BRANCHY_ENGINES)
+@pytest.mark.parametrize("size", [(24, 24), (27, 35), (40, 29)])
+def test_a_net_of_another_shape_matches_the_reference(engine, size, branchy):
+    blobs = [b for b in netgraph.producers(branchy.param) if b != "data"]
+    data = _plate_input(*size, channels=2, seed=size[1])
+    expected = create_engine("numpy", branchy).forward(data, blobs)
+    try:
+        actual = create_engine(engine, branchy).forward(data, blobs)
+    except EngineError as err:
+        pytest.skip(f"{engine} does not run this net: {err}")
+    for blob in blobs:
+        _assert_close(actual[blob], expected[blob], f"{engine} {blob} at {size}")
+    _assert_close(softmax(actual["score"]), softmax(expected["score"]),
+                  f"{engine} probabilities at {size}")
+    alone = create_engine(engine, branchy).forward(data, ["score"])["score"]
+    _assert_close(alone, expected["score"], f"{engine} score alone at {size}")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_batched_classifier_of_another_shape_matches_the_reference(engine, other_net):
+    data = np.random.default_rng(2).uniform(0, 255, (3, 3, 32, 32)).astype(np.float32)
+    blobs = ["conv_a", "pool_a", "norm_b", "fc1", "prob"]
+    expected = create_engine("numpy", other_net).forward(data, blobs)
+    actual = create_engine(engine, other_net).forward(data, blobs)
+    for blob in blobs:
+        _assert_close(actual[blob], expected[blob], f"{engine} {blob}")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_batched_lenet_windows_equal_the_dense_pass(engine, lenet_fcn):
+    """The per-window classifier and the dense pass agree cell by cell (the bench's check)."""
+    dense = create_engine(engine, lenet_fcn)
+    image = _plate_input(36, 44, seed=9)
+    scores = dense.forward(image, ["ip2-alpha-conv"])["ip2-alpha-conv"][0]
+    windows = np.stack([image[0, :, 4 * i:4 * i + 28, 4 * j:4 * j + 28]
+                        for i in range(scores.shape[1]) for j in range(scores.shape[2])])
+    per_window = dense.forward(windows, ["ip2-alpha-conv"])["ip2-alpha-conv"]
+    expected = per_window[:, :, 0, 0].T.reshape(scores.shape)
+    _assert_close(scores, expected, f"{engine} dense vs per-window")
