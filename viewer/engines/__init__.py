@@ -15,6 +15,9 @@ _REGISTRY = {
     "opencv": ("viewer.engines.opencv_engine", "OpenCVEngine", "cv2",
                "pip install 'opencv-python-headless<5'"),
     "numpy": ("viewer.engines.numpy_engine", "NumpyEngine", "numpy", "pip install numpy"),
+    "blas": ("viewer.engines.blas_engine", "BlasEngine", "numpy", "pip install numpy"),
+    "onnx": ("viewer.engines.onnx_engine", "OnnxEngine", "onnxruntime",
+             "pip install onnx onnxruntime"),
 }
 
 
