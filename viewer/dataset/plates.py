@@ -197,6 +197,14 @@ def _glyphs_for(style: PlateStyle) -> _GlyphSet:
 
 # ---------------------------------------------------------------------------------- drawing
 
+_FP_SHIFT = 2               # cv2 drawing in fixed point: coordinates times 4
+_FP = 1 << _FP_SHIFT
+
+
+def _fp(v: float) -> int:
+    return round(v * _FP)
+
+
 class _Canvas:
     """A float grey canvas at `ss` times the final resolution, with box bookkeeping."""
 
@@ -218,8 +226,8 @@ class _Canvas:
     def paint_shape(self, draw_fn, value: float,
                     bbox: tuple[float, float, float, float] | None = None) -> None:
         """Blend `value` through a shape that `draw_fn(uint8 image)` draws with cv2 (anti-aliased,
-        canvas coordinates). `bbox` (x0, y0, x1, y1), when given, bounds the shape and saves
-        time: only that part of the canvas is blended."""
+        fixed-point canvas coordinates). `bbox` (x0, y0, x1, y1), when given, bounds the shape
+        and saves time: only that part of the canvas is blended."""
         m = np.zeros(self.a.shape, np.uint8)
         draw_fn(m)
         H, W = self.a.shape
@@ -232,6 +240,38 @@ class _Canvas:
                 return
         region = self.a[y0:y1, x0:x1]
         region += (value - region) * (m[y0:y1, x0:x1].astype(np.float32) * (1 / 255))
+
+    def rect(self, x0: float, y0: float, x1: float, y1: float, value: float) -> None:
+        self.paint_shape(lambda m: cv2.rectangle(m, (_fp(x0), _fp(y0)), (_fp(x1), _fp(y1)), 255,
+                                                 -1, cv2.LINE_AA, _FP_SHIFT),
+                         value, (x0, y0, x1, y1))
+
+    def circle(self, cx: float, cy: float, r: float, value: float, thickness: int = -1) -> None:
+        self.paint_shape(lambda m: cv2.circle(m, (_fp(cx), _fp(cy)), max(1, _fp(r)), 255,
+                                              thickness, cv2.LINE_AA, _FP_SHIFT),
+                         value, (cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2))
+
+    def rounded_rect(self, x0: float, y0: float, x1: float, y1: float, r: float, value: float,
+                     line: float = 0.0) -> None:
+        """A filled rounded rectangle, or its outline when `line` (thickness) is given."""
+        X0, Y0, X1, Y1, R = (_fp(v) for v in (x0, y0, x1, y1, r))
+
+        def draw(m):
+            if not line:
+                cv2.rectangle(m, (X0 + R, Y0), (X1 - R, Y1), 255, -1, cv2.LINE_AA, _FP_SHIFT)
+                cv2.rectangle(m, (X0, Y0 + R), (X1, Y1 - R), 255, -1, cv2.LINE_AA, _FP_SHIFT)
+                for cx, cy in ((X0 + R, Y0 + R), (X1 - R, Y0 + R), (X0 + R, Y1 - R),
+                               (X1 - R, Y1 - R)):
+                    cv2.circle(m, (cx, cy), R, 255, -1, cv2.LINE_AA, _FP_SHIFT)
+                return
+            t = max(1, round(line))
+            for a, b in (((X0 + R, Y0), (X1 - R, Y0)), ((X0 + R, Y1), (X1 - R, Y1)),
+                         ((X0, Y0 + R), (X0, Y1 - R)), ((X1, Y0 + R), (X1, Y1 - R))):
+                cv2.line(m, a, b, 255, t, cv2.LINE_AA, _FP_SHIFT)
+            for cx, cy, angle in ((X0 + R, Y0 + R, 180), (X1 - R, Y0 + R, 270),
+                                  (X1 - R, Y1 - R, 0), (X0 + R, Y1 - R, 90)):
+                cv2.ellipse(m, (cx, cy), (R, R), angle, 0, 90, 255, t, cv2.LINE_AA, _FP_SHIFT)
+        self.paint_shape(draw, value, (x0 - line, y0 - line, x1 + line, y1 + line))
 
     def final_box(self, x0: float, y0: float, x1: float, y1: float) -> Box:
         """A box in final pixels that covers the canvas span [x0, x1) x [y0, y1)."""
@@ -248,27 +288,23 @@ def _scaled(mask: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return cv2.resize(mask, (w, h), interpolation=interp)
 
 
-def _text_masks(text: str, gs: _GlyphSet, cap_px: float, width_scale: float,
-                spacing_px: float) -> list[tuple[np.ndarray, float, float]]:
-    """Masks of `text` (A-Z0-9 only) laid out left to right: (mask, x, y) with y from cap top."""
+def _small_text_width(text: str, gs: _GlyphSet, cap_px: float, width_scale: float = 1.0) -> float:
     s = cap_px / gs.cap
-    out, x = [], 0.0
-    for ch in text:
-        g = gs.glyphs[ch]
-        m = _scaled(g.mask, s * width_scale, s)
-        out.append((m, x, g.top * s))
-        x += m.shape[1] + spacing_px
-    return out
+    return (sum(round(gs.glyphs[c].mask.shape[1] * s * width_scale) for c in text)
+            + 0.18 * cap_px * (len(text) - 1))
 
 
 def _draw_small_text(cv: _Canvas, text: str, gs: _GlyphSet, x: float, y: float, cap_px: float,
                      value: float, width_scale: float = 1.0) -> float:
     """Draw a short A-Z0-9 string with its capital top at (x, y); return its width."""
-    end = x
-    for m, dx, dy in _text_masks(text, gs, cap_px, width_scale, cap_px * 0.18):
-        cv.paint(m, round(x + dx), round(y + dy), value)
-        end = x + dx + m.shape[1]
-    return end - x
+    s = cap_px / gs.cap
+    dx = 0.0
+    for ch in text:
+        g = gs.glyphs[ch]
+        m = _scaled(g.mask, s * width_scale, s)
+        cv.paint(m, round(x + dx), round(y + g.top * s), value)
+        dx += m.shape[1] + 0.18 * cap_px
+    return dx - 0.18 * cap_px
 
 
 def _star_ring(cv: _Canvas, cx: float, cy: float, radius: float, dot: float, value: float) -> None:
@@ -276,8 +312,7 @@ def _star_ring(cv: _Canvas, cx: float, cy: float, radius: float, dot: float, val
         for k in range(12):
             t = 2 * math.pi * k / 12
             px, py = cx + radius * math.sin(t), cy - radius * math.cos(t)
-            cv2.circle(m, (round(px * 4), round(py * 4)), max(1, round(dot * 4)), 255, -1,
-                       cv2.LINE_AA, shift=2)
+            cv2.circle(m, (_fp(px), _fp(py)), max(1, _fp(dot)), 255, -1, cv2.LINE_AA, _FP_SHIFT)
     pad = radius + dot
     cv.paint_shape(draw, value, (cx - pad, cy - pad, cx + pad, cy + pad))
 
@@ -289,23 +324,18 @@ def _shield(cv: _Canvas, x: float, y: float, w: float, h: float, fill: float, cr
         t = k / 12 * math.pi
         pts.append((x + w / 2 + w / 2 * math.cos(t), y + 0.55 * h + 0.45 * h * math.sin(t)))
     pts.append((x, y + 0.55 * h))
-    poly = np.array([[round(px * 4), round(py * 4)] for px, py in pts], np.int32)
-    cv.paint_shape(lambda m: cv2.fillPoly(m, [poly], 255, cv2.LINE_AA, 2), fill,
+    poly = np.array([[_fp(px), _fp(py)] for px, py in pts], np.int32)
+    cv.paint_shape(lambda m: cv2.fillPoly(m, [poly], 255, cv2.LINE_AA, _FP_SHIFT), fill,
                    (x, y, x + w, y + h))
     bar = max(1.0, 0.12 * w)
     cx = x + w / 2
-
-    def draw_cross(m):
-        def rect(x0, y0, x1, y1):
-            cv2.rectangle(m, (round(x0 * 4), round(y0 * 4)), (round(x1 * 4), round(y1 * 4)),
-                          255, -1, cv2.LINE_AA, 2)
-        rect(cx - bar / 2, y + 0.12 * h, cx + bar / 2, y + 0.72 * h)
-        rect(cx - 0.30 * w, y + 0.24 * h, cx + 0.30 * w, y + 0.24 * h + bar)
-        rect(cx - 0.38 * w, y + 0.42 * h, cx + 0.38 * w, y + 0.42 * h + bar)
-        cv2.ellipse(m, (round(cx * 4), round((y + 0.86 * h) * 4)),
-                    (round(0.30 * w * 4), round(0.14 * h * 4)), 0, 180, 360, 255, -1,
-                    cv2.LINE_AA, 2)
-    cv.paint_shape(draw_cross, cross, (x, y, x + w, y + h))
+    cv.rect(cx - bar / 2, y + 0.12 * h, cx + bar / 2, y + 0.72 * h, cross)
+    cv.rect(cx - 0.30 * w, y + 0.24 * h, cx + 0.30 * w, y + 0.24 * h + bar, cross)
+    cv.rect(cx - 0.38 * w, y + 0.42 * h, cx + 0.38 * w, y + 0.42 * h + bar, cross)
+    cv.paint_shape(lambda m: cv2.ellipse(m, (_fp(cx), _fp(y + 0.86 * h)),
+                                         (_fp(0.30 * w), _fp(0.14 * h)), 0, 180, 360, 255, -1,
+                                         cv2.LINE_AA, _FP_SHIFT),
+                   cross, (x, y, x + w, y + h))
 
 
 def _stamp(cv: _Canvas, cx: float, cy: float, r: float, rng: np.random.Generator | None,
@@ -313,23 +343,82 @@ def _stamp(cv: _Canvas, cx: float, cy: float, r: float, rng: np.random.Generator
     """A round registration sticker: a disc, a dark ring, a lighter core and some print."""
     def pick(lo, hi, default):
         return default if rng is None else float(rng.uniform(lo, hi))
-    disc = pick(0.25, 0.85, 0.55) * ground + (1 - pick(0.25, 0.85, 0.55)) * ink
-    ring = ink + pick(0.0, 0.35, 0.15) * (ground - ink)
-    core = ground - pick(0.0, 0.45, 0.2) * (ground - ink)
-
-    def circle(radius, thickness, value, px=cx, py=cy):
-        cv.paint_shape(lambda m: cv2.circle(m, (round(px * 4), round(py * 4)),
-                                            max(1, round(radius * 4)), 255, thickness,
-                                            cv2.LINE_AA, 2),
-                       value, (px - radius - 2, py - radius - 2, px + radius + 2, py + radius + 2))
-    circle(r, -1, disc)
-    circle(r * 0.92, max(1, round(r * 0.12)), ring)
-    circle(r * pick(0.35, 0.6, 0.45), -1, core)
+    t = pick(0.25, 0.85, 0.55)
+    cv.circle(cx, cy, r, t * ground + (1 - t) * ink)
+    cv.circle(cx, cy, r * 0.92, ink + pick(0.0, 0.35, 0.15) * (ground - ink),
+              thickness=max(1, round(r * 0.12)))
+    cv.circle(cx, cy, r * pick(0.35, 0.6, 0.45), ground - pick(0.0, 0.45, 0.2) * (ground - ink))
     if rng is not None and rng.random() < 0.7:  # tiny print and numbers on the sticker
         for _ in range(int(rng.integers(2, 6))):
-            t = rng.uniform(0, 2 * math.pi)
+            a = rng.uniform(0, 2 * math.pi)
             rr = r * rng.uniform(0.55, 0.8)
-            circle(r * 0.1, -1, ink, cx + rr * math.cos(t), cy + rr * math.sin(t))
+            cv.circle(cx + rr * math.cos(a), cy + rr * math.sin(a), r * 0.1, ink)
+
+
+def _draw_separator(cv: _Canvas, kind: str, x0: float, w: float, top: float, u: float,
+                    stroke: float, ink: float, ground: float,
+                    rng: np.random.Generator | None) -> Mark | None:
+    """Draw separator `kind` in the slot [x0, x0 + w) of a text line starting at `top`."""
+    if kind == "-":
+        bw = 0.24 * u
+        bx, by = x0 + (w - bw) / 2, top + 0.5 * u - stroke / 2
+        cv.rect(bx, by, bx + bw, by + stroke, ink)
+        return Mark("separator", cv.final_box(bx, by, bx + bw, by + stroke))
+    if kind == ":":
+        bx = x0 + (w - stroke) / 2
+        for cy in (0.3, 0.7):
+            by = top + cy * u - stroke / 2
+            cv.rect(bx, by, bx + stroke, by + stroke, ink)
+        return Mark("separator", cv.final_box(bx, top + 0.3 * u - stroke / 2, bx + stroke,
+                                              top + 0.7 * u + stroke / 2))
+    if kind == "*":
+        r = 0.19 * u
+        cx = x0 + w / 2
+        for cy in (0.25, 0.75):
+            _stamp(cv, cx, top + cy * u, r, rng, ground, ink)
+        return Mark("stamp", cv.final_box(cx - r, top + 0.25 * u - r, cx + r, top + 0.75 * u + r))
+    return None  # " " is a gap
+
+
+def _draw_band(cv: _Canvas, x0: float, y0: float, x1: float, y1: float, u: float, code: str,
+               ink: float, ground: float, inverted: bool) -> Mark:
+    """The EU band: a dark strip, a ring of twelve stars and the country code."""
+    band = 0.5 * (ink + ground) if inverted else min(ink + 25, ground - 40)
+    cv.rect(x0, y0, x1, y1, band)
+    light = max(ground, 200.0)
+    _star_ring(cv, (x0 + x1) / 2, y0 + 0.38 * (y1 - y0), 0.19 * u, 0.028 * u, light)
+    gs, cap = _code_glyphs(), 0.26 * u
+    width = _small_text_width(code, gs, cap)
+    _draw_small_text(cv, code, gs, (x0 + x1) / 2 - width / 2, y1 - 0.12 * u - cap, cap, light)
+    return Mark("band", cv.final_box(x0, y0, x1, y1))
+
+
+def _draw_emblem(cv: _Canvas, x0: float, y0: float, u: float, code: str, ink: float,
+                 ground: float) -> Mark:
+    """Old Slovak plates: the coat of arms above the letters SK, in the plate's ink."""
+    sw, sh = 0.34 * u, 0.44 * u
+    _shield(cv, x0, y0, sw, sh, ink, ground)
+    cap = 0.26 * u
+    _draw_small_text(cv, code, _code_glyphs(), x0, y0 + 1.02 * u - cap, cap, ink,
+                     width_scale=0.85)
+    return Mark("emblem", cv.final_box(x0 - 0.02 * u, y0, x0 + sw + 0.05 * u, y0 + 1.04 * u))
+
+
+def _draw_dealer_text(cv: _Canvas, x0: float, y0: float, cap: float, holder: float,
+                      rng: np.random.Generator) -> Mark:
+    """Small print of the car dealer on the plate holder."""
+    words = ["".join(rng.choice(list(CHARACTERS), size=int(rng.integers(2, 8))))
+             for _ in range(int(rng.integers(2, 5)))]
+    value = 0.5 * (holder + 230) if holder < 128 else 20.0
+    x = x0
+    for word in words:
+        x += _draw_small_text(cv, word, _code_glyphs(), x, y0, cap, value, 1.1) + 0.5 * cap
+    return Mark("dealer", cv.final_box(x0, y0, x, y0 + cap))
+
+
+def _code_glyphs() -> _GlyphSet:
+    """A bold face for country codes and small print."""
+    return _glyph_set(str(find_fonts()[0].path), 2)
 
 
 def _layout_slots(text: str) -> list[str]:
@@ -342,158 +431,92 @@ def _layout_slots(text: str) -> list[str]:
     return list(text)
 
 
-def _compose(text: str, style: PlateStyle, char_h: float, rng: np.random.Generator | None,
-             ss: int) -> tuple[np.ndarray, list[Box], list[Mark], Box]:
-    """Draw the clean plate at `ss` times `char_h`; return the final-size image and boxes."""
-    gs = _glyphs_for(style)
-    u = char_h * ss  # one character height in canvas pixels
+@dataclass
+class _Slot:
+    kind: str                 # a character or a separator
+    x: float                  # left edge from the plate's left edge, canvas pixels
+    width: float
+    mask: np.ndarray | None = None  # characters only
+    top: float = 0.0          # characters: ink top below the capital top
+
+
+def _lay_out(text: str, gs: _GlyphSet, style: PlateStyle, u: float, x: float) -> list[_Slot]:
+    """Place characters and separator slots left to right, starting at `x`."""
+    s = u / gs.cap
     width_scale = style.char_width_ratio * gs.cap / gs.h_width
     spacing = style.spacing_ratio * u
+    slots = []
+    for ch in _layout_slots(text):
+        if ch in SEPARATORS:
+            slots.append(_Slot(ch, x, SEPARATOR_SLOT[ch] * u))
+        else:
+            g = gs.glyphs[ch]
+            m = _scaled(g.mask, s * width_scale, s)
+            slots.append(_Slot(ch, x, m.shape[1], m, g.top * s))
+        x += slots[-1].width + spacing
+    return slots
+
+
+def _compose(text: str, style: PlateStyle, char_h: float, rng: np.random.Generator | None,
+             ss: int) -> tuple[np.ndarray, list[Box], list[Mark], Box]:
+    """Draw the clean plate at `ss` times `char_h`; return the final-size image, the character
+    boxes, the marks and the plate box."""
+    u = char_h * ss  # one character height in canvas pixels
     ink, ground = float(style.ink), float(style.ground)
     if style.inverted:
         ink, ground = ground, ink
 
     # Horizontal layout, measured from the plate's left edge.
-    border_w = 0.05 * u if style.border else 0.0
+    border_w = 0.08 * u if style.border else 0.0
     lead = {"EU": 0.62, "SK": 0.48}.get(style.layout, 0.0) * u
-    x = border_w + lead + style.side_ratio * u
-    slots = _layout_slots(text)
-    placed: list[tuple[str, np.ndarray | None, float, float, float]] = []  # kind, mask, x, y, w
-    s = u / gs.cap
-    for i, ch in enumerate(slots):
-        if ch in SEPARATORS:
-            w = SEPARATOR_SLOT[ch] * u
-            placed.append((ch, None, x, 0.0, w))
-            x += w + spacing
-        else:
-            g = gs.glyphs[ch]
-            m = _scaled(g.mask, s * width_scale, s)
-            placed.append((ch, m, x, g.top * s, m.shape[1]))
-            x += m.shape[1] + spacing
-    plate_w = x - spacing + style.side_ratio * u + border_w
+    slots = _lay_out(text, _glyphs_for(style), style, u, border_w + lead + style.side_ratio * u)
+    plate_w = slots[-1].x + slots[-1].width + style.side_ratio * u + border_w
     plate_h = (1 + 2 * style.margin_ratio) * u
     sur = style.surround_ratio * u
-
     W = int(math.ceil((plate_w + 2 * sur) / ss)) * ss
     H = int(math.ceil((plate_h + 2 * sur) / ss)) * ss
-    ox = (W - plate_w) / 2  # plate origin in the canvas
-    oy = (H - plate_h) / 2
+    ox, oy = (W - plate_w) / 2, (H - plate_h) / 2  # plate origin in the canvas
     cv = _Canvas(W, H, style.surround, ss)
-    marks: list[Mark] = []
 
     # The plate with rounded corners, and its rim.
-    rad = 0.08 * u
-
-    def rounded_rect(m, x0, y0, x1, y1, r, value, thickness):
-        p = [round(v * 4) for v in (x0, y0, x1, y1, r)]
-        x0_, y0_, x1_, y1_, r_ = p
-        if thickness < 0:
-            cv2.rectangle(m, (x0_ + r_, y0_), (x1_ - r_, y1_), value, -1, cv2.LINE_AA, 2)
-            cv2.rectangle(m, (x0_, y0_ + r_), (x1_, y1_ - r_), value, -1, cv2.LINE_AA, 2)
-            for cx_, cy_ in ((x0_ + r_, y0_ + r_), (x1_ - r_, y0_ + r_),
-                             (x0_ + r_, y1_ - r_), (x1_ - r_, y1_ - r_)):
-                cv2.circle(m, (cx_, cy_), r_, value, -1, cv2.LINE_AA, 2)
-        else:
-            t = max(1, round(thickness))
-            cv2.line(m, (x0_ + r_, y0_), (x1_ - r_, y0_), value, t, cv2.LINE_AA, 2)
-            cv2.line(m, (x0_ + r_, y1_), (x1_ - r_, y1_), value, t, cv2.LINE_AA, 2)
-            cv2.line(m, (x0_, y0_ + r_), (x0_, y1_ - r_), value, t, cv2.LINE_AA, 2)
-            cv2.line(m, (x1_, y0_ + r_), (x1_, y1_ - r_), value, t, cv2.LINE_AA, 2)
-            for cx_, cy_, a in ((x0_ + r_, y0_ + r_, 180), (x1_ - r_, y0_ + r_, 270),
-                                (x1_ - r_, y1_ - r_, 0), (x0_ + r_, y1_ - r_, 90)):
-                cv2.ellipse(m, (cx_, cy_), (r_, r_), a, 0, 90, value, t, cv2.LINE_AA, 2)
-
-    cv.paint_shape(lambda m: rounded_rect(m, ox, oy, ox + plate_w, oy + plate_h, rad, 255, -1),
-                   ground)
+    cv.rounded_rect(ox, oy, ox + plate_w, oy + plate_h, 0.08 * u, ground)
     if style.border:
-        rim = 0.035 * u
         inset = border_w * 0.6
-        cv.paint_shape(lambda m: rounded_rect(
-            m, ox + inset, oy + inset, ox + plate_w - inset, oy + plate_h - inset,
-            rad * 0.8, 255, rim * 4), ink)
+        cv.rounded_rect(ox + inset, oy + inset, ox + plate_w - inset, oy + plate_h - inset,
+                        0.064 * u, ink, line=0.1 * u)
     plate_box = cv.final_box(ox, oy, ox + plate_w, oy + plate_h)
-    edge_w = 0.15 * u
-    marks.append(Mark("edge", cv.final_box(ox - edge_w, oy, ox + edge_w, oy + plate_h)))
-    marks.append(Mark("edge", cv.final_box(ox + plate_w - edge_w, oy, ox + plate_w + edge_w,
-                                           oy + plate_h)))
-
-    # The band or emblem at the left.
-    face_faces = find_fonts()
-    code_gs = _glyph_set(str(face_faces[0].path), 2)
+    edge = 0.15 * u
+    marks = [Mark("edge", cv.final_box(ox - edge, oy, ox + edge, oy + plate_h)),
+             Mark("edge", cv.final_box(ox + plate_w - edge, oy, ox + plate_w + edge,
+                                       oy + plate_h))]
     if style.layout == "EU":
-        bx0, by0 = ox + border_w, oy + border_w
-        bx1, by1 = ox + border_w + lead, oy + plate_h - border_w
-        band = ink if not style.inverted else 0.5 * (ink + ground)
-        band = min(band + 25, ground - 40) if not style.inverted else band
-        cv.paint_shape(lambda m: cv2.rectangle(
-            m, (round(bx0 * 4), round(by0 * 4)), (round(bx1 * 4), round(by1 * 4)), 255, -1,
-            cv2.LINE_AA, 2), band, (bx0, by0, bx1, by1))
-        light = max(ground, 200.0)
-        _star_ring(cv, (bx0 + bx1) / 2, by0 + 0.38 * (by1 - by0), 0.19 * u, 0.028 * u, light)
-        code = style.country[:3]
-        cap = 0.26 * u
-        code_w = sum(code_gs.glyphs[c].mask.shape[1] for c in code) * cap / code_gs.cap
-        code_w += 0.18 * cap * (len(code) - 1)
-        _draw_small_text(cv, code, code_gs, (bx0 + bx1) / 2 - code_w / 2,
-                         by1 - 0.12 * u - cap, cap, light)
-        marks.append(Mark("band", cv.final_box(bx0, by0, bx1, by1)))
+        marks.append(_draw_band(cv, ox + border_w, oy + border_w, ox + border_w + lead,
+                                oy + plate_h - border_w, u, style.country[:3], ink, ground,
+                                style.inverted))
     elif style.layout == "SK":
-        ex0 = ox + border_w + 0.07 * u
-        sw, sh = 0.34 * u, 0.44 * u
-        ey0 = oy + style.margin_ratio * u - 0.04 * u
-        _shield(cv, ex0, ey0, sw, sh, ink, ground)
-        cap = 0.26 * u
-        _draw_small_text(cv, style.country[:2], code_gs, ex0, ey0 + 1.02 * u - cap, cap, ink,
-                         width_scale=0.85)
-        marks.append(Mark("emblem", cv.final_box(ex0 - 0.02 * u, ey0, ex0 + sw + 0.05 * u,
-                                                 ey0 + 1.04 * u)))
+        marks.append(_draw_emblem(cv, ox + border_w + 0.07 * u,
+                                  oy + (style.margin_ratio - 0.04) * u, u, style.country[:2],
+                                  ink, ground))
 
-    # Characters and separators.
-    text_top = round((oy + style.margin_ratio * u) / ss) * ss  # on the final pixel grid
-    boxes: list[Box] = []
+    # Characters on the final pixel grid, so their boxes are exact; separators between them.
+    top = round((oy + style.margin_ratio * u) / ss) * ss
     stroke = (style.stroke_ratio or 0.13) * u
-    for kind, m, px, dy, w in placed:
-        x0 = ox + px
-        if m is not None:
-            xi, yi = round(x0 / ss) * ss, round(text_top + dy)
-            cv.paint(m, xi, yi, ink)
-            boxes.append(cv.final_box(xi, yi, xi + m.shape[1], yi + m.shape[0]))
-        elif kind == "-":
-            bw = 0.24 * u
-            bx, by = x0 + (w - bw) / 2, text_top + 0.5 * u - stroke / 2
-            cv.paint_shape(lambda mm: cv2.rectangle(
-                mm, (round(bx * 4), round(by * 4)), (round((bx + bw) * 4),
-                                                     round((by + stroke) * 4)),
-                255, -1, cv2.LINE_AA, 2), ink, (bx, by, bx + bw, by + stroke))
-            marks.append(Mark("separator", cv.final_box(bx, by, bx + bw, by + stroke)))
-        elif kind == ":":
-            d = stroke
-            bx = x0 + (w - d) / 2
-            for cy in (0.3, 0.7):
-                by = text_top + cy * u - d / 2
-                cv.paint_shape(lambda mm: cv2.rectangle(
-                    mm, (round(bx * 4), round(by * 4)), (round((bx + d) * 4),
-                                                         round((by + d) * 4)),
-                    255, -1, cv2.LINE_AA, 2), ink, (bx, by, bx + d, by + d))
-            marks.append(Mark("separator", cv.final_box(bx, text_top + 0.3 * u - d / 2,
-                                                        bx + d, text_top + 0.7 * u + d / 2)))
-        elif kind == "*":
-            r = 0.19 * u
-            cx = x0 + w / 2
-            for cy in (0.25, 0.75):
-                _stamp(cv, cx, text_top + cy * u, r, rng, ground, ink)
-            marks.append(Mark("stamp", cv.final_box(cx - r, text_top + 0.25 * u - r,
-                                                    cx + r, text_top + 0.75 * u + r)))
+    boxes: list[Box] = []
+    for slot in slots:
+        if slot.mask is not None:
+            xi, yi = round((ox + slot.x) / ss) * ss, round(top + slot.top)
+            cv.paint(slot.mask, xi, yi, ink)
+            boxes.append(cv.final_box(xi, yi, xi + slot.mask.shape[1], yi + slot.mask.shape[0]))
+        else:
+            mark = _draw_separator(cv, slot.kind, ox + slot.x, slot.width, top, u, stroke, ink,
+                                   ground, rng)
+            if mark:
+                marks.append(mark)
 
     if style.dealer_text and rng is not None and sur > 0.14 * u:
         cap = min(0.12 * u, sur * 0.6)
-        words = ["".join(rng.choice(list(CHARACTERS), size=int(rng.integers(2, 8))))
-                 for _ in range(int(rng.integers(2, 5)))]
-        dx, y = ox + 0.3 * u, oy + plate_h + (sur - cap) / 2
-        value = 0.5 * (style.surround + 230) if style.surround < 128 else 20.0
-        for word in words:
-            dx += _draw_small_text(cv, word, code_gs, dx, y, cap, value, 1.1) + 0.5 * cap
-        marks.append(Mark("dealer", cv.final_box(ox + 0.3 * u, y, dx, y + cap)))
+        marks.append(_draw_dealer_text(cv, ox + 0.3 * u, oy + plate_h + (sur - cap) / 2, cap,
+                                       style.surround, rng))
 
     small = cv2.resize(cv.a, (W // ss, H // ss), interpolation=cv2.INTER_AREA)
     return small, boxes, marks, plate_box
@@ -543,7 +566,7 @@ def _photo(img: np.ndarray, boxes: list[Box], marks: list[Mark], plate_box: Box,
     if rng.random() < aug.shadow:
         t = rng.uniform(0, 2 * math.pi)
         d = math.cos(t) * xn + math.sin(t) * yn - rng.uniform(-0.3, 0.3)
-        soft = 1 / (1 + np.exp(-d / rng.uniform(0.01, 0.08)))
+        soft = 0.5 * (1 + np.tanh(d / (2 * rng.uniform(0.01, 0.08))))  # a soft step
         gain *= 1 - rng.uniform(0.3, 0.6) * soft
     img = img * gain.astype(np.float32)
 
