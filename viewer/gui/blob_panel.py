@@ -1,0 +1,83 @@
+"""Any blob of the net, its channels tiled side by side, so nets other than ours can be explored."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5 import QtCore, QtWidgets
+
+from viewer import render
+
+MAX_CHANNELS = 256
+
+
+def best_columns(count: int, tile: tuple[int, int], width: int, height: int) -> int:
+    """Tiles per row whose sheet has the canvas's aspect ratio, so the tiles come out largest."""
+    h, w = tile
+    target = width / max(1, height)
+
+    def mismatch(columns: int) -> float:
+        rows = -(-count // columns)
+        return abs(np.log((columns * w) / (rows * h) / target))
+
+    return min(range(1, count + 1), key=mismatch)
+
+
+class BlobPanel(QtWidgets.QWidget):
+    """A blob picker and the picked blob's channels as one tiled gray image.
+
+    `blob_changed(name)` asks the window to compute that blob with the next map.
+    """
+
+    blob_changed = QtCore.pyqtSignal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.picker = QtWidgets.QComboBox()
+        self.picker.setToolTip("Blob of the net to show (one tile per channel, each stretched "
+                               "to its own range)")
+        self.info = QtWidgets.QLabel()
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.view = self.canvas.addViewBox(lockAspect=True, invertY=True)
+        self.image = pg.ImageItem()
+        self.view.addItem(self.image)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(QtWidgets.QLabel("Blob"))
+        top.addWidget(self.picker)
+        top.addWidget(self.info, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.canvas, 1)
+        self.picker.currentTextChanged.connect(self._picked)
+
+    def set_blobs(self, names: list[str], preferred: str | None = None) -> None:
+        """Offer `names`; keep the current pick if the new net has it."""
+        current = self.picker.currentText() or preferred
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        self.picker.addItems(names)
+        if current in names:
+            self.picker.setCurrentText(current)
+        self.picker.blockSignals(False)
+
+    def blob(self) -> str:
+        return self.picker.currentText()
+
+    def show_blob(self, name: str, values: np.ndarray | None) -> None:
+        """Tile the channels of one blob (C x h x w) of the current map."""
+        if values is None or name != self.blob():
+            return
+        values = values[:, None, None] if values.ndim == 1 else values
+        shown = values[:MAX_CHANNELS]
+        c, h, w = values.shape
+        more = f" (first {MAX_CHANNELS} shown)" if c > MAX_CHANNELS else ""
+        self.info.setText(f"{c} channels of {h}x{w}{more}, range {values.min():.3g} to "
+                          f"{values.max():.3g}")
+        columns = best_columns(len(shown), shown.shape[1:], self.canvas.width(),
+                               self.canvas.height())
+        self.image.setImage(render.tile_channels(shown, columns), levels=(0, 255))
+        self.view.autoRange(padding=0.01)
+
+    def _picked(self, name: str) -> None:
+        if name:
+            self.info.setText("computing...")
+            self.blob_changed.emit(name)

@@ -1,0 +1,139 @@
+"""The small controls above the plate: scale, class channel, and how the map layer is drawn.
+
+Each control only reports what the user chose; the main window decides what to compute.
+"""
+from __future__ import annotations
+
+import math
+
+from PyQt5 import QtCore, QtWidgets
+
+SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
+BEST = "best class"
+COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
+
+
+class ScaleControl(QtWidgets.QWidget):
+    """Slider and spin box for the input scale (kept in step), plus the "Auto" button."""
+
+    scale_changed = QtCore.pyqtSignal(float)
+    auto_requested = QtCore.pyqtSignal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.slider.setRange(round(SCALE_MIN * 100), round(SCALE_MAX * 100))
+        self.slider.setMinimumWidth(160)
+        self.slider.setToolTip("Input scale: the plate is resized by this factor before the "
+                               "dense pass (keys + and -)")
+        self.spin = QtWidgets.QDoubleSpinBox()
+        self.spin.setRange(SCALE_MIN, SCALE_MAX)
+        self.spin.setSingleStep(SCALE_STEP)
+        self.spin.setDecimals(2)
+        self.spin.setKeyboardTracking(False)
+        self.auto = QtWidgets.QPushButton("Auto")
+        self.auto.setToolTip("Pick the scale at which the letters best fit the net's window")
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QtWidgets.QLabel("Scale"))
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.spin)
+        layout.addWidget(self.auto)
+        self.slider.valueChanged.connect(lambda v: self._changed(v / 100.0))
+        self.spin.valueChanged.connect(self._changed)
+        self.auto.clicked.connect(self.auto_requested)
+        self.set_scale(1.0)
+
+    def value(self) -> float:
+        return round(self.spin.value(), 2)
+
+    def set_scale(self, scale: float, emit: bool = False) -> None:
+        """Move both widgets to `scale` (clamped to the allowed range)."""
+        scale = min(max(scale, self.spin.minimum()), SCALE_MAX)
+        for widget, value in ((self.slider, round(scale * 100)), (self.spin, scale)):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
+        if emit:
+            self.scale_changed.emit(self.value())
+
+    def set_minimum(self, minimum: float) -> None:
+        """The smallest scale at which the image still holds one window of the net."""
+        low = max(SCALE_MIN, math.ceil(minimum * 100) / 100.0)
+        self.spin.setMinimum(low)
+        self.slider.setMinimum(round(low * 100))
+
+    def step(self, direction: int) -> None:
+        self.set_scale(round(self.value() + direction * SCALE_STEP, 2), emit=True)
+
+    def _changed(self, scale: float) -> None:
+        self.set_scale(round(scale, 2))
+        self.scale_changed.emit(self.value())
+
+
+class ChannelPicker(QtWidgets.QComboBox):
+    """"best class" followed by every class label of the model (36 letters, background...)."""
+
+    channel_changed = QtCore.pyqtSignal(object)   # a label, or None for the best class
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setToolTip("Class channel shown over the plate; type a letter or digit to jump")
+        self.setMaxVisibleItems(20)
+        self.currentIndexChanged.connect(lambda _: self.channel_changed.emit(self.channel()))
+
+    def set_labels(self, labels: list[str]) -> None:
+        self.blockSignals(True)
+        current = self.channel()
+        self.clear()
+        self.addItem(BEST, None)
+        for label in labels:
+            self.addItem(label, label)
+        self.set_channel(current if current in labels else None, emit=False)
+        self.blockSignals(False)
+
+    def channel(self) -> str | None:
+        return self.currentData()
+
+    def set_channel(self, label: str | None, emit: bool = True) -> None:
+        index = max(0, self.findData(label)) if label is not None else 0
+        self.blockSignals(not emit)
+        self.setCurrentIndex(index)
+        self.blockSignals(False)
+
+
+class LayerControls(QtWidgets.QWidget):
+    """Opacity, colormap and the probability/raw-score switch of the map layer."""
+
+    opacity_changed = QtCore.pyqtSignal(float)
+    colormap_changed = QtCore.pyqtSignal(str)
+    raw_changed = QtCore.pyqtSignal(bool)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setFixedWidth(90)
+        self.opacity.setToolTip("Opacity of the map over the plate")
+        self.colormap = QtWidgets.QComboBox()
+        self.colormap.addItems(COLORMAPS)
+        self.colormap.setToolTip("Colormap of single-channel maps")
+        self.raw = QtWidgets.QCheckBox("Raw scores")
+        self.raw.setToolTip("Show the class scores before softmax, instead of probabilities "
+                            "on fixed 0-1 levels")
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QtWidgets.QLabel("Opacity"))
+        layout.addWidget(self.opacity)
+        layout.addWidget(self.colormap)
+        layout.addWidget(self.raw)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Maximum, QtWidgets.QSizePolicy.Fixed)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        self.colormap.currentTextChanged.connect(self.colormap_changed)
+        self.raw.toggled.connect(self.raw_changed)
+
+    def set_values(self, opacity: float, colormap: str, raw: bool) -> None:
+        self.opacity.setValue(round(opacity * 100))
+        if colormap in COLORMAPS:
+            self.colormap.setCurrentText(colormap)
+        self.raw.setChecked(raw)

@@ -1,0 +1,122 @@
+"""All first-layer filters: each 5x5 kernel beside what it responds to on the current plate.
+
+This is the tutorial's "filter #i output" figure for every filter at once; clicking a tile
+overlays that filter's output on the plate instead of the class heatmap.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from viewer.gui.pixmaps import enlarged, fitted, normalized, to_pixmap
+
+TILE_HEIGHT = 40
+GAP = 4
+
+
+def numbered(picture: QtGui.QPixmap, number: int) -> QtGui.QPixmap:
+    """The filter's number in the corner of its output, so tiles need no caption row."""
+    painter = QtGui.QPainter(picture)
+    text = f"#{number}"
+    box = painter.fontMetrics().boundingRect(text).adjusted(-2, 0, 3, 0)
+    box.moveTopRight(QtCore.QPoint(picture.width() - 1, 0))
+    painter.fillRect(box, QtGui.QColor(0, 0, 0, 170))
+    painter.setPen(QtGui.QColor(255, 255, 255))
+    painter.drawText(box, QtCore.Qt.AlignCenter, text)
+    painter.end()
+    return picture
+
+
+def filter_picture(kernel: np.ndarray, output: np.ndarray, height: int = TILE_HEIGHT) -> np.ndarray:
+    """One gray picture: the kernel (mean over input channels) enlarged, a gap, the output."""
+    k = normalized(kernel.mean(axis=0))
+    factor = max(1, height // k.shape[0])
+    k = enlarged(k, factor)
+    k = np.pad(k, ((0, height - k.shape[0]), (0, GAP)), constant_values=255)
+    return np.hstack([k, fitted(normalized(output), height)])
+
+
+class Conv1Panel(QtWidgets.QScrollArea):
+    """A grid of checkable filter tiles; `filter_clicked(k)` or `filter_clicked(-1)` to clear."""
+
+    filter_clicked = QtCore.pyqtSignal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        inner = QtWidgets.QWidget()
+        self.grid = QtWidgets.QGridLayout(inner)
+        self.grid.setSpacing(4)
+        self.grid.setAlignment(QtCore.Qt.AlignTop | QtCore.Qt.AlignLeft)
+        self.setWidget(inner)
+        self.hint = QtWidgets.QLabel()
+        self.hint.setWordWrap(True)
+        self.grid.addWidget(self.hint, 0, 0)
+        self.columns = 1
+        self.group = QtWidgets.QButtonGroup(self)
+        self.group.setExclusive(False)
+        self.group.idClicked.connect(self._clicked)
+        self.tiles: list[QtWidgets.QToolButton] = []
+        self.selected: int | None = None
+        self.hint.setText("conv1 filters appear here once a map is drawn.")
+
+    def set_filters(self, blob: str, kernels: np.ndarray, outputs: np.ndarray) -> None:
+        """Show K kernels (K x C x kh x kw) with their K outputs on the plate."""
+        if len(self.tiles) != len(kernels):
+            self._make_tiles(len(kernels))
+        kh, kw = kernels.shape[2:]
+        self.hint.setText(f"<b>{blob}</b>: {len(kernels)} filters of {kh}x{kw}: each kernel, then "
+                          "its output on this plate (bright = strong response). Click one to "
+                          "overlay it on the plate; click it again to go back to the classes.")
+        for k, tile in enumerate(self.tiles):
+            picture = numbered(to_pixmap(filter_picture(kernels[k], outputs[k])), k)
+            tile.setIcon(QtGui.QIcon(picture))
+            tile.setIconSize(picture.size())
+        self._relayout(force=True)
+
+    def select(self, index: int | None) -> None:
+        self.selected = index
+        for k, tile in enumerate(self.tiles):
+            tile.setChecked(k == index)
+
+    def _clicked(self, index: int) -> None:
+        index = -1 if index == self.selected else index
+        self.select(None if index < 0 else index)
+        self.filter_clicked.emit(index)
+
+    def _make_tiles(self, count: int) -> None:
+        for tile in self.tiles:
+            self.group.removeButton(tile)
+            tile.deleteLater()
+        self.tiles = []
+        for k in range(count):
+            tile = QtWidgets.QToolButton()
+            tile.setCheckable(True)
+            tile.setToolButtonStyle(QtCore.Qt.ToolButtonIconOnly)
+            tile.setToolTip(f"filter #{k}: click to overlay its output on the plate")
+            self.group.addButton(tile, k)
+            self.tiles.append(tile)
+        self._relayout(force=True)
+
+    def _relayout(self, force: bool = False) -> None:
+        """As many tiles per row as the panel's width holds, so none is cut off."""
+        if not self.tiles:
+            return
+        tile_width = self.tiles[0].sizeHint().width() + self.grid.spacing()
+        margins = self.grid.contentsMargins()
+        room = self.viewport().width() - margins.left() - margins.right()
+        columns = max(1, (room + self.grid.spacing()) // max(1, tile_width))
+        if columns == self.columns and not force:
+            return
+        self.columns = columns
+        self.grid.removeWidget(self.hint)
+        for tile in self.tiles:
+            self.grid.removeWidget(tile)
+        self.grid.addWidget(self.hint, 0, 0, 1, columns)
+        for k, tile in enumerate(self.tiles):
+            self.grid.addWidget(tile, 1 + k // columns, k % columns)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._relayout()
+

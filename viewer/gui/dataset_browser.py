@@ -1,0 +1,215 @@
+"""The tutorial's "have a look at the training data", for a whole Caffe LMDB at once.
+
+The LMDB is opened read-only by `dataset.lmdb_io` and only ever touched on the browser's own
+worker thread, which indexes (key, label) once and then decodes just the page on screen.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PyQt5 import QtCore, QtWidgets
+
+from viewer.gui.pixmaps import enlarged, normalized, to_pixmap
+from viewer.gui.worker import LatestWorker
+from viewer.labels import BACKGROUND_NAME, CHARACTERS
+
+COLUMNS, ROWS = 10, 5
+ZOOM = 3
+
+
+def label_name(label: int, names: list[str] | None = None) -> str:
+    """The class name of a Datum label, by the model's labels or else the A-Z, 0-9 order."""
+    names = names or list(CHARACTERS) + [BACKGROUND_NAME]
+    return names[label] if 0 <= label < len(names) else str(label)
+
+
+@dataclass
+class DatasetIndex:
+    """Every record's key and label, in key order, and how many of each label."""
+
+    path: Path
+    keys: list[str]
+    labels: np.ndarray
+    counts: dict[int, int]
+
+
+def index_lmdb(reader) -> DatasetIndex:
+    keys, labels = [], []
+    for record in reader:
+        keys.append(record.key)
+        labels.append(record.label)
+    counts = dict(sorted(Counter(labels).items()))
+    return DatasetIndex(reader.path, keys, np.array(labels, int), counts)
+
+
+def sample_picture(image: np.ndarray) -> np.ndarray:
+    """A C x H x W record as an enlarged gray or RGB uint8 picture."""
+    pixels = image[0] if image.shape[0] == 1 else image[:3].transpose(1, 2, 0)
+    if pixels.dtype != np.uint8:
+        pixels = normalized(pixels)
+    return enlarged(np.ascontiguousarray(pixels), ZOOM)
+
+
+class DatasetBrowser(QtWidgets.QWidget):
+    """A window paging through an LMDB as a grid, filtered by label, with the class counts."""
+
+    loaded = QtCore.pyqtSignal()      # the index is built
+    page_shown = QtCore.pyqtSignal()  # a page of pictures is on screen
+
+    def __init__(self, names: list[str] | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, QtCore.Qt.Window)
+        self.setWindowTitle("Training data")
+        self.names = names
+        self.reader = None
+        self.index: DatasetIndex | None = None
+        self.page = 0
+        self.worker = LatestWorker("lmdb")
+        self.worker.done.connect(self._done)
+        self.worker.failed.connect(self._failed)
+        self._build()
+
+    def _build(self) -> None:
+        self.filter = QtWidgets.QComboBox()
+        self.filter.currentIndexChanged.connect(lambda _: self.show_page(0))
+        self.prev = QtWidgets.QPushButton("< Previous")
+        self.next = QtWidgets.QPushButton("Next >")
+        self.prev.clicked.connect(lambda: self.show_page(self.page - 1))
+        self.next.clicked.connect(lambda: self.show_page(self.page + 1))
+        self.status = QtWidgets.QLabel("Open an LMDB folder (File > Open training data).")
+        bar = QtWidgets.QHBoxLayout()
+        for widget in (QtWidgets.QLabel("Label"), self.filter, self.prev, self.next):
+            bar.addWidget(widget)
+        bar.addWidget(self.status, 1)
+        self.grid = QtWidgets.QGridLayout()
+        self.cells = [self._cell(k) for k in range(COLUMNS * ROWS)]
+        self.counts = QtWidgets.QTableWidget(0, 2)
+        self.counts.setHorizontalHeaderLabels(("label", "count"))
+        self.counts.verticalHeader().setVisible(False)
+        self.counts.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        self.counts.setFixedWidth(170)
+        body = QtWidgets.QHBoxLayout()
+        body.addLayout(self.grid)
+        body.addWidget(self.counts)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addLayout(body, 1)
+
+    def _cell(self, k: int) -> "SampleCell":
+        cell = SampleCell()
+        self.grid.addWidget(cell, k // COLUMNS, k % COLUMNS)
+        return cell
+
+    # loading -------------------------------------------------------------------------------
+    def open(self, reader) -> None:
+        """Take an opened `LmdbReader` (its folder was checked by the caller) and index it."""
+        self.close_reader()
+        self.reader = reader
+        self.setWindowTitle(f"Training data: {reader.path}")
+        self.status.setText(f"reading {len(reader)} records...")
+        self.worker.submit("index", lambda: index_lmdb(reader))
+
+    def close_reader(self) -> None:
+        if self.reader is not None:
+            reader, self.reader = self.reader, None
+            self.worker.submit(f"close {id(reader)}", reader.close)
+
+    def _done(self, kind: str, tag, result) -> None:
+        if kind == "index":
+            self._indexed(result)
+        elif kind == "page" and tag == (self.page, self.filter.currentData()):
+            self._show_records(result)
+
+    def _failed(self, kind: str, tag, message: str) -> None:
+        self.status.setText(message)
+        QtWidgets.QMessageBox.warning(self, "Training data", message)
+
+    def _indexed(self, index: DatasetIndex) -> None:
+        self.index = index
+        self.filter.blockSignals(True)
+        self.filter.clear()
+        self.filter.addItem(f"all ({len(index.keys)})", None)
+        for label, count in index.counts.items():
+            self.filter.addItem(f"{label_name(label, self.names)} ({count})", label)
+        self.filter.blockSignals(False)
+        self.counts.setRowCount(len(index.counts))
+        for row, (label, count) in enumerate(index.counts.items()):
+            self.counts.setItem(row, 0, QtWidgets.QTableWidgetItem(label_name(label, self.names)))
+            self.counts.setItem(row, 1, QtWidgets.QTableWidgetItem(str(count)))
+        self.loaded.emit()
+        self.show_page(0)
+
+    # paging --------------------------------------------------------------------------------
+    def selected_keys(self) -> list[str]:
+        if self.index is None:
+            return []
+        label = self.filter.currentData()
+        if label is None:
+            return self.index.keys
+        return [k for k, l in zip(self.index.keys, self.index.labels) if l == label]
+
+    def page_count(self) -> int:
+        return max(1, -(-len(self.selected_keys()) // len(self.cells)))
+
+    def show_page(self, page: int) -> None:
+        if self.index is None or self.reader is None:
+            return
+        self.page = min(max(page, 0), self.page_count() - 1)
+        keys = self.selected_keys()[self.page * len(self.cells):(self.page + 1) * len(self.cells)]
+        reader = self.reader
+        self.worker.submit("page", lambda: [reader.get(k) for k in keys],
+                           (self.page, self.filter.currentData()))
+        self.prev.setEnabled(self.page > 0)
+        self.next.setEnabled(self.page + 1 < self.page_count())
+
+    def _show_records(self, records: list) -> None:
+        for cell, record in zip(self.cells, records + [None] * len(self.cells)):
+            cell.show_record(record, self.names)
+        self._caption(records)
+        self.page_shown.emit()
+
+    def _caption(self, records: list) -> None:
+        shown = ", ".join(label_name(r.label, self.names) for r in records[:COLUMNS])
+        total = len(self.selected_keys())
+        self.status.setText(f"page {self.page + 1} of {self.page_count()}, {total} records"
+                            f" | first row: {shown}")
+
+    def closeEvent(self, event) -> None:
+        self.close_reader()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Close the LMDB and end the worker thread (when the application quits)."""
+        self.close_reader()
+        self.worker.stop()
+
+
+class SampleCell(QtWidgets.QWidget):
+    """One record: its picture and its label name underneath."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.picture = QtWidgets.QLabel()
+        self.picture.setAlignment(QtCore.Qt.AlignCenter)
+        self.picture.setMinimumSize(28 * ZOOM + 4, 28 * ZOOM + 4)
+        self.caption = QtWidgets.QLabel()
+        self.caption.setAlignment(QtCore.Qt.AlignCenter)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(0)
+        layout.addWidget(self.picture)
+        layout.addWidget(self.caption)
+
+    def show_record(self, record, names: list[str] | None) -> None:
+        if record is None:
+            self.picture.clear()
+            self.caption.clear()
+            self.setToolTip("")
+            return
+        name = label_name(record.label, names)
+        self.picture.setPixmap(to_pixmap(sample_picture(record.image)))
+        self.caption.setText(f"<b>{name}</b>")
+        self.setToolTip(f"key {record.key}, label {record.label} ({name})")

@@ -1,0 +1,75 @@
+"""Which map goes over the plate, where, and on what levels: decided once for the view and export.
+
+A `MapLayer` is napari's layer in small: data, the transform from the core's geometry
+(`heatmap_rect`), and the levels it is drawn on. Channel picks, raw scores and conv1 filters
+all reduce to one of these, so the screen and the exported PNG cannot disagree.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+
+from viewer import render
+from viewer.featuremap import DenseClassifier, FeatureMap, Geometry, geometry_of
+
+Rect = tuple[float, float, float, float]
+
+
+@dataclass
+class MapLayer:
+    """One drawable map: a single channel (`values`) or an RGB picture (`rgb`)."""
+
+    title: str
+    geometry: Geometry
+    rect: Rect
+    mode: str                       # "best", "prob", "raw" or "filter": levels reset per mode
+    levels: tuple[float, float]
+    values: np.ndarray | None = None
+    rgb: np.ndarray | None = None
+
+
+def conv1_geometry(dense: DenseClassifier, fm: FeatureMap) -> Geometry:
+    """conv1 has its own stride and window (1 and 5 for LeNet), at the map's actual scale."""
+    return geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
+
+
+def layer_for(fm: FeatureMap, dense: DenseClassifier, channel: str | None,
+              filter_index: int | None, raw: bool) -> MapLayer:
+    """The layer for a conv1 filter, else a class channel, else the best class."""
+    if filter_index is not None and fm.conv1 is not None:
+        g = conv1_geometry(dense, fm)
+        values = fm.conv1[filter_index]
+        return MapLayer(f"{dense.first_conv} filter #{filter_index} output", g,
+                        g.heatmap_rect(*values.shape), "filter",
+                        (float(fm.conv1.min()), float(fm.conv1.max())), values=values)
+    g = fm.geometry
+    rect = g.heatmap_rect(*fm.probs.shape[1:])
+    if channel is None:
+        return MapLayer("best class (hue) and its probability (brightness)", g, rect, "best",
+                        (0, 255), rgb=render.best_class_rgb(fm))
+    k = fm.labels.index(channel)
+    if raw:
+        return MapLayer(f"raw score of {channel}", g, rect, "raw",
+                        (float(fm.scores.min()), float(fm.scores.max())), values=fm.scores[k])
+    return MapLayer(f"P({channel})", g, rect, "prob", (0.0, 1.0), values=fm.probs[k])
+
+
+def colored(values: np.ndarray, colormap: str, levels: tuple[float, float]) -> np.ndarray:
+    """A single channel through a colormap on fixed levels, as uint8 RGB."""
+    low, high = levels
+    unit = np.clip((values - low) / ((high - low) or 1.0), 0.0, 1.0)
+    return pg.colormap.get(colormap).map(unit, mode="byte")[..., :3].astype(np.uint8)
+
+
+def overlay_picture(image: np.ndarray, fm: FeatureMap, layer: MapLayer, colormap: str,
+                    levels: tuple[float, float], opacity: float) -> np.ndarray:
+    """The plate with `layer` blended over it at `opacity`, in original pixels (for PNG export)."""
+    cells = layer.rgb if layer.rgb is not None else colored(layer.values, colormap, levels)
+    placed, mask = render.place_on_image(dataclasses.replace(fm, geometry=layer.geometry), cells)
+    base = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+    out = base.astype(np.float32)
+    out[mask] = (1 - opacity) * out[mask] + opacity * placed[mask]
+    return out.astype(np.uint8)

@@ -1,0 +1,79 @@
+"""The read characters under the plate, each with its probability and runners-up; click to select."""
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt5 import QtCore, QtWidgets
+
+RUNNERS_UP = 2
+
+
+class LetterButton(QtWidgets.QPushButton):
+    """One read character: big label, its probability, and the next most likely classes."""
+
+    def __init__(self, letter: Any, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.letter = letter
+        self.setCheckable(True)
+        others = [f"{label} {p:.2f}" for label, p in letter.top[1:1 + RUNNERS_UP]]
+        text = QtWidgets.QLabel(
+            f"<div align='center'><span style='font-size:15pt; font-weight:600'>{letter.label}"
+            f"</span><br>{letter.prob:.2f}<br><span style='color:#777'>"
+            f"{'<br>'.join(others)}</span></div>")
+        text.setAttribute(QtCore.Qt.WA_TransparentForMouseEvents)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addWidget(text)
+        self.setMinimumSize(text.sizeHint() + QtCore.QSize(10, 6))
+        self.setToolTip(f"cell {letter.cell}: " + ", ".join(
+            f"{label} {p:.3f}" for label, p in letter.top))
+
+
+class LetterStrip(QtWidgets.QWidget):
+    """What the plate reads as; `letter_clicked(index)` when a character is picked."""
+
+    letter_clicked = QtCore.pyqtSignal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QtWidgets.QLabel()
+        self.summary.setMinimumWidth(150)
+        self.summary.setWordWrap(True)
+        self.group = QtWidgets.QButtonGroup(self)
+        self.group.setExclusive(True)
+        self.group.idClicked.connect(self.letter_clicked)
+        self.row = QtWidgets.QHBoxLayout()
+        self.row.setSpacing(4)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addWidget(self.summary)
+        layout.addLayout(self.row)
+        layout.addStretch(1)
+        self.buttons: list[LetterButton] = []
+        self.show_message("Reading appears here once a map is drawn.")
+
+    def show_message(self, message: str) -> None:
+        self._clear()
+        self.summary.setText(message)
+
+    def set_reading(self, reading: Any) -> None:
+        """Show a `reading.PlateReading`: its text and one button per letter."""
+        self._clear()
+        text = reading.text or "(nothing)"
+        self.summary.setText(f"<b>Reads</b><br><span style='font-size:14pt'>{text}</span>"
+                             f"<br>at scale {reading.scale:g}")
+        for k, letter in enumerate(reading.letters):
+            button = LetterButton(letter)
+            self.group.addButton(button, k)
+            self.row.addWidget(button)
+            self.buttons.append(button)
+
+    def select(self, index: int | None) -> None:
+        for k, button in enumerate(self.buttons):
+            button.setChecked(k == index)
+
+    def _clear(self) -> None:
+        for button in self.buttons:
+            self.group.removeButton(button)
+            button.deleteLater()
+        self.buttons = []

@@ -1,0 +1,406 @@
+"""The main window: the plate with its map layer, the controls, the panels, and their wiring.
+
+State lives here in a few fields (model, image, map, channel, filter); every number shown comes
+from a core call made by a job on a worker thread. Requests are tagged with a generation that
+changes with the image or model, so a late answer to an old request is dropped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from viewer.errors import ViewerError
+from viewer.featuremap import FeatureMap
+from viewer.gui import jobs
+from viewer.gui.blob_panel import BlobPanel
+from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl
+from viewer.gui.conv1_panel import Conv1Panel
+from viewer.gui.layers import MapLayer, layer_for
+from viewer.gui.letter_strip import LetterStrip
+from viewer.gui.menus import build_menus
+from viewer.gui.plate_view import PlateView
+from viewer.gui.readout import HoverReadout
+from viewer.gui.session import LoadedImage, LoadedModel
+from viewer.gui.settings import Settings, ViewOptions
+from viewer.gui.surgery_panel import SurgeryPanel
+from viewer.gui.worker import LatestWorker
+
+TITLE = "Net Surgery Viewer"
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """Everything on screen; `map_shown` fires each time a new map has been drawn."""
+
+    map_shown = QtCore.pyqtSignal()
+    check_shown = QtCore.pyqtSignal()
+
+    def __init__(self, model: LoadedModel, image: LoadedImage, settings: Settings,
+                 channel: str | None = None, scale: float | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.options: ViewOptions = settings.view_options()
+        self.model, self.image = model, image
+        self.fm: FeatureMap | None = None
+        self.result: jobs.MapResult | None = None
+        self.layer: MapLayer | None = None
+        self.channel: str | None = channel
+        self.filter: int | None = None
+        self.generation = 0
+        self.checked_generation = -1
+        self.maps = LatestWorker("maps")
+        self.slow = LatestWorker("surgery")
+        self.browser = None
+        self._build()
+        self.files = build_menus(self)
+        self._connect()
+        self.setAcceptDrops(True)
+        self.layer_controls.set_values(self.options.opacity, self.options.colormap,
+                                       self.options.raw_scores)
+        self._apply_model(model)
+        self._apply_image(image)
+        self.scale.set_scale(scale or 1.0)
+        self.request_map()
+
+    # building -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.setWindowTitle(TITLE)
+        self.plate = PlateView()
+        self.letters = LetterStrip()
+        central = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(central)
+        column.setContentsMargins(2, 2, 2, 2)
+        column.addWidget(self.plate, 1)
+        column.addWidget(self.letters)
+        self.setCentralWidget(central)
+        self._build_toolbar()
+        self.readout = HoverReadout()
+        self.readout_dock = self._dock("Under the cursor", self.readout,
+                                       QtCore.Qt.RightDockWidgetArea)
+        self.conv1 = Conv1Panel()
+        self.blobs = BlobPanel()
+        self.surgery = SurgeryPanel()
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(self.conv1, "conv1 filters")
+        self.tabs.addTab(self.surgery, "Surgery")
+        self.tabs.addTab(self.blobs, "Blobs")
+        self.net_dock = self._dock("Inside the net", self.tabs, QtCore.Qt.BottomDockWidgetArea)
+        self.resizeDocks([self.readout_dock], [330], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.net_dock], [250], QtCore.Qt.Vertical)
+        self.busy = QtWidgets.QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setFixedWidth(110)
+        self.busy.setVisible(False)
+        self.busy_label = QtWidgets.QLabel()
+        self.statusBar().addPermanentWidget(self.busy_label)
+        self.statusBar().addPermanentWidget(self.busy)
+
+    def _build_toolbar(self) -> None:
+        bar = self.addToolBar("Controls")
+        bar.setObjectName("controls")
+        bar.setMovable(False)
+        self.scale = ScaleControl()
+        self.channels = ChannelPicker()
+        self.layer_controls = LayerControls()
+        self.toolbar = bar
+        bar.addWidget(self.scale)
+        bar.addSeparator()
+        bar.addWidget(QtWidgets.QLabel(" Channel "))
+        bar.addWidget(self.channels)
+        bar.addSeparator()
+        bar.addWidget(self.layer_controls)
+
+    def _dock(self, title: str, widget: QtWidgets.QWidget,
+              area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable |
+                         QtWidgets.QDockWidget.DockWidgetFloatable |
+                         QtWidgets.QDockWidget.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _connect(self) -> None:
+        self.maps.done.connect(self._job_done)
+        self.maps.failed.connect(self._job_failed)
+        self.slow.done.connect(self._job_done)
+        self.slow.failed.connect(self._job_failed)
+        for worker in (self.maps, self.slow):
+            worker.busy_changed.connect(self._show_busy)
+        self.scale.scale_changed.connect(lambda _: self.request_map())
+        self.scale.auto_requested.connect(self.request_auto_scale)
+        self.channels.channel_changed.connect(self.set_channel)
+        self.layer_controls.opacity_changed.connect(self._set_opacity)
+        self.layer_controls.colormap_changed.connect(self._set_colormap)
+        self.layer_controls.raw_changed.connect(self._set_raw)
+        self.plate.hovered.connect(self.hover_at)
+        self.plate.left.connect(self._hover_left)
+        self.letters.letter_clicked.connect(self.select_letter)
+        self.conv1.filter_clicked.connect(self.select_filter)
+        self.blobs.blob_changed.connect(lambda _: self.request_map())
+        self.surgery.check_requested.connect(self.request_check)
+
+    # model and image -------------------------------------------------------------------------
+    def set_model(self, model: LoadedModel) -> None:
+        """Swap in a loaded model and recompute (loading itself happened in `files`)."""
+        self._apply_model(model)
+        self.request_map()
+
+    def set_image(self, image: LoadedImage) -> None:
+        self._apply_image(image)
+        self.request_map()
+
+    def _apply_model(self, model: LoadedModel) -> None:
+        self.model = model
+        self.generation += 1
+        dense = model.dense
+        self.channels.set_labels(dense.labels)
+        self.channels.set_channel(self.channel if self.channel in dense.labels else None,
+                                  emit=False)
+        self.channel = self.channels.channel()
+        self.filter = None
+        self.conv1.select(None)
+        self.blobs.set_blobs(dense.engine.blob_names, preferred=dense.score_blob)
+        self.surgery.set_model(model)
+        self.scale.auto.setEnabled(jobs.reading_module() is not None)
+        self._update_minimum()
+        self._title()
+
+    def _apply_image(self, image: LoadedImage) -> None:
+        self.image = image
+        self.generation += 1
+        self.plate.set_plate(image.pixels)
+        self.plate.clear_map()
+        self.readout.clear()
+        self._update_minimum()
+        self._title()
+
+    def _update_minimum(self) -> None:
+        if getattr(self, "image", None) is not None:
+            self.scale.set_minimum(self.model.dense.min_scale(self.image.pixels.shape[:2]))
+
+    def _title(self) -> None:
+        if getattr(self, "image", None) is not None:
+            self.setWindowTitle(f"{self.image.label} - {self.model.label} - {TITLE}")
+
+    # requests to the workers -------------------------------------------------------------------
+    def request_map(self) -> None:
+        """Ask for the map at the current scale; a newer request replaces a waiting one."""
+        scale, dense, pixels = self.scale.value(), self.model.dense, self.image.pixels
+        blob = self.blobs.blob()
+        extra = (blob,) if blob and blob != dense.engine.input_name else ()
+        self.maps.submit("map", lambda: jobs.compute_map(dense, pixels, scale, extra),
+                         jobs.MapTag(self.generation, scale))
+        self.statusBar().showMessage(f"computing the dense map at scale {scale:g}...")
+
+    def request_auto_scale(self) -> None:
+        dense, pixels = self.model.dense, self.image.pixels
+        self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels),
+                         jobs.MapTag(self.generation, self.scale.value()))
+        self.statusBar().showMessage("looking for the scale at which the letters fit the net...")
+
+    def request_check(self) -> None:
+        """Equivalence and dense-versus-windows timing at the current scale, on the slow worker."""
+        model, pixels, scale = self.model, self.image.pixels, self.scale.value()
+        self.checked_generation = self.generation
+        self.surgery.set_measuring()
+        self.slow.submit("surgery", lambda: jobs.check_surgery(model, pixels, scale),
+                         jobs.MapTag(self.generation, scale))
+
+    def _job_done(self, kind: str, tag: jobs.MapTag, result) -> None:
+        if kind == "surgery":
+            self.surgery.set_check(result)
+            self.check_shown.emit()
+        elif tag.generation != self.generation:
+            return
+        elif kind == "auto":
+            self.scale.set_scale(result.fm.scale)
+            self._show_result(result)
+        elif kind == "map":
+            self._show_result(result)
+
+    def _job_failed(self, kind: str, tag: jobs.MapTag, message: str) -> None:
+        if kind == "surgery":
+            self.surgery.set_failed(message)
+            return
+        if tag.generation == self.generation:
+            self.statusBar().showMessage(f"error: {message}")
+            self.letters.show_message(f"<span style='color:#c22'>{message}</span>")
+
+    def _show_busy(self) -> None:
+        what = [text for worker, text in ((self.maps, "computing the map"),
+                                          (self.slow, "timing the surgery"))
+                if worker.is_busy()]
+        self.busy.setVisible(bool(what))
+        self.busy_label.setText(", ".join(what))
+
+    # drawing ----------------------------------------------------------------------------------
+    def _show_result(self, result: jobs.MapResult) -> None:
+        self.result, self.fm = result, result.fm
+        self.draw_layer()
+        if result.reading is not None:
+            self.letters.set_reading(result.reading)
+        else:
+            self.letters.show_message(result.note)
+        dense = self.model.dense
+        if self.fm.conv1 is not None:
+            self.conv1.set_filters(dense.first_conv, dense.engine.params[dense.first_conv][0],
+                                   self.fm.conv1)
+            self.conv1.select(self.filter)
+        blob = self.blobs.blob()
+        self.blobs.show_blob(blob, self.fm.blobs.get(blob))
+        self._refresh_hover()
+        self._status()
+        self.map_shown.emit()
+        if self.checked_generation != self.generation:
+            self.request_check()
+
+    def draw_layer(self) -> None:
+        """Put the chosen channel, best class or filter over the plate, placed by geometry."""
+        if self.fm is None:
+            return
+        self.layer = layer_for(self.fm, self.model.dense, self.channel, self.filter,
+                               self.options.raw_scores)
+        if self.layer.rgb is not None:
+            self.plate.show_rgb(self.layer.rgb, self.layer.rect)
+        else:
+            self.plate.show_values(self.layer.values, self.layer.rect, self.layer.mode,
+                                   self.layer.levels)
+        self.plate.set_colormap(self.options.colormap)
+        self.plate.set_opacity(self.options.opacity)
+
+    def _status(self) -> None:
+        fm, g = self.fm, self.fm.geometry
+        _, h, w = fm.probs.shape
+        self.statusBar().showMessage(
+            f"{self.layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
+            f"{g.receptive_field[0]} px of the scaled image | scale {fm.scale:g} | "
+            f"{fm.forward_ms:.0f} ms on {self.model.dense.engine_name}")
+
+    # picking what to show ------------------------------------------------------------------------
+    def set_channel(self, label: str | None) -> None:
+        """Show a class channel (None: the best class); this also leaves any filter overlay."""
+        self.channel = label
+        self.filter = None
+        self.conv1.select(None)
+        self.channels.set_channel(label, emit=False)
+        self.files.check_channel(label)
+        self.plate.set_highlight(None)
+        self.letters.select(None)
+        self.draw_layer()
+        if self.fm is not None:
+            self._status()
+
+    def select_letter(self, index: int) -> None:
+        """A letter of the strip: its channel over the plate, its box highlighted."""
+        letter = self.result.reading.letters[index]
+        self.set_channel(letter.label)
+        self.plate.set_highlight(letter.box)
+        self.letters.select(index)
+
+    def select_filter(self, index: int) -> None:
+        """Overlay conv1 filter `index` (or go back to the class channel with -1)."""
+        self.filter = None if index < 0 else index
+        self.conv1.select(self.filter)
+        self.draw_layer()
+        if self.fm is not None:
+            self._status()
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
+        """Typing a letter or digit jumps to its channel; Escape goes back to the best class."""
+        text = event.text().upper()
+        if text and text in self.model.dense.labels:
+            self.set_channel(text)
+        elif event.key() == QtCore.Qt.Key_Escape:
+            self.set_channel(None)
+        else:
+            super().keyPressEvent(event)
+
+    # layer options ------------------------------------------------------------------------------
+    def _set_opacity(self, opacity: float) -> None:
+        self.options.opacity = opacity
+        self.plate.set_opacity(opacity)
+
+    def _set_colormap(self, name: str) -> None:
+        self.options.colormap = name
+        self.plate.set_colormap(name)
+
+    def _set_raw(self, raw: bool) -> None:
+        self.options.raw_scores = raw
+        self.files.raw_action.setChecked(raw)
+        self.draw_layer()
+
+    # hover --------------------------------------------------------------------------------------
+    def hover_at(self, x: float, y: float) -> None:
+        """Readout and window rectangle for the cell whose block holds image point (x, y)."""
+        if self.fm is not None:
+            self.hover_cell(*self.fm.geometry.cell_at(x, y))
+
+    def hover_cell(self, i: int, j: int) -> None:
+        _, h, w = self.fm.probs.shape
+        if not (0 <= i < h and 0 <= j < w):
+            self._hover_left()
+            return
+        self.readout.show_cell(self.fm, i, j)
+        self.plate.set_window(self.fm.geometry.cell_window(i, j))
+
+    def hover_example(self) -> None:
+        """Show the readout of the first read letter, or of the plate's centre (screenshots)."""
+        letters = getattr(self.result.reading, "letters", None) if self.result else None
+        if letters:
+            self.hover_cell(*letters[0].cell)
+        else:
+            h, w = self.image.pixels.shape[:2]
+            self.hover_at(w / 2, h / 2)
+
+    def _hover_left(self) -> None:
+        self.readout.clear()
+        self.plate.set_window(None)
+
+    def _refresh_hover(self) -> None:
+        cell = self.readout.cell
+        _, h, w = self.fm.probs.shape
+        if cell is not None and cell[0] < h and cell[1] < w:
+            self.readout.show_cell(self.fm, *cell)
+            self.plate.set_window(self.fm.geometry.cell_window(*cell))
+        else:
+            self._hover_left()
+
+    # errors and questions (tests replace these two) -----------------------------------------------
+    def show_error(self, message: str) -> None:
+        QtWidgets.QMessageBox.warning(self, TITLE, message)
+
+    def confirm(self, question: str) -> bool:
+        answer = QtWidgets.QMessageBox.question(self, TITLE, question)
+        return answer == QtWidgets.QMessageBox.Yes
+
+    # drag and drop -----------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files.open_any(paths)
+
+    # closing ------------------------------------------------------------------------------------
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.settings.save_view_options(self.options)
+        self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        for worker in (self.maps, self.slow):
+            worker.stop()
+        if self.browser is not None:
+            self.browser.shutdown()
+            self.browser.close()
+        super().closeEvent(event)
+
+    def restore_window_state(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)

@@ -1,0 +1,305 @@
+"""The window's menus and what they do with files: open, recent, drop, export.
+
+Loading is done completely before the window is told, so a file that fails leaves the current
+image or model on screen, and its error goes to one dialog. File dialogs go through
+`ask_open`/`ask_save` so tests can answer them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PyQt5 import QtGui, QtWidgets
+
+from viewer import export, model_io
+from viewer.dataset.errors import DatasetError
+from viewer.errors import ViewerError
+from viewer.gui import session
+from viewer.gui.layers import overlay_picture
+
+if TYPE_CHECKING:
+    from viewer.gui.main_window import MainWindow
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
+MODEL_FILTER = "Caffe net (*.prototxt);;All files (*)"
+WEIGHTS_FILTER = "Caffe weights (*.caffemodel);;All files (*)"
+KEYS_HELP = (
+    "<b>Keys</b><br>"
+    "A-Z, 0-9: show that class channel<br>Esc: best class<br>"
+    "+ / -: scale up / down<br>Ctrl+0: automatic scale<br>Ctrl+R: raw scores<br>"
+    "Ctrl+O: open image<br>Ctrl+M: open model<br>Ctrl+L: open training data (LMDB)<br>"
+    "Ctrl+S: save overlay PNG<br>Ctrl+E: save maps (.npz)<br>Ctrl+Shift+S: save surgered "
+    "model<br>Home: fit the plate<br><br>Drop images, .prototxt/.caffemodel files or LMDB "
+    "folders on the window to open them.")
+
+
+def is_lmdb(path: Path) -> bool:
+    return path.is_dir() and (path / "data.mdb").is_file()
+
+
+class WindowMenus:
+    """Builds the menu bar of `window` and carries out its file commands."""
+
+    def __init__(self, window: "MainWindow") -> None:
+        self.w = window
+        self.recent_menus: dict[str, QtWidgets.QMenu] = {}
+        self.channel_actions: dict[str | None, QtWidgets.QAction] = {}
+
+    # dialogs (tests replace these) ------------------------------------------------------------
+    def ask_open(self, kind: str, caption: str, filters: str) -> Path | None:
+        if kind == "datasets":
+            path = QtWidgets.QFileDialog.getExistingDirectory(
+                self.w, caption, self.w.settings.last_folder(kind))
+        else:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self.w, caption, self.w.settings.last_folder(kind), filters)
+        return Path(path) if path else None
+
+    def ask_save(self, kind: str, caption: str, name: str, filters: str) -> Path | None:
+        start = str(Path(self.w.settings.last_folder(kind)) / name)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.w, caption, start, filters)
+        return Path(path) if path else None
+
+    # building ---------------------------------------------------------------------------------
+    def action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None,
+               tip: str = "") -> QtWidgets.QAction:
+        act = menu.addAction(text)
+        act.triggered.connect(lambda checked=False: slot())
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
+            act.setShortcuts([QtGui.QKeySequence(k) for k in keys])
+        act.setStatusTip(tip)
+        return act
+
+    def build(self) -> None:
+        bar = self.w.menuBar()
+        self._file_menu(bar.addMenu("&File"))
+        self._view_menu(bar.addMenu("&View"))
+        self._channel_menu(bar.addMenu("&Channel"))
+        help_menu = bar.addMenu("&Help")
+        self.action(help_menu, "Keys and mouse", lambda: QtWidgets.QMessageBox.information(
+            self.w, "Keys and mouse", KEYS_HELP), "F1")
+
+    def _file_menu(self, menu: QtWidgets.QMenu) -> None:
+        K = QtGui.QKeySequence
+        self.action(menu, "Open &image...", self.open_image_dialog, K.Open)
+        self.action(menu, "Open &model...", self.open_model_dialog, "Ctrl+M",
+                    "A .prototxt and its .caffemodel: classifier or fully convolutional")
+        self.action(menu, "Open &training data (LMDB)...", self.open_lmdb_dialog, "Ctrl+L")
+        for kind, title in (("images", "Recent images"), ("models", "Recent models"),
+                            ("datasets", "Recent training data")):
+            self.recent_menus[kind] = menu.addMenu(title)
+            self.refresh_recent(kind)
+        menu.addSeparator()
+        self.action(menu, "&Save overlay as PNG...", self.export_overlay, K.Save)
+        self.action(menu, "Save maps as .&npz...", self.export_maps, "Ctrl+E")
+        self.action(menu, "Save surgered m&odel...", self.export_model, "Ctrl+Shift+S")
+        menu.addSeparator()
+        self.action(menu, "&Quit", self.w.close, K.Quit)
+
+    def _view_menu(self, menu: QtWidgets.QMenu) -> None:
+        self.action(menu, "Scale &up", lambda: self.w.scale.step(+1), ["+", "="])
+        self.action(menu, "Scale &down", lambda: self.w.scale.step(-1), "-")
+        self.auto_action = self.action(menu, "&Automatic scale", self.w.request_auto_scale,
+                                       "Ctrl+0")
+        self.raw_action = self.action(menu, "&Raw scores instead of probabilities",
+                                      lambda: self.w.layer_controls.raw.toggle(), "Ctrl+R")
+        self.raw_action.setCheckable(True)
+        self.action(menu, "&Fit the plate", lambda: self.w.plate.view.autoRange(padding=0.02),
+                    "Home")
+        menu.addSeparator()
+        for dock in (self.w.readout_dock, self.w.net_dock):
+            menu.addAction(dock.toggleViewAction())
+
+    def _channel_menu(self, menu: QtWidgets.QMenu) -> None:
+        self.channel_menu = menu
+        self.channel_group = QtWidgets.QActionGroup(menu)
+        self.fill_channel_menu(self.w.model.dense.labels)
+
+    def fill_channel_menu(self, labels: list[str]) -> None:
+        """"Best class" (Esc) and one checkable entry per class (its own key)."""
+        menu = self.channel_menu
+        menu.clear()
+        self.channel_actions = {}
+        for label in [None, *labels]:
+            text = "&Best class\tEsc" if label is None else (
+                f"{label}\t{label}" if len(label) == 1 else label)
+            act = menu.addAction(text)
+            act.setCheckable(True)
+            act.setActionGroup(self.channel_group)
+            act.triggered.connect(lambda checked=False, l=label: self.w.set_channel(l))
+            self.channel_actions[label] = act
+            if label is None:
+                menu.addSeparator()
+        self.check_channel(self.w.channel)
+
+    def check_channel(self, label: str | None) -> None:
+        act = self.channel_actions.get(label)
+        if act is not None:
+            act.setChecked(True)
+
+    # recent files ------------------------------------------------------------------------------
+    def remember(self, kind: str, entry: str, path: Path) -> None:
+        self.w.settings.add_recent(kind, entry)
+        self.w.settings.set_last_folder(kind, path)
+        self.refresh_recent(kind)
+
+    def refresh_recent(self, kind: str) -> None:
+        menu = self.recent_menus[kind]
+        menu.clear()
+        entries = self.w.settings.recent(kind)
+        for entry in entries:
+            shown = " + ".join(Path(p).name for p in entry.split("|"))
+            act = menu.addAction(shown)
+            act.setToolTip(entry)
+            act.triggered.connect(lambda checked=False, e=entry, k=kind: self.open_recent(k, e))
+        menu.setEnabled(bool(entries))
+
+    def open_recent(self, kind: str, entry: str) -> None:
+        if kind == "images":
+            self.open_image(Path(entry))
+        elif kind == "models":
+            prototxt, _, weights = entry.partition("|")
+            self.open_model(Path(prototxt), Path(weights) if weights else None)
+        else:
+            self.open_lmdb(Path(entry))
+
+    # opening -----------------------------------------------------------------------------------
+    def open_image_dialog(self) -> None:
+        path = self.ask_open("images", "Open a plate image", IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def open_model_dialog(self) -> None:
+        path = self.ask_open("models", "Open a Caffe net (.prototxt)", MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def open_lmdb_dialog(self) -> None:
+        path = self.ask_open("datasets", "Open a Caffe LMDB folder", "")
+        if path:
+            self.open_lmdb(path)
+
+    def open_image(self, path: Path) -> bool:
+        try:
+            image = session.read_image(path)
+        except ViewerError as err:
+            self.w.show_error(str(err))
+            return False
+        self.w.set_image(image)
+        self.remember("images", str(path), path)
+        return True
+
+    def open_model(self, prototxt: Path, weights: Path | None = None) -> bool:
+        """Load a net; a classifier is made fully convolutional if the user agrees."""
+        weights = weights or session.weights_beside(prototxt) or self.ask_open(
+            "models", f"Weights for {prototxt.name} (.caffemodel)", WEIGHTS_FILTER)
+        if weights is None:
+            return False
+        try:
+            net = session.read_net(prototxt, weights)
+            if session.needs_surgery(net) and not self.w.confirm(
+                    f"{prototxt.name} is a classifier (it has InnerProduct layers). Perform the "
+                    "net surgery, casting them into convolutions, so it maps whole images?"):
+                return False
+            model = session.build_model(net, prototxt, weights, self.w.options.engine or None)
+        except ViewerError as err:
+            self.w.show_error(str(err))
+            return False
+        self.w.set_model(model)
+        self.fill_channel_menu(model.dense.labels)
+        self.remember("models", f"{prototxt}|{weights}", prototxt)
+        return True
+
+    def open_lmdb(self, path: Path) -> bool:
+        from viewer.dataset.lmdb_io import open_lmdb
+        from viewer.gui.dataset_browser import DatasetBrowser
+
+        try:
+            reader = open_lmdb(path)
+        except (DatasetError, ViewerError) as err:
+            self.w.show_error(str(err))
+            return False
+        if self.w.browser is None:
+            self.w.browser = DatasetBrowser(self.w.model.dense.labels)
+            self.w.browser.resize(1100, 620)
+        self.w.browser.open(reader)
+        self.w.browser.show()
+        self.w.browser.raise_()
+        self.remember("datasets", str(path), path)
+        return True
+
+    def open_any(self, paths: list[Path]) -> None:
+        """Dropped files: a net (.prototxt, or a .caffemodel beside one), an LMDB, an image."""
+        for path in paths:
+            if is_lmdb(path) or path.name == "data.mdb":
+                self.open_lmdb(path if path.is_dir() else path.parent)
+            elif path.suffix.lower() in session.MODEL_SUFFIXES:
+                self.open_model(path)
+            elif path.suffix.lower() in session.WEIGHT_SUFFIXES:
+                prototxt = session.prototxt_beside(path)
+                if prototxt is None:
+                    self.w.show_error(f"{path.name}: drop its .prototxt with it, or open it with "
+                                      "File > Open model")
+                else:
+                    self.open_model(prototxt, path)
+            else:
+                self.open_image(path)
+
+    # export -------------------------------------------------------------------------------------
+    def _inputs(self) -> tuple:
+        return tuple(p for p in (self.w.image.path, self.w.model.prototxt, self.w.model.weights)
+                     if p)
+
+    def _stem(self) -> str:
+        return self.w.image.path.stem if self.w.image.path else "plate"
+
+    def export_overlay(self) -> Path | None:
+        w = self.w
+        if w.fm is None or w.layer is None:
+            return None
+        path = self.ask_save("exports", "Save the overlay as PNG", f"{self._stem()}_overlay.png",
+                             "PNG image (*.png)")
+        if path is None:
+            return None
+        levels = tuple(w.plate.histogram.getLevels()) if w.layer.rgb is None else w.layer.levels
+        picture = overlay_picture(w.image.pixels, w.fm, w.layer, w.options.colormap, levels,
+                                  w.options.opacity)
+        return self._saved(lambda: export.save_png(picture, path, self._inputs()), path)
+
+    def export_maps(self) -> Path | None:
+        if self.w.fm is None:
+            return None
+        path = self.ask_save("exports", "Save the maps", f"{self._stem()}_featuremap.npz",
+                             "NumPy maps (*.npz)")
+        if path is None:
+            return None
+        return self._saved(lambda: export.save_npz(self.w.fm, path, self._inputs()), path)
+
+    def export_model(self) -> Path | None:
+        model = self.w.model
+        name = f"{model.prototxt.stem}_fullconv.prototxt" if model.classifier is not None and \
+            model.dense.classifier is not None else model.prototxt.name
+        path = self.ask_save("exports", "Save the fully convolutional model (.prototxt; the "
+                             ".caffemodel goes beside it)", name, MODEL_FILTER)
+        if path is None:
+            return None
+        path = path.with_suffix(".prototxt")
+        return self._saved(lambda: model_io.write_net(
+            model.dense.net, path, path.with_suffix(".caffemodel"), self._inputs()), path)
+
+    def _saved(self, write, path: Path) -> Path | None:
+        try:
+            write()
+        except (ViewerError, OSError) as err:
+            self.w.show_error(f"could not save {path}: {err}")
+            return None
+        self.w.settings.set_last_folder("exports", path)
+        self.w.statusBar().showMessage(f"saved {path}", 8000)
+        return path
+
+
+def build_menus(window: "MainWindow") -> WindowMenus:
+    menus = WindowMenus(window)
+    menus.build()
+    return menus

@@ -1,0 +1,88 @@
+"""The loaded model and image the window shows, built by the same core calls the CLI makes.
+
+Loading happens completely before anything is swapped in, so a file that fails to load leaves
+the window's previous model or image in place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from viewer import paths
+from viewer.featuremap import DenseClassifier
+from viewer.images import load_image
+from viewer.model_io import CaffeNet, load_net
+from viewer.surgery import Conversion, is_fully_convolutional, make_fully_convolutional
+
+MODEL_SUFFIXES = (".prototxt",)
+WEIGHT_SUFFIXES = (".caffemodel",)
+
+
+@dataclass
+class LoadedModel:
+    """A dense classifier plus, when known, the classifier it was made from."""
+
+    net: CaffeNet               # as loaded: a classifier or a fully convolutional net
+    dense: DenseClassifier
+    prototxt: Path
+    weights: Path | None
+    classifier: CaffeNet | None = None
+    conversions: list[Conversion] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.prototxt.name
+
+
+@dataclass
+class LoadedImage:
+    """Pixels and where they came from (None for an image made in memory)."""
+
+    pixels: np.ndarray
+    path: Path | None
+
+    @property
+    def label(self) -> str:
+        return self.path.name if self.path else "image"
+
+
+def read_image(path: str | Path) -> LoadedImage:
+    return LoadedImage(load_image(path), Path(path))
+
+
+def read_net(prototxt: str | Path, weights: str | Path | None) -> CaffeNet:
+    return load_net(prototxt, weights)
+
+
+def needs_surgery(net: CaffeNet) -> bool:
+    return not is_fully_convolutional(net.param)
+
+
+def weights_beside(prototxt: Path) -> Path | None:
+    """The .caffemodel with the prototxt's stem, the pairing `surgery` writes."""
+    candidate = prototxt.with_suffix(".caffemodel")
+    return candidate if candidate.exists() else None
+
+
+def prototxt_beside(weights: Path) -> Path | None:
+    candidate = weights.with_suffix(".prototxt")
+    return candidate if candidate.exists() else None
+
+
+def _bundled_classifier(prototxt: Path) -> CaffeNet | None:
+    """Our surgered model's original classifier, so the Surgery panel has a 'before'."""
+    if prototxt.resolve() == paths.FCN_PROTOTXT.resolve() and paths.CLASSIFIER_WEIGHTS.exists():
+        return load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
+    return None
+
+
+def build_model(net: CaffeNet, prototxt: Path, weights: Path | None,
+                engine: str | None) -> LoadedModel:
+    """A ready-to-map model; a classifier is made fully convolutional in memory."""
+    dense = DenseClassifier(net, engine)
+    classifier = dense.classifier or _bundled_classifier(prototxt)
+    conversions = make_fully_convolutional(classifier).conversions if classifier else []
+    return LoadedModel(net, dense, Path(prototxt), Path(weights) if weights else None, classifier,
+                       conversions)

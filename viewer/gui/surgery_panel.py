@@ -1,0 +1,131 @@
+"""What the surgery did and what it buys: layers before and after, the equivalence check, the timing.
+
+The numbers come from `surgery.verify_equivalence` and `sliding.compare_with_windows`, run on
+the slow worker; this panel only lays them out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PyQt5 import QtCore, QtWidgets
+
+from viewer import netgraph
+from viewer.gui.session import LoadedModel
+from viewer.model_io import CaffeNet
+from viewer.sliding import WindowComparison
+from viewer.surgery import TOLERANCE, Verification
+
+COLUMNS = ("classifier layer", "weights", "", "fully convolutional layer", "weights")
+
+
+@dataclass
+class SurgeryCheck:
+    """The slow worker's answer: equivalence (when the classifier is known) and timing."""
+
+    verification: Verification | None
+    comparison: WindowComparison
+    scale: float
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def weight_rows(net: CaffeNet) -> list[tuple[str, str, str]]:
+    """(layer, type, weight shapes) for each deploy layer that has weights."""
+    return [(l.name, l.type, ", ".join(shape_text(a.shape) for a in net.weights[l.name]))
+            for l in netgraph.deploy_layers(net.param) if l.name in net.weights]
+
+
+def surgery_rows(model: LoadedModel) -> list[tuple[str, str, str, str, str]]:
+    """One row per weighted layer: classifier side, arrow, fully convolutional side."""
+    after = {name: (kind, shapes) for name, kind, shapes in weight_rows(model.dense.net)}
+    if model.classifier is None:
+        return [("", "", "", f"{n} ({k})", s) for n, (k, s) in after.items()]
+    renamed = {c.layer: c.new_layer for c in model.conversions}
+    rows = []
+    for name, kind, shapes in weight_rows(model.classifier):
+        new = renamed.get(name, name)
+        new_kind, new_shapes = after.get(new, ("?", "?"))
+        arrow = "->" if name in renamed else "="
+        rows.append((f"{name} ({kind})", shapes, arrow, f"{new} ({new_kind})", new_shapes))
+    return rows
+
+
+def verification_text(check: Verification | None) -> str:
+    if check is None:
+        return ("Equivalence: no classifier is loaded beside this model, so there is nothing to "
+                "compare it with (open the classifier to check the surgery).")
+    verdict = "<b style='color:#2a2'>passed</b>" if check.passed else \
+        "<b style='color:#c22'>FAILED</b>"
+    return (f"Equivalence: classifier and fully convolutional net on the same {check.inputs} "
+            f"windows ({check.engine}): max |score difference| = {check.max_abs_diff:.2g}, "
+            f"{verdict} (tolerance {TOLERANCE:g}).")
+
+
+def timing_text(c: WindowComparison, scale: float) -> str:
+    who = "the classifier" if c.classifier else "the net on window-sized inputs"
+    return (f"Speed at scale {scale:g} ({c.engine}): one dense pass covers {c.windows} windows in "
+            f"<b>{c.dense_ms:.0f} ms</b>; {who} on every window, batched, takes "
+            f"<b>{c.windows_ms:.0f} ms</b>. The dense pass is <b>{c.speedup:.1f}x faster</b>, "
+            f"and its scores match the per-window ones to {c.max_abs_diff:.2g}.")
+
+
+class SurgeryPanel(QtWidgets.QWidget):
+    """The table of layers, the check and the timing; `check_requested` re-measures."""
+
+    check_requested = QtCore.pyqtSignal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.summary = QtWidgets.QLabel()
+        self.equivalence = QtWidgets.QLabel()
+        self.timing = QtWidgets.QLabel()
+        for label in (self.summary, self.equivalence, self.timing):
+            label.setWordWrap(True)
+        self.button = QtWidgets.QPushButton("Measure again at this scale")
+        self.button.clicked.connect(self.check_requested)
+        text = QtWidgets.QVBoxLayout()
+        text.addWidget(self.summary)
+        text.addWidget(self.equivalence)
+        text.addWidget(self.timing)
+        text.addWidget(self.button, 0, QtCore.Qt.AlignLeft)
+        text.addStretch(1)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.addWidget(self.table, 3)
+        layout.addLayout(text, 2)
+
+    def set_model(self, model: LoadedModel) -> None:
+        rows = surgery_rows(model)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
+        converted = ", ".join(f"{c.layer} -> {c.new_layer}" for c in model.conversions)
+        self.summary.setText(
+            f"<b>{model.label}</b>: " + (f"InnerProduct layers cast into convolutions with the "
+                                         f"same weights ({converted})." if converted else
+                                         "already fully convolutional."))
+        self.equivalence.setText("Equivalence: measuring...")
+        self.timing.setText("Speed: measuring...")
+
+    def set_measuring(self) -> None:
+        self.timing.setText("Speed: measuring...")
+        self.button.setEnabled(False)
+
+    def set_check(self, check: SurgeryCheck) -> None:
+        self.equivalence.setText(verification_text(check.verification))
+        self.timing.setText(timing_text(check.comparison, check.scale))
+        self.button.setEnabled(True)
+
+    def set_failed(self, message: str) -> None:
+        self.timing.setText(f"Speed: could not measure: {message}")
+        self.button.setEnabled(True)
