@@ -139,6 +139,7 @@ def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
     """
     stream = stream or sys.stdout
     path = Path(lmdb_path)
+    lines = []
     with open_lmdb(path) as db:
         if key is not None:
             try:
@@ -154,17 +155,17 @@ def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
             counts = db.label_counts()
             total = sum(counts.values())
             bg = counts.get(BACKGROUND, 0)
-            print(f"{path}: {total} records, {len(counts)} labels, background "
-                  f"{bg} ({100 * bg / max(total, 1):.1f}%)", file=stream)
+            lines.append(f"{path}: {total} records, {len(counts)} labels, background "
+                         f"{bg} ({100 * bg / max(total, 1):.1f}%)")
     for rec in records:
         shape = "x".join(str(s) for s in rec.shape)
-        print(f"{rec.key}  label {rec.label:2d}  {label_name(rec.label):>2}  {shape}", file=stream)
-    png = Path(out_png) if out_png else path.parent / f"{path.name.rstrip('/')}_sheet.png"
-    zoom = 8 if key is not None else 3
-    ok, buf = cv2.imencode(".png", contact_sheet(records, zoom=zoom))
+        lines.append(f"{rec.key}  label {rec.label:2d}  {label_name(rec.label):>2}  {shape}")
+    png = Path(out_png) if out_png else path.parent / f"{path.name}_sheet.png"
+    ok, buf = cv2.imencode(".png", contact_sheet(records, zoom=8 if key is not None else 3))
     if not ok:
         raise DatasetError(f"could not encode the contact sheet for {png}")
-    write_bytes_atomic(png, buf.tobytes(), inputs=(path,))
+    write_bytes_atomic(png, buf.tobytes(), inputs=(path,))  # before printing: a closed pipe
+    print("\n".join(lines), file=stream)                  # must not lose the sheet
     print(f"contact sheet: {png}", file=stream)
     return png
 
