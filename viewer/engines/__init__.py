@@ -18,6 +18,7 @@ _REGISTRY = {
     "blas": ("viewer.engines.blas_engine", "BlasEngine", "numpy", "pip install numpy"),
     "onnx": ("viewer.engines.onnx_engine", "OnnxEngine", "onnxruntime",
              "pip install onnx onnxruntime"),
+    "caffe": ("viewer.engines.caffe_engine", "CaffeEngine", "caffe", "make caffe"),
 }
 
 

@@ -1,0 +1,132 @@
+"""Real Caffe engine (pycaffe, CPU): the library whose semantics every other engine reproduces.
+
+pycaffe is built by `make caffe`. Caffe does not report errors: a bad prototxt or a shape
+mismatch is a glog CHECK failure that aborts the whole process. So Caffe only ever sees a net
+that our reader validated (`netgraph.check_weights`), that we re-serialized and that Caffe's own
+schema parsed first; the few Caffe checks our reader does not make are made here in words, and
+every new input size is shape-checked before Caffe reshapes to it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import text_format
+
+from viewer import netgraph
+from viewer.engines.base import Engine
+from viewer.errors import EngineError, ModelError
+from viewer.model_io import CaffeNet, caffemodel_bytes, prototxt_text
+from viewer.proto import caffe_pb2
+
+LEARNABLE = {"Convolution", "InnerProduct", "Scale"}
+
+
+def import_caffe():
+    """pycaffe in CPU mode, with glog quiet: it reads GLOG_minloglevel when the library loads."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import caffe
+
+    caffe.set_mode_cpu()
+    return caffe
+
+
+def deploy_net(net: CaffeNet) -> CaffeNet:
+    """The deploy layers (Caffe would open a Data layer's LMDB) and only their learned blobs."""
+    param = caffe_pb2.NetParameter()
+    param.CopyFrom(net.param)
+    del param.layer[:]
+    param.layer.extend(netgraph.deploy_layers(net.param))
+    weights = {l.name: net.weights[l.name] for l in param.layer
+               if l.type in LEARNABLE and l.name in net.weights}
+    return CaffeNet(param, weights, source=net.source)
+
+
+def check_layers(param: caffe_pb2.NetParameter) -> None:
+    """Refuse, in words, what Caffe aborts on at load time and `netgraph` does not refuse."""
+    written: dict[str, str] = {}
+    for layer in param.layer:
+        where = f"{layer.type} layer '{layer.name}'"
+        for top in layer.top:
+            if top in written and top not in layer.bottom:
+                raise ModelError(f"{where} writes blob '{top}', which layer '{written[top]}' "
+                                 "already produced (Caffe allows that only in place)")
+            written[top] = layer.name
+        if layer.type in ("Flatten", "Split") and set(layer.top) & set(layer.bottom):
+            raise ModelError(f"{where} cannot work in place in Caffe")
+        if layer.type == "Scale" and len(layer.bottom) != 1:
+            raise ModelError(f"{where} with {len(layer.bottom)} inputs is not supported")
+        if layer.type == "LRN" and layer.lrn_param.local_size % 2 == 0:
+            raise ModelError(f"{where}: local_size {layer.lrn_param.local_size} must be odd")
+        if layer.type == "Convolution":
+            p = layer.convolution_param
+            if len(p.kernel_size) and (p.kernel_h or p.kernel_w):
+                raise ModelError(f"{where} gives both kernel_size and kernel_h/kernel_w")
+        if layer.type == "Pooling" and layer.pooling_param.global_pooling:
+            p = layer.pooling_param
+            if (p.HasField("kernel_size") or p.kernel_h or p.kernel_w or p.pad or p.pad_h
+                    or p.pad_w or p.stride != 1 or p.stride_h or p.stride_w):
+                raise ModelError(f"{where}: global pooling takes no kernel, pad or stride")
+
+
+def check_input_size(net: CaffeNet, input_name: str, shape: tuple[int, ...]) -> None:
+    """Refuse an input size at which some layer would not fit (Caffe aborts on it).
+
+    `netgraph.infer_shapes` refuses inputs smaller than a kernel and mismatched Concat inputs;
+    an InnerProduct, whose weights fix its input size, is checked here.
+    """
+    shapes = netgraph.infer_shapes(net.param, {input_name: shape})
+    for layer in netgraph.deploy_layers(net.param):
+        if layer.type in LEARNABLE and layer.bottom:
+            wanted = netgraph.param_shapes(layer, shapes[layer.bottom[0]])
+            have = [a.shape for a in net.weights.get(layer.name, [])]
+            if [math.prod(s) for s in wanted] != [math.prod(s) for s in have]:
+                raise ModelError(
+                    f"at input {shape[2]}x{shape[3]} layer '{layer.name}' would need weights "
+                    f"{wanted}, but it has {have}: this net runs only at its declared input "
+                    "size (make it fully convolutional with `surgery` to run it on larger "
+                    "images)")
+
+
+class CaffeEngine(Engine):
+    """pycaffe's `caffe.Net` in the TEST phase, reshaped to each input size."""
+
+    name = "caffe"
+
+    def __init__(self, net: CaffeNet) -> None:
+        super().__init__(net)
+        netgraph.check_weights(net, None)
+        deploy = deploy_net(net)
+        check_layers(deploy.param)
+        check_input_size(net, self.input_name, self.input_shape)
+        text = prototxt_text(deploy.param)
+        caffe = import_caffe()
+        try:
+            text_format.Parse(text, caffe.proto.caffe_pb2.NetParameter())
+        except text_format.ParseError as err:
+            raise EngineError(f"Caffe cannot read {net.source}: {err}") from None
+        # caffe.Net reads files; they are not needed once it has loaded them.
+        with tempfile.TemporaryDirectory(prefix="netsurgery-caffe-") as folder:
+            prototxt, weights = Path(folder, "deploy.prototxt"), Path(folder, "net.caffemodel")
+            prototxt.write_text(text)
+            weights.write_bytes(caffemodel_bytes(deploy))
+            self._net = caffe.Net(str(prototxt), str(weights), caffe.TEST)
+        self._sizes_checked = {tuple(self.input_shape)}
+
+    def _reshape(self, shape: tuple[int, ...]) -> None:
+        """Give Caffe a new input size, once our shape arithmetic has accepted it."""
+        if shape not in self._sizes_checked:
+            check_input_size(self.net, self.input_name, shape)
+            self._sizes_checked.add(shape)
+        if tuple(self._net.blobs[self.input_name].data.shape) != shape:
+            self._net.blobs[self.input_name].reshape(*shape)
+            self._net.reshape()
+
+    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
+        self._reshape(data.shape)
+        self._net.blobs[self.input_name].data[...] = data
+        self._net.forward()
+        return {b: np.array(self._net.blobs[b].data, dtype=np.float32, copy=True) for b in blobs}
