@@ -14,6 +14,7 @@ from typing import Sequence
 
 from viewer import paths
 from viewer.dataset import cli as dataset_cli
+from viewer.training import cli as training_cli
 from viewer.errors import ViewerError
 
 EXIT_USER_ERROR = 2
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(fmap)
     fmap.set_defaults(func=cmd_map)
     dataset_cli.register(sub)
+    training_cli.register(sub)
     read = sub.add_parser("read", help="read the plate text with per-letter confidence")
     read.add_argument("image", type=Path)
     read.add_argument("--scale", type=scale_or_auto, default="auto",

@@ -1,0 +1,121 @@
+"""The Caffe side of training: deploy net, train/test net, solver, and the shipped model files.
+
+None of this needs PyTorch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from viewer import model_io, netgraph
+from viewer.engines import create_engine
+from viewer.labels import labels_for
+from viewer.proto import caffe_pb2
+from viewer.training import TrainingError, nets
+
+TUTORIAL_LAYERS = ["data", "scale", "conv1", "pool1", "conv2", "pool2", "dropout", "ip1",
+                   "relu1", "ip2-alpha"]
+
+
+def as_deploy(train_test: caffe_pb2.NetParameter, shape: tuple[int, ...]) -> caffe_pb2.NetParameter:
+    """What Caffe runs in the TEST phase, with the Data layer replaced by an Input of `shape`."""
+    net = caffe_pb2.NetParameter(name=train_test.name)
+    data = next(l for l in train_test.layer if l.type == "Data")
+    net.layer.add(name="data", type="Input", top=[data.top[0]]).input_param.shape.add(dim=shape)
+    for layer in train_test.layer:
+        if layer.type not in netgraph.TRAINING_ONLY:
+            net.layer.append(layer)
+    return net
+
+
+def test_deploy_is_the_tutorial_lenet_with_a_background_class():
+    deploy = nets.lenet_deploy()
+    assert [l.name for l in deploy.layer] == TUTORIAL_LAYERS
+    shapes = netgraph.infer_shapes(deploy)
+    assert shapes["ip2-alpha"] == (1, 37)
+    assert labels_for(37)[-1] == "background"
+
+
+def test_train_test_net_reads_lmdbs_in_both_phases():
+    net = nets.train_test_net(nets.lenet_deploy(), "d/train_lmdb", "d/test_lmdb", 64, 500)
+    data = [l for l in net.layer if l.type == "Data"]
+    assert [(l.include[0].phase, l.data_param.source, l.data_param.batch_size) for l in data] \
+        == [(caffe_pb2.TRAIN, "d/train_lmdb", 64), (caffe_pb2.TEST, "d/test_lmdb", 500)]
+    assert all(l.data_param.backend == caffe_pb2.DataParameter.LMDB for l in data)
+    assert all(list(l.top) == ["data", "label"] for l in data)
+    loss = next(l for l in net.layer if l.type == "SoftmaxWithLoss")
+    accuracy = next(l for l in net.layer if l.type == "Accuracy")
+    assert list(loss.bottom) == list(accuracy.bottom) == ["ip2-alpha", "label"]
+    assert accuracy.include[0].phase == caffe_pb2.TEST
+    conv1 = next(l for l in net.layer if l.name == "conv1")
+    assert [p.lr_mult for p in conv1.param] == [1, 2]
+    assert conv1.convolution_param.weight_filler.type == "xavier"
+
+
+def test_scaling_moves_from_the_power_layer_to_the_data_transform():
+    deploy = nets.lenet_deploy()
+    net = nets.train_test_net(deploy, "a", "b", 8, 8)
+    assert "Power" not in {l.type for l in net.layer}
+    assert next(l for l in net.layer if l.name == "conv1").bottom[0] == "data"
+    for layer in (l for l in net.layer if l.type == "Data"):
+        assert layer.transform_param.scale == pytest.approx(1 / 256)
+
+
+def test_train_test_net_computes_what_the_deploy_net_computes():
+    """Caffe's transform scales raw pixels before the train/test net; the deploy net scales them
+    itself. With the same weights both give the same scores, so nothing is scaled twice."""
+    deploy = nets.lenet_deploy()
+    weights = model_io.init_weights(deploy, seed=5).weights
+    train_test = nets.train_test_net(deploy, "a", "b", 4, 4)
+    raw = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28)).astype(np.float32)
+    scale = next(l for l in train_test.layer if l.type == "Data").transform_param.scale
+    caffe_view = model_io.CaffeNet(as_deploy(train_test, (4, 1, 28, 28)), weights)
+    ours = create_engine("numpy", model_io.CaffeNet(deploy, weights)).forward(raw, ["ip2-alpha"])
+    theirs = create_engine("numpy", caffe_view).forward(raw * scale, ["ip2-alpha"])
+    np.testing.assert_allclose(ours["ip2-alpha"], theirs["ip2-alpha"], rtol=1e-5, atol=1e-5)
+
+
+def _with_power(power: float, scale: float, shift: float) -> caffe_pb2.NetParameter:
+    deploy = nets.lenet_deploy()
+    p = deploy.layer[1].power_param
+    p.power, p.scale, p.shift = power, scale, shift
+    return deploy
+
+
+def test_a_shifted_power_layer_becomes_a_mean_value():
+    net = nets.train_test_net(_with_power(1.0, 0.5, -10.0), "a", "b", 1, 1)
+    data = net.layer[0]
+    assert data.transform_param.scale == 0.5
+    assert list(data.transform_param.mean_value) == [20.0]  # (x - 20) * 0.5 == 0.5x - 10
+
+
+def test_a_nonlinear_power_layer_is_refused():
+    with pytest.raises(TrainingError, match="Power layer 'scale'"):
+        nets.train_test_net(_with_power(2.0, 1.0, 0.0), "a", "b", 1, 1)
+
+
+def test_a_net_without_power_layer_trains_on_raw_pixels():
+    deploy = nets.lenet_deploy()
+    del deploy.layer[1]
+    deploy.layer[1].bottom[0] = "data"
+    data = nets.train_test_net(deploy, "a", "b", 1, 1).layer[0]
+    assert not data.HasField("transform_param")
+
+
+def test_solver_states_the_settings_and_covers_the_test_set():
+    settings = nets.SolverSettings(max_iter=3000, test_batch_size=500, seed=4)
+    solver = nets.solver(settings, "models/lenet_train_test.prototxt", 30001, "models/lenet")
+    again = caffe_pb2.SolverParameter()
+    text_format.Parse(nets.solver_text(solver), again)
+    assert again.test_iter == [61]
+    assert (again.max_iter, again.lr_policy, again.random_seed, again.type) == \
+        (3000, "inv", 4, "SGD")
+    assert again.net == "models/lenet_train_test.prototxt"
+    assert again.solver_mode == caffe_pb2.SolverParameter.CPU
+
+
+def test_inv_policy_is_caffes_formula():
+    s = nets.SolverSettings(base_lr=0.01, gamma=1e-4, power=0.75)
+    assert s.learning_rate(0) == pytest.approx(0.01)
+    assert s.learning_rate(10000) == pytest.approx(0.01 * 2 ** -0.75)

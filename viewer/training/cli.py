@@ -1,0 +1,158 @@
+"""`main.py train`: train the plate LeNet from a dataset folder and export it for Caffe.
+
+Writes into --out: `lenet_plates.prototxt` + `.caffemodel` (the deploy net, through our Caffe
+writer), `lenet_train_test.prototxt` + `lenet_solver.prototxt` (the same training for real
+Caffe), `labels.txt`, and `lenet_plates_training.png` + `.json` (curves and figures).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+
+from viewer.labels import labels_for
+from viewer.model_io import prototxt_text, write_net
+from viewer.safe_write import write_text_atomic
+from viewer.training import TrainingError, nets
+
+MODEL_NAME = "lenet_plates"
+TRAIN_TEST_NAME = "lenet_train_test.prototxt"
+SOLVER_NAME = "lenet_solver.prototxt"
+DEFAULT_EPOCHS = 10.0
+
+TRAIN_TEST_HEADER = """\
+# Train/test net of {model}.prototxt for real Caffe:
+#   caffe train --solver {solver}
+# run from the folder `main.py train` ran in (the paths below are relative to it).
+# The Data layers scale pixels by transform_param, so this net has no Power layer: the deploy
+# net's "scale" layer does the same at inference. conv1 sees identical values in both nets, so
+# the weights Caffe writes here load unchanged into {model}.prototxt.
+"""
+SOLVER_HEADER = """\
+# Caffe's solver for {train_test}; `main.py train` ran the same SGD (seed {seed}) in PyTorch.
+"""
+
+
+def _import_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise TrainingError("training needs PyTorch: pip install -e '.[train]' "
+                            "(torch==2.13.0, the CPU build)") from None
+
+
+def settings_from_args(args: argparse.Namespace, train_count: int) -> nets.SolverSettings:
+    """Solver settings; --epochs becomes a whole number of iterations over `train_count`."""
+    if args.iters is not None:
+        iters = args.iters
+    else:
+        iters = math.ceil((args.epochs or DEFAULT_EPOCHS) * train_count / args.batch_size)
+    if iters < 1:
+        raise TrainingError("train for at least one iteration (--iters or --epochs)")
+    interval = args.test_interval if args.test_interval is not None else max(1, iters // 10)
+    return nets.SolverSettings(max_iter=iters, batch_size=args.batch_size,
+                               base_lr=args.base_lr, test_interval=interval,
+                               display=max(1, min(100, iters // 20)), seed=args.seed)
+
+
+def export(run, out: Path, data: Path, settings: nets.SolverSettings,
+           extra: dict) -> dict[str, Path]:
+    """Write the deploy pair, the Caffe training files, labels, curves and the run summary."""
+    from viewer.training.curves import save_curves
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"prototxt": out / f"{MODEL_NAME}.prototxt",
+             "caffemodel": out / f"{MODEL_NAME}.caffemodel",
+             "train_test": out / TRAIN_TEST_NAME, "solver": out / SOLVER_NAME,
+             "labels": out / "labels.txt", "curves": out / f"{MODEL_NAME}_training.png",
+             "summary": out / f"{MODEL_NAME}_training.json"}
+    write_net(run.net, files["prototxt"], files["caffemodel"])
+    train_test = nets.train_test_net(run.net.param, str(data / "train_lmdb"),
+                                     str(data / "test_lmdb"), settings.batch_size,
+                                     settings.test_batch_size)
+    write_text_atomic(files["train_test"], TRAIN_TEST_HEADER.format(
+        model=MODEL_NAME, solver=files["solver"]) + prototxt_text(train_test))
+    solver = nets.solver(settings, str(files["train_test"]), run.final.count,
+                         str(out / MODEL_NAME))
+    write_text_atomic(files["solver"], SOLVER_HEADER.format(
+        train_test=files["train_test"].name, seed=settings.seed) + nets.solver_text(solver))
+    num_outputs = len(run.net.weights[list(run.net.weights)[-1]][-1])
+    write_text_atomic(files["labels"], "\n".join(labels_for(num_outputs)) + "\n")
+    tests = [t.as_dict() for t in run.tests]
+    save_curves(files["curves"], run.losses, tests)
+    summary = {
+        **extra, "settings": settings.__dict__, "threads": run.threads,
+        "seconds": round(run.seconds, 1), "final": run.final.as_dict(), "tests": tests,
+        "losses": [list(l) for l in run.losses],
+        "confusions": [list(c) for c in run.confusions],
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    write_text_atomic(files["summary"], json.dumps(summary, indent=1) + "\n")
+    return files
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Load the LMDBs, train, export, print where everything went."""
+    _import_torch()
+    import torch
+
+    from viewer.training.data import load_dataset
+    from viewer.training.solver import train
+
+    if args.threads < 1:
+        raise TrainingError("--threads must be at least 1")
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    train_set, test_set = load_dataset(args.data)
+    say(f"train {len(train_set)} windows ({100 * train_set.background_share:.1f}% background), "
+        f"test {len(test_set)}, from {args.data}")
+    settings = settings_from_args(args, len(train_set))
+    deploy = nets.lenet_deploy()
+    run = train(deploy, train_set, test_set, settings, threads=args.threads, progress=say)
+    dataset_info = Path(args.data) / "dataset.json"
+    extra = {
+        "command": (f"python main.py train --data {args.data} --out {args.out} --iters "
+                    f"{settings.max_iter} --batch-size {settings.batch_size} --base-lr "
+                    f"{settings.base_lr:g} --seed {settings.seed} --threads {args.threads}"),
+        "data": str(args.data), "train_count": len(train_set), "test_count": len(test_set),
+        "dataset": json.loads(dataset_info.read_text()) if dataset_info.is_file() else None,
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
+    files = export(run, args.out, Path(args.data), settings, extra)
+    final = run.final
+    if args.json:
+        print(json.dumps({"final": final.as_dict(), "seconds": round(run.seconds, 1),
+                          "files": {k: str(v) for k, v in files.items()}}, indent=2))
+    else:
+        print(f"trained {settings.max_iter} iterations in {run.seconds / 60:.1f} min: "
+              f"test accuracy {final.accuracy:.4f} (characters {final.char_accuracy:.4f}, "
+              f"background {final.background_accuracy:.4f})")
+        for path in files.values():
+            print(f"wrote {path}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the `train` subcommand."""
+    p = subparsers.add_parser("train", help="train the plate LeNet and export it for Caffe",
+                              description="Train the plate LeNet on a dataset folder's LMDBs (PyTorch, "
+                              "CPU) and export it as Caffe files.")
+    p.add_argument("--data", type=Path, required=True,
+                   help="dataset folder with train_lmdb and test_lmdb (from `dataset make`)")
+    p.add_argument("--out", type=Path, required=True, help="output folder, e.g. models")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=int, help="SGD iterations")
+    length.add_argument("--epochs", type=float,
+                        help=f"passes over the training set (default {DEFAULT_EPOCHS:g})")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per iteration (64)")
+    p.add_argument("--base-lr", type=float, default=0.01, help="initial learning rate (0.01)")
+    p.add_argument("--test-interval", type=int, help="iterations between tests (a tenth)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, order, dropout (0)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (2)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_train)
