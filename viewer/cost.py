@@ -1,0 +1,78 @@
+"""What a forward pass costs before it runs: its FLOPs, and the memory it needs at an input size.
+
+Both come from `netgraph.infer_shapes`, so they are known before anything is allocated: the
+viewer asks `check_fits` first and tells the user an image is too large instead of running out
+of memory. An engine may know its own needs better (`Engine.peak_bytes`); otherwise the estimate
+is the generic one: every blob held at once plus the largest im2col buffer.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from viewer import netgraph
+from viewer.errors import ImageError
+from viewer.model_io import CaffeNet
+
+FLOAT = 4
+# A dense map must fit in this much memory, engine and results together.
+MEMORY_LIMIT = 2 * 1024 ** 3
+
+
+def _shapes(net: CaffeNet, input_shape: tuple[int, ...]) -> dict[str, netgraph.Shape]:
+    (name, _), = netgraph.input_shapes(net.param).items()
+    return netgraph.infer_shapes(net.param, {name: tuple(input_shape)})
+
+
+def forward_flops(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds x 2 of the Convolution and InnerProduct layers for an N x C x H x W input."""
+    shapes = _shapes(net, input_shape)
+    total = 0
+    for layer in netgraph.deploy_layers(net.param):
+        if layer.type == "Convolution":
+            p = layer.convolution_param
+            w = netgraph.conv_window(p)
+            cin = shapes[layer.bottom[0]][1] // p.group
+            out = shapes[layer.top[0]]
+            total += 2 * math.prod(out) * cin * w.kernel[0] * w.kernel[1]
+        elif layer.type == "InnerProduct":
+            fan_in = math.prod(shapes[layer.bottom[0]][1:])
+            total += 2 * math.prod(shapes[layer.top[0]]) * fan_in
+    return total
+
+
+def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
+    """An upper bound for engines that keep every blob: all blobs, plus the largest im2col."""
+    shapes = _shapes(net, input_shape)
+    blobs = sum(math.prod(s) for s in shapes.values())
+    largest_cols = 0
+    for layer in netgraph.deploy_layers(net.param):
+        if layer.type == "Convolution":
+            p = layer.convolution_param
+            w = netgraph.conv_window(p)
+            cin = shapes[layer.bottom[0]][1] // p.group
+            out = shapes[layer.top[0]]
+            largest_cols = max(largest_cols, out[0] * out[2] * out[3] * cin * math.prod(w.kernel))
+    return (blobs + largest_cols) * FLOAT
+
+
+def forward_bytes(engine, input_shape: tuple[int, ...], blobs: Sequence[str]) -> int:
+    """Memory a forward pass of `engine` needs for this input, keeping `blobs`."""
+    own = getattr(engine, "peak_bytes", None)
+    if own is not None:
+        return int(own(tuple(input_shape), list(blobs)))
+    return generic_peak_bytes(engine.net, tuple(input_shape))
+
+
+def check_fits(engine, input_shape: tuple[int, ...], blobs: Sequence[str],
+               limit: int = MEMORY_LIMIT) -> int:
+    """The bytes the pass needs, or an `ImageError` naming the largest input that would fit."""
+    need = forward_bytes(engine, input_shape, blobs)
+    if need <= limit:
+        return need
+    h, w = input_shape[2], input_shape[3]
+    shrink = math.sqrt(limit / need)
+    raise ImageError(
+        f"a {w}x{h} input needs about {need / 1024 ** 3:.1f} GB for the dense pass on the "
+        f"'{getattr(engine, 'name', '?')}' engine, more than the {limit / 1024 ** 3:.1f} GB "
+        f"allowed; use a scale about {shrink:.2f} times the current one, or a smaller image")
