@@ -29,9 +29,11 @@ from viewer.engines.base import Engine
 from viewer.model_io import CaffeNet
 from viewer.proto import caffe_pb2
 
-# Output positions per band of a convolution's product: large enough for an efficient SGEMM,
-# small enough that the band's im2col block and output stay in cache.
-BAND = 2048
+# Bytes of im2col block and fused intermediates per band of a convolution's product. Few large
+# products beat many small ones on a busy machine (every product synchronises BLAS's threads),
+# and the budget bounds memory on large photos.
+BAND_BYTES = 48 * 1024 ** 2
+MIN_BAND = 2048
 POINTWISE = {"ReLU", "Power", "Dropout"}
 
 
@@ -48,8 +50,8 @@ class Planes:
         return cls(np.ascontiguousarray(x.transpose(1, 0, 2, 3)), x.shape[2], x.shape[3])
 
     def nchw(self) -> np.ndarray:
-        """The blob as a contiguous N x C x H x W array."""
-        return np.ascontiguousarray(self.a[:, :, :self.h, :self.w].transpose(1, 0, 2, 3))
+        """The blob as an N x C x H x W view (no copy: a 1 GB blob is not held twice)."""
+        return self.a[:, :, :self.h, :self.w].transpose(1, 0, 2, 3)
 
     def flat(self) -> np.ndarray:
         """Each channel as one row over the whole batch: (C, N * rows * pitch)."""
@@ -136,7 +138,13 @@ def _pad(x: Planes, ph: int, pw: int) -> Planes:
     return Planes(out, x.h + 2 * ph, x.w + 2 * pw)
 
 
-def _convolve_shifted(x: Planes, chain: list[_Conv], band: int) -> Planes:
+def band_size(depth: int, chain: list[_Conv], budget: int = BAND_BYTES) -> int:
+    """Output positions per band: as many as the scratch budget allows."""
+    rows = depth + sum(c.weight.shape[0] * c.weight.shape[1] for c in chain[:-1])
+    return max(MIN_BAND, budget // (4 * max(1, rows)))
+
+
+def _convolve_shifted(x: Planes, chain: list[_Conv], budget: int) -> Planes:
     """A stride-1 convolution (then any fused 1x1 ones) as banded im2col + SGEMM on the pitch."""
     first = chain[0]
     (dh, dw), (eh, ew) = first.window.dilation, first.window.extent
@@ -154,6 +162,7 @@ def _convolve_shifted(x: Planes, chain: list[_Conv], band: int) -> Planes:
     dst = out.reshape(out.shape[0], -1)
     dst[:, total:] = 0
     pointwise_input = len(offsets) == 1 and offsets[0] == 0
+    band = band_size(0 if pointwise_input else depth, chain, budget)
     cols = None if pointwise_input else np.empty((depth, min(band, total)), np.float32)
     temps = [np.empty((cv.weight.shape[0] * cv.weight.shape[1], min(band, total)), np.float32)
              for cv in chain[:-1]]
@@ -201,16 +210,16 @@ def _convolve_strided(x: Planes, conv: _Conv) -> Planes:
     return Planes(out, oh, ow)
 
 
-def convolve(x: Planes, chain: list[_Conv], band: int = BAND) -> Planes:
+def convolve(x: Planes, chain: list[_Conv], budget: int = BAND_BYTES) -> Planes:
     """Run a convolution (and the 1x1 convolutions fused after it) on planes."""
     window = chain[0].window
     if window.pad != (0, 0):
         x = _pad(x, *window.pad)
     if window.stride == (1, 1):
-        return _convolve_shifted(x, chain, band)
+        return _convolve_shifted(x, chain, budget)
     out = _convolve_strided(x, chain[0])
     for conv in chain[1:]:
-        out = _convolve_shifted(out, [conv], band)
+        out = _convolve_shifted(out, [conv], budget)
     return out
 
 
@@ -260,9 +269,9 @@ class BlasEngine(Engine):
 
     name = "blas"
 
-    def __init__(self, net: CaffeNet, band: int = BAND) -> None:
+    def __init__(self, net: CaffeNet, band_bytes: int = BAND_BYTES) -> None:
         super().__init__(net)
-        self.band = band
+        self.band_bytes = band_bytes
         self._plans: dict[tuple[str, ...], list[_Step]] = {}
         self.layers = [l for l in self.deploy if l.type != "Input"]
 
@@ -301,14 +310,70 @@ class BlasEngine(Engine):
         self._plans[key] = steps
         return steps
 
-    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
-        steps = self.plan(blobs)
+    @staticmethod
+    def _last_reads(steps: list[_Step]) -> dict[str, int]:
         last_read = {}
         for k, step in enumerate(steps):
             for layer in ([c.layer for c in step.chain] + [a for c in step.chain for a in c.after]
                           if step.chain else [step.layer]):
                 for b in layer.bottom:
                     last_read[b] = k
+        return last_read
+
+    def peak_bytes(self, input_shape: tuple[int, ...], blobs: list[str]) -> int:
+        """Bytes this engine holds at its peak for an input of this shape, without running it.
+
+        Follows the same plan as a forward pass: planes keep their input's rows and pitch
+        through stride-1 convolutions, fused intermediates exist only as bands, and blobs are
+        dropped after their last reader.
+        """
+        steps = self.plan([b for b in blobs if b != self.input_name])
+        last_read = self._last_reads(steps)
+        shapes = netgraph.infer_shapes(self.net.param, {self.input_name: tuple(input_shape)})
+        n = input_shape[0]
+        # blob -> (bytes held, rows, pitch) of its storage
+        held = {self.input_name: (4 * math.prod(input_shape), input_shape[2], input_shape[3])}
+        peak = 2 * held[self.input_name][0]  # the caller's array and our copy
+        for k, step in enumerate(steps):
+            alive = sum(v[0] for v in held.values())
+            top = step.top
+            shape = shapes[top]
+            scratch = 0
+            if step.chain:
+                _, rows, pitch = held[step.layer.bottom[0]]
+                conv = step.chain[0]
+                c = shapes[step.layer.bottom[0]][1]
+                if conv.window.pad != (0, 0):
+                    rows = shapes[step.layer.bottom[0]][2] + 2 * conv.window.pad[0]
+                    pitch = shapes[step.layer.bottom[0]][3] + 2 * conv.window.pad[1]
+                    scratch += 4 * c * n * rows * pitch
+                if conv.window.stride != (1, 1):
+                    rows, pitch = shape[2], shape[3]
+                    scratch += 4 * conv.weight.shape[2] * n * rows * pitch
+                else:
+                    depth = conv.weight.shape[2]
+                    band = band_size(depth, step.chain, self.band_bytes)
+                    scratch += 4 * band * (depth + sum(cv.weight.shape[0] * cv.weight.shape[1]
+                                                       for cv in step.chain[:-1]))
+                out = (4 * shape[1] * n * rows * pitch, rows, pitch)
+            elif step.layer.type in ("Dropout", "Split"):
+                out = (0,) + held[step.layer.bottom[0]][1:]
+            elif step.layer.type in POINTWISE and step.layer.top[0] == step.layer.bottom[0]:
+                out = held[step.layer.bottom[0]]
+                held[top] = (0, out[1], out[2])
+            else:
+                out = (4 * math.prod(shape),) + (tuple(shape[2:4]) if len(shape) == 4 else (1, 1))
+                if step.layer.type not in {"Pooling", "InnerProduct"} | POINTWISE:
+                    scratch += sum(4 * math.prod(shapes[b]) for b in step.layer.bottom)
+            held[top] = out
+            peak = max(peak, alive + out[0] + scratch)
+            for b in [b for b in held if last_read.get(b, -1) <= k and b not in blobs]:
+                del held[b]
+        return int(peak)
+
+    def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
+        steps = self.plan(blobs)
+        last_read = self._last_reads(steps)
         # A copy: in-place layers must never write into the caller's array.
         values: dict[str, object] = {self.input_name: Planes.from_nchw(data.copy())}
         for k, step in enumerate(steps):
@@ -323,7 +388,7 @@ class BlasEngine(Engine):
             x = values[layer.bottom[0]]
             if not isinstance(x, Planes):
                 x = _wrap(x)
-            values[step.top] = convolve(x, step.chain, self.band)
+            values[step.top] = convolve(x, step.chain, self.band_bytes)
             return
         x = values[layer.bottom[0]] if layer.bottom else None
         kind = layer.type

@@ -129,17 +129,33 @@ def _convert_layer(g: _GraphBuilder, layer: caffe_pb2.LayerParameter,
         g.node("Concat", [g.current[b] for b in layer.bottom], g.write(top),
                axis=layer.concat_param.axis)
     elif kind == "Flatten":
-        p = layer.flatten_param
-        if p.end_axis % rank != rank - 1:
-            raise EngineError(f"the onnx engine flattens only to the last axis; layer "
-                              f"'{layer.name}' ends at axis {p.end_axis}")
-        if p.axis % rank == 1:
-            g.node("Flatten", [x], g.write(top), axis=1)
-        else:
-            keep = [0] * (p.axis % rank) + [-1]
-            g.node("Reshape", [x, g.const("shape", np.array(keep, np.int64))], g.write(top))
+        _convert_flatten(g, layer, x, rank)
     else:
         raise EngineError(f"the onnx engine cannot convert layer '{layer.name}' ({kind})")
+
+
+def _convert_flatten(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
+                     rank: int) -> None:
+    """Caffe Flatten merges axes `axis..end_axis`; the merged size is computed at run time."""
+    p = layer.flatten_param
+    axis, end = p.axis % rank, p.end_axis % rank
+    top = layer.top[0]
+    if axis == 1 and end == rank - 1:
+        g.node("Flatten", [x], g.write(top), axis=1)
+        return
+    shape = g.node("Shape", [x], hint=f"{layer.name}.shape")
+
+    def dims(start: int, stop: int) -> str:
+        return g.node("Slice", [shape, g.const("start", np.array([start], np.int64)),
+                                g.const("stop", np.array([stop], np.int64))],
+                      hint=f"{layer.name}.dims")
+
+    merged = g.node("ReduceProd", [dims(axis, end + 1)], hint=f"{layer.name}.merged",
+                    keepdims=1)
+    parts = [dims(0, axis), merged, dims(end + 1, rank)] if axis else [merged,
+                                                                      dims(end + 1, rank)]
+    target = g.node("Concat", parts, hint=f"{layer.name}.target", axis=0)
+    g.node("Reshape", [x, target], g.write(top))
 
 
 def _convert_pooling(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
