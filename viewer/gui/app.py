@@ -54,9 +54,12 @@ def save_screenshot(window: MainWindow, path: Path) -> None:
 
 def run_viewer(args: argparse.Namespace) -> int:
     """Open the window; with --screenshot save it once the first map is drawn and quit."""
+    shooting = bool(getattr(args, "screenshot", None))
+    if shooting and QtWidgets.QApplication.instance() is None:
+        # One window pixel per image pixel, whatever DPI the display reports: 1280x800 PNGs.
+        QtCore.QCoreApplication.setAttribute(QtCore.Qt.AA_DisableHighDpiScaling, True)
     app = pg.mkQApp("Net Surgery Viewer")
     app.setOrganizationName("NetSurgeryViewer")
-    shooting = bool(getattr(args, "screenshot", None))
     # Screenshots must look the same on every machine: no remembered state.
     settings = Settings(None) if shooting else Settings.default()
     window = create_window(args, settings)

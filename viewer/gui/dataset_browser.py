@@ -20,10 +20,15 @@ COLUMNS, ROWS = 10, 5
 ZOOM = 3
 
 
+STANDARD = list(CHARACTERS) + [BACKGROUND_NAME]
+
+
 def label_name(label: int, names: list[str] | None = None) -> str:
-    """The class name of a Datum label, by the model's labels or else the A-Z, 0-9 order."""
-    names = names or list(CHARACTERS) + [BACKGROUND_NAME]
-    return names[label] if 0 <= label < len(names) else str(label)
+    """The class name of a Datum label: our A-Z, 0-9, background order, unless the model
+    has classes of its own (then its numbered names)."""
+    if names and names[:len(CHARACTERS)] != list(CHARACTERS):
+        return names[label] if 0 <= label < len(names) else str(label)
+    return STANDARD[label] if 0 <= label < len(STANDARD) else str(label)
 
 
 @dataclass

@@ -69,8 +69,11 @@ class LetterStrip(QtWidgets.QWidget):
             self.buttons.append(button)
 
     def select(self, index: int | None) -> None:
+        """Check one letter, or none (an exclusive group would refuse to uncheck the last)."""
+        self.group.setExclusive(False)
         for k, button in enumerate(self.buttons):
             button.setChecked(k == index)
+        self.group.setExclusive(True)
 
     def _clear(self) -> None:
         for button in self.buttons:

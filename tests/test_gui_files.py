@@ -1,0 +1,245 @@
+"""Files in and out of the window: images, models, drops, recent files, settings, LMDBs, export."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lmdb
+import numpy as np
+import pytest
+from PIL import Image
+from PyQt5 import QtCore, QtGui
+
+from gui_helpers import (MAP_TIMEOUT, cell_centre, generated_plate, open_window,  # noqa: F401
+                         plate_file, settings, window)
+from viewer import export, model_io, paths, render
+from viewer.export import save_png
+from viewer.gui.layers import colored
+from viewer.proto import caffe_pb2
+from viewer.surgery import is_fully_convolutional
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def answer_saves(window, monkeypatch, path: Path) -> None:
+    monkeypatch.setattr(window.files, "ask_save", lambda *args: path)
+
+
+def test_opening_an_image_replaces_the_plate_and_recomputes(window, qtbot, tmp_path):
+    other = save_png(generated_plate(120, 300, seed=5), tmp_path / "other.png")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        assert window.files.open_image(other)
+    assert window.image.path == other
+    assert window.fm.image_shape == (120, 300)
+    assert np.array_equal(window.plate.plate.image, window.image.pixels)
+    assert "other.png" in window.windowTitle()
+
+
+def test_a_broken_image_shows_an_error_and_keeps_the_plate(window, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    before = (window.image, window.fm, window.generation)
+    assert not window.files.open_image(broken)
+    assert len(window.errors.errors) == 1 and "broken.png" in window.errors.errors[0]
+    assert (window.image, window.fm, window.generation) == before
+
+
+def test_a_broken_model_shows_an_error_and_keeps_the_model(window, tmp_path):
+    proto, weights = tmp_path / "bad.prototxt", tmp_path / "bad.caffemodel"
+    proto.write_text("layer { name: 'x' type: ")
+    weights.write_bytes(b"")
+    model = window.model
+    assert not window.files.open_model(proto, weights)
+    assert window.errors.errors and "bad.prototxt" in window.errors.errors[0]
+    assert window.model is model
+
+
+def test_a_classifier_is_converted_only_if_the_user_agrees(window, qtbot, lenet_files):
+    proto, weights = lenet_files
+    model = window.model
+    window.confirm = lambda question: False
+    assert not window.files.open_model(proto, weights)
+    assert window.model is model
+    window.confirm = lambda question: "classifier" in question
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        assert window.files.open_model(proto, weights)
+    assert window.model.dense.classifier is not None
+    assert is_fully_convolutional(window.model.dense.net.param)
+    assert [c.layer for c in window.model.conversions] == ["ip1", "ip2-alpha"]
+    assert window.surgery.table.item(2, 2).text() == "->"
+    assert window.errors.errors == []
+
+
+def test_a_net_of_another_shape_gets_numbered_channels(window, qtbot, tmp_path, other_net):
+    proto, weights = tmp_path / "other.prototxt", tmp_path / "other.caffemodel"
+    model_io.write_net(other_net, proto, weights)
+    window.confirm = lambda question: True
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        assert window.files.open_model(proto)
+    assert window.channels.count() == 1 + 5
+    assert window.fm.probs.shape[0] == 5
+    window.files.channel_actions["class 2"].trigger()
+    assert np.array_equal(window.plate.heat.image, window.fm.probs[2])
+
+
+def test_recent_files_and_folders_are_remembered(window, qtbot, tmp_path, settings):
+    other = save_png(generated_plate(seed=9), tmp_path / "again.png")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.files.open_image(other)
+    assert settings.recent("images")[0] == str(other)
+    assert settings.last_folder("images") == str(tmp_path)
+    actions = window.files.recent_menus["images"].actions()
+    assert actions[0].text() == "again.png"
+
+
+def test_view_options_survive_a_restart(qtbot, plate_file, settings):
+    first = open_window(qtbot, plate_file, settings)
+    first.layer_controls.opacity.setValue(35)
+    first.layer_controls.colormap.setCurrentText("viridis")
+    first.close()
+    second = open_window(qtbot, plate_file, settings)
+    assert second.layer_controls.opacity.value() == 35
+    assert second.layer_controls.colormap.currentText() == "viridis"
+    assert second.plate.heat.opacity() == pytest.approx(0.35)
+    assert settings.window_state()[1] is not None
+    second.close()
+
+
+def drop(window, paths: list[Path]) -> None:
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.CopyAction, mime,
+                             QtCore.Qt.LeftButton, QtCore.Qt.NoModifier)
+    window.dropEvent(event)
+
+
+def test_dropping_an_image_opens_it(window, qtbot, tmp_path):
+    dropped = save_png(generated_plate(100, 280, seed=3), tmp_path / "dropped.png")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        drop(window, [dropped])
+    assert window.image.path == dropped
+
+
+def test_dropping_weights_finds_their_prototxt(window, qtbot, lenet_files):
+    window.confirm = lambda question: True
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        drop(window, [lenet_files[1]])
+    assert window.model.prototxt == lenet_files[0]
+
+
+def test_export_overlay_png_is_what_the_view_blends(window, monkeypatch, tmp_path):
+    out = tmp_path / "overlay.png"
+    answer_saves(window, monkeypatch, out)
+    assert window.files.export_overlay() == out
+    saved = np.asarray(Image.open(out).convert("RGB"))
+    expected = render.overlay_best_class(window.image.pixels, window.fm, window.options.opacity)
+    assert np.abs(saved.astype(int) - expected).max() <= 1
+
+
+def test_export_overlay_of_a_channel_uses_its_colormap(window, monkeypatch, tmp_path):
+    window.layer_controls.opacity.setValue(100)
+    window.channels.set_channel("B")
+    out = tmp_path / "b.png"
+    answer_saves(window, monkeypatch, out)
+    window.files.export_overlay()
+    saved = np.asarray(Image.open(out).convert("RGB"))
+    fm = window.fm
+    i, j = 4, 10
+    x, y = cell_centre(fm, i, j)
+    expected = colored(fm.probs[1], "inferno", (0, 1))[i, j]
+    assert np.abs(saved[int(y), int(x)].astype(int) - expected).max() <= 1
+
+
+def test_export_maps_writes_the_map_format(window, monkeypatch, tmp_path):
+    out = tmp_path / "maps.npz"
+    answer_saves(window, monkeypatch, out)
+    window.files.export_maps()
+    with np.load(out) as data:
+        assert set(data.files) == set(export.NPZ_KEYS)
+        assert np.array_equal(data["probs"], window.fm.probs)
+        assert list(data["labels"]) == window.fm.labels
+        assert tuple(data["stride"]) == window.fm.geometry.stride
+
+
+def test_export_surgered_model_writes_a_loadable_pair(window, monkeypatch, tmp_path):
+    out = tmp_path / "fcn.prototxt"
+    answer_saves(window, monkeypatch, out)
+    window.files.export_model()
+    net = model_io.load_net(out, out.with_suffix(".caffemodel"))
+    assert is_fully_convolutional(net.param)
+    for name, arrays in window.model.dense.net.weights.items():
+        assert all(np.array_equal(a, b) for a, b in zip(arrays, net.weights[name]))
+
+
+def make_lmdb(path: Path, labels: list[int]) -> None:
+    """A Caffe LMDB of 28x28 Datum records, written with lmdb and caffe_pb2 directly."""
+    rng = np.random.default_rng(0)
+    env = lmdb.open(str(path), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for k, label in enumerate(labels):
+            pixels = rng.integers(0, 255, (1, 28, 28), dtype=np.uint8)
+            datum = caffe_pb2.Datum(channels=1, height=28, width=28, data=pixels.tobytes(),
+                                    label=label)
+            txn.put(f"{k:08d}".encode(), datum.SerializeToString())
+    env.close()
+
+
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    labels = [3] * 30 + [26] * 25 + [36] * 12   # D, 0 and background
+    path = tmp_path / "test_lmdb"
+    make_lmdb(path, labels)
+    return path
+
+
+def test_the_lmdb_browser_pages_filters_and_counts(window, qtbot, dataset):
+    window.files.open_lmdb(dataset)
+    browser = window.browser
+    qtbot.addWidget(browser)
+    with qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT):
+        pass
+    filled = [c for c in browser.cells if c.picture.pixmap() and not c.picture.pixmap().isNull()]
+    assert len(filled) == len(browser.cells)
+    assert browser.page_count() == 2
+    counts = {browser.counts.item(r, 0).text(): browser.counts.item(r, 1).text()
+              for r in range(browser.counts.rowCount())}
+    assert counts == {"D": "30", "0": "25", "background": "12"}
+    with qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT):
+        qtbot.mouseClick(browser.next, QtCore.Qt.LeftButton)
+    assert browser.page == 1
+    filled = [c for c in browser.cells if c.caption.text()]
+    assert len(filled) == 67 - len(browser.cells)
+    with qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT):
+        browser.filter.setCurrentIndex(browser.filter.findData(26))
+    captions = [c.caption.text() for c in browser.cells if c.caption.text()]
+    assert len(captions) == 25 and set(captions) == {"<b>0</b>"}
+    assert window.settings.recent("datasets")[0] == str(dataset)
+
+
+def test_a_folder_that_is_no_lmdb_is_refused(window, tmp_path):
+    assert not window.files.open_lmdb(tmp_path)
+    assert "LMDB" in window.errors.errors[0]
+    assert window.browser is None
+
+
+def test_screenshot_is_saved_after_the_first_map(tmp_path):
+    plate = save_png(generated_plate(), tmp_path / "plate.png")
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "view", str(plate),
+                           "--channel", "A", "--scale", "0.9", "--screenshot", str(shot)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with Image.open(shot) as image:
+        assert image.size == (1280, 800)
+
+
+def test_a_bad_channel_on_the_command_line_is_one_error_line(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--channel", "%", "--screenshot",
+                           str(tmp_path / "x.png")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: unknown channel")

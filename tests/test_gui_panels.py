@@ -1,0 +1,135 @@
+"""The panels: letter strip, conv1 filters, blob tiles, the Surgery panel, the auto scale."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt5 import QtCore
+
+from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_window,  # noqa: F401
+                         plate_file, settings, window)
+from viewer import render
+from viewer.featuremap import geometry_of
+from viewer.gui import jobs
+
+CELLS = [(6, 8), (6, 20), (7, 33)]
+LABELS = ["K", "4", "Z"]
+
+
+@pytest.fixture
+def reading_window(qtbot, plate_file, settings, monkeypatch):
+    """A window whose plate reading is fixed, so the strip has letters to click."""
+    monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(CELLS, LABELS))
+    win = open_window(qtbot, plate_file, settings, scale=1.0)
+    yield win
+    win.close()
+
+
+def test_the_strip_shows_each_letter_with_its_probability_and_runners_up(reading_window):
+    strip = reading_window.letters
+    letters = reading_window.result.reading.letters
+    assert [b.letter.label for b in strip.buttons] == LABELS
+    assert "K4Z" in strip.summary.text()
+    for button, letter in zip(strip.buttons, letters):
+        text = button.findChild(type(strip.summary)).text()
+        assert f"{letter.prob:.2f}" in text
+        assert f"{letter.top[1][0]} {letter.top[1][1]:.2f}" in text
+
+
+def test_clicking_a_letter_selects_its_channel_and_highlights_its_box(reading_window, qtbot):
+    win = reading_window
+    button = win.letters.buttons[1]
+    qtbot.mouseClick(button, QtCore.Qt.LeftButton)
+    letter = win.result.reading.letters[1]
+    assert win.channel == "4" and win.channels.currentText() == "4"
+    assert np.array_equal(win.plate.heat.image, win.fm.probs[win.fm.labels.index("4")])
+    box = win.plate.highlight_box
+    assert box.isVisible()
+    assert np.allclose((box.rect().x(), box.rect().y(), box.rect().width(), box.rect().height()),
+                       letter.box)
+    assert button.isChecked() and not win.letters.buttons[0].isChecked()
+    qtbot.keyClick(win.plate, QtCore.Qt.Key_Escape)
+    assert not box.isVisible() and not button.isChecked()
+
+
+def test_conv1_grid_has_a_tile_per_filter_with_its_kernel(window):
+    dense = window.model.dense
+    kernels = dense.engine.params[dense.first_conv][0]
+    assert len(window.conv1.tiles) == len(kernels) == window.fm.conv1.shape[0]
+    icon = window.conv1.tiles[0].icon()
+    assert not icon.isNull()
+
+
+def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
+    qtbot.mouseClick(window.conv1.tiles[3], QtCore.Qt.LeftButton)
+    fm, dense = window.fm, window.model.dense
+    assert window.filter == 3 and window.conv1.tiles[3].isChecked()
+    assert np.array_equal(window.plate.heat.image, fm.conv1[3])
+    g = geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
+    assert np.allclose(item_rect(window.plate.heat), g.heatmap_rect(*fm.conv1.shape[1:]))
+    assert np.allclose(window.plate.heat.levels, (fm.conv1.min(), fm.conv1.max()), atol=1e-5)
+    assert "filter #3" in window.statusBar().currentMessage()
+    qtbot.mouseClick(window.conv1.tiles[3], QtCore.Qt.LeftButton)
+    assert window.filter is None and window.plate.classes.isVisible()
+
+
+def test_a_filter_overlay_follows_the_scale(window, qtbot):
+    qtbot.mouseClick(window.conv1.tiles[5], QtCore.Qt.LeftButton)
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.scale.spin.setValue(1.3)
+    assert np.array_equal(window.plate.heat.image, window.fm.conv1[5])
+
+
+def test_the_blob_selector_tiles_any_blob(window, qtbot):
+    names = [window.blobs.picker.itemText(k) for k in range(window.blobs.picker.count())]
+    assert names == window.model.dense.engine.blob_names
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.blobs.picker.setCurrentText("pool2")
+    values = window.fm.blobs["pool2"]
+    shown = window.blobs.image.image
+    columns = (shown.shape[1] + 2) // (values.shape[2] + 2)
+    assert np.array_equal(shown, render.tile_channels(values, columns))
+    assert f"{values.shape[0]} channels of {values.shape[1]}x{values.shape[2]}" in \
+        window.blobs.info.text()
+
+
+def test_the_surgery_panel_shows_layers_check_and_timing(window, qtbot):
+    if window.checked_generation != window.generation or window.slow.is_busy():
+        qtbot.waitSignal(window.check_shown, timeout=60_000).wait()
+    table = window.surgery.table
+    rows = [[table.item(r, c).text() for c in range(table.columnCount())]
+            for r in range(table.rowCount())]
+    conversions = {c.layer: c for c in window.model.conversions}
+    assert "ip1" in conversions
+    ip1 = next(r for r in rows if r[0].startswith("ip1 "))
+    assert ip1[1].startswith("x".join(map(str, conversions["ip1"].old_shape)))
+    assert ip1[2] == "->"
+    assert ip1[4].startswith("x".join(map(str, conversions["ip1"].new_shape)))
+    assert "passed" in window.surgery.equivalence.text()
+    assert "faster" in window.surgery.timing.text()
+
+
+def test_measure_again_uses_the_current_scale(window, qtbot):
+    window.tabs.setCurrentWidget(window.surgery)
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.scale.spin.setValue(0.9)
+    qtbot.waitUntil(window.surgery.button.isEnabled, timeout=60_000)
+    qtbot.mouseClick(window.surgery.button, QtCore.Qt.LeftButton)
+    qtbot.waitUntil(lambda: "at scale 0.9" in window.surgery.timing.text(), timeout=60_000)
+    assert window.surgery.button.isEnabled() or window.slow.is_busy()
+
+
+def test_auto_sets_the_scale_the_reader_picks(reading_window, qtbot):
+    win = reading_window
+    assert win.scale.auto.isEnabled()
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        qtbot.mouseClick(win.scale.auto, QtCore.Qt.LeftButton)
+    assert win.scale.value() == pytest.approx(0.7)
+    assert win.fm.scale == pytest.approx(0.7)
+
+
+def test_without_the_reading_module_the_app_still_runs(qtbot, plate_file, settings, monkeypatch):
+    monkeypatch.setattr(jobs, "reading_module", lambda: None)
+    win = open_window(qtbot, plate_file, settings)
+    assert not win.scale.auto.isEnabled()
+    assert "not available" in win.letters.summary.text()
+    win.close()
