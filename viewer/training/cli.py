@@ -96,6 +96,9 @@ def export(run, out: Path, data: Path, settings: nets.SolverSettings,
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Load the LMDBs, train, export, print where everything went."""
+    if args.engine == "caffe":
+        from viewer.training.caffe_train import cmd_train_caffe
+        return cmd_train_caffe(args)
     _import_torch()
     import torch
 
@@ -154,5 +157,8 @@ def register(subparsers) -> None:
     p.add_argument("--test-interval", type=int, help="iterations between tests (a tenth)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, order, dropout (0)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (2)")
+    p.add_argument("--engine", choices=("torch", "caffe"), default="torch",
+                   help="torch (default), or caffe: real Caffe runs lenet_solver.prototxt "
+                   "(needs `make caffe`)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_train)

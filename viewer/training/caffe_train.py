@@ -1,0 +1,230 @@
+"""`train --engine caffe`: the tutorial's way, real Caffe's solver on the LMDBs of `dataset make`.
+
+The generated `lenet_solver.prototxt` and `lenet_train_test.prototxt` are what runs, through
+pycaffe (`caffe.get_solver`). The weights come out as Caffe writes them (`net.save`) next to the
+deploy prototxt, and the pair is then read back by the viewer's own reader before we report
+success. Needs no PyTorch, only `make caffe`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from viewer import netgraph
+from viewer.dataset.errors import DatasetError
+from viewer.dataset.lmdb_io import check_datum, open_lmdb, parse_datum
+from viewer.labels import BACKGROUND, labels_for
+from viewer.model_io import CaffeNet, load_net, prototxt_text
+from viewer.proto import caffe_pb2
+from viewer.safe_write import write_text_atomic
+from viewer.training import TrainingError, nets
+from viewer.training.curves import save_curves
+
+Progress = Callable[[str], None]
+MODEL_NAME = "lenet_plates"
+SOLVER_HEADER = """\
+# Caffe's solver for {train_test}; `main.py train --engine caffe` ran it in pycaffe (seed {seed}).
+"""
+
+
+@dataclass
+class CaffeRun:
+    """What a Caffe training run wrote and measured."""
+
+    files: dict[str, Path]
+    net: CaffeNet                 # the deploy net with the weights Caffe wrote, read back by us
+    losses: list[tuple[int, float, float]] = field(default_factory=list)  # (iter, loss, lr)
+    tests: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> dict:
+        return self.tests[-1]
+
+
+def check_records(path: Path, shape: tuple[int, ...], classes: int) -> int:
+    """The number of records of an LMDB, after checking every record for what would make
+    Caffe's Data layer abort: encoded images (this Caffe is built without OpenCV), a shape
+    other than the net's input, a label outside the net's classes."""
+    import lmdb
+
+    if not path.is_dir():
+        raise TrainingError(f"{path} is missing: make the dataset with "
+                            "`python main.py dataset make --out DIR`")
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
+    except lmdb.Error as err:
+        raise TrainingError(f"{path} is not an LMDB folder: {err}") from None
+    count = 0
+    with env, env.begin(buffers=False) as txn:
+        for key, raw in txn.cursor():
+            where = f"record {key.decode('ascii', 'replace')!r} of {path}"
+            try:
+                datum = parse_datum(raw, where)
+                check_datum(datum, where)
+            except DatasetError as err:
+                raise TrainingError(str(err)) from None
+            if datum.encoded:
+                raise TrainingError(f"{where} holds an encoded (PNG/JPEG) image, which Caffe "
+                                    "built without OpenCV cannot read; write raw Datums")
+            if (datum.channels, datum.height, datum.width) != tuple(shape):
+                raise TrainingError(f"{where} is {datum.channels}x{datum.height}x{datum.width},"
+                                    f" the net reads {'x'.join(map(str, shape))}")
+            if not 0 <= datum.label < classes:
+                raise TrainingError(f"{where} has label {datum.label}; the net has {classes} "
+                                    "classes")
+            count += 1
+    if not count:
+        raise TrainingError(f"{path} holds no records")
+    return count
+
+
+def write_training_files(deploy: caffe_pb2.NetParameter, data: Path, out: Path,
+                         settings: nets.SolverSettings, test_count: int) -> dict[str, Path]:
+    """The deploy prototxt, Caffe's train/test net and solver, and labels.txt, into `out`."""
+    from viewer.training.cli import SOLVER_NAME, TRAIN_TEST_HEADER, TRAIN_TEST_NAME
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"prototxt": out / f"{MODEL_NAME}.prototxt",
+             "caffemodel": out / f"{MODEL_NAME}.caffemodel",
+             "train_test": out / TRAIN_TEST_NAME, "solver": out / SOLVER_NAME,
+             "labels": out / "labels.txt", "curves": out / f"{MODEL_NAME}_training.png",
+             "summary": out / f"{MODEL_NAME}_training.json"}
+    write_text_atomic(files["prototxt"], prototxt_text(deploy))
+    train_test = nets.train_test_net(deploy, str(data / "train_lmdb"), str(data / "test_lmdb"),
+                                     settings.batch_size, settings.test_batch_size)
+    write_text_atomic(files["train_test"], TRAIN_TEST_HEADER.format(
+        model=MODEL_NAME, solver=files["solver"]) + prototxt_text(train_test))
+    solver = nets.solver(settings, str(files["train_test"]), test_count, str(out / MODEL_NAME))
+    write_text_atomic(files["solver"], SOLVER_HEADER.format(
+        train_test=files["train_test"].name, seed=settings.seed) + nets.solver_text(solver))
+    outputs = netgraph.infer_shapes(deploy)[netgraph.score_blob(deploy)][1]
+    write_text_atomic(files["labels"], "\n".join(labels_for(outputs)) + "\n")
+    return files
+
+
+def evaluate(solver, score_blob: str, count: int, iteration: int) -> dict:
+    """Caffe's test net with the current weights, over exactly the `count` test records."""
+    net = solver.test_nets[0]
+    net.share_with(solver.net)
+    scores, labels = [], []
+    seen = 0
+    while seen < count:
+        net.forward()
+        take = min(count - seen, net.blobs["label"].data.shape[0])
+        scores.append(net.blobs[score_blob].data[:take].reshape(take, -1).copy())
+        labels.append(net.blobs["label"].data[:take].astype(np.int64).ravel())
+        seen += take
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    right = scores.argmax(axis=1) == labels
+    chars = labels != BACKGROUND
+
+    def share(mask: np.ndarray) -> float:
+        return float(right[mask].mean()) if mask.any() else float("nan")
+
+    return {"iteration": iteration, "loss": float(-log_probs[np.arange(count), labels].mean()),
+            "accuracy": float(right.mean()), "char_accuracy": share(chars),
+            "background_accuracy": share(~chars), "count": count}
+
+
+def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threads: int = 2,
+                     progress: Progress | None = None) -> CaffeRun:
+    """Run the generated solver in real Caffe; test every `test_interval` and at the end."""
+    say = progress or (lambda line: None)
+    from viewer.engines import available_engines
+
+    if "caffe" not in available_engines():
+        raise TrainingError("train --engine caffe needs real Caffe: run `make caffe`")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(threads))
+    from viewer.engines.caffe_engine import import_caffe
+
+    caffe = import_caffe()
+    data, out = Path(data), Path(out)
+    deploy = nets.lenet_deploy()
+    score = netgraph.score_blob(deploy)
+    image = next(iter(netgraph.input_shapes(deploy).values()))[1:]
+    classes = netgraph.infer_shapes(deploy)[score][1]
+    say(f"checking {data / 'train_lmdb'} and {data / 'test_lmdb'}")
+    check_records(data / "train_lmdb", image, classes)
+    test_count = check_records(data / "test_lmdb", image, classes)
+    files = write_training_files(deploy, data, out, settings, test_count)
+    caffe.set_random_seed(settings.seed)
+    solver = caffe.get_solver(str(files["solver"]))
+    run = CaffeRun(files, CaffeNet(deploy))
+    s = settings
+    recent, start = [], time.perf_counter()
+    for it in range(s.max_iter):
+        if s.test_interval and it and it % s.test_interval == 0:
+            run.tests.append(evaluate(solver, score, test_count, it))
+            say(_test_line(run.tests[-1]))
+        solver.step(1)
+        recent.append(float(solver.net.blobs["loss"].data))
+        if (it + 1) % s.display == 0 or it + 1 == s.max_iter:
+            run.losses.append((it + 1, float(np.mean(recent)), s.learning_rate(it)))
+            say(f"iter {it + 1}/{s.max_iter}  loss {run.losses[-1][1]:.4f}  "
+                f"lr {run.losses[-1][2]:.5f}  (caffe)")
+            recent = []
+    run.tests.append(evaluate(solver, score, test_count, s.max_iter))
+    say(_test_line(run.tests[-1]))
+    run.seconds = time.perf_counter() - start
+    partial = files["caffemodel"].with_name(files["caffemodel"].name + ".part")
+    solver.net.save(str(partial))
+    os.replace(partial, files["caffemodel"])
+    files["snapshot"] = out / f"{MODEL_NAME}_iter_{s.max_iter}.caffemodel"   # Caffe's own
+    run.net = load_net(files["prototxt"], files["caffemodel"])
+    summary = {"engine": "caffe", "caffe": caffe.__version__, "settings": asdict(s),
+               "seconds": round(run.seconds, 1), "final": run.final, "tests": run.tests,
+               "losses": [list(l) for l in run.losses], "data": str(data),
+               "files": {k: str(v) for k, v in files.items()}}
+    write_text_atomic(files["summary"], json.dumps(summary, indent=1) + "\n")
+    save_curves(files["curves"], run.losses, run.tests)
+    return run
+
+
+def _test_line(test: dict) -> str:
+    return (f"test @ iter {test['iteration']}: accuracy {test['accuracy']:.4f}, characters "
+            f"{test['char_accuracy']:.4f}, background {test['background_accuracy']:.4f}, "
+            f"loss {test['loss']:.4f} ({test['count']} windows, caffe)")
+
+
+def _count(path: Path) -> int:
+    """Records in an LMDB, for turning --epochs into iterations (checked in full later)."""
+    try:
+        with open_lmdb(path) as db:
+            return len(db)
+    except DatasetError as err:
+        raise TrainingError(f"{err}; make the dataset with "
+                            "`python main.py dataset make --out DIR`") from None
+
+
+def cmd_train_caffe(args) -> int:
+    """`main.py train --engine caffe`: the same options as the PyTorch path, run by Caffe."""
+    import sys
+
+    from viewer.training.cli import settings_from_args
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    data = Path(args.data)
+    settings = settings_from_args(args, _count(data / "train_lmdb"))
+    run = train_with_caffe(data, Path(args.out), settings, args.threads, say)
+    if args.json:
+        print(json.dumps({"engine": "caffe", "final": run.final, "seconds": round(run.seconds, 1),
+                          "files": {k: str(v) for k, v in run.files.items()}}, indent=2))
+    else:
+        final = run.final
+        print(f"trained {settings.max_iter} iterations in Caffe in {run.seconds / 60:.1f} min: "
+              f"test accuracy {final['accuracy']:.4f} (characters {final['char_accuracy']:.4f}, "
+              f"background {final['background_accuracy']:.4f})")
+        for path in run.files.values():
+            print(f"wrote {path}")
+    return 0
