@@ -31,6 +31,10 @@ ELEMENTWISE = {"ReLU", "Dropout", "Softmax", "Power", "Scale", "LRN", "Split", "
 MAX_ELEMENTS = 1 << 31
 
 
+class BlobTooLarge(ModelError):
+    """A blob whose declared or inferred size exceeds MAX_ELEMENTS (refused, never allocated)."""
+
+
 @dataclass(frozen=True)
 class Window:
     """Kernel, stride, pad and dilation of a spatial layer along (y, x)."""
@@ -133,7 +137,48 @@ def _check_size(what: str, shape: Shape) -> None:
     if any(d <= 0 for d in shape):
         raise ModelError(f"{what} has an empty or negative shape {shape}")
     if math.prod(shape) > MAX_ELEMENTS:
-        raise ModelError(f"{what} would hold {math.prod(shape)} elements {shape}: too large")
+        raise BlobTooLarge(f"{what} would hold {math.prod(shape)} elements {shape}: too large")
+
+
+def _axis(layer: caffe_pb2.LayerParameter, name: str, axis: int, ndim: int) -> int:
+    """Caffe's canonical axis (negative counts from the end), or a ModelError if out of range."""
+    if not -ndim <= axis < ndim:
+        raise ModelError(f"layer '{layer.name}' ({layer.type}) has {name} {axis}, outside the "
+                         f"{ndim} axes of its input")
+    return axis % ndim
+
+
+def _check_window(layer: caffe_pb2.LayerParameter, window: Window) -> None:
+    """Refuse the kernel/stride/dilation values Caffe itself refuses (zero would divide by 0)."""
+    for what, pair in (("kernel size", window.kernel), ("stride", window.stride),
+                       ("dilation", window.dilation)):
+        if min(pair) < 1:
+            raise ModelError(f"layer '{layer.name}' ({layer.type}) has {what} "
+                             f"{pair[0]}x{pair[1]}; it must be at least 1")
+
+
+def _check_conv(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
+    p = layer.convolution_param
+    for what in ("kernel_size", "stride", "pad", "dilation"):
+        if len(getattr(p, what)) > 2:
+            raise ModelError(f"Convolution '{layer.name}' gives {len(getattr(p, what))} values "
+                             f"for {what}; only 2-D convolutions run here")
+    _check_window(layer, conv_window(p))
+    if p.group < 1 or bottom[1] % p.group or p.num_output % p.group:
+        raise ModelError(f"Convolution '{layer.name}': {bottom[1]} input channels and "
+                         f"num_output {p.num_output} do not split into {p.group} groups")
+
+
+def _check_pool(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
+    p = layer.pooling_param
+    if p.pool == caffe_pb2.PoolingParameter.STOCHASTIC:
+        raise ModelError(f"Pooling '{layer.name}' uses STOCHASTIC pooling, which this viewer "
+                         "does not run; use MAX or AVE")
+    window = pool_window(p, bottom)
+    _check_window(layer, window)
+    if window.pad[0] >= window.kernel[0] or window.pad[1] >= window.kernel[1]:
+        raise ModelError(f"Pooling '{layer.name}' pads by {window.pad[0]}x{window.pad[1]}, "
+                         f"not less than its {window.kernel[0]}x{window.kernel[1]} kernel")
 
 
 def _ip_axis(layer: caffe_pb2.LayerParameter) -> int:
@@ -162,7 +207,11 @@ def param_shapes(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
         return shapes + [(p.num_output,)] if p.bias_term else shapes
     if layer.type == "Scale":
         p = layer.scale_param
-        shape = bottom[p.axis:p.axis + p.num_axes] if p.num_axes >= 0 else bottom[p.axis:]
+        axis = _axis(layer, "axis", p.axis, len(bottom))
+        if p.num_axes >= 0 and axis + p.num_axes > len(bottom):
+            raise ModelError(f"Scale '{layer.name}' spans {p.num_axes} axes from axis {p.axis}, "
+                             f"beyond its {len(bottom)}-D input")
+        shape = bottom[axis:axis + p.num_axes] if p.num_axes >= 0 else bottom[axis:]
         return [tuple(shape)] + ([tuple(shape)] if p.bias_term else [])
     return []
 
@@ -173,9 +222,10 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
     kind = layer.type
     if kind == "Convolution":
         p = layer.convolution_param
-        w = conv_window(p)
         if len(b) != 4:
             raise ModelError(f"Convolution '{layer.name}' needs a 4-D input, got {b}")
+        _check_conv(layer, b)
+        w = conv_window(p)
         hw = [(b[2 + a] + 2 * w.pad[a] - w.extent[a]) // w.stride[a] + 1 for a in range(2)]
         if min(hw) < 1:
             raise ModelError(f"input {b[2]}x{b[3]} is smaller than the {w.extent[0]}x{w.extent[1]} "
@@ -184,6 +234,7 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
     if kind == "Pooling":
         if len(b) != 4:
             raise ModelError(f"Pooling '{layer.name}' needs a 4-D input, got {b}")
+        _check_pool(layer, b)
         p = layer.pooling_param
         w = pool_window(p, b)
         ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
@@ -197,12 +248,22 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         return (b[0], layer.inner_product_param.num_output)
     if kind == "Flatten":
         p = layer.flatten_param
-        end = p.end_axis % len(b)
-        return b[:p.axis] + (math.prod(b[p.axis:end + 1]),) + b[end + 1:]
+        start = _axis(layer, "axis", p.axis, len(b))
+        end = _axis(layer, "end_axis", p.end_axis, len(b))
+        if end < start:
+            raise ModelError(f"Flatten '{layer.name}' has end_axis {p.end_axis} before axis "
+                             f"{p.axis}")
+        return b[:start] + (math.prod(b[start:end + 1]),) + b[end + 1:]
     if kind == "Concat":
-        axis = layer.concat_param.axis
+        axis = _axis(layer, "axis", layer.concat_param.axis, len(b))
+        for other, s in zip(layer.bottom[1:], bottoms[1:]):
+            if len(s) != len(b) or s[:axis] + s[axis + 1:] != b[:axis] + b[axis + 1:]:
+                raise ModelError(f"Concat '{layer.name}' joins {layer.bottom[0]} {b} and "
+                                 f"{other} {s}, which differ outside axis {axis}")
         total = sum(s[axis] for s in bottoms)
         return b[:axis] + (total,) + b[axis + 1:]
+    if kind == "Scale":
+        _axis(layer, "axis", layer.scale_param.axis, len(b))
     return b
 
 
@@ -213,6 +274,9 @@ def infer_shapes(net: caffe_pb2.NetParameter,
     for layer in deploy_layers(net):
         if layer.type == "Input":
             continue
+        if not layer.bottom or not layer.top:
+            raise ModelError(f"layer '{layer.name}' ({layer.type}) has no "
+                             f"{'bottom' if not layer.bottom else 'top'} blob")
         missing = [b for b in layer.bottom if b not in shapes]
         if missing:
             raise ModelError(f"layer '{layer.name}' reads blob '{missing[0]}', which no earlier "
