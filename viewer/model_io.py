@@ -6,6 +6,7 @@ and turns every way a file can be broken into a `ModelError` that names the file
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -81,14 +82,18 @@ def array_to_blob(array: np.ndarray) -> caffe_pb2.BlobProto:
 
 def _layer_at_line(text: str, line: int) -> str | None:
     """Name of the layer whose block contains 1-based `line`, for error messages."""
-    name = None
+    name, in_layer = None, False
     for row in text.splitlines()[:line]:
-        if re.search(r"\blayers?\s*\{", row):
-            name = None
+        if re.search(r"\blayers?\s*:?\s*\{", row):
+            name, in_layer = None, True
         found = re.search(r"""\bname\s*:\s*["']([^"']*)["']""", row)
-        if found and name is None:
+        if found and in_layer and name is None:
             name = found.group(1)
     return name
+
+
+# Control characters that never occur in a text prototxt but fill binary files.
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def _parse_error(source: str, text: str, err: text_format.ParseError) -> ModelError:
@@ -106,18 +111,25 @@ def _parse_error(source: str, text: str, err: text_format.ParseError) -> ModelEr
 def parse_prototxt(text: str, source: str = "<prototxt>") -> tuple[caffe_pb2.NetParameter, list[str]]:
     """Parse prototxt text; unknown fields are skipped and reported as warnings."""
     warnings: list[str] = []
+    if _BINARY.search(text):
+        raise ModelError(f"{source} is not a text prototxt (it holds binary data: "
+                         "a .caffemodel given as --prototxt?)")
     net = caffe_pb2.NetParameter()
     try:
-        text_format.Parse(text, net)
-    except text_format.ParseError as err:
-        if "has no field named" not in str(err):
-            raise _parse_error(source, text, err) from None
-        warnings.append(f"{_parse_error(source, text, err)} (ignored)")
-        net = caffe_pb2.NetParameter()
         try:
-            text_format.Parse(text, net, allow_unknown_field=True)
-        except text_format.ParseError as err2:
-            raise _parse_error(source, text, err2) from None
+            text_format.Parse(text, net)
+        except text_format.ParseError as err:
+            if "has no field named" not in str(err):
+                raise _parse_error(source, text, err) from None
+            warnings.append(f"{_parse_error(source, text, err)} (ignored)")
+            net = caffe_pb2.NetParameter()
+            try:
+                text_format.Parse(text, net, allow_unknown_field=True)
+            except text_format.ParseError as err2:
+                raise _parse_error(source, text, err2) from None
+    except RecursionError:
+        raise ModelError(f"{source} nests blocks too deeply to be a Caffe net "
+                         "(unbalanced braces?)") from None
     return upgrade_v1(net, source), warnings
 
 
@@ -136,8 +148,22 @@ def read_prototxt(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, list
     return parse_prototxt(text, str(path))
 
 
+def _looks_like_text(data: bytes) -> bool:
+    """True for UTF-8 text without binary control characters: a prototxt, not a caffemodel."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text.strip()) and not _BINARY.search(text)
+
+
 def parse_caffemodel(data: bytes, source: str = "<caffemodel>") -> caffe_pb2.NetParameter:
     """Parse binary caffemodel bytes into a NetParameter that still holds its blobs."""
+    if _looks_like_text(data):
+        raise ModelError(f"{source} is a text file, not a binary caffemodel (a .prototxt "
+                         "given as --weights?)")
+    if not data:
+        raise ModelError(f"{source} is empty (0 bytes): download or copy the caffemodel again")
     net = caffe_pb2.NetParameter()
     try:
         net.ParseFromString(data)
@@ -261,6 +287,9 @@ def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:
         wanted = netgraph.param_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
         if not wanted:
             continue
+        if any(math.prod(s) > MAX_BLOB_ELEMENTS for s in wanted):
+            raise ModelError(f"layer '{layer.name}' would need weights of shape {wanted[0]}: "
+                             "too large to initialise")
         fan_in = int(np.prod(wanted[0][1:])) if layer.type == "Convolution" else \
             int(np.prod(shapes[layer.bottom[0]][1:]))
         limit = np.sqrt(3.0 / fan_in)
