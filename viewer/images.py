@@ -6,6 +6,9 @@ weights (the tutorial's `COLOR_BGR2GRAY` on an RGB array swapped red and blue).
 from __future__ import annotations
 
 import os
+import re
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
@@ -18,14 +21,32 @@ from viewer.errors import ImageError
 MAX_PIXELS = 120_000_000
 
 
+def _deep_to_gray8(img: Image.Image) -> np.ndarray:
+    """8-bit gray from 16-bit, 32-bit integer or float pixels.
+
+    16-bit images use their full 0-65535 range. Other images keep 0-255 data as it is and
+    0-1 floats are scaled by 255; anything else (negative, HDR, 32-bit counts) is stretched
+    from its darkest to its brightest finite pixel. NaN and infinity become black.
+    """
+    arr = np.asarray(img, dtype=np.float64)
+    finite = np.isfinite(arr)
+    arr = np.where(finite, arr, 0.0)
+    low, high = (arr[finite].min(), arr[finite].max()) if finite.any() else (0.0, 0.0)
+    if img.mode.startswith("I;16"):
+        low, top = 0.0, 65535.0
+    elif img.mode == "F" and low >= 0 and high <= 1.0:
+        low, top = 0.0, 1.0
+    elif low >= 0 and high <= 255:
+        low, top = 0.0, 255.0
+    else:
+        top = high - low if high > low else 1.0
+    return np.clip((arr - low) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _to_rgb8(img: Image.Image) -> np.ndarray:
     """An H x W x 3 (or H x W for gray) uint8 array from any Pillow mode."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if img.mode == "F" and arr.max() <= 1.0:
-            top = 1.0
-        return np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return _deep_to_gray8(img)
     if img.mode in ("1", "L"):
         return np.asarray(img.convert("L"))
     if img.mode in ("LA", "RGBA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -39,25 +60,52 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """Load an image as uint8 RGB (H x W x 3) or gray (H x W), upright per its EXIF tag."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"{path} is {img.width}x{img.height} pixels, more than the "
-                                 f"{MAX_PIXELS // 1_000_000} megapixels this viewer opens")
-            img.seek(0)
-            upright = ImageOps.exif_transpose(img)
-            return _to_rgb8(upright)
+        if path.is_file() and path.stat().st_size == 0:
+            raise ImageError(f"{path} is empty (0 bytes): copy or save the image again")
+        with warnings.catch_warnings():
+            # Our MAX_PIXELS check below replaces Pillow's warning with a clear refusal.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageError(_too_many_pixels(path, img.width, img.height))
+                img.seek(0)
+                upright = ImageOps.exif_transpose(img)
+                return _to_rgb8(upright)
     except ImageError:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise ImageError(f"{path} is a folder, not an image") from None
+    except PermissionError:
+        raise ImageError(f"{path} cannot be read: permission denied") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path} is not an image Pillow can read") from None
+        raise ImageError(f"{path} is not an image in a format this viewer reads "
+                         "(PNG, JPEG, TIFF, BMP, GIF, WebP...)") from None
     except Image.DecompressionBombError as err:
-        raise ImageError(f"{path} is refused as a decompression bomb: {err}") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{path} is damaged or truncated: {err}") from None
+        declared = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(declared.group(1)) // 1_000_000} megapixels" if declared else "its size"
+        raise ImageError(f"{path} is refused as a possible decompression bomb: it declares "
+                         f"{size}, more than the {MAX_PIXELS // 1_000_000} megapixels this "
+                         "viewer opens") from None
+    except MemoryError:
+        raise ImageError(f"{path} is too large to decode in the memory available") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+        raise ImageError(f"{path} is damaged or truncated ({err}): save or download it "
+                         "again") from None
+
+
+def _too_many_pixels(path: Path, width: int, height: int) -> str:
+    return (f"{path} is {width}x{height} pixels, more than the {MAX_PIXELS // 1_000_000} "
+            "megapixels this viewer opens: shrink it first")
+
+
+def scaled_size(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
+    """(height, width) of an image of `shape` after `rescale(..., scale)`, without resizing."""
+    if not scale > 0:
+        raise ImageError(f"scale must be positive, got {scale}")
+    h, w = shape[:2]
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -69,10 +117,9 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def rescale(gray: np.ndarray, scale: float) -> np.ndarray:
     """Resize by `scale`: area interpolation when shrinking (no aliasing), linear otherwise."""
-    if scale <= 0:
-        raise ImageError(f"scale must be positive, got {scale}")
     h, w = gray.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    new_h, new_w = scaled_size(gray.shape, scale)
+    size = (new_w, new_h)
     if size == (w, h):
         return gray
     method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
