@@ -6,16 +6,17 @@ scaled image, `receptive_field` pixels wide. It is derived from the net's layers
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer import netgraph
+from viewer import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError
-from viewer.images import rescale, to_gray
+from viewer.images import rescale, scaled_size, to_gray
 from viewer.labels import labels_for
 from viewer.model_io import CaffeNet
 from viewer.surgery import is_fully_convolutional, make_fully_convolutional
@@ -124,24 +125,85 @@ class DenseClassifier:
         """The smallest scale at which the image still holds one receptive field."""
         return max(r / s for r, s in zip(self.unit.receptive_field, image_shape))
 
-    def prepare(self, image: np.ndarray, scale: float) -> np.ndarray:
-        """Gray, rescaled N x C x H x W float32 input with pixel values 0-255."""
-        gray = rescale(to_gray(image), scale)
+    def wanted_blobs(self, extra_blobs: tuple[str, ...] = ()) -> list[str]:
+        """The blobs a pass returns: the scores, the first convolution, and `extra_blobs`."""
+        return list(dict.fromkeys([self.score_blob, *([self.first_conv] if self.first_conv
+                                                      else []), *extra_blobs]))
+
+    def forward_bytes(self, height: int, width: int, extra_blobs: tuple[str, ...] = ()) -> float:
+        """Memory a pass over a height x width input needs on this engine (`viewer.cost`).
+
+        Infinite when a blob would exceed netgraph.MAX_ELEMENTS. Nothing is allocated.
+        """
+        shape = (1, self.channels, height, width)
+        try:
+            return float(cost.forward_bytes(self.engine, shape, self.wanted_blobs(extra_blobs)))
+        except netgraph.BlobTooLarge:
+            return math.inf
+
+    def max_scale(self, image_shape: tuple[int, int], extra_blobs: tuple[str, ...] = ()) -> float:
+        """The largest scale (to 0.01) whose pass fits in `cost.MEMORY_LIMIT`; 0 if none does."""
+        def fits(scale: float) -> bool:
+            size = scaled_size(image_shape, scale)
+            return self.forward_bytes(*size, extra_blobs) <= cost.MEMORY_LIMIT
+
+        smallest = math.ceil(self.min_scale(image_shape) * 100) / 100
+        if not fits(smallest):
+            return 0.0
+        low, high = smallest, smallest * 2
+        while fits(high):
+            low, high = high, high * 2
+        while high - low > 0.005:
+            middle = (low + high) / 2
+            low, high = (middle, high) if fits(middle) else (low, middle)
+        return max(math.floor(low * 100) / 100, smallest)
+
+    def check_scale(self, image_shape: tuple[int, ...], scale: float,
+                    extra_blobs: tuple[str, ...] = ()) -> tuple[int, int]:
+        """The scaled (height, width), or an ImageError naming the scales that work.
+
+        Refuses an image smaller than the net's window at `scale`, and a pass that would need
+        more than `cost.MEMORY_LIMIT`, before anything is resized or allocated.
+        """
+        if min(image_shape[:2]) < 1:
+            raise ImageError(f"the image is empty ({image_shape[1]}x{image_shape[0]} pixels)")
+        height, width = scaled_size(image_shape, scale)
         rh, rw = self.unit.receptive_field
-        if gray.shape[0] < rh or gray.shape[1] < rw:
+        if height < rh or width < rw:
             raise ImageError(
-                f"at scale {scale:g} the image is {gray.shape[1]}x{gray.shape[0]} pixels, smaller "
+                f"at scale {scale:g} the image is {width}x{height} pixels, smaller "
                 f"than the net's {rw}x{rh} window; the smallest scale that works is "
-                f"{np.ceil(self.min_scale(image.shape[:2]) * 100) / 100:g}")
+                f"{math.ceil(self.min_scale(image_shape[:2]) * 100) / 100:g}")
+        needed = self.forward_bytes(height, width, extra_blobs)
+        if needed > cost.MEMORY_LIMIT:
+            largest = self.max_scale(image_shape[:2], extra_blobs)
+            advice = (f"the largest scale that fits is {largest:g}" if largest else
+                      "no scale fits, crop the image")
+            size = f"{needed / 2**30:.1f} GB" if math.isfinite(needed) else \
+                f"over {4 * netgraph.MAX_ELEMENTS / 2**30:g} GB"
+            raise ImageError(
+                f"at scale {scale:g} the {image_shape[1]}x{image_shape[0]} image becomes "
+                f"{width}x{height} pixels and the dense pass on the '{self.engine.name}' engine "
+                f"would need {size}, more than the {cost.MEMORY_LIMIT / 2**30:g} GB limit; "
+                f"{advice}")
+        return height, width
+
+    def prepare(self, image: np.ndarray, scale: float,
+                extra_blobs: tuple[str, ...] = ()) -> np.ndarray:
+        """Gray, rescaled N x C x H x W float32 input with pixel values 0-255.
+
+        Checked first by `check_scale`, so a request that cannot work allocates nothing.
+        """
+        self.check_scale(image.shape, scale, extra_blobs)
+        gray = rescale(to_gray(image), scale)
         data = gray.astype(np.float32)[None, None]
         return np.repeat(data, self.channels, axis=1) if self.channels > 1 else data
 
     def run(self, image: np.ndarray, scale: float = 1.0, extra_blobs: tuple[str, ...] = (),
             warm: bool = False) -> FeatureMap:
         """Map `image` (RGB or gray uint8) at `scale`; `warm` runs once untimed first."""
-        data = self.prepare(image, scale)
-        wanted = list(dict.fromkeys([self.score_blob, *([self.first_conv] if self.first_conv
-                                                        else []), *extra_blobs]))
+        data = self.prepare(image, scale, extra_blobs)
+        wanted = self.wanted_blobs(extra_blobs)
         if warm:
             self.engine.forward(data, wanted)
         start = time.perf_counter()
