@@ -50,8 +50,10 @@ def print_json(data: dict) -> None:
 def cmd_surgery(args: argparse.Namespace) -> int:
     """Make a classifier fully convolutional, write it, and verify the equivalence."""
     from viewer import model_io, surgery
+    from viewer.safe_write import prepare_output_folder
 
     classifier = model_io.load_net(args.prototxt, args.weights)
+    prepare_output_folder(args.out)
     if args.fcn_prototxt:
         target, _ = model_io.read_prototxt(args.fcn_prototxt)
         result = surgery.transplant(classifier, target, str(args.fcn_prototxt))
@@ -60,7 +62,6 @@ def cmd_surgery(args: argparse.Namespace) -> int:
     check = surgery.verify_equivalence(classifier, result.net, count=args.check_count,
                                        engine=args.engine)
     stem = args.weights.stem
-    args.out.mkdir(parents=True, exist_ok=True)
     out_proto = args.out / f"{stem}_fullconv.prototxt"
     out_weights = args.out / f"{stem}_fullconv.caffemodel"
     inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt) if p)
@@ -86,11 +87,13 @@ def cmd_map(args: argparse.Namespace) -> int:
     from viewer import export, render
     from viewer.featuremap import DenseClassifier
     from viewer.images import load_image
+    from viewer.safe_write import prepare_output_folder
 
     image = load_image(args.image)
     dense = DenseClassifier(load_model_args(args), args.engine)
+    dense.check_scale(image.shape, args.scale)
+    prepare_output_folder(args.out)
     fm = dense.run(image, args.scale, warm=True)
-    args.out.mkdir(parents=True, exist_ok=True)
     files = {
         "npz": export.save_npz(fm, args.out / "featuremap.npz", (args.image,)),
         "overlay": export.save_png(render.overlay_best_class(image, fm),

@@ -2,6 +2,8 @@
 
 Every file the project writes goes through here: a temporary file in the target folder, then
 `os.replace`, so an interrupted write leaves the old file or the new one, never half of one.
+Whether a folder is writable is found out by writing (a probe file), not by `os.access`, which
+says yes to root even on a read-only file system or an immutable folder.
 """
 from __future__ import annotations
 
@@ -20,8 +22,38 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _reason(err: OSError) -> str:
+    return (err.strerror or str(err)).lower()
+
+
+def probe_writable(folder: str | os.PathLike) -> None:
+    """Create and remove a file in `folder`, or raise a ViewerError saying why it cannot be."""
+    folder = Path(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+    except OSError as err:
+        raise ViewerError(f"output folder {folder} is not writable ({_reason(err)}): "
+                          "choose another folder") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+def prepare_output_folder(path: str | os.PathLike) -> Path:
+    """Create the output folder if needed and make sure files can be written in it."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ViewerError(f"output folder {folder} is an existing file: choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ViewerError(f"cannot create the output folder {folder} ({_reason(err)}): "
+                          "choose another folder") from None
+    probe_writable(folder)
+    return folder
+
+
 def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Refuse an output path that is one of the inputs or sits in a folder we cannot write."""
+    """Refuse an output path that is one of the inputs, a folder, or in a folder we cannot write."""
     out = Path(path)
     for src in inputs:
         if src and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
@@ -29,16 +61,36 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise ViewerError(f"output folder {folder} does not exist")
+    if out.is_dir():
+        raise ViewerError(f"cannot write {out}: a folder of that name exists")
     if not os.access(folder, os.W_OK):
         raise ViewerError(f"output folder {folder} is not writable")
     return out
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some file systems cannot sync a folder, which is harmless."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes,
                        inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Write `data` to `path` through a temporary file and a rename."""
     out = check_output_path(path, inputs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as err:
+        raise ViewerError(f"output folder {out.parent} is not writable ({_reason(err)}): "
+                          "choose another folder") from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -48,9 +100,14 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes,
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise ViewerError(f"cannot write {out} ({_reason(err)}); any earlier file there is "
+                          "unchanged") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(out.parent)
     return out
 
 
