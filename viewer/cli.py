@@ -43,6 +43,14 @@ def load_model_args(args: argparse.Namespace):
     return load_net(args.prototxt, args.weights)
 
 
+def prepare_outputs(folder: Path, names: Sequence[str], inputs: tuple) -> list[Path]:
+    """Create --out and check every file to be written there, before any long work."""
+    from viewer.safe_write import check_output_path, prepare_output_folder
+
+    prepare_output_folder(folder)
+    return [check_output_path(folder / name, inputs) for name in names]
+
+
 def print_json(data: dict) -> None:
     print(json.dumps(data, indent=2))
 
@@ -50,10 +58,12 @@ def print_json(data: dict) -> None:
 def cmd_surgery(args: argparse.Namespace) -> int:
     """Make a classifier fully convolutional, write it, and verify the equivalence."""
     from viewer import model_io, surgery
-    from viewer.safe_write import prepare_output_folder
 
     classifier = model_io.load_net(args.prototxt, args.weights)
-    prepare_output_folder(args.out)
+    inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt) if p)
+    stem = args.weights.stem
+    out_proto, out_weights = prepare_outputs(
+        args.out, [f"{stem}_fullconv.prototxt", f"{stem}_fullconv.caffemodel"], inputs)
     if args.fcn_prototxt:
         target, _ = model_io.read_prototxt(args.fcn_prototxt)
         result = surgery.transplant(classifier, target, str(args.fcn_prototxt))
@@ -61,10 +71,6 @@ def cmd_surgery(args: argparse.Namespace) -> int:
         result = surgery.make_fully_convolutional(classifier)
     check = surgery.verify_equivalence(classifier, result.net, count=args.check_count,
                                        engine=args.engine)
-    stem = args.weights.stem
-    out_proto = args.out / f"{stem}_fullconv.prototxt"
-    out_weights = args.out / f"{stem}_fullconv.caffemodel"
-    inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt) if p)
     model_io.write_net(result.net, out_proto, out_weights, inputs)
     if args.json:
         print_json({"prototxt": str(out_proto), "weights": str(out_weights),
@@ -87,21 +93,20 @@ def cmd_map(args: argparse.Namespace) -> int:
     from viewer import export, render
     from viewer.featuremap import DenseClassifier
     from viewer.images import load_image
-    from viewer.safe_write import prepare_output_folder
 
     image = load_image(args.image)
     dense = DenseClassifier(load_model_args(args), args.engine)
     dense.check_scale(image.shape, args.scale)
-    prepare_output_folder(args.out)
+    inputs = tuple(p for p in (args.image, args.prototxt, args.weights) if p)
+    npz, overlay, grid = prepare_outputs(
+        args.out, ["featuremap.npz", "heatmap_best.png", "conv1_grid.png"], inputs)
     fm = dense.run(image, args.scale, warm=True)
     files = {
-        "npz": export.save_npz(fm, args.out / "featuremap.npz", (args.image,)),
-        "overlay": export.save_png(render.overlay_best_class(image, fm),
-                                   args.out / "heatmap_best.png", (args.image,)),
+        "npz": export.save_npz(fm, npz, inputs),
+        "overlay": export.save_png(render.overlay_best_class(image, fm), overlay, inputs),
     }
     if fm.conv1 is not None:
-        files["conv1"] = export.save_png(render.tile_channels(fm.conv1),
-                                         args.out / "conv1_grid.png", (args.image,))
+        files["conv1"] = export.save_png(render.tile_channels(fm.conv1), grid, inputs)
     summary = {
         "image": str(args.image), "engine": dense.engine_name, "scale": args.scale,
         "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),
