@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sysdeps proto caffe
+.PHONY: run test sysdeps proto caffe bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: sysdeps $(STAMP)
 
 test: sysdeps $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# Every engine, the per-window baseline, the GEMM bound, growth and end to end: bench/README.md.
+bench: sysdeps $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench
 
 # Regenerate viewer/proto/caffe_pb2.py from viewer/proto/caffe.proto (needs grpcio-tools).
 proto: $(STAMP)
