@@ -2,8 +2,9 @@
 
 Both come from `netgraph.infer_shapes`, so they are known before anything is allocated: the
 viewer asks `check_fits` first and tells the user an image is too large instead of running out
-of memory. An engine may know its own needs better (`Engine.peak_bytes`); otherwise the estimate
-is the generic one: every blob held at once plus the largest im2col buffer.
+of memory. An engine may know its own needs better (`Engine.peak_bytes`), or say that it frees
+each blob after its last reader (`frees_blobs = True`); otherwise the estimate is the generic
+upper bound: every blob held at once plus the largest im2col buffer.
 """
 from __future__ import annotations
 
@@ -56,11 +57,41 @@ def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     return (blobs + largest_cols) * FLOAT
 
 
+def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
+                        blobs: Sequence[str]) -> int:
+    """For engines that free a blob after its last reader (onnxruntime without its arena):
+    the most that is alive at once, with the running layer's output and im2col buffer."""
+    shapes = _shapes(net, input_shape)
+    layers = [l for l in netgraph.deploy_layers(net.param) if l.type != "Input"]
+    last_read = {b: k for k, l in enumerate(layers) for b in l.bottom}
+    (name, _), = netgraph.input_shapes(net.param).items()
+    alive = {name: math.prod(shapes[name])}
+    peak = alive[name]
+    for k, layer in enumerate(layers):
+        scratch = 0
+        if layer.type == "Convolution":
+            p = layer.convolution_param
+            w = netgraph.conv_window(p)
+            out = shapes[layer.top[0]]
+            scratch = out[0] * out[2] * out[3] * shapes[layer.bottom[0]][1] // p.group * \
+                math.prod(w.kernel)
+        in_place = list(layer.top) == list(layer.bottom)
+        made = 0 if in_place else sum(math.prod(shapes[t]) for t in layer.top)
+        peak = max(peak, sum(alive.values()) + made + scratch)
+        for top in layer.top:
+            alive[top] = math.prod(shapes[top])
+        for b in [b for b in alive if last_read.get(b, -1) <= k and b not in blobs]:
+            del alive[b]
+    return peak * FLOAT
+
+
 def forward_bytes(engine, input_shape: tuple[int, ...], blobs: Sequence[str]) -> int:
     """Memory a forward pass of `engine` needs for this input, keeping `blobs`."""
     own = getattr(engine, "peak_bytes", None)
     if own is not None:
         return int(own(tuple(input_shape), list(blobs)))
+    if getattr(engine, "frees_blobs", False):
+        return liveness_peak_bytes(engine.net, tuple(input_shape), blobs)
     return generic_peak_bytes(engine.net, tuple(input_shape))
 
 
