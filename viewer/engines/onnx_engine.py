@@ -243,6 +243,9 @@ def session_options(threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Without the arena, a pass on a large photo returns its memory instead of keeping the
+    # largest size ever seen (1.3 GB instead of 1.85 GB at 2000x1500), at no cost in speed.
+    options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
     return options
 
@@ -251,6 +254,7 @@ class OnnxEngine(Engine):
     """onnxruntime forward pass on the CPU, one cached session per set of requested blobs."""
 
     name = "onnx"
+    frees_blobs = True  # no memory arena: see session_options and viewer.cost
 
     def __init__(self, net: CaffeNet, threads: int | None = None) -> None:
         super().__init__(net)
