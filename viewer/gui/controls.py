@@ -9,6 +9,7 @@ import math
 from PyQt5 import QtCore, QtWidgets
 
 SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
+SCALE_FLOOR = 0.05  # below 0.2 only when the image is so large that its letters need it
 BEST = "best class"
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
 
@@ -58,8 +59,12 @@ class ScaleControl(QtWidgets.QWidget):
             self.scale_changed.emit(self.value())
 
     def set_minimum(self, minimum: float) -> None:
-        """The smallest scale at which the image still holds one window of the net."""
-        low = max(SCALE_MIN, math.ceil(minimum * 100) / 100.0)
+        """The smallest scale at which the image still holds one window of the net.
+
+        0.2 is the usual lower end; a large photo whose letters fit the window only below it
+        gets its own smallest scale instead.
+        """
+        low = max(SCALE_FLOOR, math.ceil(minimum * 100) / 100.0)
         self.spin.setMinimum(low)
         self.slider.setMinimum(round(low * 100))
 

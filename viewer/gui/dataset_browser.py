@@ -95,7 +95,9 @@ class DatasetBrowser(QtWidgets.QWidget):
         self.counts.setHorizontalHeaderLabels(("label", "count"))
         self.counts.verticalHeader().setVisible(False)
         self.counts.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
-        self.counts.setFixedWidth(170)
+        self.counts.setFixedWidth(190)
+        self.counts.horizontalHeader().setStretchLastSection(True)
+        self.counts.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
         body = QtWidgets.QHBoxLayout()
         body.addLayout(self.grid)
         body.addWidget(self.counts)
@@ -177,10 +179,10 @@ class DatasetBrowser(QtWidgets.QWidget):
         self.page_shown.emit()
 
     def _caption(self, records: list) -> None:
-        shown = ", ".join(label_name(r.label, self.names) for r in records[:COLUMNS])
         total = len(self.selected_keys())
-        self.status.setText(f"page {self.page + 1} of {self.page_count()}, {total} records"
-                            f" | first row: {shown}")
+        shape = "x".join(map(str, records[0].shape)) if records else "-"
+        self.status.setText(f"page {self.page + 1} of {self.page_count()}: {total} records "
+                            f"({shape} each) in {self.index.path.name}")
 
     def closeEvent(self, event) -> None:
         self.close_reader()

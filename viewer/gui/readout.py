@@ -32,8 +32,13 @@ class HoverReadout(QtWidgets.QWidget):
         self.chart.setYRange(0, 1, padding=0.02)
         self.chart.setLabel("left", "probability")
         self.chart.setMinimumHeight(150)
+        self.chart.getAxis("bottom").setTicks([[]])
+        self.chart.setLabel("bottom", "classes (the top 5 are named)")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.chart.addItem(self.bars)
+        self.names = [pg.TextItem(anchor=(0.5, 1.0), color=(255, 200, 120)) for _ in range(TOP)]
+        for name in self.names:
+            self.chart.addItem(name)
         self.top = QtWidgets.QLabel()
         self.top.setWordWrap(True)
         layout = QtWidgets.QVBoxLayout(self)
@@ -48,6 +53,8 @@ class HoverReadout(QtWidgets.QWidget):
         self.title.setText("Move the cursor over the plate to see what the net says about the "
                            "window under it.")
         self.bars.setOpts(x=[], height=[])
+        for name in self.names:
+            name.setText("")
         self.top.setText("")
 
     def show_cell(self, fm: FeatureMap, i: int, j: int) -> None:
@@ -61,9 +68,15 @@ class HoverReadout(QtWidgets.QWidget):
         names = {fm.labels.index(label) for label, _ in best}
         brushes = [TOP_BAR if k in names else BAR for k in range(len(probs))]
         self.bars.setOpts(x=np.arange(len(probs)), height=probs, brushes=brushes)
-        self.chart.getAxis("bottom").setTicks([[(fm.labels.index(l), l) for l, _ in best]])
+        for name, (label, p) in zip(self.names, best):
+            name.setText(label)
+            name.setPos(fm.labels.index(label), p + 0.01)
         self.chart.setXRange(-0.5, len(probs) - 0.5, padding=0)
         self.top.setText("  ".join(f"<b>{label}</b> {p:.2f}" for label, p in best))
+
+    def named(self) -> list[str]:
+        """The class names written over the bars now (for tests)."""
+        return [name.textItem.toPlainText() for name in self.names]
 
     def heights(self) -> np.ndarray:
         """The bar heights drawn now (for tests)."""
