@@ -158,6 +158,7 @@ def test_train_command_writes_the_model_and_the_caffe_training_files(dataset, tm
     assert (out / "labels.txt").read_text().splitlines()[-1] == "background"
     curves = cv2.imread(str(out / "lenet_plates_training.png"))
     assert curves is not None and curves.shape[2] == 3
+    assert cv2.imread(str(out / "lenet_plates_mistakes.png")) is not None
     summary = json.loads((out / "lenet_plates_training.json").read_text())
     assert summary["final"]["iteration"] == 4
     assert "--iters 4 --batch-size 16" in summary["command"]

@@ -11,10 +11,13 @@ import json
 import math
 import platform
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from viewer.labels import labels_for
-from viewer.model_io import prototxt_text, write_net
+from viewer.model_io import write_net
 from viewer.safe_write import write_text_atomic
 from viewer.training import TrainingError, nets
 
@@ -22,6 +25,7 @@ MODEL_NAME = "lenet_plates"
 TRAIN_TEST_NAME = "lenet_train_test.prototxt"
 SOLVER_NAME = "lenet_solver.prototxt"
 DEFAULT_EPOCHS = 10.0
+MISTAKES_SHOWN = 128
 
 TRAIN_TEST_HEADER = """\
 # Train/test net of {model}.prototxt for real Caffe:
@@ -58,33 +62,27 @@ def settings_from_args(args: argparse.Namespace, train_count: int) -> nets.Solve
                                display=max(1, min(100, iters // 20)), seed=args.seed)
 
 
-def export(run, out: Path, data: Path, settings: nets.SolverSettings,
+def export(run, out: Path, data: Path, settings: nets.SolverSettings, test_set,
            extra: dict) -> dict[str, Path]:
-    """Write the deploy pair, the Caffe training files, labels, curves and the run summary."""
-    from viewer.training.curves import save_curves
+    """Write the deploy pair, the Caffe training files, labels, pictures and the run summary."""
+    from viewer.training.caffe_train import write_training_files
+    from viewer.training.curves import mistakes_sheet, save_curves, save_png
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"prototxt": out / f"{MODEL_NAME}.prototxt",
-             "caffemodel": out / f"{MODEL_NAME}.caffemodel",
-             "train_test": out / TRAIN_TEST_NAME, "solver": out / SOLVER_NAME,
-             "labels": out / "labels.txt", "curves": out / f"{MODEL_NAME}_training.png",
-             "summary": out / f"{MODEL_NAME}_training.json"}
-    write_net(run.net, files["prototxt"], files["caffemodel"])
-    train_test = nets.train_test_net(run.net.param, str(data / "train_lmdb"),
-                                     str(data / "test_lmdb"), settings.batch_size,
-                                     settings.test_batch_size)
-    write_text_atomic(files["train_test"], TRAIN_TEST_HEADER.format(
-        model=MODEL_NAME, solver=files["solver"]) + prototxt_text(train_test))
+    files = write_training_files(run.net.param, data, out, settings, run.final.count)
     solver = nets.solver(settings, str(files["train_test"]), run.final.count,
                          str(out / MODEL_NAME))
     write_text_atomic(files["solver"], SOLVER_HEADER.format(
         train_test=files["train_test"].name, seed=settings.seed) + nets.solver_text(solver))
-    num_outputs = len(run.net.weights[list(run.net.weights)[-1]][-1])
-    write_text_atomic(files["labels"], "\n".join(labels_for(num_outputs)) + "\n")
+    files["mistakes"] = out / f"{MODEL_NAME}_mistakes.png"
+    write_net(run.net, files["prototxt"], files["caffemodel"])
     tests = [t.as_dict() for t in run.tests]
     save_curves(files["curves"], run.losses, tests)
+    predicted = run.predicted
+    wrong = np.flatnonzero(predicted != test_set.labels)[:MISTAKES_SHOWN]
+    save_png(files["mistakes"], mistakes_sheet(test_set.images[wrong], test_set.labels[wrong],
+                                               predicted[wrong], labels_for(run.num_outputs)))
     summary = {
-        **extra, "settings": settings.__dict__, "threads": run.threads,
+        **extra, "engine": "torch", "settings": asdict(settings), "threads": run.threads,
         "seconds": round(run.seconds, 1), "final": run.final.as_dict(), "tests": tests,
         "losses": [list(l) for l in run.losses],
         "confusions": [list(c) for c in run.confusions],
@@ -126,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "dataset": json.loads(dataset_info.read_text()) if dataset_info.is_file() else None,
         "torch": torch.__version__, "python": platform.python_version(),
     }
-    files = export(run, args.out, Path(args.data), settings, extra)
+    files = export(run, args.out, Path(args.data), settings, test_set, extra)
     final = run.final
     if args.json:
         print(json.dumps({"final": final.as_dict(), "seconds": round(run.seconds, 1),

@@ -1,7 +1,7 @@
-"""The training curves as one PNG: loss on the left, test accuracy on the right.
+"""The pictures of a training run: loss and accuracy curves, and the test windows it gets wrong.
 
-Drawn with OpenCV, which the viewer already needs, so the picture is the same on every machine
-and training adds no plotting dependency.
+Drawn with OpenCV, which the viewer already needs, so the pictures are the same on every
+machine and training adds no plotting dependency.
 """
 from __future__ import annotations
 
@@ -118,10 +118,41 @@ def training_panels(losses: list[tuple[int, float, float]], tests: list[dict]) -
     return [loss, accuracy]
 
 
-def save_curves(path: str | os.PathLike, losses: list[tuple[int, float, float]],
-                tests: list[dict]) -> None:
-    """Write the training curves PNG atomically."""
-    ok, buf = cv2.imencode(".png", draw_curves(training_panels(losses, tests)))
+def mistakes_sheet(images: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
+                   names: list[str], columns: int = 16, zoom: int = 3) -> np.ndarray:
+    """Windows (N x 1 x H x W uint8) with "truth>predicted" under each; an empty sheet says so."""
+    if not len(images):
+        sheet = np.full((40, 360, 3), 255, np.uint8)
+        cv2.putText(sheet, "no mistakes", (10, 26), FONT, 0.6, INK, 1, cv2.LINE_AA)
+        return sheet
+    h, w = images.shape[2] * zoom, images.shape[3] * zoom
+    strip, gap = 16, 6
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    sheet = np.full((rows * (h + strip + gap), columns * (w + gap), 3), 255, np.uint8)
+    for k, (image, t, p) in enumerate(zip(images, truth, predicted)):
+        r, c = divmod(k, columns)
+        y, x = r * (h + strip + gap), c * (w + gap)
+        big = cv2.resize(image[0], (w, h), interpolation=cv2.INTER_NEAREST)
+        sheet[y:y + h, x:x + w] = big[..., None]
+        text = f"{_short(names[int(t)])}>{_short(names[int(p)])}"
+        cv2.putText(sheet, text, (x + 2, y + h + 12), FONT, 0.4, INK, 1, cv2.LINE_AA)
+    return sheet
+
+
+def _short(name: str) -> str:
+    return "bg" if name == "background" else name
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a BGR picture as PNG atomically."""
+    ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"could not encode {path}")
     write_bytes_atomic(path, buf.tobytes())
+
+
+def save_curves(path: str | os.PathLike, losses: list[tuple[int, float, float]],
+                tests: list[dict]) -> None:
+    """Write the training curves PNG atomically."""
+    save_png(path, draw_curves(training_panels(losses, tests)))

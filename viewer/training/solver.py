@@ -59,10 +59,15 @@ class TrainingRun:
     seconds: float = 0.0
     threads: int = 1
     confusions: list[tuple[str, str, int]] = field(default_factory=list)
+    predicted: np.ndarray | None = None   # the final test's class per test window
 
     @property
     def final(self) -> Evaluation:
         return self.tests[-1]
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.net.weights[list(self.net.weights)[-1]][-1].shape[0])
 
 
 def configure_torch(seed: int, threads: int) -> None:
@@ -197,6 +202,6 @@ def train(deploy: caffe_pb2.NetParameter, train_set: WindowSet, test_set: Window
     say(final.line())
     run.seconds = time.perf_counter() - start
     run.net = model.to_caffe()
-    run.confusions = top_confusions(test_set.labels, scores.argmax(axis=1),
-                                    labels_for(scores.shape[1]))
+    run.predicted = scores.argmax(axis=1)
+    run.confusions = top_confusions(test_set.labels, run.predicted, labels_for(scores.shape[1]))
     return run
