@@ -183,3 +183,13 @@ def test_a_failure_in_the_worker_comes_back_as_a_message(window, qtbot, monkeypa
     assert "the plate vanished" in window.statusBar().currentMessage()
     assert window.fm is previous
     assert window.errors.errors == []
+
+
+def test_switching_the_engine_recomputes_the_same_map(window, qtbot):
+    before = window.fm
+    other = next(name for name in window.files.engine_actions if name != "opencv")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.files.engine_actions[other].trigger()
+    assert window.model.dense.engine_name == other
+    assert other in window.statusBar().currentMessage()
+    assert np.allclose(window.fm.probs, before.probs, atol=1e-4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -15,6 +16,10 @@ from viewer import netgraph
 from viewer.engines import create_engine
 from viewer.featuremap import DenseClassifier
 from viewer.model_io import CaffeNet
+
+
+class MeasurementCancelled(Exception):
+    """The caller asked to stop between two batches (the viewer is closing)."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,13 @@ def window_stack(data: np.ndarray, stride: tuple[int, int], offset: tuple[int, i
 
 
 def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float,
-                         classifier: CaffeNet | None = None, batch: int = 512) -> WindowComparison:
+                         classifier: CaffeNet | None = None, batch: int = 512,
+                         cancelled: Callable[[], bool] | None = None) -> WindowComparison:
     """Time the dense pass and the batched per-window classifier on `image` at `scale`.
 
     The per-window net is `classifier`, else the one `dense` was made from, else the fully
     convolutional net itself on window-sized inputs (which computes the same function).
+    `cancelled()` is asked between batches; True raises MeasurementCancelled.
     """
     classifier = classifier or dense.classifier
     net = classifier or dense.net
@@ -66,8 +73,12 @@ def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float
     windows = window_stack(data, g.stride, g.offset, g.receptive_field, rows, cols)
     engine.forward(windows[:1], [blob])
     start = time.perf_counter()
-    scores = [engine.forward(windows[k:k + batch], [blob])[blob].reshape(
-        len(windows[k:k + batch]), -1) for k in range(0, len(windows), batch)]
+    scores = []
+    for k in range(0, len(windows), batch):
+        if cancelled is not None and cancelled():
+            raise MeasurementCancelled(f"stopped after {k} of {len(windows)} windows")
+        chunk = windows[k:k + batch]
+        scores.append(engine.forward(chunk, [blob])[blob].reshape(len(chunk), -1))
     windows_ms = (time.perf_counter() - start) * 1000.0
     if not len(windows):
         return WindowComparison(0, fm.forward_ms, windows_ms, 0.0, dense.engine_name,

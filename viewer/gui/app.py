@@ -33,14 +33,16 @@ def initial_model(args: argparse.Namespace) -> session.LoadedModel:
     return session.build_model(net, prototxt, weights, getattr(args, "engine", None))
 
 
-def create_window(args: argparse.Namespace, settings: Settings) -> MainWindow:
+def create_window(args: argparse.Namespace, settings: Settings,
+                  auto_check: bool = True) -> MainWindow:
     """Load everything the command line names, then build the window (errors come first)."""
     image = session.read_image(args.image or paths.SAMPLE_PLATE)
     model = initial_model(args)
     if args.channel and args.channel not in model.dense.labels:
         raise ViewerError(f"unknown channel '{args.channel}'; choose one of "
                           f"{' '.join(model.dense.labels)}")
-    return MainWindow(model, image, settings, channel=args.channel, scale=args.scale)
+    return MainWindow(model, image, settings, channel=args.channel, scale=args.scale,
+                      auto_check=auto_check)
 
 
 def save_screenshot(window: MainWindow, path: Path) -> None:
@@ -62,7 +64,8 @@ def run_viewer(args: argparse.Namespace) -> int:
     app.setOrganizationName("NetSurgeryViewer")
     # Screenshots must look the same on every machine: no remembered state.
     settings = Settings(None) if shooting else Settings.default()
-    window = create_window(args, settings)
+    # A screenshot quits after the first map: no surgery timing running in the background.
+    window = create_window(args, settings, auto_check=not shooting)
     window.resize(*WINDOW_SIZE)
     if not shooting:
         window.restore_window_state()

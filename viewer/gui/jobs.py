@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -66,10 +66,15 @@ def auto_map(dense: DenseClassifier, image: np.ndarray) -> MapResult:
     return MapResult(fm, plate)
 
 
-def check_surgery(model: LoadedModel, image: np.ndarray, scale: float) -> SurgeryCheck:
-    """Equivalence and timing on a private engine, so the map worker's engine is never shared."""
+def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,
+                  cancelled: Callable[[], bool] | None = None) -> SurgeryCheck:
+    """Equivalence and timing on a private engine, so the map worker's engine is never shared.
+
+    `cancelled` lets a closing window end the (seconds-long) per-window timing early.
+    """
     twin = DenseClassifier(model.dense.net, model.dense.engine_name)
     verification = verify_equivalence(model.classifier, model.dense.net,
                                       engine=model.dense.engine_name) if model.classifier else None
-    comparison = compare_with_windows(twin, image, scale, classifier=model.classifier)
+    comparison = compare_with_windows(twin, image, scale, classifier=model.classifier,
+                                      cancelled=cancelled)
     return SurgeryCheck(verification, comparison, scale)

@@ -36,8 +36,10 @@ class MainWindow(QtWidgets.QMainWindow):
     check_shown = QtCore.pyqtSignal()
 
     def __init__(self, model: LoadedModel, image: LoadedImage, settings: Settings,
-                 channel: str | None = None, scale: float | None = None) -> None:
+                 channel: str | None = None, scale: float | None = None,
+                 auto_check: bool = True) -> None:
         super().__init__()
+        self.auto_check = auto_check  # time the surgery after each new model/image
         self.settings = settings
         self.options: ViewOptions = settings.view_options()
         self.model, self.image = model, image
@@ -205,7 +207,8 @@ class MainWindow(QtWidgets.QMainWindow):
         model, pixels, scale = self.model, self.image.pixels, self.scale.value()
         self.checked_generation = self.generation
         self.surgery.set_measuring()
-        self.slow.submit("surgery", lambda: jobs.check_surgery(model, pixels, scale),
+        cancelled = self.slow.stopping.is_set
+        self.slow.submit("surgery", lambda: jobs.check_surgery(model, pixels, scale, cancelled),
                          jobs.MapTag(self.generation, scale))
 
     def _job_done(self, kind: str, tag: jobs.MapTag, result) -> None:
@@ -253,7 +256,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_hover()
         self._status()
         self.map_shown.emit()
-        if self.checked_generation != self.generation:
+        if self.auto_check and self.checked_generation != self.generation:
             self.request_check()
 
     def draw_layer(self) -> None:

@@ -13,6 +13,7 @@ from PyQt5 import QtGui, QtWidgets
 
 from viewer import export, model_io
 from viewer.dataset.errors import DatasetError
+from viewer.engines import available_engines
 from viewer.errors import ViewerError
 from viewer.gui import session
 from viewer.gui.layers import overlay_picture
@@ -107,9 +108,33 @@ class WindowMenus:
         self.raw_action.setCheckable(True)
         self.action(menu, "&Fit the plate", lambda: self.w.plate.view.autoRange(padding=0.02),
                     "Home")
+        self._engine_menu(menu.addMenu("&Engine"))
         menu.addSeparator()
         for dock in (self.w.readout_dock, self.w.net_dock):
             menu.addAction(dock.toggleViewAction())
+
+    def _engine_menu(self, menu: QtWidgets.QMenu) -> None:
+        """Every inference engine installed here; the same model is reloaded on the pick."""
+        group = QtWidgets.QActionGroup(menu)
+        self.engine_actions: dict[str, QtWidgets.QAction] = {}
+        for name in available_engines():
+            act = menu.addAction(name)
+            act.setCheckable(True)
+            act.setActionGroup(group)
+            act.setChecked(name == self.w.model.dense.engine_name)
+            act.triggered.connect(lambda checked=False, n=name: self.switch_engine(n))
+            self.engine_actions[name] = act
+
+    def switch_engine(self, name: str) -> bool:
+        model = self.w.model
+        try:
+            switched = session.build_model(model.net, model.prototxt, model.weights, name)
+        except ViewerError as err:
+            self.w.show_error(str(err))
+            self.engine_actions[model.dense.engine_name].setChecked(True)
+            return False
+        self.w.set_model(switched)
+        return True
 
     def _channel_menu(self, menu: QtWidgets.QMenu) -> None:
         self.channel_menu = menu
@@ -202,7 +227,7 @@ class WindowMenus:
                     f"{prototxt.name} is a classifier (it has InnerProduct layers). Perform the "
                     "net surgery, casting them into convolutions, so it maps whole images?"):
                 return False
-            model = session.build_model(net, prototxt, weights, self.w.options.engine or None)
+            model = session.build_model(net, prototxt, weights, self.w.model.dense.engine_name)
         except ViewerError as err:
             self.w.show_error(str(err))
             return False

@@ -22,7 +22,6 @@ class ViewOptions:
     opacity: float = 0.6
     colormap: str = "inferno"
     raw_scores: bool = False
-    engine: str = ""
 
 
 class Settings:

@@ -43,6 +43,7 @@ class LatestWorker(QtCore.QObject):
         self._lock = threading.Lock()
         self._pending: dict[str, Job] = {}
         self._running = False
+        self.stopping = threading.Event()   # long jobs poll this to end early on quit
         self._thread = QtCore.QThread()
         self._thread.setObjectName(name)
         self.moveToThread(self._thread)
@@ -73,11 +74,15 @@ class LatestWorker(QtCore.QObject):
     @QtCore.pyqtSlot()
     def _drain(self) -> None:
         while (job := self._next()) is not None:
+            if self.stopping.is_set():
+                continue
             try:
                 result = job.run()
             except ViewerError as err:
                 self.failed.emit(job.kind, job.tag, str(err))
             except Exception as err:  # a bug: say so with its type, keep the thread alive
+                if self.stopping.is_set():
+                    continue
                 traceback.print_exc()
                 self.failed.emit(job.kind, job.tag, f"internal error: {type(err).__name__}: {err}")
             else:
@@ -86,6 +91,7 @@ class LatestWorker(QtCore.QObject):
 
     def stop(self) -> None:
         """Drop what waits, let the running job finish, and end the thread."""
+        self.stopping.set()
         with self._lock:
             self._pending.clear()
         self._thread.quit()
