@@ -80,6 +80,7 @@ def test_a_filter_overlay_follows_the_scale(window, qtbot):
 
 
 def test_the_blob_selector_tiles_any_blob(window, qtbot):
+    window.tabs.setCurrentWidget(window.blobs)
     names = [window.blobs.picker.itemText(k) for k in range(window.blobs.picker.count())]
     assert names == window.model.dense.engine.blob_names
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
@@ -87,7 +88,11 @@ def test_the_blob_selector_tiles_any_blob(window, qtbot):
     values = window.fm.blobs["pool2"]
     shown = window.blobs.image.image
     columns = (shown.shape[1] + 2) // (values.shape[2] + 2)
+    assert columns == window.blobs.columns
     assert np.array_equal(shown, render.tile_channels(values, columns))
+    sheet_aspect = shown.shape[1] / shown.shape[0]
+    canvas_aspect = window.blobs.canvas.width() / window.blobs.canvas.height()
+    assert sheet_aspect / canvas_aspect < 4 and canvas_aspect / sheet_aspect < 4
     assert f"{values.shape[0]} channels of {values.shape[1]}x{values.shape[2]}" in \
         window.blobs.info.text()
 

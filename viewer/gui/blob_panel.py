@@ -48,6 +48,8 @@ class BlobPanel(QtWidgets.QWidget):
         layout.addLayout(top)
         layout.addWidget(self.canvas, 1)
         self.picker.currentTextChanged.connect(self._picked)
+        self.values: np.ndarray | None = None
+        self.columns = 0
 
     def set_blobs(self, names: list[str], preferred: str | None = None) -> None:
         """Offer `names`; keep the current pick if the new net has it."""
@@ -67,15 +69,32 @@ class BlobPanel(QtWidgets.QWidget):
         if values is None or name != self.blob():
             return
         values = values[:, None, None] if values.ndim == 1 else values
-        shown = values[:MAX_CHANNELS]
         c, h, w = values.shape
         more = f" (first {MAX_CHANNELS} shown)" if c > MAX_CHANNELS else ""
         self.info.setText(f"{c} channels of {h}x{w}{more}, range {values.min():.3g} to "
                           f"{values.max():.3g}")
-        columns = best_columns(len(shown), shown.shape[1:], self.canvas.width(),
+        self.values = values[:MAX_CHANNELS]
+        self.columns = 0
+        self._tile()
+
+    def _tile(self) -> None:
+        """Lay the channels out for the canvas's current shape (again when it changes)."""
+        if self.values is None or not self.isVisible():
+            return
+        columns = best_columns(len(self.values), self.values.shape[1:], self.canvas.width(),
                                self.canvas.height())
-        self.image.setImage(render.tile_channels(shown, columns), levels=(0, 255))
-        self.view.autoRange(padding=0.01)
+        if columns != self.columns:
+            self.columns = columns
+            self.image.setImage(render.tile_channels(self.values, columns), levels=(0, 255))
+            self.view.autoRange(padding=0.01)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._tile()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._tile()
 
     def _picked(self, name: str) -> None:
         if name:
