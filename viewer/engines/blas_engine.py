@@ -124,10 +124,11 @@ class _Step:
 
     layer: caffe_pb2.LayerParameter
     chain: list[_Conv] = field(default_factory=list)
+    pool: caffe_pb2.LayerParameter | None = None  # a pooling fed band by band by the chain
 
     @property
     def top(self) -> str:
-        last = self.chain[-1].layer if self.chain else self.layer
+        last = self.pool or (self.chain[-1].layer if self.chain else self.layer)
         return last.top[0]
 
 
@@ -144,47 +145,99 @@ def band_size(depth: int, chain: list[_Conv], budget: int = BAND_BYTES) -> int:
     return max(MIN_BAND, budget // (4 * max(1, rows)))
 
 
+@dataclass
+class _Shifted:
+    """A stride-1 convolution chain laid over one input's planes: taps, scratch and sizes."""
+
+    chain: list[_Conv]
+    src: np.ndarray
+    offsets: list[int]
+    band: int
+    cols: np.ndarray | None
+    temps: list[np.ndarray]
+
+    @classmethod
+    def over(cls, x: Planes, chain: list[_Conv], budget: int, positions: int) -> "_Shifted":
+        first = chain[0]
+        (dh, dw), (kh, kw) = first.window.dilation, first.window.kernel
+        pitch = x.a.shape[3]
+        offsets = [ky * dh * pitch + kx * dw for ky in range(kh) for kx in range(kw)]
+        depth = first.weight.shape[2]
+        pointwise = offsets == [0]
+        band = min(positions, band_size(0 if pointwise else depth, chain, budget))
+        cols = None if pointwise else np.empty((depth, band), np.float32)
+        temps = [np.empty((cv.weight.shape[0] * cv.weight.shape[1], band), np.float32)
+                 for cv in chain[:-1]]
+        return cls(chain, x.flat(), offsets, band, cols, temps)
+
+    def compute(self, r0: int, r1: int, dst: np.ndarray) -> None:
+        """Outputs at flat positions [r0, r1) into `dst` (channels x (r1 - r0)), by bands."""
+        first = self.chain[0]
+        groups, cout, _ = first.weight.shape
+        cin = self.src.shape[0] // groups
+        for b0 in range(r0, r1, self.band):
+            b1 = min(r1, b0 + self.band)
+            m = b1 - b0
+            out = dst[:, b0 - r0:b1 - r0]
+            target = self.temps[0][:, :m] if self.temps else out
+            for g in range(groups):
+                rows = slice(g * cin, (g + 1) * cin)
+                if self.cols is None:
+                    block = self.src[rows, b0:b1]
+                else:
+                    block = self.cols[:, :m]
+                    taps = block.reshape(cin, len(self.offsets), m)
+                    for k, off in enumerate(self.offsets):
+                        taps[:, k, :] = self.src[rows, b0 + off:b1 + off]
+                np.matmul(first.weight[g], block, out=target[g * cout:(g + 1) * cout])
+            first.finish(target)
+            for k, conv in enumerate(self.chain[1:], start=1):
+                nxt = self.temps[k][:, :m] if k < len(self.temps) else out
+                np.matmul(conv.weight[0], target, out=nxt)
+                conv.finish(nxt)
+                target = nxt
+
+
+def _out_channels(chain: list[_Conv]) -> int:
+    return chain[-1].weight.shape[0] * chain[-1].weight.shape[1]
+
+
 def _convolve_shifted(x: Planes, chain: list[_Conv], budget: int) -> Planes:
     """A stride-1 convolution (then any fused 1x1 ones) as banded im2col + SGEMM on the pitch."""
-    first = chain[0]
-    (dh, dw), (eh, ew) = first.window.dilation, first.window.extent
-    kh, kw = first.window.kernel
+    eh, ew = chain[0].window.extent
     c, n, rows, pitch = x.a.shape
     oh, ow = x.h - eh + 1, x.w - ew + 1
-    src = x.flat()
     # The last valid output sits here; every later position would read past the data.
     total = (n - 1) * rows * pitch + (oh - 1) * pitch + ow
-    offsets = [ky * dh * pitch + kx * dw for ky in range(kh) for kx in range(kw)]
-    groups, cout, depth = first.weight.shape
-    cin = c // groups
-    last = chain[-1]
-    out = np.empty((last.weight.shape[0] * last.weight.shape[1], n, rows, pitch), np.float32)
+    out = np.empty((_out_channels(chain), n, rows, pitch), np.float32)
     dst = out.reshape(out.shape[0], -1)
     dst[:, total:] = 0
-    pointwise_input = len(offsets) == 1 and offsets[0] == 0
-    band = band_size(0 if pointwise_input else depth, chain, budget)
-    cols = None if pointwise_input else np.empty((depth, min(band, total)), np.float32)
-    temps = [np.empty((cv.weight.shape[0] * cv.weight.shape[1], min(band, total)), np.float32)
-             for cv in chain[:-1]]
-    for r0 in range(0, total, band):
-        r1 = min(total, r0 + band)
-        m = r1 - r0
-        for g in range(groups):
-            if pointwise_input:
-                block = src[g * cin:(g + 1) * cin, r0:r1]
-            else:
-                block = cols[:, :m]
-                taps = block.reshape(cin, len(offsets), m)
-                for k, off in enumerate(offsets):
-                    taps[:, k, :] = src[g * cin:(g + 1) * cin, r0 + off:r1 + off]
-            target = temps[0][:, :m] if temps else dst[:, r0:r1]
-            np.matmul(first.weight[g], block, out=target[g * cout:(g + 1) * cout])
-        first.finish(target)
-        for k, conv in enumerate(chain[1:], start=1):
-            target = temps[k][:, :m] if k < len(temps) else dst[:, r0:r1]
-            np.matmul(conv.weight[0], temps[k - 1][:, :m], out=target)
-            conv.finish(target)
+    _Shifted.over(x, chain, budget, total).compute(0, total, dst)
     return Planes(out, oh, ow)
+
+
+def _convolve_pooled(x: Planes, chain: list[_Conv], p: caffe_pb2.PoolingParameter,
+                     budget: int) -> Planes:
+    """A stride-1 convolution of one image straight into its pooling, a band of rows at a
+    time: the convolution's output never exists whole."""
+    eh, ew = chain[0].window.extent
+    c, n, rows, pitch = x.a.shape
+    oh, ow = x.h - eh + 1, x.w - ew + 1
+    out, win = _pool_output(_out_channels(chain), n, oh, ow, p)
+    (kh, _), (sh, _), (ph, _) = win.kernel, win.stride, win.pad
+    shifted = _Shifted.over(x, chain, budget, oh * pitch)
+    per_band = max(1, (shifted.band // pitch - kh) // sh + 1)
+    height = min(oh, (per_band - 1) * sh + kh)
+    conv = np.empty((out.shape[0], 1, height, pitch), np.float32)
+    for py0 in range(0, out.shape[2], per_band):
+        py1 = min(out.shape[2], py0 + per_band)
+        y0, y1 = max(0, py0 * sh - ph), min(oh, (py1 - 1) * sh - ph + kh)
+        r1 = (y1 - 1 - y0) * pitch + ow
+        flat = conv.reshape(conv.shape[0], -1)
+        shifted.compute(y0 * pitch, y0 * pitch + r1, flat[:, :r1])
+        _pool_rows(Planes(conv[:, :, :y1 - y0], y1 - y0, ow), p, win, out, (py0, py1), y0, oh)
+    _average(out, p, win, oh, ow)
+    return Planes(out, out.shape[2], out.shape[3])
 
 
 def _convolve_strided(x: Planes, conv: _Conv) -> Planes:
@@ -223,38 +276,61 @@ def convolve(x: Planes, chain: list[_Conv], budget: int = BAND_BYTES) -> Planes:
     return out
 
 
-def pool(x: Planes, p: caffe_pb2.PoolingParameter) -> Planes:
-    """Caffe MAX/AVE pooling with ceil rounding, clipped edge windows and Caffe's divisor."""
-    win = netgraph.pool_window(p, (x.a.shape[1], x.a.shape[0], x.h, x.w))
+def _pool_output(c: int, n: int, h: int, w: int,
+                 p: caffe_pb2.PoolingParameter) -> tuple[np.ndarray, netgraph.Window]:
+    win = netgraph.pool_window(p, (n, c, h, w))
     (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
     ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
-    oh = netgraph.pooled_size(x.h, kh, sh, ph, ceil)
-    ow = netgraph.pooled_size(x.w, kw, sw, pw, ceil)
-    is_max = p.pool == caffe_pb2.PoolingParameter.MAX
-    if not is_max and p.pool != caffe_pb2.PoolingParameter.AVE:
+    oh = netgraph.pooled_size(h, kh, sh, ph, ceil)
+    ow = netgraph.pooled_size(w, kw, sw, pw, ceil)
+    if p.pool not in (caffe_pb2.PoolingParameter.MAX, caffe_pb2.PoolingParameter.AVE):
         raise ValueError("stochastic pooling runs only in training")
-    c, n = x.a.shape[:2]
-    out = np.full((c, n, oh, ow), -np.inf if is_max else 0.0, np.float32)
+    start = -np.inf if p.pool == caffe_pb2.PoolingParameter.MAX else 0.0
+    return np.full((c, n, oh, ow), start, np.float32), win
+
+
+def _pool_rows(x: Planes, p: caffe_pb2.PoolingParameter, win: netgraph.Window, out: np.ndarray,
+               rows: tuple[int, int], y_offset: int, height: int) -> None:
+    """Max or sum into output rows [rows) from `x`, which holds input rows from `y_offset` of
+    an input `height` rows tall (all the rows those outputs read)."""
+    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
+    is_max = p.pool == caffe_pb2.PoolingParameter.MAX
     for ky in range(kh):
-        y0, y1 = _taps(ky, ph, sh, x.h, oh)
+        y0, y1 = _taps(ky, ph, sh, height, out.shape[2])
+        y0, y1 = max(y0, rows[0]), min(y1, rows[1])
         for kx in range(kw):
-            x0, x1 = _taps(kx, pw, sw, x.w, ow)
+            x0, x1 = _taps(kx, pw, sw, x.w, out.shape[3])
             if y1 <= y0 or x1 <= x0:
                 continue
-            src = x.a[:, :, y0 * sh - ph + ky:(y1 - 1) * sh - ph + ky + 1:sh,
+            top = y0 * sh - ph + ky - y_offset
+            src = x.a[:, :, top:top + (y1 - y0 - 1) * sh + 1:sh,
                       x0 * sw - pw + kx:(x1 - 1) * sw - pw + kx + 1:sw]
             dst = out[:, :, y0:y1, x0:x1]
             if is_max:
                 np.maximum(dst, src, out=dst)
             else:
                 dst += src
-    if not is_max:
-        ys = np.arange(oh) * sh - ph
-        xs = np.arange(ow) * sw - pw
-        area_h = np.minimum(ys + kh, x.h + ph) - ys
-        area_w = np.minimum(xs + kw, x.w + pw) - xs
-        out /= np.outer(area_h, area_w).astype(np.float32)
-    return Planes(out, oh, ow)
+
+
+def _average(out: np.ndarray, p: caffe_pb2.PoolingParameter, win: netgraph.Window,
+             h: int, w: int) -> None:
+    """Turn AVE pooling's sums into means over Caffe's window (pad counts, overhang not)."""
+    if p.pool != caffe_pb2.PoolingParameter.AVE:
+        return
+    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
+    ys = np.arange(out.shape[2]) * sh - ph
+    xs = np.arange(out.shape[3]) * sw - pw
+    area_h = np.minimum(ys + kh, h + ph) - ys
+    area_w = np.minimum(xs + kw, w + pw) - xs
+    out /= np.outer(area_h, area_w).astype(np.float32)
+
+
+def pool(x: Planes, p: caffe_pb2.PoolingParameter) -> Planes:
+    """Caffe MAX/AVE pooling with ceil rounding, clipped edge windows and Caffe's divisor."""
+    out, win = _pool_output(x.a.shape[0], x.a.shape[1], x.h, x.w, p)
+    _pool_rows(x, p, win, out, (0, out.shape[2]), 0, x.h)
+    _average(out, p, win, x.h, x.w)
+    return Planes(out, out.shape[2], out.shape[3])
 
 
 def _taps(k: int, pad: int, stride: int, size: int, out: int) -> tuple[int, int]:
@@ -306,7 +382,16 @@ class BlasEngine(Engine):
                     break
                 chain.append(nxt)
                 i += 1
-            steps.append(_Step(layer, chain))
+            step = _Step(layer, chain)
+            top = chain[-1].layer.top[0]
+            if (i < len(self.layers) and self.layers[i].type == "Pooling" and top not in key
+                    and list(self.layers[i].bottom) == [top] and self.layers[i].top[0] != top
+                    and not self.layers[i].pooling_param.global_pooling
+                    and chain[0].window.stride == (1, 1)
+                    and not any(top in r for r in reads[i + 1:])):
+                step.pool = self.layers[i]
+                i += 1
+            steps.append(step)
         self._plans[key] = steps
         return steps
 
@@ -315,7 +400,7 @@ class BlasEngine(Engine):
         last_read = {}
         for k, step in enumerate(steps):
             for layer in ([c.layer for c in step.chain] + [a for c in step.chain for a in c.after]
-                          if step.chain else [step.layer]):
+                          + ([step.pool] if step.pool else []) if step.chain else [step.layer]):
                 for b in layer.bottom:
                     last_read[b] = k
         return last_read
@@ -356,6 +441,13 @@ class BlasEngine(Engine):
                     scratch += 4 * band * (depth + sum(cv.weight.shape[0] * cv.weight.shape[1]
                                                        for cv in step.chain[:-1]))
                 out = (4 * shape[1] * n * rows * pitch, rows, pitch)
+                if step.pool:
+                    conv_shape = shapes[step.chain[-1].layer.top[0]]
+                    if n == 1:  # the convolution exists only as bands of rows
+                        band = band_size(conv.weight.shape[2], step.chain, self.band_bytes)
+                        out = (4 * conv_shape[1] * min(rows * pitch, band + 2 * pitch), 1, 1)
+                    scratch += out[0]
+                    out = (4 * math.prod(shape), shape[2], shape[3])
             elif step.layer.type in ("Dropout", "Split"):
                 out = (0,) + held[step.layer.bottom[0]][1:]
             elif step.layer.type in POINTWISE and step.layer.top[0] == step.layer.bottom[0]:
@@ -369,7 +461,7 @@ class BlasEngine(Engine):
             peak = max(peak, alive + out[0] + scratch)
             for b in [b for b in held if last_read.get(b, -1) <= k and b not in blobs]:
                 del held[b]
-        return int(peak)
+        return int(peak * 1.05)  # numpy temporaries the plan does not list
 
     def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
         steps = self.plan(blobs)
@@ -388,7 +480,17 @@ class BlasEngine(Engine):
             x = values[layer.bottom[0]]
             if not isinstance(x, Planes):
                 x = _wrap(x)
-            values[step.top] = convolve(x, step.chain, self.band_bytes)
+            if step.pool and x.a.shape[1] == 1:
+                window = step.chain[0].window
+                if window.pad != (0, 0):
+                    x = _pad(x, *window.pad)
+                values[step.top] = _convolve_pooled(x, step.chain, step.pool.pooling_param,
+                                                    self.band_bytes)
+            elif step.pool:
+                values[step.top] = pool(convolve(x, step.chain, self.band_bytes),
+                                        step.pool.pooling_param)
+            else:
+                values[step.top] = convolve(x, step.chain, self.band_bytes)
             return
         x = values[layer.bottom[0]] if layer.bottom else None
         kind = layer.type
