@@ -206,3 +206,39 @@ def test_batched_lenet_windows_equal_the_dense_pass(engine, lenet_fcn):
     per_window = dense.forward(windows, ["ip2-alpha-conv"])["ip2-alpha-conv"]
     expected = per_window[:, :, 0, 0].T.reshape(scores.shape)
     _assert_close(scores, expected, f"{engine} dense vs per-window")
+
+
+POOLED_NET = """
+name: "Pooled"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 1 dim: 20 dim: 20 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 7 kernel_size: 3 pad: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+        convolution_param { num_output: 9 kernel_size: 2 } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "score" type: "Convolution" bottom: "pool2" top: "score"
+        convolution_param { num_output: 4 kernel_size: 1 } }
+"""
+
+
+@pytest.mark.parametrize("band_bytes", [1, 1 << 30])
+@pytest.mark.parametrize("size", [(20, 20), (37, 23), (64, 51)])
+def test_blas_pools_in_bands_of_rows_exactly(band_bytes, size, monkeypatch):
+    """Convolutions feeding a pooling run band by band (overlapping windows, pads, AVE, MAX),
+    down to one pooled row per band, and agree with the reference."""
+    from viewer.engines import blas_engine
+    from viewer.engines.blas_engine import BlasEngine
+
+    monkeypatch.setattr(blas_engine, "MIN_BAND", 1)
+    param, _ = model_io.parse_prototxt(POOLED_NET, "pooled.prototxt")
+    net = random_biases(model_io.init_weights(param, seed=4), 4)
+    data = _plate_input(*size, seed=size[0])
+    expected = create_engine("numpy", net).forward(data, ["score"])["score"]
+    engine = BlasEngine(net, band_bytes=band_bytes)
+    assert engine.plan(["score"])[0].pool is not None
+    _assert_close(engine.forward(data, ["score"])["score"], expected, f"blas at {size}")
