@@ -8,8 +8,6 @@ from viewer.engines.base import Engine
 from viewer.errors import EngineError
 from viewer.model_io import CaffeNet
 
-DEFAULT_ENGINE = "opencv"
-
 # name -> (module, class, the import that must work, how to get it)
 _REGISTRY = {
     "opencv": ("viewer.engines.opencv_engine", "OpenCVEngine", "cv2",
@@ -20,6 +18,16 @@ _REGISTRY = {
              "pip install onnx onnxruntime"),
     "caffe": ("viewer.engines.caffe_engine", "CaffeEngine", "caffe", "make caffe"),
 }
+
+
+def _fastest_installed() -> str:
+    """The fastest exact engine that imports here (bench/README.md has the figures):
+    onnxruntime, else the numpy + BLAS engine, which needs nothing beyond numpy."""
+    found = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    return "onnx" if found else "blas"
+
+
+DEFAULT_ENGINE = _fastest_installed()
 
 
 def engine_names() -> list[str]:
