@@ -23,6 +23,23 @@ def _deploy_param(net: CaffeNet) -> caffe_pb2.NetParameter:
     return param
 
 
+def _untransposed(net: CaffeNet) -> CaffeNet:
+    """OpenCV ignores InnerProduct's `transpose: true`: give it the same layer with W.T."""
+    flipped = {l.name for l in net.param.layer
+               if l.type == "InnerProduct" and l.inner_product_param.transpose}
+    if not flipped:
+        return net
+    param = caffe_pb2.NetParameter()
+    param.CopyFrom(net.param)
+    weights = dict(net.weights)
+    for layer in param.layer:
+        if layer.name in flipped:
+            layer.inner_product_param.transpose = False
+            w, *rest = weights[layer.name]
+            weights[layer.name] = [np.ascontiguousarray(w.T), *rest]
+    return CaffeNet(param, weights, net.source)
+
+
 class OpenCVEngine(Engine):
     """cv2.dnn forward pass on the CPU."""
 
@@ -35,8 +52,9 @@ class OpenCVEngine(Engine):
         if not hasattr(cv2.dnn, "readNetFromCaffe"):
             raise EngineError(f"OpenCV {cv2.__version__} has no Caffe importer; install "
                               "opencv-python-headless<5")
-        proto = np.frombuffer(prototxt_text(_deploy_param(net)).encode(), np.uint8)
-        model = np.frombuffer(caffemodel_bytes(net), np.uint8)
+        plain = _untransposed(net)
+        proto = np.frombuffer(prototxt_text(_deploy_param(plain)).encode(), np.uint8)
+        model = np.frombuffer(caffemodel_bytes(plain), np.uint8)
         try:
             self._net = cv2.dnn.readNetFromCaffe(proto, model)
         except cv2.error as err:
