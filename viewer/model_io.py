@@ -69,7 +69,13 @@ def blob_to_array(blob: caffe_pb2.BlobProto, what: str = "blob") -> np.ndarray:
     if len(data) != count:
         raise ModelError(f"{what} has {len(data)} values but its shape {shape} needs {count} "
                          "(is the file truncated?)")
-    return np.asarray(data, dtype=np.float32).reshape(shape)
+    with np.errstate(over="ignore"):  # doubles beyond float32 become inf, refused below
+        array = np.asarray(data, dtype=np.float32).reshape(shape)
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ModelError(f"{what} holds {bad} NaN or infinite values (weights of a diverged "
+                         "training, or a damaged file)")
+    return array
 
 
 def array_to_blob(array: np.ndarray) -> caffe_pb2.BlobProto:
