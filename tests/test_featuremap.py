@@ -69,8 +69,11 @@ def test_a_bright_spot_moves_only_the_cells_whose_windows_hold_it(other_net):
 
 def test_small_image_error_names_the_smallest_scale(lenet):
     dense = DenseClassifier(lenet, "numpy")
-    with pytest.raises(ImageError, match="smallest scale that works is 0.7"):
+    with pytest.raises(ImageError, match="smallest scale that works is 0.69$"):
         dense.prepare(np.zeros((40, 200), np.uint8), 0.5)
+    assert dense.prepare(np.zeros((40, 200), np.uint8), 0.69).shape == (1, 1, 28, 138)
+    with pytest.raises(ImageError):  # 40 x 0.68 rounds to 27 rows, one short of the window
+        dense.prepare(np.zeros((40, 200), np.uint8), 0.68)
 
 
 def test_gray_conversion_uses_rgb_order(tmp_path):

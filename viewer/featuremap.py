@@ -125,6 +125,18 @@ class DenseClassifier:
         """The smallest scale at which the image still holds one receptive field."""
         return max(r / s for r, s in zip(self.unit.receptive_field, image_shape))
 
+    def smallest_scale(self, image_shape: tuple[int, int]) -> float:
+        """The smallest scale, in steps of 0.01, at which the scaled image (as `rescale`
+        rounds it) holds the net's window."""
+        rh, rw = self.unit.receptive_field
+        lowest = max((r - 0.5) / size for r, size in zip((rh, rw), image_shape[:2]))
+        hundredths = max(1, math.floor(lowest * 100) - 1)
+        while True:
+            height, width = scaled_size(image_shape, hundredths / 100)
+            if height >= rh and width >= rw:
+                return hundredths / 100
+            hundredths += 1
+
     def wanted_blobs(self, extra_blobs: tuple[str, ...] = ()) -> list[str]:
         """The blobs a pass returns: the scores, the first convolution, and `extra_blobs`."""
         return list(dict.fromkeys([self.score_blob, *([self.first_conv] if self.first_conv
@@ -147,7 +159,7 @@ class DenseClassifier:
             size = scaled_size(image_shape, scale)
             return self.forward_bytes(*size, extra_blobs) <= cost.MEMORY_LIMIT
 
-        smallest = math.ceil(self.min_scale(image_shape) * 100) / 100
+        smallest = self.smallest_scale(image_shape)
         if not fits(smallest):
             return 0.0
         low, high = smallest, smallest * 2
@@ -156,7 +168,10 @@ class DenseClassifier:
         while high - low > 0.005:
             middle = (low + high) / 2
             low, high = (middle, high) if fits(middle) else (low, middle)
-        return max(math.floor(low * 100) / 100, smallest)
+        hundredths = max(math.floor(low * 100), round(smallest * 100))
+        while fits((hundredths + 1) / 100):
+            hundredths += 1
+        return hundredths / 100
 
     def check_scale(self, image_shape: tuple[int, ...], scale: float,
                     extra_blobs: tuple[str, ...] = ()) -> tuple[int, int]:
@@ -173,7 +188,7 @@ class DenseClassifier:
             raise ImageError(
                 f"at scale {scale:g} the image is {width}x{height} pixels, smaller "
                 f"than the net's {rw}x{rh} window; the smallest scale that works is "
-                f"{math.ceil(self.min_scale(image_shape[:2]) * 100) / 100:g}")
+                f"{self.smallest_scale(image_shape[:2]):g}")
         needed = self.forward_bytes(height, width, extra_blobs)
         if needed > cost.MEMORY_LIMIT:
             largest = self.max_scale(image_shape[:2], extra_blobs)
