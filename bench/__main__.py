@@ -69,11 +69,13 @@ def print_report(report: dict) -> None:
         print(f"\nend to end ({t['command']}): {t['seconds']:.2f} s, peak RSS "
               f"{t['peak_rss_mb']:.0f} MB, exit {t['exit_code']}, PNG written: "
               f"{t['png_written']}")
-    if "large_image" in report:
-        big = report["large_image"]
-        print(f"\n4000x3000 at scale 1 ({big['engine']}): peak RSS {big['peak_rss_mb']:.0f} MB "
-              f"(limit {big['limit_mb']:.0f} MB), estimate {big.get('estimate_mb', '-')} MB, "
-              f"forward {big.get('forward_ms', '-')} ms, exit {big['exit_code']}")
+    for big in report.get("large_image", []):
+        print(f"\n4000x3000 at scale 1 ({big['engine']}): engine estimate "
+              f"{big.get('estimate_mb', '-')} MB, limit {big['limit_mb']:.0f} MB; " +
+              (f"refused before allocating, process peak RSS {big['peak_rss_mb']:.0f} MB: "
+               f"{big['refused']}" if "refused" in big else
+               f"process peak RSS {big['peak_rss_mb']:.0f} MB, forward "
+               f"{big.get('forward_ms', '-')} ms, exit {big['exit_code']}"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         report["end_to_end"] = sections.end_to_end_section()
         report["gui_scale_change"] = {"measured": False, "reason": "not exposed by the GUI yet"}
         if not args.no_large:
-            report["large_image"] = sections.large_image_section(default)
+            report["large_image"] = [sections.large_image_section(name) for name in
+                                     dict.fromkeys([default, "blas"])]
     report["seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
