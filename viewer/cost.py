@@ -25,17 +25,21 @@ def _shapes(net: CaffeNet, input_shape: tuple[int, ...]) -> dict[str, netgraph.S
     return netgraph.infer_shapes(net.param, {name: tuple(input_shape)})
 
 
+def _im2col_size(layer, shapes: dict[str, netgraph.Shape]) -> tuple[int, int]:
+    """A Convolution's (output elements, inputs per output): its product's two factors."""
+    p = layer.convolution_param
+    cin = shapes[layer.bottom[0]][1] // p.group
+    return math.prod(shapes[layer.top[0]]), cin * math.prod(netgraph.conv_window(p).kernel)
+
+
 def forward_flops(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds x 2 of the Convolution and InnerProduct layers for an N x C x H x W input."""
     shapes = _shapes(net, input_shape)
     total = 0
     for layer in netgraph.deploy_layers(net.param):
         if layer.type == "Convolution":
-            p = layer.convolution_param
-            w = netgraph.conv_window(p)
-            cin = shapes[layer.bottom[0]][1] // p.group
-            out = shapes[layer.top[0]]
-            total += 2 * math.prod(out) * cin * w.kernel[0] * w.kernel[1]
+            outputs, fan_in = _im2col_size(layer, shapes)
+            total += 2 * outputs * fan_in
         elif layer.type == "InnerProduct":
             fan_in = math.prod(shapes[layer.bottom[0]][1:])
             total += 2 * math.prod(shapes[layer.top[0]]) * fan_in
@@ -49,11 +53,8 @@ def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     largest_cols = 0
     for layer in netgraph.deploy_layers(net.param):
         if layer.type == "Convolution":
-            p = layer.convolution_param
-            w = netgraph.conv_window(p)
-            cin = shapes[layer.bottom[0]][1] // p.group
-            out = shapes[layer.top[0]]
-            largest_cols = max(largest_cols, out[0] * out[2] * out[3] * cin * math.prod(w.kernel))
+            outputs, fan_in = _im2col_size(layer, shapes)
+            largest_cols = max(largest_cols, outputs // shapes[layer.top[0]][1] * fan_in)
     return (blobs + largest_cols) * FLOAT
 
 
@@ -70,11 +71,8 @@ def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
     for k, layer in enumerate(layers):
         scratch = 0
         if layer.type == "Convolution":
-            p = layer.convolution_param
-            w = netgraph.conv_window(p)
-            out = shapes[layer.top[0]]
-            scratch = out[0] * out[2] * out[3] * shapes[layer.bottom[0]][1] // p.group * \
-                math.prod(w.kernel)
+            outputs, fan_in = _im2col_size(layer, shapes)
+            scratch = outputs // shapes[layer.top[0]][1] * fan_in
         in_place = list(layer.top) == list(layer.bottom)
         made = 0 if in_place else sum(math.prod(shapes[t]) for t in layer.top)
         peak = max(peak, sum(alive.values()) + made + scratch)
