@@ -13,7 +13,6 @@ from viewer.gui import session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 WINDOW_SIZE = (1280, 800)
 SCREENSHOT_DELAY_MS = 300

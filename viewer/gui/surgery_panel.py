@@ -71,6 +71,19 @@ def timing_text(c: WindowComparison, scale: float) -> str:
             f"and its scores match the per-window ones to {c.max_abs_diff:.2g}.")
 
 
+def summary_text(model: LoadedModel) -> str:
+    """What was converted, and whether it happened just now in memory or in a shipped file."""
+    converted = ", ".join(f"{c.layer} -> {c.new_layer}" for c in model.conversions)
+    if model.dense.classifier is not None:
+        return (f"<b>{model.label}</b> is a classifier: its InnerProduct layers were cast into "
+                f"convolutions with the same weights ({converted}) in memory. File > Save "
+                "surgered model writes the result.")
+    if converted:
+        return (f"<b>{model.label}</b> is the surgered twin of the classifier on the left: "
+                f"InnerProduct layers cast into convolutions with the same weights ({converted}).")
+    return f"<b>{model.label}</b> is fully convolutional; no classifier is known for it."
+
+
 class SurgeryPanel(QtWidgets.QWidget):
     """The table of layers, the check and the timing; `check_requested` re-measures."""
 
@@ -109,11 +122,7 @@ class SurgeryPanel(QtWidgets.QWidget):
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
                 self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
-        converted = ", ".join(f"{c.layer} -> {c.new_layer}" for c in model.conversions)
-        self.summary.setText(
-            f"<b>{model.label}</b>: " + (f"InnerProduct layers cast into convolutions with the "
-                                         f"same weights ({converted})." if converted else
-                                         "already fully convolutional."))
+        self.summary.setText(summary_text(model))
         self.equivalence.setText("Equivalence: measuring...")
         self.timing.setText("Speed: measuring...")
 
