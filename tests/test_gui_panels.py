@@ -67,7 +67,10 @@ def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
     g = geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
     assert np.allclose(item_rect(window.plate.heat), g.heatmap_rect(*fm.conv1.shape[1:]))
     assert np.allclose(window.plate.heat.levels, (fm.conv1.min(), fm.conv1.max()), atol=1e-5)
-    assert "filter #3" in window.statusBar().currentMessage()
+    status = window.statusBar().currentMessage()
+    assert "filter #3" in status
+    assert f"{fm.conv1.shape[1]}x{fm.conv1.shape[2]} cells, stride {g.stride[0]}, window " \
+        f"{g.receptive_field[0]} px" in status
     qtbot.mouseClick(window.conv1.tiles[3], QtCore.Qt.LeftButton)
     assert window.filter is None and window.plate.classes.isVisible()
 

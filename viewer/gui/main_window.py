@@ -274,10 +274,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plate.set_opacity(self.options.opacity)
 
     def _status(self) -> None:
-        fm, g = self.fm, self.fm.geometry
-        _, h, w = fm.probs.shape
+        """What is drawn, with the geometry of that very layer (conv1 has its own)."""
+        fm, layer = self.fm, self.layer
+        g = layer.geometry
+        h, w = (layer.values if layer.values is not None else layer.rgb).shape[:2]
         self.statusBar().showMessage(
-            f"{self.layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
+            f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
             f"{g.receptive_field[0]} px of the scaled image | scale {fm.scale:g} | "
             f"{fm.forward_ms:.0f} ms on {self.model.dense.engine_name}")
 

@@ -33,6 +33,7 @@ class HoverReadout(QtWidgets.QWidget):
         self.chart.setLabel("left", "probability")
         self.chart.setMinimumHeight(150)
         self.chart.getAxis("bottom").setTicks([[]])
+        self.chart.getAxis("bottom").enableAutoSIPrefix(False)
         self.chart.setLabel("bottom", "classes (the top 5 are named)")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.chart.addItem(self.bars)
