@@ -68,6 +68,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build(self) -> None:
         self.setWindowTitle(TITLE)
         self.plate = PlateView()
+        # Drops go to the window, which knows images, nets and LMDBs (see dropEvent).
+        self.plate.setAcceptDrops(False)
+        self.plate.viewport().setAcceptDrops(False)
         self.letters = LetterStrip()
         central = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(central)
