@@ -1,6 +1,7 @@
 """The parts of the benchmark, each returning a plain dict that goes into the JSON report."""
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -159,31 +160,47 @@ def growth_section(w: Workload, engine_name: str, scales: list[float], repeat: i
             "intercept_ms": round(float(intercept), 2), "r2": round(r2, 4)}
 
 
+# Linux carries a process's resident peak across fork and exec, so a child forked from this
+# (large) process would report at least our size. A tiny launcher forks the real child and
+# reports that child's own peak.
+LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"maxrss_kb": usage.ru_maxrss}, f)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _run_child(args: list[str], env: dict, timeout: float) -> dict:
     """Wall time, exit code, last stdout line and peak resident memory (ru_maxrss) of a child."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".json") as usage:
         start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, usage.name, *args],
+                                cwd=ROOT, env=env, stdout=out, stderr=err,
+                                start_new_session=True)
         timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout:
-                timed_out = True
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.002)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, 9)
+            proc.wait()
         elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace").strip().splitlines()
         stderr = err.read().decode(errors="replace").strip().splitlines()
+        text = Path(usage.name).read_text()
+        peak_kb = json.loads(text)["maxrss_kb"] if text else None
     return {"seconds": round(elapsed, 3), "exit_code": proc.returncode,
-            "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1), "timed_out": timed_out,
-            "stderr_tail": stderr[-3:], "stdout": stdout[-1] if stdout else ""}
+            "peak_rss_mb": round(peak_kb / 1024.0, 1) if peak_kb else None,
+            "timed_out": timed_out, "stderr_tail": stderr[-3:],
+            "stdout": stdout[-1] if stdout else ""}
 
 
 def end_to_end_section(timeout: float = 120.0) -> dict:
@@ -220,8 +237,6 @@ print(json.dumps(report))
 def large_image_section(engine_name: str, timeout: float = 300.0) -> dict:
     """A dense map of a 4000x3000 photo at scale 1 in a fresh process: its peak memory, or
     the viewer's refusal (before allocating) when the engine's estimate is over the limit."""
-    import json
-
     result = {"engine": engine_name, "image": "4000x3000 gray, scale 1",
               **_run_child([sys.executable, "-c", LARGE_SCRIPT, engine_name], dict(os.environ),
                            timeout)}
