@@ -54,7 +54,7 @@ def growth_png(points: list[dict], slope_per_px: float, intercept_ms: float, tit
     cv2.putText(canvas, title, (left, 30), font, 0.55, INK, 1, cv2.LINE_AA)
     cv2.putText(canvas, "input megapixels", (w // 2 - 70, h - 15), font, 0.5, INK, 1,
                 cv2.LINE_AA)
-    cv2.putText(canvas, "ms", (15, top + 10), font, 0.5, INK, 1, cv2.LINE_AA)
+    cv2.putText(canvas, "ms", (15, top - 20), font, 0.5, INK, 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), canvas)
     return path
