@@ -46,7 +46,7 @@ def deploy_net(net: CaffeNet) -> CaffeNet:
 
 
 def check_layers(param: caffe_pb2.NetParameter) -> None:
-    """Refuse, in words, the layer settings Caffe aborts on when it loads a net."""
+    """Refuse, in words, what Caffe aborts on at load time and `netgraph` lets through."""
     written: dict[str, str] = {}
     for layer in param.layer:
         where = f"{layer.type} layer '{layer.name}'"
@@ -65,40 +65,21 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
             p = layer.convolution_param
             if len(p.kernel_size) and (p.kernel_h or p.kernel_w):
                 raise ModelError(f"{where} gives both kernel_size and kernel_h/kernel_w")
-            if p.group < 1 or p.num_output % p.group:
-                raise ModelError(f"{where}: num_output {p.num_output} does not split into "
-                                 f"{p.group} groups")
-        if layer.type == "Pooling":
-            _check_pooling(layer.pooling_param, where)
-
-
-def _check_pooling(p: caffe_pb2.PoolingParameter, where: str) -> None:
-    if p.global_pooling:
-        if (p.HasField("kernel_size") or p.kernel_h or p.kernel_w or p.pad or p.pad_h
+        p = layer.pooling_param
+        if layer.type == "Pooling" and p.global_pooling and (
+                p.HasField("kernel_size") or p.kernel_h or p.kernel_w or p.pad or p.pad_h
                 or p.pad_w or p.stride != 1 or p.stride_h or p.stride_w):
             raise ModelError(f"{where}: global pooling takes no kernel, pad or stride")
-        return
-    window = netgraph.pool_window(p, (0, 0, 0, 0))
-    if min(window.kernel) < 1 or min(window.stride) < 1:
-        raise ModelError(f"{where} needs a kernel and a stride of at least 1")
-    if window.pad[0] >= window.kernel[0] or window.pad[1] >= window.kernel[1]:
-        raise ModelError(f"{where}: pad {window.pad} must be smaller than its kernel "
-                         f"{window.kernel}")
 
 
 def check_input_size(net: CaffeNet, input_name: str, shape: tuple[int, ...]) -> None:
-    """Refuse an input size at which some layer would not fit (Caffe aborts on it): smaller
-    than a kernel (`netgraph.infer_shapes`), Concat inputs that differ, or an InnerProduct
-    whose weights fix another input size."""
+    """Refuse an input size at which some layer would not fit (Caffe aborts on it).
+
+    `netgraph.infer_shapes` refuses inputs smaller than a kernel and Concat inputs that differ;
+    an InnerProduct, whose weights fix its input size, is checked here.
+    """
     shapes = netgraph.infer_shapes(net.param, {input_name: shape})
     for layer in netgraph.deploy_layers(net.param):
-        if layer.type == "Concat":
-            axis = layer.concat_param.axis % len(shapes[layer.bottom[0]])
-            rest = {shapes[b][:axis] + shapes[b][axis + 1:] for b in layer.bottom}
-            if len(rest) > 1:
-                raise ModelError(f"at input {shape[2]}x{shape[3]} the inputs of Concat "
-                                 f"'{layer.name}' differ outside axis {axis}: "
-                                 f"{', '.join(str(shapes[b]) for b in layer.bottom)}")
         if layer.type in LEARNABLE and layer.bottom:
             wanted = netgraph.param_shapes(layer, shapes[layer.bottom[0]])
             have = [a.shape for a in net.weights.get(layer.name, [])]
