@@ -159,15 +159,7 @@ def test_one_engine_serves_many_sizes_in_turn(engine, lenet_fcn, reference_lenet
                       f"{engine} after a size change to {size}")
 
 
-# OpenCV fuses the 1x1 convolution `left`, its in-place ReLU and the Concat that reads it, and
-# then returns an unwritten buffer for the blob `left` (scores stay right); without fusion
-# (`enableFusion(False)`) it matches. Strict, so the fix shows up as a failure to remove this.
-OPENCV_FUSION_BUG = pytest.mark.xfail(strict=True, reason="OpenCV fusion loses blob 'left'")
-BRANCHY_ENGINES = [pytest.param(e, marks=OPENCV_FUSION_BUG) if e == "opencv" else e
-                   for e in OTHERS]
-
-
-@pytest.mark.parametrize("engine", BRANCHY_ENGINES)
+@pytest.mark.parametrize("engine", OTHERS)
 @pytest.mark.parametrize("size", [(24, 24), (27, 35), (40, 29)])
 def test_a_net_of_another_shape_matches_the_reference(engine, size, branchy):
     blobs = [b for b in netgraph.producers(branchy.param) if b != "data"]

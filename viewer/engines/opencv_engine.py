@@ -61,6 +61,9 @@ class OpenCVEngine(Engine):
             raise EngineError(f"OpenCV cannot load {net.source}: {str(err).strip()}") from None
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        # With fusion, OpenCV folds a 1x1 convolution, its in-place ReLU and a Concat reading
+        # it into one step and returns an unwritten buffer for the fused blob.
+        self._net.enableFusion(False)
         self._layer_of = {blob: layer.name for blob, layer in netgraph.producers(net.param).items()}
 
     def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
