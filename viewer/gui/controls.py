@@ -50,7 +50,7 @@ class ScaleControl(QtWidgets.QWidget):
 
     def set_scale(self, scale: float, emit: bool = False) -> None:
         """Move both widgets to `scale` (clamped to the allowed range)."""
-        scale = min(max(scale, self.spin.minimum()), SCALE_MAX)
+        scale = min(max(scale, self.spin.minimum()), self.spin.maximum())
         for widget, value in ((self.slider, round(scale * 100)), (self.spin, scale)):
             widget.blockSignals(True)
             widget.setValue(value)
@@ -65,8 +65,9 @@ class ScaleControl(QtWidgets.QWidget):
         gets its own smallest scale instead.
         """
         low = max(SCALE_FLOOR, math.ceil(minimum * 100) / 100.0)
-        self.spin.setMinimum(low)
-        self.slider.setMinimum(round(low * 100))
+        high = max(SCALE_MAX, low)  # a tiny image's range, undone by the next image's minimum
+        self.spin.setRange(low, high)
+        self.slider.setRange(round(low * 100), round(high * 100))
 
     def step(self, direction: int) -> None:
         self.set_scale(round(self.value() + direction * SCALE_STEP, 2), emit=True)
