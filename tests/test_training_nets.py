@@ -119,3 +119,13 @@ def test_inv_policy_is_caffes_formula():
     s = nets.SolverSettings(base_lr=0.01, gamma=1e-4, power=0.75)
     assert s.learning_rate(0) == pytest.approx(0.01)
     assert s.learning_rate(10000) == pytest.approx(0.01 * 2 ** -0.75)
+
+
+def test_poly_policy_falls_to_zero_at_the_last_iteration():
+    s = nets.SolverSettings(base_lr=0.02, lr_policy="poly", power=1.0, max_iter=100)
+    assert [s.learning_rate(i) for i in (0, 50, 100)] == pytest.approx([0.02, 0.01, 0.0])
+
+
+def test_an_unknown_policy_is_named():
+    with pytest.raises(TrainingError, match="'step'"):
+        nets.SolverSettings(lr_policy="step").learning_rate(0)

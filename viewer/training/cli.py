@@ -57,9 +57,12 @@ def settings_from_args(args: argparse.Namespace, train_count: int) -> nets.Solve
     if iters < 1:
         raise TrainingError("train for at least one iteration (--iters or --epochs)")
     interval = args.test_interval if args.test_interval is not None else max(1, iters // 10)
+    power = args.lr_power if args.lr_power is not None else \
+        (1.0 if args.lr_policy == "poly" else nets.SolverSettings.power)
     return nets.SolverSettings(max_iter=iters, batch_size=args.batch_size,
-                               base_lr=args.base_lr, test_interval=interval,
-                               display=max(1, min(100, iters // 20)), seed=args.seed)
+                               base_lr=args.base_lr, lr_policy=args.lr_policy, power=power,
+                               test_interval=interval, display=max(1, min(100, iters // 20)),
+                               seed=args.seed)
 
 
 def export(run, out: Path, data: Path, settings: nets.SolverSettings, test_set,
@@ -119,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     extra = {
         "command": (f"python main.py train --data {args.data} --out {args.out} --iters "
                     f"{settings.max_iter} --batch-size {settings.batch_size} --base-lr "
-                    f"{settings.base_lr:g} --seed {settings.seed} --threads {args.threads}"),
+                    f"{settings.base_lr:g} --lr-policy {settings.lr_policy} --lr-power "
+                    f"{settings.power:g} --seed {settings.seed} --threads {args.threads}"),
         "data": str(args.data), "train_count": len(train_set), "test_count": len(test_set),
         "dataset": json.loads(dataset_info.read_text()) if dataset_info.is_file() else None,
         "torch": torch.__version__, "python": platform.python_version(),
@@ -152,6 +156,11 @@ def register(subparsers) -> None:
                         help=f"passes over the training set (default {DEFAULT_EPOCHS:g})")
     p.add_argument("--batch-size", type=int, default=64, help="windows per iteration (64)")
     p.add_argument("--base-lr", type=float, default=0.01, help="initial learning rate (0.01)")
+    p.add_argument("--lr-policy", choices=nets.LR_POLICIES, default="inv",
+                   help="Caffe's rate policy: inv (the LeNet example's), poly (down to 0 at the "
+                   "last iteration) or fixed")
+    p.add_argument("--lr-power", type=float,
+                   help="power of the inv or poly policy (0.75 for inv, 1 for poly)")
     p.add_argument("--test-interval", type=int, help="iterations between tests (a tenth)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, order, dropout (0)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (2)")

@@ -26,6 +26,7 @@ class Panel:
     title: str
     series: list[Series]
     log_y: bool = False
+    legend_top: bool = True
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -48,6 +49,8 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def _label(value: float) -> str:
+    if value >= 1000 and value == int(value):
+        return f"{value / 1000:g}k"
     return f"{value:.4g}"
 
 
@@ -89,7 +92,8 @@ def _draw_panel(canvas: np.ndarray, panel: Panel, x0: int, y0: int, w: int, h: i
             cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
         for p in pts if len(pts) < 30 else []:
             cv2.circle(canvas, p, 3, colour, -1, cv2.LINE_AA)
-        ly = py0 + 16 + 18 * k
+        ly = py0 + 16 + 18 * k if panel.legend_top else \
+            py0 + ph - 8 - 18 * (len(panel.series) - 1 - k)
         cv2.line(canvas, (px0 + pw - 150, ly - 4), (px0 + pw - 128, ly - 4), colour, 2)
         cv2.putText(canvas, name, (px0 + pw - 122, ly), FONT, 0.42, INK, 1, cv2.LINE_AA)
 
@@ -114,7 +118,7 @@ def training_panels(losses: list[tuple[int, float, float]], tests: list[dict]) -
         ("all windows", its, [t["accuracy"] for t in tests], (40, 40, 40)),
         ("characters", its, [t["char_accuracy"] for t in tests], (30, 150, 30)),
         ("background", its, [t["background_accuracy"] for t in tests], (30, 30, 220)),
-    ])
+    ], legend_top=False)
     return [loss, accuracy]
 
 

@@ -20,6 +20,7 @@ from viewer.proto import caffe_pb2
 from viewer.training import TrainingError
 
 LEARNABLE = {"Convolution", "InnerProduct"}
+LR_POLICIES = ("inv", "poly", "fixed")
 
 LENET_DEPLOY = """
 name: "LeNet"
@@ -69,12 +70,15 @@ class SolverSettings:
     seed: int = 0
 
     def learning_rate(self, iteration: int) -> float:
-        """The global rate at `iteration`, by Caffe's `inv` or `fixed` policy."""
+        """The global rate at `iteration`, by Caffe's `inv`, `poly` or `fixed` policy."""
         if self.lr_policy == "fixed":
             return self.base_lr
         if self.lr_policy == "inv":
             return self.base_lr * (1.0 + self.gamma * iteration) ** (-self.power)
-        raise TrainingError(f"lr_policy '{self.lr_policy}' is not supported; use inv or fixed")
+        if self.lr_policy == "poly":
+            return self.base_lr * (1.0 - iteration / self.max_iter) ** self.power
+        raise TrainingError(f"lr_policy '{self.lr_policy}' is not supported; use "
+                            f"{', '.join(LR_POLICIES)}")
 
 
 @dataclass(frozen=True)
