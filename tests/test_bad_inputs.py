@@ -616,6 +616,19 @@ def test_records_that_are_not_datum_name_their_key(tmp_path):
             list(reader)
 
 
+def test_the_same_lmdb_opened_twice_in_one_process(small_lmdb):
+    """The dataset browser re-opening a folder it shows, or training beside it: LMDB allows
+    one environment per file and process, so the readers share it."""
+    first = open_lmdb(small_lmdb)
+    with open_lmdb(small_lmdb) as second:
+        assert len(second) == 6
+    assert [r.label for r in first] == list(range(6))     # closing one keeps the other
+    first.close()
+    first.close()                                           # a second close is harmless
+    with open_lmdb(small_lmdb) as again:
+        assert len(again) == 6
+
+
 # ---- outputs -------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -732,15 +745,12 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
 
 
 def test_a_bug_is_one_line_with_exit_code_1_and_a_hint(monkeypatch, capsys):
-    from viewer import cli
+    from viewer import cli, images
 
-    def broken(args):
+    def broken(path):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "cmd_read", broken)
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    parser._subparsers._group_actions[0].choices["read"].set_defaults(func=broken)
+    monkeypatch.setattr(images, "load_image", broken)
     assert cli.main(["read", "x.png"]) == 1
     err = capsys.readouterr().err
     assert err == "error: internal error: RuntimeError: boom (run with --debug for the traceback)\n"

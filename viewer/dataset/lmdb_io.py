@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -122,21 +123,35 @@ def _check_lmdb_folder(path: Path) -> None:
                            f"(as written by `dataset make` or Caffe's convert_imageset)")
 
 
+# LMDB allows one environment per data file and process: readers of the same one share it.
+_SHARED: dict[tuple, list] = {}  # (device, inode) of data.mdb -> [environment, readers]
+_SHARED_LOCK = threading.Lock()
+
+
 class LmdbReader:
     """Read-only, lock-free access to a Caffe LMDB: iterate, look up by key, count labels.
 
     Opening creates no lock file and changes nothing in the folder, so it is safe on a dataset
-    that Caffe or another reader has open. Use as a context manager or call `close()`.
+    that Caffe or another reader has open, in another process or (sharing one environment)
+    in this one. Use as a context manager or call `close()`.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         _check_lmdb_folder(self.path)
-        try:
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                                  max_readers=1, subdir=True)
-        except lmdb.Error as exc:
-            raise DatasetError(f"{self.path} is not an LMDB folder: {exc}") from None
+        data = (self.path / "data.mdb").stat()
+        self._key = (data.st_dev, data.st_ino)
+        self._closed = False
+        with _SHARED_LOCK:
+            if self._key not in _SHARED:
+                try:
+                    env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
+                                    max_readers=1, subdir=True)
+                except lmdb.Error as exc:
+                    raise DatasetError(f"{self.path} is not an LMDB folder: {exc}") from None
+                _SHARED[self._key] = [env, 0]
+            _SHARED[self._key][1] += 1
+            self._env = _SHARED[self._key][0]
 
     def __enter__(self) -> "LmdbReader":
         return self
@@ -145,7 +160,15 @@ class LmdbReader:
         self.close()
 
     def close(self) -> None:
-        self._env.close()
+        with _SHARED_LOCK:
+            entry = _SHARED.get(self._key)
+            if self._closed or entry is None or entry[0] is not self._env:
+                return
+            self._closed = True
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _SHARED[self._key]
+                self._env.close()
 
     def __len__(self) -> int:
         return int(self._env.stat()["entries"])
