@@ -5,7 +5,7 @@ of real caffemodels and prototxts, and structure-aware mutations (a real net wit
 set to an extreme value, or one repeated entry removed). Every outcome must be a loaded net
 or a `ViewerError`; any other exception is a crash to fix in the core.
 
-The pass is bounded for CI (`FUZZ_EXAMPLES` examples per property, default 150). For a long
+The pass is bounded for CI (`FUZZ_EXAMPLES` examples per property, default 100). For a long
 local run: `FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/test_fuzz_model_loader.py`.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from viewer import featuremap, model_io, netgraph, paths, surgery
 from viewer.errors import ViewerError
 from viewer.proto import caffe_pb2
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
