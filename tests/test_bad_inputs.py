@@ -500,6 +500,15 @@ def test_nan_or_infinite_weights_are_refused(tmp_path):
         model_io.load_net(tmp_path / "nan.prototxt", tmp_path / "nan.caffemodel")
 
 
+def test_weights_that_overflow_float32_are_an_error_not_a_nan_map():
+    net = model_io.init_weights(model_io.parse_prototxt(TINY_NET)[0], seed=1)
+    net.weights["conv1"][0][:] = 3e38                  # finite, but the first sum overflows
+    dense = DenseClassifier(surgery.make_fully_convolutional(net).net, "numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ModelError, match="overflow to infinity or NaN at scale 1"):
+            dense.run(np.full((20, 20), 200, np.uint8), 1.0)
+
 def test_a_declared_10_to_the_12_element_blob_is_never_allocated(tmp_path):
     proto, _ = write_net_pair(tmp_path)
     huge = caffe_pb2.NetParameter()

@@ -15,7 +15,7 @@ import numpy as np
 from viewer import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
-from viewer.errors import ImageError
+from viewer.errors import ImageError, ModelError
 from viewer.images import rescale, scaled_size, to_gray
 from viewer.labels import labels_for
 from viewer.model_io import CaffeNet
@@ -219,12 +219,17 @@ class DenseClassifier:
         """Map `image` (RGB or gray uint8) at `scale`; `warm` runs once untimed first."""
         data = self.prepare(image, scale, extra_blobs)
         wanted = self.wanted_blobs(extra_blobs)
-        if warm:
-            self.engine.forward(data, wanted)
-        start = time.perf_counter()
-        out = self.engine.forward(data, wanted)
-        elapsed = (time.perf_counter() - start) * 1000.0
+        with np.errstate(all="ignore"):  # an overflow shows in the scores, refused below
+            if warm:
+                self.engine.forward(data, wanted)
+            start = time.perf_counter()
+            out = self.engine.forward(data, wanted)
+            elapsed = (time.perf_counter() - start) * 1000.0
         scores = out[self.score_blob][0]
+        if not np.isfinite(scores).all():
+            raise ModelError(f"{self.net.source}: the scores overflow to infinity or NaN at "
+                             f"scale {scale:g}; the weights or Power/Scale parameters are too "
+                             "large for float32")
         actual = (data.shape[2] / image.shape[0], data.shape[3] / image.shape[1])
         geometry = Geometry(self.unit.stride, self.unit.offset, self.unit.receptive_field, actual)
         return FeatureMap(
