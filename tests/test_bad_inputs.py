@@ -404,7 +404,7 @@ def test_a_v1_layers_model_is_upgraded_and_converts_exactly(tmp_path, plate_png)
     param, _ = model_io.parse_prototxt(TINY_NET)
     net = model_io.init_weights(param, seed=4)
     old = as_v1(net)
-    (tmp_path / "old.prototxt").write_text(text_format.MessageToString(_bare_v1(old)))
+    (tmp_path / "old.prototxt").write_text(text_format.MessageToString(model_io.structure_of(old)))
     (tmp_path / "old.caffemodel").write_bytes(old.SerializeToString())
     assert "layers {" in (tmp_path / "old.prototxt").read_text()
     assert "type: CONVOLUTION" in (tmp_path / "old.prototxt").read_text()
@@ -417,14 +417,6 @@ def test_a_v1_layers_model_is_upgraded_and_converts_exactly(tmp_path, plate_png)
                      tmp_path / "old.caffemodel", "--out", tmp_path / "out", "--engine", "numpy")
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
-
-
-def _bare_v1(old: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
-    bare = caffe_pb2.NetParameter()
-    bare.CopyFrom(old)
-    for layer in bare.layers:
-        del layer.blobs[:]
-    return bare
 
 
 def test_a_v1_layer_type_without_an_upgrade_is_refused_by_name():

@@ -220,10 +220,10 @@ def upgrade_v1(net: caffe_pb2.NetParameter, source: str) -> caffe_pb2.NetParamet
 
 
 def structure_of(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
-    """A copy of the net without blobs: what a prototxt holds."""
+    """A copy of the net without blobs: what a prototxt holds (old `layers` entries too)."""
     bare = caffe_pb2.NetParameter()
     bare.CopyFrom(net)
-    for layer in bare.layer:
+    for layer in [*bare.layer, *bare.layers]:
         del layer.blobs[:]
     return bare
 
