@@ -520,6 +520,29 @@ def test_a_declared_10_to_the_12_element_blob_is_never_allocated(tmp_path):
         netgraph.input_shapes(model_io.parse_prototxt(declared)[0])
 
 
+def test_an_absurd_declared_input_is_not_allocated_by_the_surgery_check():
+    """Global pooling keeps the weights small whatever the input, so a prototxt can declare a
+    20000x20000 window; checking the surgery on 16 of them would take 40 GB."""
+    text = """
+    layer { name: "data" type: "Input" top: "data"
+            input_param { shape { dim: 1 dim: 1 dim: 20000 dim: 20000 } } }
+    layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+            convolution_param { num_output: 1 kernel_size: 3 } }
+    layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool"
+            pooling_param { pool: AVE global_pooling: true } }
+    layer { name: "ip1" type: "InnerProduct" bottom: "pool" top: "ip1"
+            inner_product_param { num_output: 5 } }"""
+    net = model_io.init_weights(model_io.parse_prototxt(text, "big.prototxt")[0])
+    fcn = surgery.make_fully_convolutional(net).net
+    tracemalloc.start()
+    try:
+        with pytest.raises(SurgeryError, match=r"declares an input of \(1, 1, 20000, 20000\).*"
+                                               r"would need 40.2 GB"):
+            surgery.verify_equivalence(net, fcn, count=8, engine="numpy")
+        assert tracemalloc.get_traced_memory()[1] < 5_000_000
+    finally:
+        tracemalloc.stop()
+
 def test_an_absurd_net_on_the_command_line(tmp_path, plate_png):
     proto, weights = write_net_pair(tmp_path)
     proto.write_text(proto.read_text().replace("num_output: 4", "num_output: 4000000000"))

@@ -277,6 +277,20 @@ def sample_windows(shape: tuple[int, ...], count: int, seed: int = 0) -> np.ndar
     return np.concatenate([noise, glyphs])
 
 
+def _check_affordable(classifier: CaffeNet, shape: tuple[int, ...], count: int) -> None:
+    """Refuse, before allocating, a check whose windows and forward pass exceed the memory
+    limit: a prototxt may declare an absurd input that global pooling makes cheap to store."""
+    from viewer import cost
+
+    need = 2 * count * 4 * int(np.prod(shape, dtype=np.float64)) + \
+        cost.generic_peak_bytes(classifier, tuple(shape))
+    if need > cost.MEMORY_LIMIT:
+        raise SurgeryError(
+            f"{classifier.source} declares an input of {shape}; checking the surgery on "
+            f"{2 * count} such windows would need {need / 2**30:.1f} GB, more than the "
+            f"{cost.MEMORY_LIMIT / 2**30:g} GB limit: declare the classifier's real window size")
+
+
 def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
                        engine: str | None = None, seed: int = 0) -> Verification:
     """Run both nets on the same classifier-sized inputs and compare their class scores."""
@@ -284,6 +298,7 @@ def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
 
     name = engine or DEFAULT_ENGINE
     shape = next(iter(netgraph.input_shapes(classifier.param).values()))
+    _check_affordable(classifier, shape, count)
     inputs = sample_windows(shape, count, seed)
     cls_engine = create_engine(name, classifier)
     fcn_engine = create_engine(name, fcn)
