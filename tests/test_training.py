@@ -162,6 +162,11 @@ def test_train_command_writes_the_model_and_the_caffe_training_files(dataset, tm
     summary = json.loads((out / "lenet_plates_training.json").read_text())
     assert summary["final"]["iteration"] == 4
     assert "--iters 4 --batch-size 16" in summary["command"]
+    capsys.readouterr()
+    assert main(["train", "--data", str(dataset), "--out", str(out), "--evaluate", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["char_accuracy"] == pytest.approx(summary["final"]["char_accuracy"])
+    assert measured["loss"] == pytest.approx(summary["final"]["loss"], abs=1e-5)
 
 
 def test_train_command_names_a_missing_dataset(tmp_path, capsys):

@@ -95,8 +95,34 @@ def export(run, out: Path, data: Path, settings: nets.SolverSettings, test_set,
     return files
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Test figures of the model in --out on --data's test LMDB, run by the opencv engine."""
+    from viewer.model_io import load_net
+    from viewer.training.data import TEST_LMDB, load_lmdb
+    from viewer.training.metrics import engine_scores, evaluation, top_confusions
+
+    net = load_net(args.out / f"{MODEL_NAME}.prototxt", args.out / f"{MODEL_NAME}.caffemodel")
+    test_set = load_lmdb(Path(args.data) / TEST_LMDB)
+    scores = engine_scores(net, test_set.images)
+    result = evaluation(scores, test_set.labels, 0)
+    confusions = top_confusions(test_set.labels, scores.argmax(axis=1),
+                                labels_for(scores.shape[1]))
+    if args.json:
+        print(json.dumps({**result.as_dict(), "confusions": confusions,
+                          "model": str(args.out), "test_lmdb": str(test_set.source)}, indent=2))
+    else:
+        print(f"{args.out / MODEL_NAME} on {test_set.source} (opencv): accuracy "
+              f"{result.accuracy:.4f}, characters {result.char_accuracy:.4f}, background "
+              f"{result.background_accuracy:.4f}, loss {result.loss:.4f} ({result.count} windows)")
+        print("most frequent mistakes (truth>predicted): " +
+              ", ".join(f"{t}>{p} {n}" for t, p, n in confusions))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Load the LMDBs, train, export, print where everything went."""
+    if args.evaluate:
+        return cmd_evaluate(args)
     if args.engine == "caffe":
         from viewer.training.caffe_train import cmd_train_caffe
         return cmd_train_caffe(args)
@@ -167,5 +193,8 @@ def register(subparsers) -> None:
     p.add_argument("--engine", choices=("torch", "caffe"), default="torch",
                    help="torch (default), or caffe: real Caffe runs lenet_solver.prototxt "
                    "(needs `make caffe`)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="do not train: measure the model already in --out on --data's "
+                   "test_lmdb with the opencv engine (needs no PyTorch)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_train)

@@ -10,42 +10,22 @@ random order, so the two see the same distribution).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from viewer.labels import BACKGROUND, labels_for
+from viewer.labels import labels_for
 from viewer.model_io import CaffeNet, init_weights
 from viewer.proto import caffe_pb2
 from viewer.training import nets
 from viewer.training.data import WindowSet
+from viewer.training.metrics import Evaluation, evaluation, top_confusions
 from viewer.training.torchnet import CaffeTorchNet
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Test figures at one iteration. `char_accuracy` counts windows centred on a character
-    whose top-1 class (among all outputs, background included) is that character."""
-
-    iteration: int
-    loss: float
-    accuracy: float
-    char_accuracy: float
-    background_accuracy: float
-    count: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        return (f"test @ iter {self.iteration}: accuracy {self.accuracy:.4f}, characters "
-                f"{self.char_accuracy:.4f}, background {self.background_accuracy:.4f}, "
-                f"loss {self.loss:.4f} ({self.count} windows)")
 
 
 @dataclass
@@ -99,27 +79,7 @@ def evaluate(model: CaffeTorchNet, data: WindowSet, iteration: int,
              batch_size: int = 1000) -> tuple[Evaluation, np.ndarray]:
     """Test figures of the model on `data`, and its class scores."""
     scores = predict(model, data, batch_size)
-    labels = data.labels
-    loss = float(nn.functional.cross_entropy(torch.from_numpy(scores), torch.from_numpy(labels)))
-    predicted = scores.argmax(axis=1)
-    right = predicted == labels
-    chars = labels != BACKGROUND
-
-    def share(mask: np.ndarray) -> float:
-        return float(right[mask].mean()) if mask.any() else float("nan")
-
-    return Evaluation(iteration, loss, float(right.mean()), share(chars), share(~chars),
-                      len(labels)), scores
-
-
-def top_confusions(labels: np.ndarray, predicted: np.ndarray, names: list[str],
-                   count: int = 12) -> list[tuple[str, str, int]]:
-    """The most frequent (truth, predicted, how many) mistakes."""
-    wrong = labels != predicted
-    pairs, counts = np.unique(np.stack([labels[wrong], predicted[wrong]], 1), axis=0,
-                              return_counts=True) if wrong.any() else (np.zeros((0, 2)), [])
-    order = np.argsort(-np.asarray(counts), kind="stable")[:count]
-    return [(names[int(pairs[k][0])], names[int(pairs[k][1])], int(counts[k])) for k in order]
+    return evaluation(scores, data.labels, iteration), scores
 
 
 class CaffeSGD:
