@@ -22,7 +22,7 @@ from viewer.dataset.fonts import find_fonts
 from viewer.dataset.lmdb_io import Record, open_lmdb, write_lmdb
 from viewer.dataset.windows import WindowSpec, generate_windows
 from viewer.labels import BACKGROUND, CHARACTERS
-from viewer.safe_write import write_bytes_atomic, write_text_atomic
+from viewer.safe_write import prepare_output_folder, write_bytes_atomic, write_text_atomic
 
 DEFAULT_COUNT = 300_000
 DEFAULT_TEST_FRACTION = 0.1
@@ -76,7 +76,7 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
             raise DatasetError(f"{p} already exists and is not empty: choose another --out "
                                f"or pass --force")
     find_fonts()  # fail early, with the packages to install, before any work
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out)  # creates it, and says clearly if it cannot be written
 
     train_ss, test_ss = np.random.SeedSequence(seed).spawn(2)
     start = time.perf_counter()
