@@ -12,6 +12,7 @@ from viewer.errors import ViewerError
 from viewer.gui import session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
+from viewer.safe_write import check_output_path, probe_writable
 
 
 WINDOW_SIZE = (1280, 800)
@@ -56,6 +57,9 @@ def save_screenshot(window: MainWindow, path: Path) -> None:
 def run_viewer(args: argparse.Namespace) -> int:
     """Open the window; with --screenshot save it once the first map is drawn and quit."""
     shooting = bool(getattr(args, "screenshot", None))
+    if shooting:  # say now, not after the window has drawn, that it cannot be written
+        check_output_path(args.screenshot, (args.image or paths.SAMPLE_PLATE,))
+        probe_writable(Path(args.screenshot).parent)
     if shooting and QtWidgets.QApplication.instance() is None:
         # One window pixel per image pixel, whatever DPI the display reports: 1280x800 PNGs.
         QtCore.QCoreApplication.setAttribute(QtCore.Qt.AA_DisableHighDpiScaling, True)
