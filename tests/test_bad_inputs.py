@@ -710,6 +710,26 @@ def test_creating_an_output_folder_inside_a_read_only_one(read_only_dir, plate_p
     assert_one_line_error(result, "cannot create the output folder", "maps")
 
 
+def test_a_screenshot_into_a_read_only_folder_fails_before_the_window_opens(read_only_dir):
+    result = run_cli("view", "--screenshot", read_only_dir / "shot.png",
+                     env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert_one_line_error(result, f"output folder {read_only_dir} is not writable")
+
+
+def test_a_screenshot_never_replaces_the_image_it_shows(plate_png):
+    before = fingerprint(plate_png)
+    result = run_cli("view", plate_png, "--screenshot", plate_png,
+                     env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert_one_line_error(result, "refusing to overwrite the input file")
+    assert fingerprint(plate_png) == before
+
+
+def test_a_dataset_into_a_read_only_folder(read_only_dir):
+    result = run_cli("dataset", "make", "--out", read_only_dir / "plates", "--count", "10")
+    if "font" in result.stderr:
+        pytest.skip("the plate fonts are not installed here")
+    assert_one_line_error(result, "cannot create the output folder", "plates")
+
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs")
 def test_a_system_folder_no_one_may_write():
     with pytest.raises(ViewerError, match="/sys/kernel/netsurgery-out"):
