@@ -243,6 +243,13 @@ CASES = {
         layer { name: "b" type: "Convolution" bottom: "data" top: "b"
         convolution_param { num_output: 2 kernel_size: 1 } }
         layer { name: "cat" type: "Concat" bottom: "a" bottom: "b" top: "cat" }""",
+    "same_name": HEAD + """layer { name: "a" type: "ReLU" bottom: "data" top: "data" }
+        layer { name: "a" type: "Convolution" bottom: "data" top: "c"
+        convolution_param { num_output: 2 kernel_size: 1 } }""",
+    "huge_stride": HEAD + """layer { name: "p" type: "Pooling" bottom: "data" top: "p"
+        pooling_param { pool: MAX kernel_size: 3 stride: 4294967295 } }""",
+    "huge_lrn": HEAD + """layer { name: "n" type: "LRN" bottom: "data" top: "n"
+        lrn_param { local_size: 2147483647 } }""",
 }
 for name, text in CASES.items():
     try:
@@ -254,7 +261,8 @@ for name, text in CASES.items():
 classifier = model_io.load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
 engine = create_engine("caffe", classifier)
 fcn = create_engine("caffe", surgery.make_fully_convolutional(classifier).net)
-for name, eng, size in [("classifier_33", engine, 33), ("fcn_20", fcn, 20)]:
+for name, eng, size in [("classifier_33", engine, 33), ("fcn_20", fcn, 20),
+                        ("fcn_huge", fcn, 3000)]:
     try:
         eng.forward(np.zeros((1, 1, size, size), np.float32), ["ip2-alpha" if eng is engine
                                                                else "ip2-alpha-conv"])
@@ -271,10 +279,80 @@ def test_bad_nets_and_sizes_are_refused_before_caffe_can_abort():
                             cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, f"Caffe aborted:\n{result.stdout}\n{result.stderr[-2000:]}"
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
-    for case in ("groups", "lrn_even", "pool_pad", "two_writers", "concat_shapes",
-                 "classifier_33", "fcn_20"):
+    for case in ("groups", "lrn_even", "pool_pad", "two_writers", "concat_shapes", "same_name",
+                 "huge_stride", "huge_lrn", "classifier_33", "fcn_20", "fcn_huge"):
         assert lines[case].startswith("refused:"), f"{case}: {lines[case]}"
+    assert "more than the 2.0 GB allowed" in lines["fcn_huge"]
     assert "local_size 4 must be odd" in lines["lrn_even"]
     assert "runs only at its declared input size" in lines["classifier_33"]
     assert "smaller than" in lines["fcn_20"]
     assert lines["fcn_32"] == "still runs (1, 36, 2, 2)"
+
+
+# Nets our reader accepts, mutated by the loader fuzz's strategy (one to three fields of a real
+# net set to extreme values, or entries removed), run in Caffe at their size and a larger one.
+# Every outcome must be a run or a ViewerError: an abort kills the child, which names the net.
+CAFFE_FUZZ = r'''
+import os, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, "tests")
+import numpy as np
+from hypothesis import HealthCheck, given, settings, strategies as st
+from test_engines import BRANCHY_NET
+from test_fuzz_model_loader import SEED_CAFFEMODELS, SEED_NETS, mutated_nets
+from viewer import model_io
+from viewer.engines import create_engine
+from viewer.errors import ViewerError
+
+param, _ = model_io.parse_prototxt(BRANCHY_NET, "branchy.prototxt")
+SEED_NETS["branchy"] = model_io.init_weights(param, seed=0)
+LAST = Path(sys.argv[2])
+
+@settings(max_examples=int(sys.argv[1]), deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(mutated_nets(), st.booleans(), st.integers(0, 40))
+def run(seed_and_net, with_its_weights, grow):
+    _, net = seed_and_net
+    text = model_io.prototxt_text(net)
+    weights = net.SerializeToString() if with_its_weights else SEED_CAFFEMODELS[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        proto, model = Path(tmp, "n.prototxt"), Path(tmp, "n.caffemodel")
+        proto.write_text(text)
+        model.write_bytes(weights)
+        try:
+            loaded = model_io.load_net(proto, model)
+        except ViewerError:
+            return
+    LAST.write_text(f"{text}\n# weights: {'its own' if with_its_weights else 'tiny'}, "
+                    f"grown by {grow}\n")
+    try:
+        engine = create_engine("caffe", loaded)
+        shape = list(engine.input_shape)
+        for extra in (0, grow):
+            shape[2] += extra
+            shape[3] += extra // 2
+            engine.forward(np.ones(shape, np.float32), engine.blob_names[-1:])
+    except ViewerError:
+        pass
+
+run()
+print("no abort")
+'''
+
+
+def test_caffe_never_aborts_on_a_net_our_reader_loads(tmp_path):
+    import resource
+
+    examples = os.environ.get("FUZZ_EXAMPLES", "150")
+    last = tmp_path / "last_net.prototxt"
+
+    def at_most_8_gb():    # an allocation Caffe cannot make is an abort, not an OOM kill
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    result = subprocess.run([sys.executable, "-c", CAFFE_FUZZ, examples, str(last)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            preexec_fn=at_most_8_gb, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    net = last.read_text() if last.exists() else "(none)"
+    assert result.returncode == 0, (f"Caffe aborted on this net:\n{net}\n"
+                                    f"{result.stderr[-1500:]}")
+    assert result.stdout.strip() == "no abort"

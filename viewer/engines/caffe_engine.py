@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
 
-from viewer import netgraph
+from viewer import cost, netgraph
 from viewer.engines.base import Engine
 from viewer.errors import EngineError, ModelError
 from viewer.model_io import CaffeNet, caffemodel_bytes, prototxt_text
 from viewer.proto import caffe_pb2
 
 LEARNABLE = {"Convolution", "InnerProduct", "Scale"}
+MAX_SETTING = 1 << 24      # for any unsigned layer setting
 
 
 def import_caffe():
@@ -47,6 +49,12 @@ def deploy_net(net: CaffeNet) -> CaffeNet:
 
 def check_layers(param: caffe_pb2.NetParameter) -> None:
     """Refuse, in words, what Caffe aborts on at load time and `netgraph` lets through."""
+    names = [layer.name for layer in param.layer]
+    for layer in param.layer:
+        if layer.type in LEARNABLE and names.count(layer.name) > 1:
+            raise ModelError(f"{names.count(layer.name)} layers are named '{layer.name}'; Caffe "
+                             "gives weights to layers by name, so the name of a layer with "
+                             "weights must be unique")
     written: dict[str, str] = {}
     for layer in param.layer:
         where = f"{layer.type} layer '{layer.name}'"
@@ -59,6 +67,7 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
             raise ModelError(f"{where} cannot work in place in Caffe")
         if layer.type == "Scale" and len(layer.bottom) != 1:
             raise ModelError(f"{where} with {len(layer.bottom)} inputs is not supported")
+        _check_int_range(layer, where)
         if layer.type == "LRN" and layer.lrn_param.local_size % 2 == 0:
             raise ModelError(f"{where}: local_size {layer.lrn_param.local_size} must be odd")
         if layer.type == "Convolution":
@@ -70,6 +79,21 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
                 p.HasField("kernel_size") or p.kernel_h or p.kernel_w or p.pad or p.pad_h
                 or p.pad_w or p.stride != 1 or p.stride_h or p.stride_w):
             raise ModelError(f"{where}: global pooling takes no kernel, pad or stride")
+
+
+def _check_int_range(message, where: str) -> None:
+    """Caffe does its arithmetic on the unsigned settings (kernel, stride, pad, local_size, ...)
+    in ints, which overflow near 2**31 and turn sizes negative; no real net comes close."""
+    unsigned = (FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64)
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in (value if field.is_repeated else [value]):
+                _check_int_range(item, where)
+        elif field.cpp_type in unsigned:
+            big = [v for v in (value if field.is_repeated else [value]) if v > MAX_SETTING]
+            if big:
+                raise ModelError(f"{where}: {field.name} {big[0]} is too large (at most "
+                                 f"{MAX_SETTING})")
 
 
 def check_input_size(net: CaffeNet, input_name: str, shape: tuple[int, ...]) -> None:
@@ -114,19 +138,43 @@ class CaffeEngine(Engine):
             prototxt.write_text(text)
             weights.write_bytes(caffemodel_bytes(deploy))
             self._net = caffe.Net(str(prototxt), str(weights), caffe.TEST)
-        self._sizes_checked = {tuple(self.input_shape)}
+        self._sizes_checked: set[tuple[int, ...]] = set()
 
-    def _reshape(self, shape: tuple[int, ...]) -> None:
-        """Give Caffe a new input size, once our shape arithmetic has accepted it."""
+    def peak_bytes(self, input_shape: tuple[int, ...], blobs: list[str]) -> int:
+        """What Caffe holds after a pass (`viewer.cost`): every blob whatever was asked for,
+        each Convolution's own im2col buffer (1x1 ones have none), MAX pooling's index map,
+        LRN's scale (and the four blobs of its WITHIN_CHANNEL sub-net)."""
+        shapes = netgraph.infer_shapes(self.net.param, {self.input_name: tuple(input_shape)})
+        total = sum(math.prod(s) for s in shapes.values())
+        for layer in netgraph.deploy_layers(self.net.param):
+            if not layer.bottom:
+                continue
+            bottom, top = shapes[layer.bottom[0]], shapes[layer.top[0]]
+            if layer.type == "Convolution":
+                w = netgraph.conv_window(layer.convolution_param)
+                if (w.kernel, w.stride, w.pad) != ((1, 1), (1, 1), (0, 0)):
+                    total += bottom[1] * math.prod(w.kernel) * math.prod(top[2:])
+            elif layer.type == "Pooling" and layer.pooling_param.pool == \
+                    caffe_pb2.PoolingParameter.MAX:
+                total += math.prod(top)
+            elif layer.type == "LRN":
+                across = layer.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS
+                total += math.prod(bottom) * (1 if across else 4)
+        return total * 4
+
+    def _reshape(self, shape: tuple[int, ...], blobs: list[str]) -> None:
+        """Give Caffe a new input size once our shape arithmetic accepted it and it fits in
+        memory: Caffe aborts when an allocation fails."""
         if shape not in self._sizes_checked:
             check_input_size(self.net, self.input_name, shape)
+            cost.check_fits(self, shape, blobs)
             self._sizes_checked.add(shape)
         if tuple(self._net.blobs[self.input_name].data.shape) != shape:
             self._net.blobs[self.input_name].reshape(*shape)
             self._net.reshape()
 
     def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
-        self._reshape(data.shape)
+        self._reshape(data.shape, blobs)
         self._net.blobs[self.input_name].data[...] = data
         self._net.forward()
         return {b: np.array(self._net.blobs[b].data, dtype=np.float32, copy=True) for b in blobs}
