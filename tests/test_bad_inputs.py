@@ -133,6 +133,23 @@ def test_too_small_on_the_command_line(plate_png, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "abc"])
+def test_a_scale_that_is_no_positive_number_is_refused_by_the_parser(plate_png, tmp_path, scale):
+    result = run_cli("map", plate_png, f"--scale={scale}", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --scale" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("scale", [1e308, float("inf"), float("nan"), 0.0, -2.0])
+def test_scales_beyond_float_range_are_image_errors_not_crashes(dense, scale):
+    with pytest.raises(ImageError, match="scale must be a positive number"):
+        dense.run(plate_like(60, 120), scale)
+
+
+def test_a_huge_finite_scale_names_the_largest_that_fits(dense):
+    with pytest.raises(ImageError, match="would need over 8 GB.*the largest scale that fits is"):
+        dense.run(plate_like(60, 120), 1e20)
+
 # ---- images: every pixel format people have -------------------------------------------------
 
 def _modes(g: np.ndarray) -> dict[str, tuple[Image.Image, str, np.ndarray, int]]:

@@ -125,16 +125,36 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_scale(text: str) -> float:
+    """argparse type for --scale: a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"scale must be a positive number, got {value:g}")
+    return value
+
+
 def scale_or_auto(text: str) -> float | str:
     """argparse type for --scale: a positive number or `auto`."""
     if text == "auto":
         return text
     try:
-        value = float(text)
+        float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"scale must be positive, got {value:g}")
+    return positive_scale(text)
+
+
+def positive_count(text: str) -> int:
+    """argparse type for counts: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -174,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     view = sub.add_parser("view", help="open the viewer (the default command)")
     view.add_argument("image", nargs="?", type=Path, help="plate image (default: the sample)")
-    view.add_argument("--scale", type=float, default=None, help="input scale, e.g. 0.9")
+    view.add_argument("--scale", type=positive_scale, default=None, help="input scale, e.g. 0.9")
     view.add_argument("--channel", help="class to show, e.g. A or 7 (default: best class)")
     view.add_argument("--screenshot", type=Path, help="save the window as PNG and quit")
     add_model_options(view)
@@ -186,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     surg.add_argument("--out", type=Path, required=True, help="output folder")
     surg.add_argument("--fcn-prototxt", type=Path, help="your own fully convolutional prototxt "
                       "to transplant the weights into (the tutorial's workflow)")
-    surg.add_argument("--check-count", type=int, default=8,
+    surg.add_argument("--check-count", type=positive_count, default=8,
                       help="random and glyph windows each for the equivalence check")
     surg.add_argument("--engine", default=None, help="engine for the check (default: opencv)")
     surg.add_argument("--json", action="store_true", help="print a JSON report")
@@ -194,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fmap = sub.add_parser("map", help="compute the dense class maps of an image")
     fmap.add_argument("image", type=Path)
-    fmap.add_argument("--scale", type=float, default=1.0, help="input scale (default 1)")
+    fmap.add_argument("--scale", type=positive_scale, default=1.0,
+                      help="input scale (default 1)")
     fmap.add_argument("--out", type=Path, required=True, help="output folder")
     fmap.add_argument("--json", action="store_true", help="print a JSON summary")
     add_model_options(fmap)

@@ -5,6 +5,7 @@ weights (the tutorial's `COLOR_BGR2GRAY` on an RGB array swapped red and blue).
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -102,9 +103,9 @@ def _too_many_pixels(path: Path, width: int, height: int) -> str:
 
 def scaled_size(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
     """(height, width) of an image of `shape` after `rescale(..., scale)`, without resizing."""
-    if not scale > 0:
-        raise ImageError(f"scale must be positive, got {scale}")
     h, w = shape[:2]
+    if not 0 < scale < math.inf or not math.isfinite(max(h, w) * scale):
+        raise ImageError(f"scale must be a positive number, got {scale}")
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 

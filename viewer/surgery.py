@@ -296,6 +296,9 @@ def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
     """Run both nets on the same classifier-sized inputs and compare their class scores."""
     from viewer.engines import DEFAULT_ENGINE, create_engine
 
+    if count < 1:
+        raise SurgeryError(f"the equivalence check needs at least 1 window of each kind, got "
+                           f"{count}")
     name = engine or DEFAULT_ENGINE
     shape = next(iter(netgraph.input_shapes(classifier.param).values()))
     _check_affordable(classifier, shape, count)
