@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from hypothesis import strategies as st
 from PIL import Image
 
 from viewer import model_io
@@ -122,6 +123,30 @@ def as_v1(net: model_io.CaffeNet) -> caffe_pb2.NetParameter:
         for array in net.weights.get(layer.name, []):
             v1.blobs.append(model_io.array_to_blob(array))
     return old
+
+
+# ---- fuzzing -------------------------------------------------------------------------------
+
+@st.composite
+def mutated_bytes(draw, seeds: list[bytes]) -> bytes:
+    """One of `seeds` with one to six byte-level edits: flips, cuts, insertions, repeats."""
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete", "repeat"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and data:
+            data[at] = draw(st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x08]))
+        elif op == "truncate":
+            del data[at:]
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 64))]
+        elif op == "repeat":
+            data[at:at] = data[at:at + draw(st.integers(1, 64))]
+    return bytes(data)
 
 
 # ---- read-only folders --------------------------------------------------------------------

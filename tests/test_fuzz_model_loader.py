@@ -20,7 +20,7 @@ from google.protobuf import descriptor, text_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bad_inputs import TINY_NET
+from bad_inputs import TINY_NET, mutated_bytes
 from conftest import OTHER_NET
 from viewer import featuremap, model_io, netgraph, paths, surgery
 from viewer.errors import ViewerError
@@ -102,27 +102,6 @@ def test_random_text_as_a_prototxt(text):
 
 
 # ---- byte and token mutations of real files -------------------------------------------------
-
-@st.composite
-def mutated_bytes(draw, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete", "repeat"]))
-        at = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:
-            data[at] = draw(st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xFF, 0x0A, 0x12, 0x08]))
-        elif op == "truncate":
-            del data[at:]
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
-        elif op == "delete":
-            del data[at:at + draw(st.integers(1, 64))]
-        elif op == "repeat":
-            data[at:at] = data[at:at + draw(st.integers(1, 64))]
-    return bytes(data)
-
 
 @FUZZ
 @given(mutated_bytes(SEED_CAFFEMODELS), st.integers(0, len(SEED_PROTOTXTS) - 1))

@@ -64,8 +64,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         if path.is_file() and path.stat().st_size == 0:
             raise ImageError(f"{path} is empty (0 bytes): copy or save the image again")
         with warnings.catch_warnings():
-            # Our MAX_PIXELS check below replaces Pillow's warning with a clear refusal.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns on stderr about damaged tags, truncated reads and large images;
+            # the image either decodes or gets one clear ImageError (MAX_PIXELS below).
+            warnings.simplefilter("ignore")
             with Image.open(path) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageError(_too_many_pixels(path, img.width, img.height))
