@@ -308,6 +308,28 @@ def score_blob(net: caffe_pb2.NetParameter) -> str:
     return last.top[0]
 
 
+LEARNABLE = {"Convolution", "InnerProduct", "Scale"}
+
+
+def check_input_size(net: "CaffeNet", input_name: str, shape: tuple[int, ...]) -> None:
+    """Refuse an input size at which some layer's weights would not fit (Caffe aborts on it).
+
+    `infer_shapes` refuses inputs smaller than a kernel and Concat inputs that differ;
+    an InnerProduct, whose weights fix its input size, is checked here.
+    """
+    shapes = infer_shapes(net.param, {input_name: shape})
+    for layer in deploy_layers(net.param):
+        if layer.type in LEARNABLE and layer.bottom:
+            wanted = param_shapes(layer, shapes[layer.bottom[0]])
+            have = [a.shape for a in net.weights.get(layer.name, [])]
+            if [math.prod(s) for s in wanted] != [math.prod(s) for s in have]:
+                raise ModelError(
+                    f"at input {shape[2]}x{shape[3]} layer '{layer.name}' would need weights "
+                    f"{wanted}, but it has {have}: this net runs only at its declared input "
+                    "size (make it fully convolutional with `surgery` to run it on larger "
+                    "images)")
+
+
 def check_weights(net: "CaffeNet", weights_source: str | None) -> None:
     """Check every learnable layer has weights of the shapes its structure implies."""
     shapes = infer_shapes(net.param)

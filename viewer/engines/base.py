@@ -26,6 +26,7 @@ class Engine(ABC):
         self.deploy = netgraph.deploy_layers(net.param)
         self.input_name, self.input_shape = next(iter(netgraph.input_shapes(net.param).items()))
         self.blob_names = list(netgraph.producers(net.param))
+        self.fixed_size = any(l.type == "InnerProduct" for l in self.deploy)
 
     @property
     def params(self) -> dict[str, list[np.ndarray]]:
@@ -37,6 +38,8 @@ class Engine(ABC):
         data = np.ascontiguousarray(data, dtype=np.float32)
         if data.ndim != 4 or data.shape[1] != self.input_shape[1]:
             raise ValueError(f"input must be N x {self.input_shape[1]} x H x W, got {data.shape}")
+        if self.fixed_size and data.shape[2:] != tuple(self.input_shape[2:]):
+            netgraph.check_input_size(self.net, self.input_name, data.shape)
         unknown = [b for b in blobs if b not in self.blob_names and b != self.input_name]
         if unknown:
             raise KeyError(f"net has no blob named {unknown[0]!r}")

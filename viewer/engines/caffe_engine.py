@@ -23,7 +23,6 @@ from viewer.errors import EngineError, ModelError
 from viewer.model_io import CaffeNet, caffemodel_bytes, prototxt_text
 from viewer.proto import caffe_pb2
 
-LEARNABLE = {"Convolution", "InnerProduct", "Scale"}
 MAX_SETTING = 1 << 24      # for any unsigned layer setting
 
 
@@ -43,7 +42,7 @@ def deploy_net(net: CaffeNet) -> CaffeNet:
     del param.layer[:]
     param.layer.extend(netgraph.deploy_layers(net.param))
     weights = {l.name: net.weights[l.name] for l in param.layer
-               if l.type in LEARNABLE and l.name in net.weights}
+               if l.type in netgraph.LEARNABLE and l.name in net.weights}
     return CaffeNet(param, weights, source=net.source)
 
 
@@ -51,7 +50,7 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
     """Refuse, in words, what Caffe aborts on at load time and `netgraph` lets through."""
     names = [layer.name for layer in param.layer]
     for layer in param.layer:
-        if layer.type in LEARNABLE and names.count(layer.name) > 1:
+        if layer.type in netgraph.LEARNABLE and names.count(layer.name) > 1:
             raise ModelError(f"{names.count(layer.name)} layers are named '{layer.name}'; Caffe "
                              "gives weights to layers by name, so the name of a layer with "
                              "weights must be unique")
@@ -96,25 +95,6 @@ def _check_int_range(message, where: str) -> None:
                                  f"{MAX_SETTING})")
 
 
-def check_input_size(net: CaffeNet, input_name: str, shape: tuple[int, ...]) -> None:
-    """Refuse an input size at which some layer would not fit (Caffe aborts on it).
-
-    `netgraph.infer_shapes` refuses inputs smaller than a kernel and Concat inputs that differ;
-    an InnerProduct, whose weights fix its input size, is checked here.
-    """
-    shapes = netgraph.infer_shapes(net.param, {input_name: shape})
-    for layer in netgraph.deploy_layers(net.param):
-        if layer.type in LEARNABLE and layer.bottom:
-            wanted = netgraph.param_shapes(layer, shapes[layer.bottom[0]])
-            have = [a.shape for a in net.weights.get(layer.name, [])]
-            if [math.prod(s) for s in wanted] != [math.prod(s) for s in have]:
-                raise ModelError(
-                    f"at input {shape[2]}x{shape[3]} layer '{layer.name}' would need weights "
-                    f"{wanted}, but it has {have}: this net runs only at its declared input "
-                    "size (make it fully convolutional with `surgery` to run it on larger "
-                    "images)")
-
-
 class CaffeEngine(Engine):
     """pycaffe's `caffe.Net` in the TEST phase, reshaped to each input size."""
 
@@ -125,7 +105,7 @@ class CaffeEngine(Engine):
         netgraph.check_weights(net, None)
         deploy = deploy_net(net)
         check_layers(deploy.param)
-        check_input_size(net, self.input_name, self.input_shape)
+        netgraph.check_input_size(net, self.input_name, self.input_shape)
         text = prototxt_text(deploy.param)
         caffe = import_caffe()
         try:
@@ -166,7 +146,7 @@ class CaffeEngine(Engine):
         """Give Caffe a new input size once our shape arithmetic accepted it and it fits in
         memory: Caffe aborts when an allocation fails."""
         if shape not in self._sizes_checked:
-            check_input_size(self.net, self.input_name, shape)
+            netgraph.check_input_size(self.net, self.input_name, shape)
             cost.check_fits(self, shape, blobs)
             self._sizes_checked.add(shape)
         if tuple(self._net.blobs[self.input_name].data.shape) != shape:
