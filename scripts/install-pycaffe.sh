@@ -7,8 +7,10 @@
 # Source: Debian's `caffe` source package 1.0.0+git20180821.99bd997-8 from the bullseye suite,
 # fetched with apt-get from the Debian mirror that this machine's own apt sources already use,
 # through a private apt state folder, so the system's sources and package lists stay untouched.
-# The build lives in ${XDG_CACHE_HOME:-~/.cache}/netsurgery-viewer/caffe-1.0.0-py<XY>/ and a second
-# run reuses it. The venv gets a .pth file that points at it, plus pycaffe's Python dependencies.
+# The build lives in ${XDG_CACHE_HOME:-~/.cache}/netsurgery-viewer/caffe-1.0.0-nogil-py<XY>/ and a
+# second run reuses it. Besides fixes for current protobuf and numpy, pycaffe is patched so that
+# Net.forward releases the GIL (scripts/pycaffe-release-gil.patch): without it a GUI thread freezes
+# for the whole pass. The venv gets a .pth file that points at it, plus pycaffe's Python dependencies.
 set -u
 
 CAFFE_VERSION="1.0.0+git20180821.99bd997-8"
@@ -18,6 +20,10 @@ libboost-python-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgfla
 liblmdb-dev libleveldb-dev libsnappy-dev libopenblas-dev dpkg-dev"
 PY_DEPS="numpy six protobuf scipy scikit-image"
 PTH_NAME="netsurgery-caffe.pth"
+# Bump this name when the patches change: the new build then goes into a new cache folder, and a
+# venv still hooked to an older build of ours is moved over to it.
+BUILD_NAME="caffe-1.0.0-nogil"
+GIL_PATCH="$(cd "$(dirname "$0")" && pwd)/pycaffe-release-gil.patch"
 export GLOG_minloglevel=2          # keep Caffe's C++ logging quiet in the checks below
 
 # ---------------------------------------------------------------- helpers
@@ -42,7 +48,8 @@ VENV_PYTHON="${1:-${VENV_PYTHON:-.venv/bin/python}}"
 [ -x "$VENV_PYTHON" ] || { echo "error: no venv interpreter at $VENV_PYTHON (run make first)" >&2; exit 1; }
 VENV_PYTHON="$(abspath "$VENV_PYTHON")"
 PY_XY="$("$VENV_PYTHON" -c 'import sys; print("%d%d" % sys.version_info[:2])')"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/netsurgery-viewer/caffe-1.0.0-py$PY_XY"
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/netsurgery-viewer"
+CACHE="$CACHE_ROOT/$BUILD_NAME-py$PY_XY"
 SRC="$CACHE/src"          # unpacked and patched source; python/caffe is the built package
 BUILD="$CACHE/build"      # cmake build tree (libcaffe.so, _caffe.so)
 SITE="$CACHE/site"        # holds only a `caffe` symlink: what the venv's .pth points at
@@ -52,9 +59,18 @@ SUDO=""
 
 # ---------------------------------------------------------------- [1/6]
 step 1 "checking whether the venv can already import caffe"
-if where="$("$VENV_PYTHON" -c 'import caffe, os; print(os.path.dirname(caffe.__file__))' 2>/dev/null)"; then
-    echo "caffe already imports in $VENV_PYTHON (from $where): nothing to do"
-    exit 0
+if where="$("$VENV_PYTHON" -c 'import caffe, os; print(os.path.realpath(os.path.dirname(caffe.__file__)))' 2>/dev/null)"; then
+    case "$where" in
+        "$CACHE"/*)
+            echo "caffe already imports in $VENV_PYTHON (from $where): nothing to do"
+            exit 0 ;;
+        "$CACHE_ROOT"/*)
+            echo "    the venv imports an older build of ours ($where): building $BUILD_NAME" ;;
+        *)
+            echo "caffe already imports in $VENV_PYTHON (from $where, not built by this script):" \
+                 "nothing to do; its Net.forward may hold the GIL (see scripts/pycaffe-release-gil.patch)"
+            exit 0 ;;
+    esac
 fi
 mkdir -p "$CACHE" || die "cannot create the cache folder $CACHE"
 LOG="$CACHE/build.log"
@@ -85,54 +101,67 @@ else
         echo "[3/6]..[4/6] patched source already in the cache: reusing it"
     else
         step 3 "downloading the caffe source package $CAFFE_VERSION ($CAFFE_SUITE) from Debian"
-        # The mirror: the first URI of the machine's own apt sources that serves the system's
-        # release (its codename as a suite, so not -security/-updates), else the first one whose
-        # path ends in /debian. Both one-line (*.list) and deb822 (*.sources) files are read.
-        codename="$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")"
-        mirror="$(
-            for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-                [ -f "$f" ] && sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" \
-                    | awk '$1 == "deb" || $1 == "deb-src" { print $2, $3 }'
-            done
-            for f in /etc/apt/sources.list.d/*.sources; do
-                [ -f "$f" ] && awk '
-                    function flush() { if (uris != "" && enabled != "no") { n = split(uris, u, " ");
-                        for (i = 1; i <= n; i++) print u[i], suites }; uris = ""; suites = ""; enabled = "" }
-                    /^[ \t]*#/ { next }
-                    /^[ \t]*$/ { flush(); next }
-                    tolower($1) == "uris:"    { $1 = ""; uris = $0 }
-                    tolower($1) == "suites:"  { $1 = ""; suites = $0 }
-                    tolower($1) == "enabled:" { enabled = tolower($2) }
-                    END { flush() }' "$f"
-            done | awk -v cn="$codename" '
-                { for (i = 2; i <= NF; i++) if ($i == cn && !byname) byname = $1 }
-                $1 ~ /\/debian\/?$/ && !bypath { bypath = $1 }
-                END { print (byname != "" ? byname : bypath) }'
-        )"
-        [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/"
-        echo "    mirror: $mirror (from this machine's apt sources)"
+        rm -rf "$CACHE/download"
+        mkdir -p "$CACHE/download"
+        # An earlier build of ours (another BUILD_NAME) has the same files: reuse them. Their
+        # sums are checked against the .dsc below, as after a download.
+        for old in "$CACHE_ROOT"/caffe-*/download; do
+            if [ "$old" != "$CACHE/download" ] && [ -f "$old/caffe_${CAFFE_VERSION}.dsc" ] \
+                    && ls "$old"/caffe_*.orig.tar.gz "$old"/caffe_*.debian.tar.xz >/dev/null 2>&1; then
+                cp "$old"/caffe_* "$CACHE/download/" && echo "    reusing the source files of $old" && break
+            fi
+        done
+        if [ ! -f "$CACHE/download/caffe_${CAFFE_VERSION}.dsc" ]; then
+            # The mirror: the first URI of the machine's own apt sources that serves the system's
+            # release (its codename as a suite, so not -security/-updates), else the first one whose
+            # path ends in /debian. Both one-line (*.list) and deb822 (*.sources) files are read.
+            codename="$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")"
+            mirror="$(
+                for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+                    [ -f "$f" ] && sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" \
+                        | awk '$1 == "deb" || $1 == "deb-src" { print $2, $3 }'
+                done
+                for f in /etc/apt/sources.list.d/*.sources; do
+                    [ -f "$f" ] && awk '
+                        function flush() { if (uris != "" && enabled != "no") { n = split(uris, u, " ");
+                            for (i = 1; i <= n; i++) print u[i], suites }; uris = ""; suites = ""; enabled = "" }
+                        /^[ \t]*#/ { next }
+                        /^[ \t]*$/ { flush(); next }
+                        tolower($1) == "uris:"    { $1 = ""; uris = $0 }
+                        tolower($1) == "suites:"  { $1 = ""; suites = $0 }
+                        tolower($1) == "enabled:" { enabled = tolower($2) }
+                        END { flush() }' "$f"
+                done | awk -v cn="$codename" '
+                    { for (i = 2; i <= NF; i++) if ($i == cn && !byname) byname = $1 }
+                    $1 ~ /\/debian\/?$/ && !bypath { bypath = $1 }
+                    END { print (byname != "" ? byname : bypath) }'
+            )"
+            [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/"
+            echo "    mirror: $mirror (from this machine's apt sources)"
 
-        # A private apt state: own sources list, own package lists, own cache; the system's
-        # /etc/apt and /var/lib/apt/lists are not touched, and no root is needed for this step.
-        APT="$CACHE/apt"
-        rm -rf "$APT" "$CACHE/download"
-        mkdir -p "$APT/lists/partial" "$APT/archives/partial" "$APT/sources.list.d" "$CACHE/download"
-        signed=""
-        [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] \
-            && signed="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-        echo "deb-src $signed$mirror $CAFFE_SUITE main" >"$APT/sources.list"
-        apt_opts="-o Dir::Etc::SourceList=$APT/sources.list -o Dir::Etc::SourceParts=$APT/sources.list.d
-                  -o Dir::State::Lists=$APT/lists -o Dir::Cache=$APT -o Dir::Cache::Archives=$APT/archives
-                  -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
-        # As root apt would try to hand the download to the _apt user, who cannot write here.
-        [ "$(id -u)" -eq 0 ] && apt_opts="$apt_opts -o APT::Sandbox::User=root"
-        if ! run apt-get $apt_opts update \
-            || ! (cd "$CACHE/download" && run apt-get $apt_opts source --download-only "caffe=$CAFFE_VERSION"); then
-            echo "error: cannot download the caffe source package from the Debian archive" \
-                 "(caffe=$CAFFE_VERSION, suite $CAFFE_SUITE, mirror $mirror)" >&2
-            grep -E '^(E|W|Err):' "$LOG" | tail -n 5 >&2
-            echo "full log: $LOG" >&2
-            exit 2
+            # A private apt state: own sources list, own package lists, own cache; the system's
+            # /etc/apt and /var/lib/apt/lists are not touched, and no root is needed for this step.
+            APT="$CACHE/apt"
+            rm -rf "$APT"
+            mkdir -p "$APT/lists/partial" "$APT/archives/partial" "$APT/sources.list.d"
+            signed=""
+            [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] \
+                && signed="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+            echo "deb-src $signed$mirror $CAFFE_SUITE main" >"$APT/sources.list"
+            apt_opts="-o Dir::Etc::SourceList=$APT/sources.list -o Dir::Etc::SourceParts=$APT/sources.list.d
+                      -o Dir::State::Lists=$APT/lists -o Dir::Cache=$APT -o Dir::Cache::Archives=$APT/archives
+                      -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
+            # As root apt would try to hand the download to the _apt user, who cannot write here.
+            [ "$(id -u)" -eq 0 ] && apt_opts="$apt_opts -o APT::Sandbox::User=root"
+            if ! run apt-get $apt_opts update \
+                || ! (cd "$CACHE/download" && run apt-get $apt_opts source --download-only "caffe=$CAFFE_VERSION"); then
+                echo "error: cannot download the caffe source package from the Debian archive" \
+                     "(caffe=$CAFFE_VERSION, suite $CAFFE_SUITE, mirror $mirror)" >&2
+                grep -E '^(E|W|Err):' "$LOG" | tail -n 5 >&2
+                echo "full log: $LOG" >&2
+                exit 2
+            fi
+            rm -rf "$APT"                   # the bullseye package lists are not needed any more
         fi
 
         # apt already checks these through the signed Release file; check the .dsc sums ourselves.
@@ -143,7 +172,6 @@ else
         (cd "$CACHE/download" && echo "$sums" | sha256sum -c --strict) >>"$LOG" 2>&1 \
             || die "sha256 mismatch against $dsc (see $LOG)"
         echo "    sha256 verified:" $(echo "$sums" | awk '{ print $2 }')
-        rm -rf "$APT"                   # the bullseye package lists are not needed any more
 
         # The orig tarball has no top-level folder: unpack it into src/ itself.
         rm -rf "$SRC" "$BUILD" "$SITE"
@@ -157,7 +185,7 @@ else
         done <"$SRC/debian/patches/series"
 
         # -------------------------------------------------------- [4/6]
-        step 4 "patching for protobuf 3.21, numpy 2 and current scikit-image"
+        step 4 "patching for protobuf 3.21, numpy 2, current scikit-image, and a GIL-free forward"
         # protobuf >= 3.6 dropped the second (warning threshold) argument of SetTotalBytesLimit.
         io_cpp="$SRC/src/caffe/util/io.cpp"
         sed -i 's/SetTotalBytesLimit(kProtoReadBytesLimit, 536870912)/SetTotalBytesLimit(kProtoReadBytesLimit)/' "$io_cpp"
@@ -170,6 +198,10 @@ else
                -e 's/np\.fromstring(datum\.data/np.frombuffer(datum.data/' \
                -e 's/as_grey=/as_gray=/' "$io_py"
         ! grep -qE 'tostring\(|np\.fromstring|as_grey' "$io_py" || die "numpy 2 patch did not apply to $io_py"
+        # Net._forward runs the layers with the GIL released (Python layers and callbacks take it
+        # back), so a GUI thread keeps running while another thread waits for a pass.
+        (cd "$SRC" && run patch -p1 -i "$GIL_PATCH") || die "GIL patch $GIL_PATCH did not apply"
+        grep -q 'Net_ForwardFromTo_NoGIL' "$SRC/python/caffe/_caffe.cpp" || die "GIL patch missing from _caffe.cpp"
         touch "$CACHE/.source-ready"
     fi
 
@@ -234,6 +266,8 @@ datum = caffe.io.array_to_datum(np.arange(12, dtype=np.uint8).reshape(3, 2, 2), 
 back = caffe.io.datum_to_array(caffe_pb2.Datum.FromString(datum.SerializeToString()))
 assert back.tolist() == np.arange(12).reshape(3, 2, 2).tolist()
 print("caffe.io Datum round trip ok")
+assert getattr(caffe._caffe, "forward_releases_gil", False), "Net._forward still holds the GIL"
+print("Net.forward releases the GIL")
 EOF
 status=$?
 cat "$tmp/check.out" >>"$LOG"
