@@ -1,0 +1,90 @@
+"""Plate reading accuracy on a folder of plate crops with ground truth.
+
+    python -m bench.read_plates DIR [--engine NAME] [--json]
+
+DIR holds a `manifest.csv` with at least the columns `plate_text` and `plate_crop_file` (the
+format of shared/plates-dev). Each crop is read with `read --scale auto`; the figures are the
+mean character accuracy (1 - edit distance / length of the truth) and the share of plates read
+exactly. The data is evaluation material only: nothing here is tuned to particular images.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+from viewer import paths
+from viewer.engines import DEFAULT_ENGINE
+from viewer.errors import ViewerError
+from viewer.featuremap import DenseClassifier
+from viewer.images import load_image
+from viewer.model_io import load_net
+from viewer.reading import auto_read
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions each cost one."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
+
+
+def char_accuracy(read: str, truth: str) -> float:
+    """1 - edit distance / length of the truth, floored at 0."""
+    return max(0.0, 1.0 - edit_distance(read, truth) / max(1, len(truth)))
+
+
+def evaluate(folder: Path, engine: str) -> dict:
+    """Read every crop of the manifest and collect per-plate results and the two figures."""
+    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), engine)
+    with open(folder / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    plates = []
+    for row in rows:
+        truth = row["plate_text"].strip().upper()
+        start = time.perf_counter()
+        try:
+            reading, _ = auto_read(dense, load_image(folder / row["plate_crop_file"]))
+            text, scale = reading.text, reading.scale
+        except ViewerError as err:
+            text, scale = "", None
+            print(f"warning: {row['plate_crop_file']}: {err}", file=sys.stderr)
+        plates.append({"file": row["plate_crop_file"], "truth": truth, "read": text,
+                       "scale": scale, "char_accuracy": char_accuracy(text, truth),
+                       "exact": text == truth,
+                       "ms": round((time.perf_counter() - start) * 1000, 1)})
+    count = max(1, len(plates))
+    return {"plates": plates, "count": len(plates), "engine": engine,
+            "char_accuracy": sum(p["char_accuracy"] for p in plates) / count,
+            "exact": sum(p["exact"] for p in plates), "exact_share": sum(
+                p["exact"] for p in plates) / count}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.read_plates", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="folder with manifest.csv and the crops")
+    parser.add_argument("--engine", default=DEFAULT_ENGINE)
+    parser.add_argument("--json", action="store_true", help="print every plate as JSON")
+    args = parser.parse_args(argv)
+    result = evaluate(args.folder, args.engine)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for p in result["plates"]:
+        mark = "ok " if p["exact"] else "   "
+        scale = f"{p['scale']:.2f}" if p["scale"] else "-"
+        print(f"{mark}{p['file']:<22} {p['truth']:<9} {p['read']:<11} scale {scale}")
+    print(f"character accuracy {result['char_accuracy']:.3f}, exact "
+          f"{result['exact']}/{result['count']} ({result['exact_share']:.0%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
