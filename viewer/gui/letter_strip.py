@@ -61,7 +61,7 @@ class LetterStrip(QtWidgets.QWidget):
         self._clear()
         text = reading.text or "(nothing)"
         self.summary.setText(f"<b>Reads</b><br><span style='font-size:14pt'>{text}</span>"
-                             f"<br>at scale {reading.scale:g}")
+                             f"<br>at scale {reading.scale:.3g}")
         for k, letter in enumerate(reading.letters):
             button = LetterButton(letter)
             self.group.addButton(button, k)

@@ -28,11 +28,13 @@ def _rect_item(pen: QtGui.QPen, z: float) -> QtWidgets.QGraphicsRectItem:
 class PlateView(pg.GraphicsLayoutWidget):
     """Plate image, heatmap layer, hover window and highlighted letter box.
 
-    `hovered(x, y)` reports the cursor in original-image pixels; `left()` when it leaves.
+    `hovered(x, y)` reports the cursor in original-image pixels; `left()` when it leaves;
+    `painted()` fires after each paint, so a latency probe can see when a map is on screen.
     """
 
     hovered = QtCore.pyqtSignal(float, float)
     left = QtCore.pyqtSignal()
+    painted = QtCore.pyqtSignal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,6 +54,7 @@ class PlateView(pg.GraphicsLayoutWidget):
         self.histogram.setMaximumWidth(HISTOGRAM_WIDTH)
         self.addItem(self.histogram, row=0, col=1)
         self.levels_mode: str | None = None
+        self.colormap: str | None = None
         self._plate_shape: tuple[int, ...] | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
@@ -94,7 +97,10 @@ class PlateView(pg.GraphicsLayoutWidget):
         self.set_highlight(None)
 
     def set_colormap(self, name: str) -> None:
-        self.histogram.gradient.setColorMap(pg.colormap.get(name))
+        """Only when it changes: pyqtgraph rebuilds 256 gradient ticks (~30 ms per call)."""
+        if name != self.colormap:
+            self.colormap = name
+            self.histogram.gradient.setColorMap(pg.colormap.get(name))
 
     def set_opacity(self, opacity: float) -> None:
         self.heat.setOpacity(opacity)
@@ -128,6 +134,10 @@ class PlateView(pg.GraphicsLayoutWidget):
     def leaveEvent(self, event: QtCore.QEvent) -> None:
         self.left.emit()
         super().leaveEvent(event)
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        super().paintEvent(event)
+        self.painted.emit()
 
 
 def _place(item: QtWidgets.QGraphicsRectItem, rect: Rect | None) -> None:

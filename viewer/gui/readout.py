@@ -70,8 +70,12 @@ class HoverReadout(QtWidgets.QWidget):
         brushes = [TOP_BAR if k in names else BAR for k in range(len(probs))]
         self.bars.setOpts(x=np.arange(len(probs)), height=probs, brushes=brushes)
         for name, (label, p) in zip(self.names, best):
+            k = fm.labels.index(label)
             name.setText(label)
-            name.setPos(fm.labels.index(label), p + 0.01)
+            # Centred over its bar, except at the ends, where a long name ("background", the
+            # last class) would be cut off by the plot's edge.
+            name.setAnchor((0.0 if k < 3 else 1.0 if k > len(probs) - 4 else 0.5, 1.0))
+            name.setPos(k, p + 0.01)
         self.chart.setXRange(-0.5, len(probs) - 0.5, padding=0)
         self.top.setText("  ".join(f"<b>{label}</b> {p:.2f}" for label, p in best))
 
