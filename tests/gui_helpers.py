@@ -102,6 +102,26 @@ def window(qtbot, plate_file, settings) -> MainWindow:
     win.close()
 
 
+def load_model(qtbot, window: MainWindow, prototxt: Path, weights: Path | None = None) -> str:
+    """File > Open model, waited for: "loaded", "failed", "declined" (no surgery) or "no
+    weights" (the user gave none). The loading itself runs on the window's worker."""
+    ends: list[str] = []
+    loader = window.loader
+    slots = [(loader.loaded, lambda *args: ends.append("loaded")),
+             (loader.failed, lambda *args: ends.append("failed")),
+             (loader.declined, lambda *args: ends.append("declined"))]
+    for signal, slot in slots:
+        signal.connect(slot)
+    try:
+        if not window.files.open_model(prototxt, weights):
+            return "no weights"
+        qtbot.waitUntil(lambda: bool(ends), timeout=MAP_TIMEOUT)
+    finally:
+        for signal, slot in slots:
+            signal.disconnect(slot)
+    return ends[0]
+
+
 def fake_reading(fm, cells: list[tuple[int, int]], labels: list[str]):
     """A PlateReading with letters at chosen cells, built from the map's own numbers."""
     from viewer.reading import Letter, PlateReading

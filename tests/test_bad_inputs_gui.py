@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from bad_inputs import TINY_NET, encoded, png_declaring, write_net_pair
-from gui_helpers import (MAP_TIMEOUT, generated_plate, open_window, plate_file,  # noqa: F401
-                         settings, window)
+from gui_helpers import (MAP_TIMEOUT, generated_plate, load_model, open_window,  # noqa: F401
+                         plate_file, settings, window)
 from viewer import paths
 
 
@@ -62,24 +62,29 @@ def _broken_models(folder: Path) -> dict[str, tuple[Path, Path, str]]:
 def test_a_broken_model_is_a_dialog_and_the_model_stays(window, qtbot, tmp_path, case):
     proto, weights, message = _broken_models(tmp_path)[case]
     model, image = window.model, window.image
-    assert not window.files.open_model(proto, weights)
+    assert load_model(qtbot, window, proto, weights) == "failed"
     assert len(window.errors.errors) == 1 and message in window.errors.errors[0]
     assert window.model is model and window.image is image
     still_maps(window, qtbot)
 
 
-def test_a_map_failure_in_the_worker_comes_back_as_a_message(window, qtbot, tmp_path):
+def test_a_large_photo_caps_the_scale_where_its_pass_fits_in_memory(window, qtbot, tmp_path):
     Image.new("L", (4000, 3000), 200).save(tmp_path / "photo.png")
     window.scale.set_scale(2.0)
-    assert window.files.open_image(tmp_path / "photo.png")
-    qtbot.waitUntil(lambda: not window.maps.is_busy(), timeout=MAP_TIMEOUT)
-    qtbot.waitUntil(lambda: "largest scale that fits" in window.statusBar().currentMessage(),
-                    timeout=MAP_TIMEOUT)
-    assert window.statusBar().currentMessage().startswith("error: at scale 2 ")
-    assert window.errors.errors == []                    # a message, not a dialog per frame
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
-        window.scale.set_scale(0.1, emit=True)           # the user follows the advice
+        assert window.files.open_image(tmp_path / "photo.png")
+    limit = window.model.dense.max_scale((3000, 4000))
+    assert 0 < limit < 2.0
+    assert window.scale.spin.maximum() == pytest.approx(limit)
+    assert window.scale.slider.maximum() == round(limit * 100)
+    tip = window.scale.spin.toolTip()
+    assert f"At most {limit:g}" in tip and "4000x3000" in tip and "memory limit" in tip
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.scale.set_scale(3.0, emit=True)           # the most the control allows
+    assert window.fm.scale == pytest.approx(limit)
     assert window.fm.image_shape == (3000, 4000)
+    assert window.errors.errors == [] and not window.statusBar().currentMessage().startswith(
+        "error")
 
 
 def test_an_image_below_the_window_then_a_normal_one_restores_the_scale_range(window, qtbot,
@@ -97,7 +102,7 @@ def test_an_image_below_the_window_then_a_normal_one_restores_the_scale_range(wi
 
 def test_a_bundled_model_reopened_after_errors_works(window, qtbot, tmp_path):
     proto, weights, _ = _broken_models(tmp_path)["truncated caffemodel"]
-    assert not window.files.open_model(proto, weights)
+    assert load_model(qtbot, window, proto, weights) == "failed"
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_model(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
     assert window.model.prototxt == paths.FCN_PROTOTXT

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import lmdb
@@ -12,8 +13,8 @@ import pytest
 from PIL import Image
 from PyQt5 import QtCore, QtGui
 
-from gui_helpers import (MAP_TIMEOUT, cell_centre, generated_plate, open_window,  # noqa: F401
-                         plate_file, settings, window)
+from gui_helpers import (MAP_TIMEOUT, cell_centre, generated_plate, load_model,  # noqa: F401
+                         open_window, plate_file, settings, window)
 from viewer import export, model_io, paths, render
 from viewer.export import save_png
 from viewer.gui.layers import colored
@@ -46,12 +47,12 @@ def test_a_broken_image_shows_an_error_and_keeps_the_plate(window, tmp_path):
     assert (window.image, window.fm, window.generation) == before
 
 
-def test_a_broken_model_shows_an_error_and_keeps_the_model(window, tmp_path):
+def test_a_broken_model_shows_an_error_and_keeps_the_model(window, qtbot, tmp_path):
     proto, weights = tmp_path / "bad.prototxt", tmp_path / "bad.caffemodel"
     proto.write_text("layer { name: 'x' type: ")
     weights.write_bytes(b"")
     model = window.model
-    assert not window.files.open_model(proto, weights)
+    assert load_model(qtbot, window, proto, weights) == "failed"
     assert window.errors.errors and "bad.prototxt" in window.errors.errors[0]
     assert window.model is model
 
@@ -60,7 +61,7 @@ def test_a_classifier_is_converted_only_if_the_user_agrees(window, qtbot, lenet_
     proto, weights = lenet_files
     model = window.model
     window.confirm = lambda question: False
-    assert not window.files.open_model(proto, weights)
+    assert load_model(qtbot, window, proto, weights) == "declined"
     assert window.model is model
     window.confirm = lambda question: "classifier" in question
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
@@ -243,3 +244,68 @@ def test_a_bad_channel_on_the_command_line_is_one_error_line(tmp_path):
                           timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: unknown channel")
+
+
+def test_a_model_loads_on_the_worker_and_the_old_one_stays_until_then(window, qtbot,
+                                                                      monkeypatch, lenet_files):
+    from viewer.gui import jobs
+
+    threads, opened = [], threading.Event()
+    real_build = jobs.build_model
+
+    def build(net, tag):
+        threads.append(threading.current_thread())
+        opened.wait(10)
+        return real_build(net, tag)
+
+    monkeypatch.setattr(jobs, "build_model", build)
+    window.confirm = lambda question: True
+    model = window.model
+    assert window.files.open_model(*lenet_files)       # returns at once: nothing read yet
+    assert window.model is model
+    qtbot.waitUntil(lambda: bool(threads), timeout=MAP_TIMEOUT)
+    assert threads[0] is not threading.main_thread()
+    assert window.model is model and "loading the model" in window.busy_label.text()
+    with qtbot.waitSignal(window.loader.loaded, timeout=MAP_TIMEOUT), \
+            qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        opened.set()
+    assert window.model is not model and window.model.prototxt == lenet_files[0]
+    assert window.settings.recent("models")[0] == f"{lenet_files[0]}|{lenet_files[1]}"
+
+
+def test_an_engine_that_fails_to_build_is_a_dialog_and_keeps_the_engine(window, qtbot,
+                                                                        monkeypatch):
+    from viewer.errors import EngineError
+    from viewer.gui import jobs
+
+    def broken(net, tag):
+        raise EngineError(f"engine '{tag.engine}' is not installed here")
+
+    monkeypatch.setattr(jobs, "build_model", broken)
+    current = window.model.dense.engine_name
+    other = next(name for name in window.files.engine_actions if name != current)
+    with qtbot.waitSignal(window.loader.failed, timeout=MAP_TIMEOUT):
+        window.files.engine_actions[other].trigger()
+    assert window.errors.errors == [f"engine '{other}' is not installed here"]
+    assert window.model.dense.engine_name == current
+    assert window.files.engine_actions[current].isChecked()
+
+
+def test_screenshot_is_written_atomically_as_png(window, tmp_path):
+    from viewer.gui.app import save_screenshot
+
+    out = tmp_path / "shot.png"
+    out.write_bytes(b"an older screenshot")
+    assert save_screenshot(window, out)
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (1280, 800)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".shot")] == []
+
+
+def test_screenshot_never_overwrites_the_image_shown(window, capsys):
+    from viewer.gui.app import save_screenshot
+
+    before = window.image.path.read_bytes()
+    assert not save_screenshot(window, window.image.path)
+    assert window.image.path.read_bytes() == before
+    assert capsys.readouterr().err.startswith("error: ")

@@ -141,3 +141,55 @@ def test_without_the_reading_module_the_app_still_runs(qtbot, plate_file, settin
     assert not win.scale.auto.isEnabled()
     assert "not available" in win.letters.summary.text()
     win.close()
+
+
+def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screenshot_waits(
+        qtbot, plate_file, monkeypatch, tmp_path):
+    from gui_helpers import default_args
+    from viewer.gui import app
+    from viewer.gui.settings import Settings
+
+    monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(CELLS, LABELS, 0.7))
+    win = app.create_window(default_args(image=str(plate_file)), Settings(None),
+                            auto_check=False)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    shot = tmp_path / "shot.png"
+    saved = app.schedule_screenshot(win, shot)
+    win.show()
+    qtbot.waitUntil(lambda: bool(saved), timeout=MAP_TIMEOUT)
+    assert saved == [True] and shot.exists()
+    assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
+    assert win.scale.value() == pytest.approx(0.7)
+    assert "scale 0.7, chosen automatically" in win.statusBar().currentMessage()
+
+
+def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_window, qtbot,
+                                                                        tmp_path):
+    from gui_helpers import generated_plate
+    from viewer.export import save_png
+
+    win = reading_window                 # opened with scale=1.0: no search
+    assert win.fm.scale == 1.0 and not win.auto_shown
+    assert "chosen automatically" not in win.statusBar().currentMessage()
+    other = save_png(generated_plate(100, 280, seed=4), tmp_path / "other.png")
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.files.open_image(other)
+    assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
+    assert "chosen automatically" in win.statusBar().currentMessage()
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.scale.spin.setValue(0.8)     # the user's own scale
+    assert not win.auto_shown and "chosen automatically" not in \
+        win.statusBar().currentMessage()
+
+
+def test_the_panel_shows_the_checks_own_tolerance():
+    from viewer.gui.surgery_panel import verification_text
+    from viewer.surgery import Verification
+
+    small = Verification(max_abs_diff=3e-5, inputs=64, engine="onnx", largest=0.8)
+    assert "tolerance 0.0001)" in verification_text(small) and "passed" in \
+        verification_text(small)
+    raw = Verification(max_abs_diff=0.004, inputs=64, engine="onnx", largest=250.0)
+    text = verification_text(raw)
+    assert f"tolerance {raw.tolerance:.2g}, for scores up to 250" in text and "passed" in text

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -12,7 +13,7 @@ from viewer.errors import ViewerError
 from viewer.gui import session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
-from viewer.safe_write import check_output_path, probe_writable
+from viewer.safe_write import check_output_path, probe_writable, write_bytes_atomic
 
 
 WINDOW_SIZE = (1280, 800)
@@ -35,7 +36,10 @@ def initial_model(args: argparse.Namespace) -> session.LoadedModel:
 
 def create_window(args: argparse.Namespace, settings: Settings,
                   auto_check: bool = True) -> MainWindow:
-    """Load everything the command line names, then build the window (errors come first)."""
+    """Load everything the command line names, then build the window (errors come first).
+
+    Without --scale the window opens at the automatic scale (`reading.auto_read`).
+    """
     image = session.read_image(args.image or paths.SAMPLE_PLATE)
     model = initial_model(args)
     if args.channel and args.channel not in model.dense.labels:
@@ -45,13 +49,48 @@ def create_window(args: argparse.Namespace, settings: Settings,
                       auto_check=auto_check)
 
 
-def save_screenshot(window: MainWindow, path: Path) -> None:
-    """Grab the whole window as the user sees it, then quit."""
+def png_bytes(widget: QtWidgets.QWidget) -> bytes:
+    """The widget as drawn, encoded as PNG in memory."""
+    buffer = QtCore.QBuffer()
+    buffer.open(QtCore.QIODevice.WriteOnly)
+    if not widget.grab().save(buffer, "PNG"):
+        raise ViewerError("could not encode the screenshot as PNG")
+    return bytes(buffer.data())
+
+
+def save_screenshot(window: MainWindow, path: Path) -> bool:
+    """Grab the whole window as the user sees it, write it atomically, then close.
+
+    Written through `write_bytes_atomic`: never over the image or model shown, and an
+    interrupted write leaves any earlier file whole.
+    """
     window.hover_example()
     QtWidgets.QApplication.processEvents()
-    if not window.grab().save(str(path)):
-        print(f"error: could not write the screenshot {path}")
+    inputs = tuple(p for p in (window.image.path, window.model.prototxt, window.model.weights)
+                   if p)
+    try:
+        write_bytes_atomic(path, png_bytes(window), inputs)
+        saved = True
+    except ViewerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        saved = False
     window.close()
+    return saved
+
+
+def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
+    """Save `window` once its first map is drawn (the automatic scale's, unless --scale was
+    given), or its error shown; the returned list gets True or False when that has happened."""
+    saved: list[bool] = []
+
+    def shoot(*_message: str) -> None:
+        window.map_shown.disconnect(shoot)
+        window.map_failed.disconnect(shoot)
+        QtCore.QTimer.singleShot(SCREENSHOT_DELAY_MS,
+                                 lambda: saved.append(save_screenshot(window, path)))
+    window.map_shown.connect(shoot)
+    window.map_failed.connect(shoot)
+    return saved
 
 
 def run_viewer(args: argparse.Namespace) -> int:
@@ -73,8 +112,5 @@ def run_viewer(args: argparse.Namespace) -> int:
     if not shooting:
         window.restore_window_state()
     window.show()
-    if shooting:
-        shot = Path(args.screenshot)
-        window.map_shown.connect(lambda: QtCore.QTimer.singleShot(
-            SCREENSHOT_DELAY_MS, lambda: save_screenshot(window, shot)))
-    return app.exec_()
+    saved = schedule_screenshot(window, Path(args.screenshot)) if shooting else []
+    return app.exec_() or (0 if all(saved) else 1)

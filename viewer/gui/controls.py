@@ -8,10 +8,26 @@ import math
 
 from PyQt5 import QtCore, QtWidgets
 
+from viewer import cost
+
 SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
 SCALE_FLOOR = 0.05  # below 0.2 only when the image is so large that its letters need it
 BEST = "best class"
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
+SCALE_TIP = "Input scale: the plate is resized by this factor before the dense pass (keys + and -)"
+
+
+def scale_limit_text(limit: float, image_shape: tuple[int, int], engine: str) -> str:
+    """Why the scale stops below SCALE_MAX: the pass would not fit `cost.MEMORY_LIMIT`."""
+    height, width = image_shape
+    budget = f"the {cost.MEMORY_LIMIT / 2**30:g} GB memory limit"
+    if limit <= 0:
+        return (f"No scale fits: even the smallest pass over this {width}x{height} image on "
+                f"'{engine}' needs more than {budget}; crop the image")
+    if limit >= SCALE_MAX:
+        return ""
+    return (f"At most {limit:g}: above it the dense pass over this {width}x{height} image on "
+            f"'{engine}' would need more than {budget}")
 
 
 class ScaleControl(QtWidgets.QWidget):
@@ -25,15 +41,15 @@ class ScaleControl(QtWidgets.QWidget):
         self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
         self.slider.setRange(round(SCALE_MIN * 100), round(SCALE_MAX * 100))
         self.slider.setMinimumWidth(160)
-        self.slider.setToolTip("Input scale: the plate is resized by this factor before the "
-                               "dense pass (keys + and -)")
         self.spin = QtWidgets.QDoubleSpinBox()
         self.spin.setRange(SCALE_MIN, SCALE_MAX)
         self.spin.setSingleStep(SCALE_STEP)
         self.spin.setDecimals(2)
         self.spin.setKeyboardTracking(False)
         self.auto = QtWidgets.QPushButton("Auto")
-        self.auto.setToolTip("Pick the scale at which the letters best fit the net's window")
+        self.auto.setToolTip("Pick the scale at which the letters best fit the net's window "
+                             "(Ctrl+0)")
+        self.limit_reason = ""
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QtWidgets.QLabel("Scale"))
@@ -43,6 +59,7 @@ class ScaleControl(QtWidgets.QWidget):
         self.slider.valueChanged.connect(lambda v: self._changed(v / 100.0))
         self.spin.valueChanged.connect(self._changed)
         self.auto.clicked.connect(self.auto_requested)
+        self.set_range(SCALE_MIN, SCALE_MAX)
         self.set_scale(1.0)
 
     def value(self) -> float:
@@ -58,16 +75,30 @@ class ScaleControl(QtWidgets.QWidget):
         if emit:
             self.scale_changed.emit(self.value())
 
-    def set_minimum(self, minimum: float) -> None:
-        """The smallest scale at which the image still holds one window of the net.
+    def set_range(self, minimum: float, limit: float = SCALE_MAX, reason: str = "") -> None:
+        """Scales from where the image still holds one window of the net up to `limit`.
 
-        0.2 is the usual lower end; a large photo whose letters fit the window only below it
-        gets its own smallest scale instead.
+        `minimum` comes from `DenseClassifier.min_scale`: a large photo whose letters fit the
+        window only below the usual 0.2 gets its own smallest scale. `limit` comes from
+        `max_scale`, the largest scale whose pass fits in memory, so a 12 MP photo does not open
+        on a map that would be refused; `reason` says so in the tooltip. A limit of 0 (nothing
+        fits) leaves a single scale, whose map then explains the problem.
         """
         low = max(SCALE_FLOOR, math.ceil(minimum * 100) / 100.0)
         high = max(SCALE_MAX, low)  # a tiny image's range, undone by the next image's minimum
-        self.spin.setRange(low, high)
-        self.slider.setRange(round(low * 100), round(high * 100))
+        if 0 < limit < high:
+            high = max(low, math.floor(limit * 100) / 100.0)
+        elif limit <= 0:
+            high = low
+        for widget, bounds in ((self.spin, (low, high)),
+                               (self.slider, (round(low * 100), round(high * 100)))):
+            widget.blockSignals(True)   # a clamped value is the caller's to recompute
+            widget.setRange(*bounds)
+            widget.blockSignals(False)
+        self.limit_reason = reason
+        tip = SCALE_TIP + (f"<br><br>{reason}" if reason else "")
+        for widget in (self.slider, self.spin):
+            widget.setToolTip(tip)
 
     def step(self, direction: int) -> None:
         self.set_scale(round(self.value() + direction * SCALE_STEP, 2), emit=True)

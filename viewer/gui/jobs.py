@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
 
 from viewer.featuremap import DenseClassifier, FeatureMap
+from viewer.gui import session
+from viewer.gui.conv1_panel import filter_picture
 from viewer.gui.session import LoadedModel
+from viewer.model_io import CaffeNet
 from viewer.gui.surgery_panel import SurgeryCheck
 from viewer.sliding import compare_with_windows
 from viewer.surgery import verify_equivalence
@@ -27,13 +31,66 @@ class MapTag:
     scale: float
 
 
+@dataclass(frozen=True)
+class ModelTag:
+    """Which model request a result answers (the window keeps only the newest one)."""
+
+    number: int
+    prototxt: Path
+    weights: Path | None
+    engine: str
+    remember: bool = True       # a file the user opened (recent files), not an engine switch
+
+
+@dataclass
+class NetRead:
+    """The first step of opening a model: the net as read, before the user is asked about
+    surgery and the engine is built."""
+
+    net: CaffeNet
+    needs_surgery: bool
+
+
+class JobCancelled(Exception):
+    """A job noticed between two passes that its result is no longer wanted."""
+
+
+class StoppableDense:
+    """A DenseClassifier whose `run` refuses to start once `cancelled()` says so.
+
+    The core's searches (`reading.auto_read` makes about 20 passes) take a DenseClassifier;
+    handing them this stand-in lets a cancelled search end after the pass in progress.
+    """
+
+    def __init__(self, dense: DenseClassifier, cancelled: Callable[[], bool]) -> None:
+        self._dense, self._cancelled = dense, cancelled
+
+    def run(self, *args, **kwargs) -> FeatureMap:
+        if self._cancelled():
+            raise JobCancelled("cancelled between two passes")
+        return self._dense.run(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dense, name)
+
+
 @dataclass
 class MapResult:
-    """A dense map, the plate read from it, or why there is no reading."""
+    """A dense map, the plate read from it (or why there is none), and the conv1 tiles."""
 
     fm: FeatureMap
     reading: Any = None
     note: str = ""
+    conv1_pictures: list[np.ndarray] | None = None
+
+
+def with_pictures(result: MapResult, dense: DenseClassifier) -> MapResult:
+    """Draw the conv1 panel's tiles here, on the worker, not on the GUI thread."""
+    if result.fm.conv1 is not None and dense.first_conv is not None:
+        kernels = dense.engine.params[dense.first_conv][0]
+        result.conv1_pictures = [filter_picture(k, out) for k, out in
+                                 zip(kernels, result.fm.conv1)]
+    return result
 
 
 def reading_module() -> ModuleType | None:
@@ -50,20 +107,33 @@ def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,
     fm = dense.run(image, scale, extra_blobs=blobs)
     reading = reading_module()
     if reading is None:
-        return MapResult(fm, note="Plate reading is not available in this version.")
+        return with_pictures(MapResult(fm, note="Plate reading is not available in this "
+                                                "version."), dense)
     try:
-        return MapResult(fm, reading.read_plate(fm))
+        return with_pictures(MapResult(fm, reading.read_plate(fm)), dense)
     except ValueError as err:
-        return MapResult(fm, note=f"Could not read the plate: {err}")
+        return with_pictures(MapResult(fm, note=f"Could not read the plate: {err}"), dense)
 
 
-def auto_map(dense: DenseClassifier, image: np.ndarray) -> MapResult:
+def auto_map(dense: DenseClassifier, image: np.ndarray,
+             cancelled: Callable[[], bool] = lambda: False) -> MapResult:
     """The map at the scale where the plate reads best (`reading.auto_read`)."""
     reading = reading_module()
     if reading is None:
         raise RuntimeError("viewer.reading is missing")
-    plate, fm = reading.auto_read(dense, image)
-    return MapResult(fm, plate)
+    plate, fm = reading.auto_read(StoppableDense(dense, cancelled), image)
+    return with_pictures(MapResult(fm, plate), dense)
+
+
+def read_model(prototxt: Path, weights: Path | None) -> NetRead:
+    """Parse and check the files (the slow part for a large caffemodel)."""
+    net = session.read_net(prototxt, weights)
+    return NetRead(net, session.needs_surgery(net))
+
+
+def build_model(net: CaffeNet, tag: ModelTag) -> LoadedModel:
+    """Surgery in memory when needed, and the engine (onnxruntime or Caffe take ~0.2-0.5 s)."""
+    return session.build_model(net, tag.prototxt, tag.weights, tag.engine)
 
 
 def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,

@@ -2,7 +2,9 @@
 
 State lives here in a few fields (model, image, map, channel, filter); every number shown comes
 from a core call made by a job on a worker thread. Requests are tagged with a generation that
-changes with the image or model, so a late answer to an old request is dropped.
+changes with the image or model, so a late answer to an old request is dropped. Everything slow
+(maps, the automatic scale, opening a model, the surgery timing) runs on a worker and can be
+cancelled (the Cancel button, or Esc).
 """
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from viewer.errors import ViewerError
 from viewer.featuremap import FeatureMap
 from viewer.gui import jobs
 from viewer.gui.blob_panel import BlobPanel
-from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl
+from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl, scale_limit_text
 from viewer.gui.conv1_panel import Conv1Panel
 from viewer.gui.layers import MapLayer, layer_for
 from viewer.gui.letter_strip import LetterStrip
 from viewer.gui.menus import build_menus
+from viewer.gui.model_loader import ModelLoader
 from viewer.gui.plate_view import PlateView
 from viewer.gui.readout import HoverReadout
 from viewer.gui.session import LoadedImage, LoadedModel
@@ -27,12 +30,21 @@ from viewer.gui.surgery_panel import SurgeryPanel
 from viewer.gui.worker import LatestWorker
 
 TITLE = "Net Surgery Viewer"
+# What each kind of job is called in the busy indicator and in "cancelled: ...".
+WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "loading the model",
+        "surgery": "timing the surgery"}
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """Everything on screen; `map_shown` fires each time a new map has been drawn."""
+    """Everything on screen; `map_shown` fires each time a new map has been drawn, and
+    `map_failed(message)` when the map asked for cannot be made (the message is on screen).
+
+    Without a `scale`, the window opens at the scale `reading.auto_read` chooses, as it does
+    for each image opened later; `scale` (from `--scale`) wins.
+    """
 
     map_shown = QtCore.pyqtSignal()
+    map_failed = QtCore.pyqtSignal(str)
     check_shown = QtCore.pyqtSignal()
 
     def __init__(self, model: LoadedModel, image: LoadedImage, settings: Settings,
@@ -50,8 +62,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.filter: int | None = None
         self.generation = 0
         self.checked_generation = -1
+        self.auto_shown = False   # the map on screen is at the scale auto_read chose
         self.maps = LatestWorker("maps")
         self.slow = LatestWorker("surgery")
+        self.loader = ModelLoader(self.maps, lambda question: self.confirm(question))
         self.browser = None
         self._build()
         self.files = build_menus(self)
@@ -62,7 +76,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._apply_model(model)
         self._apply_image(image)
         self.scale.set_scale(scale or 1.0)
-        self.request_map()
+        if scale:
+            self.request_map()
+        else:
+            self.request_auto_scale()
 
     # building -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -97,8 +114,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.busy.setFixedWidth(110)
         self.busy.setVisible(False)
         self.busy_label = QtWidgets.QLabel()
-        self.statusBar().addPermanentWidget(self.busy_label)
-        self.statusBar().addPermanentWidget(self.busy)
+        self.cancel_button = QtWidgets.QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop the computation in progress (Esc)")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(lambda: self.cancel_work())
+        for widget in (self.busy_label, self.busy, self.cancel_button):
+            self.statusBar().addPermanentWidget(widget)
 
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Controls")
@@ -133,6 +155,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slow.failed.connect(self._job_failed)
         for worker in (self.maps, self.slow):
             worker.busy_changed.connect(self._show_busy)
+        self.loader.loaded.connect(self._model_loaded)
+        self.loader.failed.connect(self._model_failed)
+        self.loader.declined.connect(self._model_declined)
         self.scale.scale_changed.connect(lambda _: self.request_map())
         self.scale.auto_requested.connect(self.request_auto_scale)
         self.channels.channel_changed.connect(self.set_channel)
@@ -143,18 +168,42 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plate.left.connect(self._hover_left)
         self.letters.letter_clicked.connect(self.select_letter)
         self.conv1.filter_clicked.connect(self.select_filter)
-        self.blobs.blob_changed.connect(lambda _: self.request_map())
+        self.blobs.blob_changed.connect(self._blob_changed)
         self.surgery.check_requested.connect(self.request_check)
 
     # model and image -------------------------------------------------------------------------
+    def load_model(self, prototxt: Path, weights: Path | None, engine: str | None = None) -> None:
+        """Open a model on the worker; the current one stays until the new one is ready."""
+        self.loader.load(prototxt, weights, engine or self.model.dense.engine_name)
+        self.statusBar().showMessage(f"loading {prototxt.name}...")
+
+    def switch_engine(self, engine: str) -> None:
+        """The same net on another engine, built on the worker."""
+        self.loader.rebuild(self.model, engine)
+        self.statusBar().showMessage(f"loading {self.model.label} on the {engine} engine...")
+
     def set_model(self, model: LoadedModel) -> None:
-        """Swap in a loaded model and recompute (loading itself happened in `files`)."""
+        """Swap in a loaded model and recompute at the current scale."""
         self._apply_model(model)
         self.request_map()
 
     def set_image(self, image: LoadedImage) -> None:
+        """Show a newly opened image, at the scale its letters read best."""
         self._apply_image(image)
-        self.request_map()
+        self.request_auto_scale()
+
+    def _model_loaded(self, model: LoadedModel, tag: jobs.ModelTag) -> None:
+        self.set_model(model)
+        self.files.model_opened(model, tag.remember)
+
+    def _model_failed(self, tag: jobs.ModelTag, message: str) -> None:
+        self.files.check_engine(self.model.dense.engine_name)
+        self.statusBar().showMessage(f"kept {self.model.label}: {message}", 8000)
+        self.show_error(message)
+
+    def _model_declined(self, tag: jobs.ModelTag) -> None:
+        self.statusBar().showMessage(f"kept {self.model.label}: {tag.prototxt.name} was not "
+                                     "converted", 8000)
 
     def _apply_model(self, model: LoadedModel) -> None:
         self.model = model
@@ -169,7 +218,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.blobs.set_blobs(dense.engine.blob_names, preferred=dense.score_blob)
         self.surgery.set_model(model)
         self.scale.auto.setEnabled(jobs.reading_module() is not None)
-        self._update_minimum()
+        self._update_range()
         self._title()
 
     def _apply_image(self, image: LoadedImage) -> None:
@@ -177,13 +226,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self.generation += 1
         self.plate.set_plate(image.pixels)
         self.plate.clear_map()
+        self.fm = self.result = self.layer = None   # nothing of the last image's map is drawn
         self.readout.clear()
-        self._update_minimum()
+        self._update_range()
         self._title()
 
-    def _update_minimum(self) -> None:
-        if getattr(self, "image", None) is not None:
-            self.scale.set_minimum(self.model.dense.min_scale(self.image.pixels.shape[:2]))
+    def _extra_blobs(self) -> tuple[str, ...]:
+        """The blob picked in the Blobs tab, which each pass also returns."""
+        blob = self.blobs.blob()
+        return (blob,) if blob and blob != self.model.dense.engine.input_name else ()
+
+    def _update_range(self) -> None:
+        """Scales from one window of the net to the largest pass that fits in memory."""
+        if getattr(self, "image", None) is None:
+            return
+        dense, shape = self.model.dense, self.image.pixels.shape[:2]
+        limit = dense.max_scale(shape, self._extra_blobs())
+        self.scale.set_range(dense.min_scale(shape), limit,
+                             scale_limit_text(limit, shape, dense.engine_name))
+
+    def _blob_changed(self, _blob: str) -> None:
+        self._update_range()    # a large blob lowers the largest scale that fits
+        self.request_map()
 
     def _title(self) -> None:
         if getattr(self, "image", None) is not None:
@@ -191,17 +255,24 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # requests to the workers -------------------------------------------------------------------
     def request_map(self) -> None:
-        """Ask for the map at the current scale; a newer request replaces a waiting one."""
+        """Ask for the map at the current scale; a newer request replaces a waiting one, and
+        a scale chosen by hand replaces a search for the automatic one."""
         scale, dense, pixels = self.scale.value(), self.model.dense, self.image.pixels
-        blob = self.blobs.blob()
-        extra = (blob,) if blob and blob != dense.engine.input_name else ()
+        extra = self._extra_blobs()
+        self.maps.cancel(("auto",))
         self.maps.submit("map", lambda: jobs.compute_map(dense, pixels, scale, extra),
                          jobs.MapTag(self.generation, scale))
         self.statusBar().showMessage(f"computing the dense map at scale {scale:g}...")
 
     def request_auto_scale(self) -> None:
-        dense, pixels = self.model.dense, self.image.pixels
-        self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels),
+        """The map at the scale where the letters read best, searched on the worker (about
+        20 passes, each a chance to cancel). Without a plate reader: a map at the current scale."""
+        if jobs.reading_module() is None:
+            self.request_map()
+            return
+        dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop
+        self.maps.cancel(("map",))
+        self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels, stop),
                          jobs.MapTag(self.generation, self.scale.value()))
         self.statusBar().showMessage("looking for the scale at which the letters fit the net...")
 
@@ -210,36 +281,60 @@ class MainWindow(QtWidgets.QMainWindow):
         model, pixels, scale = self.model, self.image.pixels, self.scale.value()
         self.checked_generation = self.generation
         self.surgery.set_measuring()
-        cancelled = self.slow.stopping.is_set
-        self.slow.submit("surgery", lambda: jobs.check_surgery(model, pixels, scale, cancelled),
+        stop = self.slow.should_stop
+        self.slow.submit("surgery", lambda: jobs.check_surgery(model, pixels, scale, stop),
                          jobs.MapTag(self.generation, scale))
 
     def _job_done(self, kind: str, tag: jobs.MapTag, result) -> None:
         if kind == "surgery":
             self.surgery.set_check(result)
             self.check_shown.emit()
-        elif tag.generation != self.generation:
+        elif kind not in ("map", "auto") or tag.generation != self.generation:
             return
-        elif kind == "auto":
-            self.scale.set_scale(result.fm.scale)
-            self._show_result(result)
-        elif kind == "map":
+        else:
+            self.auto_shown = kind == "auto"
+            if self.auto_shown:
+                self.scale.set_scale(result.fm.scale)
             self._show_result(result)
 
     def _job_failed(self, kind: str, tag: jobs.MapTag, message: str) -> None:
         if kind == "surgery":
             self.surgery.set_failed(message)
-            return
-        if tag.generation == self.generation:
+        elif kind in ("map", "auto") and tag.generation == self.generation:
             self.statusBar().showMessage(f"error: {message}")
             self.letters.show_message(f"<span style='color:#c22'>{message}</span>")
+            if kind == "auto" and self.fm is None:   # nothing on screen: map at this scale
+                self.request_map()
+            else:
+                self.map_failed.emit(message)
 
     def _show_busy(self) -> None:
-        what = [text for worker, text in ((self.maps, "computing the map"),
-                                          (self.slow, "timing the surgery"))
-                if worker.is_busy()]
-        self.busy.setVisible(bool(what))
-        self.busy_label.setText(", ".join(what))
+        kinds = self.maps.busy_kinds() + self.slow.busy_kinds()
+        self.busy.setVisible(bool(kinds))
+        self.cancel_button.setVisible(bool(kinds))
+        self.busy_label.setText(", ".join(WORK.get(kind, kind) for kind in kinds))
+
+    def cancel_work(self, background: bool = True) -> list[str]:
+        """Stop what is running and go idle at once; returns what was stopped.
+
+        The Cancel button stops everything; Esc (`background=False`) only what the user waits
+        for (map, automatic scale, model), not the surgery timing that starts on its own. A
+        pass already inside an engine cannot be interrupted: its result is dropped when it
+        returns. The controls go back to the map on screen.
+        """
+        stopped = self.maps.cancel() + (self.slow.cancel() if background else [])
+        if not stopped:
+            return []
+        if "surgery" in stopped:
+            self.surgery.set_cancelled()
+        if "model" in stopped:
+            self.files.check_engine(self.model.dense.engine_name)
+        if self.fm is not None:
+            self.scale.set_scale(self.fm.scale)
+        self._show_busy()
+        self.statusBar().showMessage("cancelled: " + ", ".join(WORK.get(k, k) for k in stopped),
+                                     8000)
+        return stopped
 
     # drawing ----------------------------------------------------------------------------------
     def _show_result(self, result: jobs.MapResult) -> None:
@@ -252,7 +347,7 @@ class MainWindow(QtWidgets.QMainWindow):
         dense = self.model.dense
         if self.fm.conv1 is not None:
             self.conv1.set_filters(dense.first_conv, dense.engine.params[dense.first_conv][0],
-                                   self.fm.conv1)
+                                   self.fm.conv1, result.conv1_pictures)
             self.conv1.select(self.filter)
         blob = self.blobs.blob()
         self.blobs.show_blob(blob, self.fm.blobs.get(blob))
@@ -281,9 +376,10 @@ class MainWindow(QtWidgets.QMainWindow):
         fm, layer = self.fm, self.layer
         g = layer.geometry
         h, w = (layer.values if layer.values is not None else layer.rgb).shape[:2]
+        how = ", chosen automatically" if self.auto_shown else ""
         self.statusBar().showMessage(
             f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
-            f"{g.receptive_field[0]} px of the scaled image | scale {fm.scale:g} | "
+            f"{g.receptive_field[0]} px of the scaled image | scale {fm.scale:.3g}{how} | "
             f"{fm.forward_ms:.0f} ms on {self.model.dense.engine_name}")
 
     # picking what to show ------------------------------------------------------------------------
@@ -316,12 +412,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self._status()
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
-        """Typing a letter or digit jumps to its channel; Escape goes back to the best class."""
+        """Typing a letter or digit jumps to its channel. Escape cancels what is running, and
+        when nothing runs, goes back to the best class."""
         text = event.text().upper()
         if text and text in self.model.dense.labels:
             self.set_channel(text)
         elif event.key() == QtCore.Qt.Key_Escape:
-            self.set_channel(None)
+            if not self.cancel_work(background=False):
+                self.set_channel(None)
         else:
             super().keyPressEvent(event)
 

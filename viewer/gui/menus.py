@@ -26,7 +26,9 @@ MODEL_FILTER = "Caffe net (*.prototxt);;All files (*)"
 WEIGHTS_FILTER = "Caffe weights (*.caffemodel);;All files (*)"
 KEYS_HELP = (
     "<b>Keys</b><br>"
-    "A-Z, 0-9: show that class channel<br>Esc: best class<br>"
+    "A-Z, 0-9: show that class channel<br>"
+    "Esc: cancel the map, scale search or model load in progress; when none runs, best class<br>"
+    "Cancel button (status bar): also stops the surgery timing<br>"
     "+ / -: scale up / down<br>Ctrl+0: automatic scale<br>Ctrl+R: raw scores<br>"
     "Ctrl+O: open image<br>Ctrl+M: open model<br>Ctrl+L: open training data (LMDB)<br>"
     "Ctrl+S: save overlay PNG<br>Ctrl+E: save maps (.npz)<br>Ctrl+Shift+S: save surgered "
@@ -125,16 +127,15 @@ class WindowMenus:
             act.triggered.connect(lambda checked=False, n=name: self.switch_engine(n))
             self.engine_actions[name] = act
 
-    def switch_engine(self, name: str) -> bool:
-        model = self.w.model
-        try:
-            switched = session.build_model(model.net, model.prototxt, model.weights, name)
-        except ViewerError as err:
-            self.w.show_error(str(err))
-            self.engine_actions[model.dense.engine_name].setChecked(True)
-            return False
-        self.w.set_model(switched)
-        return True
+    def switch_engine(self, name: str) -> None:
+        """Rebuild the model on `name` off the GUI thread; a failure re-checks the current one."""
+        if name != self.w.model.dense.engine_name:
+            self.w.switch_engine(name)
+
+    def check_engine(self, name: str) -> None:
+        act = self.engine_actions.get(name)
+        if act is not None:
+            act.setChecked(True)
 
     def _channel_menu(self, menu: QtWidgets.QMenu) -> None:
         self.channel_menu = menu
@@ -216,25 +217,24 @@ class WindowMenus:
         return True
 
     def open_model(self, prototxt: Path, weights: Path | None = None) -> bool:
-        """Load a net; a classifier is made fully convolutional if the user agrees."""
+        """Start loading a net on the worker (False if the user gave no weights).
+
+        A classifier is made fully convolutional if the user agrees; the window keeps its model
+        until the new one is ready, and a failure is a dialog (`MainWindow.loader`).
+        """
         weights = weights or session.weights_beside(prototxt) or self.ask_open(
             "models", f"Weights for {prototxt.name} (.caffemodel)", WEIGHTS_FILTER)
         if weights is None:
             return False
-        try:
-            net = session.read_net(prototxt, weights)
-            if session.needs_surgery(net) and not self.w.confirm(
-                    f"{prototxt.name} is a classifier (it has InnerProduct layers). Perform the "
-                    "net surgery, casting them into convolutions, so it maps whole images?"):
-                return False
-            model = session.build_model(net, prototxt, weights, self.w.model.dense.engine_name)
-        except ViewerError as err:
-            self.w.show_error(str(err))
-            return False
-        self.w.set_model(model)
-        self.fill_channel_menu(model.dense.labels)
-        self.remember("models", f"{prototxt}|{weights}", prototxt)
+        self.w.load_model(prototxt, weights)
         return True
+
+    def model_opened(self, model: session.LoadedModel, remember: bool) -> None:
+        """After the window has switched to `model`: channels, engine and recent files."""
+        self.fill_channel_menu(model.dense.labels)
+        self.check_engine(model.dense.engine_name)
+        if remember:
+            self.remember("models", f"{model.prototxt}|{model.weights or ''}", model.prototxt)
 
     def open_lmdb(self, path: Path) -> bool:
         from viewer.dataset.lmdb_io import open_lmdb

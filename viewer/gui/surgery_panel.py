@@ -13,7 +13,7 @@ from viewer import netgraph
 from viewer.gui.session import LoadedModel
 from viewer.model_io import CaffeNet
 from viewer.sliding import WindowComparison
-from viewer.surgery import TOLERANCE, Verification
+from viewer.surgery import Verification
 
 COLUMNS = ("classifier layer", "weights", "", "fully convolutional layer", "weights")
 
@@ -58,9 +58,12 @@ def verification_text(check: Verification | None) -> str:
                 "compare it with (open the classifier to check the surgery).")
     verdict = "<b style='color:#2a2'>passed</b>" if check.passed else \
         "<b style='color:#c22'>FAILED</b>"
+    # The check's own tolerance: float32 rounding grows with the scores, so it scales with the
+    # largest one (surgery.Verification); say so when it is not the plain 1e-4.
+    scaled = f", for scores up to {check.largest:.3g}" if check.largest > 1 else ""
     return (f"Equivalence: classifier and fully convolutional net on the same {check.inputs} "
             f"windows ({check.engine}): max |score difference| = {check.max_abs_diff:.2g}, "
-            f"{verdict} (tolerance {TOLERANCE:g}).")
+            f"{verdict} (tolerance {check.tolerance:.2g}{scaled}).")
 
 
 def timing_text(c: WindowComparison, scale: float) -> str:
@@ -133,6 +136,10 @@ class SurgeryPanel(QtWidgets.QWidget):
     def set_check(self, check: SurgeryCheck) -> None:
         self.equivalence.setText(verification_text(check.verification))
         self.timing.setText(timing_text(check.comparison, check.scale))
+        self.button.setEnabled(True)
+
+    def set_cancelled(self) -> None:
+        self.timing.setText("Speed: the measurement was cancelled.")
         self.button.setEnabled(True)
 
     def set_failed(self, message: str) -> None:

@@ -1,0 +1,81 @@
+"""Opening a model off the GUI thread: read the files, ask about surgery, build the engine.
+
+Reading a caffemodel, the surgery and creating an engine (onnxruntime ~0.2 s, Caffe ~0.5 s)
+used to freeze the window. They run on the map worker now, in two steps so that the question
+"perform the surgery?" is asked on the GUI thread between them. The window keeps its current
+model until `loaded` hands over the new one; a failure comes back through `failed`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PyQt5 import QtCore
+
+from viewer.gui import jobs
+from viewer.gui.session import LoadedModel
+from viewer.gui.worker import LatestWorker
+
+KIND = "model"
+
+
+def surgery_question(prototxt: Path) -> str:
+    return (f"{prototxt.name} is a classifier (it has InnerProduct layers). Perform the net "
+            "surgery, casting them into convolutions, so it maps whole images?")
+
+
+class ModelLoader(QtCore.QObject):
+    """Loads models on `worker`; only the newest request counts, older answers are dropped.
+
+    `loaded(model, tag)`, `failed(tag, message)` and `declined(tag)` (the user did not want the
+    surgery) end each request.
+    """
+
+    loaded = QtCore.pyqtSignal(object, object)
+    failed = QtCore.pyqtSignal(object, str)
+    declined = QtCore.pyqtSignal(object)
+
+    def __init__(self, worker: LatestWorker, confirm: Callable[[str], bool]) -> None:
+        super().__init__()
+        self.worker, self.confirm = worker, confirm
+        self.latest = 0
+        worker.done.connect(self._done)
+        worker.failed.connect(self._failed)
+
+    def load(self, prototxt: Path, weights: Path | None, engine: str) -> jobs.ModelTag:
+        """Read `prototxt` + `weights`, then (after the question, if it is a classifier) build."""
+        tag = self._tag(prototxt, weights, engine, remember=True)
+        self.worker.submit(KIND, lambda: jobs.read_model(prototxt, weights), tag)
+        return tag
+
+    def rebuild(self, model: LoadedModel, engine: str) -> jobs.ModelTag:
+        """The same net on another engine (no files read, no question asked)."""
+        tag = self._tag(model.prototxt, model.weights, engine, remember=False)
+        net = model.net
+        self.worker.submit(KIND, lambda: jobs.build_model(net, tag), tag)
+        return tag
+
+    def _tag(self, prototxt: Path, weights: Path | None, engine: str,
+             remember: bool) -> jobs.ModelTag:
+        self.latest += 1
+        return jobs.ModelTag(self.latest, Path(prototxt), Path(weights) if weights else None,
+                             engine, remember)
+
+    def _current(self, kind: str, tag: Any) -> bool:
+        return kind == KIND and tag.number == self.latest
+
+    def _done(self, kind: str, tag: Any, result: Any) -> None:
+        if not self._current(kind, tag):
+            return
+        if isinstance(result, jobs.NetRead):
+            if result.needs_surgery and not self.confirm(surgery_question(tag.prototxt)):
+                self.declined.emit(tag)
+                return
+            net = result.net
+            self.worker.submit(KIND, lambda: jobs.build_model(net, tag), tag)
+        else:
+            self.loaded.emit(result, tag)
+
+    def _failed(self, kind: str, tag: Any, message: str) -> None:
+        if self._current(kind, tag):
+            self.failed.emit(tag, message)
