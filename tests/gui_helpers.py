@@ -83,14 +83,15 @@ def settings(tmp_path) -> Settings:
 
 
 def open_window(qtbot, plate: Path, settings: Settings, **kwargs) -> MainWindow:
-    """A shown window on `plate` with the bundled model, after its first map is drawn."""
+    """A shown window on `plate` with the bundled model, after its first map is drawn and the
+    conv1 tiles have followed."""
     model = app.initial_model(default_args())
     window = MainWindow(model, session.read_image(plate), settings, **kwargs)
     qtbot.addWidget(window)
     window.errors = Recorder()
     window.show_error = window.errors
     window.resize(1280, 800)
-    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+    with qtbot.waitSignals([window.map_shown, window.panels_shown], timeout=MAP_TIMEOUT):
         window.show()
     return window
 

@@ -10,6 +10,7 @@ from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_windo
 from viewer import render
 from viewer.featuremap import geometry_of
 from viewer.gui import jobs
+from viewer.gui.conv1_panel import filter_picture
 
 CELLS = [(6, 8), (6, 20), (7, 33)]
 LABELS = ["K", "4", "Z"]
@@ -77,9 +78,12 @@ def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
 
 def test_a_filter_overlay_follows_the_scale(window, qtbot):
     qtbot.mouseClick(window.conv1.tiles[5], QtCore.Qt.LeftButton)
-    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+    with qtbot.waitSignals([window.map_shown, window.panels_shown], timeout=MAP_TIMEOUT):
         window.scale.spin.setValue(1.3)
     assert np.array_equal(window.plate.heat.image, window.fm.conv1[5])
+    assert window.conv1.tiles[5].isChecked()             # the tiles of the new map, still picked
+    expected = filter_picture(window.model.dense.engine.params["conv1"][0][5], window.fm.conv1[5])
+    assert window.conv1.tiles[5].iconSize().width() == expected.shape[1]
 
 
 def test_the_blob_selector_tiles_any_blob(window, qtbot):

@@ -19,10 +19,10 @@ HEARTBEAT_MS = 10
 
 @dataclass
 class Repaint:
-    """One scale change and the paint that first showed its map."""
+    """One map request (a scale change, mostly) and the paint that first showed its map."""
 
     scale: float
-    ms: float             # from the change (slider, spin, key) to the end of that paint
+    ms: float             # from the request (the window's MapTag.asked) to the end of that paint
     forward_ms: float     # the engine's time for that map, for comparison
 
 
@@ -37,11 +37,14 @@ class LatencyFigures:
 class LatencyProbe(QtCore.QObject):
     """Attach to a window; `repainted(ms)` fires each time a requested scale reaches the screen.
 
-    Scale change -> repaint: the time of each scale request is kept; when a map at that scale
-    has been drawn (`map_shown`), the next paint of the plate view is the moment the user sees
-    it. GUI stalls: a 10 ms precise timer on the GUI thread; a tick that comes late by more
-    than its interval means the thread was busy for that long. Lateness counts as "while a map
-    is computed" when the map worker was busy at either end of the gap.
+    Scale change -> repaint: each map request carries the time it was made (`MapTag.asked`,
+    taken in `request_map` before anything else runs); when its map has been drawn
+    (`map_shown`), the next paint of the plate view is the moment the user sees it. Coalesced
+    requests count from the last one, the one whose map is shown; the automatic scale's maps
+    are not scale changes and are left out. GUI stalls: a 10 ms precise timer on the GUI
+    thread; a tick that comes late by more than its interval means the thread was busy for
+    that long. Lateness counts as "while a map is computed" when the map worker was busy at
+    either end of the gap.
     """
 
     repainted = QtCore.pyqtSignal(float)
@@ -51,13 +54,11 @@ class LatencyProbe(QtCore.QObject):
         super().__init__(window)
         self.window = window
         self.figures = LatencyFigures()
-        self._asked: dict[float, float] = {}     # scale -> when it was asked for
         self._drawn: tuple[float, float] | None = None   # (scale, asked at) waiting for paint
         self._first_pending = window.fm is None
         self._interval = interval_ms / 1000.0
         self._last_tick: float | None = None
         self._busy_at_last_tick = False
-        window.scale.scale_changed.connect(self._asked_for)
         window.map_shown.connect(self._map_drawn)
         window.plate.painted.connect(self._painted)
         self.timer = QtCore.QTimer(self)
@@ -76,15 +77,10 @@ class LatencyProbe(QtCore.QObject):
         self.timer.stop()
 
     # scale change -> repaint -----------------------------------------------------------------
-    def _asked_for(self, scale: float) -> None:
-        self._asked[round(scale, 2)] = time.perf_counter()
-
     def _map_drawn(self) -> None:
-        fm = self.window.fm
-        asked = self._asked.pop(round(fm.scale, 2), None) if fm is not None else None
-        if asked is not None:
-            self._asked.clear()       # older requests were coalesced into this one
-            self._drawn = (fm.scale, asked)
+        tag, fm = self.window.shown_tag, self.window.fm
+        if tag is not None and fm is not None and not self.window.auto_shown:
+            self._drawn = (fm.scale, tag.asked)
         self.window.plate.viewport().update()   # make sure a paint follows
 
     def _painted(self) -> None:

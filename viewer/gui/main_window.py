@@ -37,7 +37,8 @@ WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "load
 
 class MainWindow(QtWidgets.QMainWindow):
     """Everything on screen; `map_shown` fires each time a new map has been drawn, and
-    `map_failed(message)` when the map asked for cannot be made (the message is on screen).
+    `map_failed(message)` when the map asked for cannot be made (the message is on screen);
+    `panels_shown` when the conv1 tiles of the map on screen have followed it.
 
     Without a `scale`, the window opens at the scale `reading.auto_read` chooses, as it does
     for each image opened later; `scale` (from `--scale`) wins.
@@ -45,6 +46,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     map_shown = QtCore.pyqtSignal()
     map_failed = QtCore.pyqtSignal(str)
+    panels_shown = QtCore.pyqtSignal()
     check_shown = QtCore.pyqtSignal()
 
     def __init__(self, model: LoadedModel, image: LoadedImage, settings: Settings,
@@ -63,8 +65,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.generation = 0
         self.checked_generation = -1
         self.auto_shown = False   # the map on screen is at the scale auto_read chose
+        self.shown_tag: jobs.MapTag | None = None   # the request the map on screen answers
         self.maps = LatestWorker("maps")
         self.slow = LatestWorker("surgery")
+        self.panels = LatestWorker("panels")   # conv1 tiles, drawn after the heatmap is shown
         self.loader = ModelLoader(self.maps, lambda question: self.confirm(question))
         self.browser = None
         self._build()
@@ -155,6 +159,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slow.failed.connect(self._job_failed)
         for worker in (self.maps, self.slow):
             worker.busy_changed.connect(self._show_busy)
+        self.panels.done.connect(self._conv1_drawn)
         self.loader.loaded.connect(self._model_loaded)
         self.loader.failed.connect(self._model_failed)
         self.loader.declined.connect(self._model_declined)
@@ -292,7 +297,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif kind not in ("map", "auto") or tag.generation != self.generation:
             return
         else:
-            self.auto_shown = kind == "auto"
+            self.auto_shown, self.shown_tag = kind == "auto", tag
             if self.auto_shown:
                 self.scale.set_scale(result.fm.scale)
             self._show_result(result)
@@ -346,9 +351,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.letters.show_message(result.note)
         dense = self.model.dense
         if self.fm.conv1 is not None:
-            self.conv1.set_filters(dense.first_conv, dense.engine.params[dense.first_conv][0],
-                                   self.fm.conv1, result.conv1_pictures)
-            self.conv1.select(self.filter)
+            kernels, fm = dense.engine.params[dense.first_conv][0], self.fm
+            self.panels.submit("conv1", lambda: jobs.conv1_pictures(kernels, fm.conv1),
+                               (fm, dense.first_conv, kernels))
         blob = self.blobs.blob()
         self.blobs.show_blob(blob, self.fm.blobs.get(blob))
         self._refresh_hover()
@@ -356,6 +361,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.map_shown.emit()
         if self.auto_check and self.checked_generation != self.generation:
             self.request_check()
+
+    def _conv1_drawn(self, kind: str, tag: tuple, pictures: list) -> None:
+        """The conv1 tiles of the map on screen (a late answer for an older map is dropped)."""
+        fm, blob, kernels = tag
+        if fm is self.fm:
+            self.conv1.set_filters(blob, kernels, fm.conv1, pictures)
+            self.conv1.select(self.filter)
+            self.panels_shown.emit()
 
     def draw_layer(self) -> None:
         """Put the chosen channel, best class or filter over the plate, placed by geometry."""
@@ -497,7 +510,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.save_view_options(self.options)
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
-        for worker in (self.maps, self.slow):
+        for worker in (self.maps, self.slow, self.panels):
             worker.stop()
         if self.browser is not None:
             self.browser.shutdown()
