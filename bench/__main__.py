@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import measure, plot, sections
+from bench import gui_latency, measure, plot, sections
 
 SCALES = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
 
@@ -69,6 +69,8 @@ def print_report(report: dict) -> None:
         print(f"\nend to end ({t['command']}): {t['seconds']:.2f} s, peak RSS "
               f"{t['peak_rss_mb']:.0f} MB, exit {t['exit_code']}, PNG written: "
               f"{t['png_written']}")
+    if "gui_latency" in report:
+        print("\n" + "\n".join(gui_latency.report_lines(report["gui_latency"])))
     for big in report.get("large_image", []):
         print(f"\n4000x3000 at scale 1 ({big['engine']}): engine estimate "
               f"{big.get('estimate_mb', '-')} MB, limit {big['limit_mb']:.0f} MB; " +
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                args.out / "growth.png")
         report["files"]["growth_png"] = str(path)
         report["end_to_end"] = sections.end_to_end_section()
-        report["gui_scale_change"] = {"measured": False, "reason": "not exposed by the GUI yet"}
+        report["gui_latency"] = gui_latency.gui_latency_section()
         if not args.no_large:
             report["large_image"] = [sections.large_image_section(name) for name in
                                      dict.fromkeys([default, "blas"])]
