@@ -61,7 +61,7 @@ class JobCancelled(Exception):
 class StoppableDense:
     """A DenseClassifier whose `run` refuses to start once `cancelled()` says so.
 
-    The core's searches (`reading.auto_read` makes about 20 passes) take a DenseClassifier;
+    The core's searches (`reading.auto_read` sweeps some 30 scales) take a DenseClassifier;
     handing them this stand-in lets a cancelled search end after the pass in progress.
     """
 

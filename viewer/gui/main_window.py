@@ -270,8 +270,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"computing the dense map at scale {scale:g}...")
 
     def request_auto_scale(self) -> None:
-        """The map at the scale where the letters read best, searched on the worker (about
-        20 passes, each a chance to cancel). Without a plate reader: a map at the current scale."""
+        """The map at the scale where the letters read best, searched on the worker (a sweep
+        of passes, each a chance to cancel). Without a plate reader: a map at the current scale."""
         if jobs.reading_module() is None:
             self.request_map()
             return
