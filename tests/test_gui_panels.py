@@ -164,6 +164,7 @@ def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screensho
     qtbot.waitUntil(lambda: bool(saved), timeout=MAP_TIMEOUT)
     assert saved == [True] and shot.exists()
     assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
+    assert win.conv1.tiles_show(win.fm)          # the tiles had followed the map
     assert win.scale.value() == pytest.approx(0.7)
     assert "scale 0.7, chosen automatically" in win.statusBar().currentMessage()
 

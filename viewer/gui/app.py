@@ -79,17 +79,22 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
 
 
 def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
-    """Save `window` once its first map is drawn (the automatic scale's, unless --scale was
-    given), or its error shown; the returned list gets True or False when that has happened."""
+    """Save `window` once its first map and its conv1 tiles are drawn (the automatic scale's
+    map, unless --scale was given), or its error shown; the returned list gets True or False
+    when that has happened."""
     saved: list[bool] = []
+    signals = (window.map_shown, window.panels_shown, window.map_failed)
 
     def shoot(*_message: str) -> None:
-        window.map_shown.disconnect(shoot)
-        window.map_failed.disconnect(shoot)
+        if window.fm is not None and window.fm.conv1 is not None and \
+                not window.conv1.tiles_show(window.fm):
+            return                      # the tiles follow the map: wait for panels_shown
+        for signal in signals:
+            signal.disconnect(shoot)
         QtCore.QTimer.singleShot(SCREENSHOT_DELAY_MS,
                                  lambda: saved.append(save_screenshot(window, path)))
-    window.map_shown.connect(shoot)
-    window.map_failed.connect(shoot)
+    for signal in signals:
+        signal.connect(shoot)
     return saved
 
 

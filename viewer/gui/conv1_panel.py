@@ -63,6 +63,7 @@ class Conv1Panel(QtWidgets.QScrollArea):
         self.group.idClicked.connect(self._clicked)
         self.tiles: list[QtWidgets.QToolButton] = []
         self.selected: int | None = None
+        self.outputs: np.ndarray | None = None     # the conv1 blob the tiles show
         self.hint.setText("conv1 filters appear here once a map is drawn.")
 
     def set_filters(self, blob: str, kernels: np.ndarray, outputs: np.ndarray,
@@ -77,11 +78,16 @@ class Conv1Panel(QtWidgets.QScrollArea):
                           "overlay it on the plate; click it again to go back to the classes.")
         if pictures is None:
             pictures = [filter_picture(kernels[k], outputs[k]) for k in range(len(kernels))]
+        self.outputs = outputs
         for k, tile in enumerate(self.tiles):
             picture = numbered(to_pixmap(pictures[k]), k)
             tile.setIcon(QtGui.QIcon(picture))
             tile.setIconSize(picture.size())
         self._relayout(force=True)
+
+    def tiles_show(self, fm) -> bool:
+        """Do the tiles show this map's conv1 (they are drawn after the map)?"""
+        return self.outputs is not None and self.outputs is fm.conv1
 
     def select(self, index: int | None) -> None:
         self.selected = index
