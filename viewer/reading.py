@@ -128,12 +128,18 @@ def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, 
 
     A single dense sweep measured better on generated plates than a coarse sweep refined
     around its best scale, which tended to drift to scales that drop or invent a letter.
+    When no scale reads anything, the result is at the candidate scale nearest 1, not at
+    the tiny first scale of the sweep.
     """
+    scales = candidate_scales(dense, image.shape[:2])
     best: tuple[float, PlateReading, FeatureMap] | None = None
-    for scale in candidate_scales(dense, image.shape[:2]):
+    for scale in scales:
         fm = dense.run(image, float(scale))
         reading = read_plate(fm)
         score = reading.weakest if len(reading.letters) >= MIN_LETTERS else 0.0
         if best is None or score > best[0]:
             best = (score, reading, fm)
+    if best[0] == 0.0:
+        fm = dense.run(image, float(scales[np.argmin(np.abs(np.log(scales)))]))
+        return read_plate(fm), fm
     return best[1], best[2]
