@@ -110,13 +110,13 @@ def test_solver_states_the_settings_and_covers_the_test_set():
     text_format.Parse(nets.solver_text(solver), again)
     assert again.test_iter == [61]
     assert (again.max_iter, again.lr_policy, again.random_seed, again.type) == \
-        (3000, "inv", 4, "SGD")
+        (3000, "poly", 4, "SGD")
     assert again.net == "models/lenet_train_test.prototxt"
     assert again.solver_mode == caffe_pb2.SolverParameter.CPU
 
 
 def test_inv_policy_is_caffes_formula():
-    s = nets.SolverSettings(base_lr=0.01, gamma=1e-4, power=0.75)
+    s = nets.SolverSettings(base_lr=0.01, lr_policy="inv", gamma=1e-4, power=0.75)
     assert s.learning_rate(0) == pytest.approx(0.01)
     assert s.learning_rate(10000) == pytest.approx(0.01 * 2 ** -0.75)
 

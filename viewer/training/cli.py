@@ -24,7 +24,7 @@ from viewer.training import TrainingError, nets
 MODEL_NAME = "lenet_plates"
 TRAIN_TEST_NAME = "lenet_train_test.prototxt"
 SOLVER_NAME = "lenet_solver.prototxt"
-DEFAULT_EPOCHS = 10.0
+DEFAULT_EPOCHS = 8.0
 MISTAKES_SHOWN = 128
 
 TRAIN_TEST_HEADER = """\
@@ -57,8 +57,7 @@ def settings_from_args(args: argparse.Namespace, train_count: int) -> nets.Solve
     if iters < 1:
         raise TrainingError("train for at least one iteration (--iters or --epochs)")
     interval = args.test_interval if args.test_interval is not None else max(1, iters // 10)
-    power = args.lr_power if args.lr_power is not None else \
-        (1.0 if args.lr_policy == "poly" else nets.SolverSettings.power)
+    power = args.lr_power if args.lr_power is not None else nets.DEFAULT_POWER[args.lr_policy]
     return nets.SolverSettings(max_iter=iters, batch_size=args.batch_size,
                                base_lr=args.base_lr, lr_policy=args.lr_policy, power=power,
                                test_interval=interval, display=max(1, min(100, iters // 20)),
@@ -182,11 +181,11 @@ def register(subparsers) -> None:
                         help=f"passes over the training set (default {DEFAULT_EPOCHS:g})")
     p.add_argument("--batch-size", type=int, default=64, help="windows per iteration (64)")
     p.add_argument("--base-lr", type=float, default=0.01, help="initial learning rate (0.01)")
-    p.add_argument("--lr-policy", choices=nets.LR_POLICIES, default="inv",
-                   help="Caffe's rate policy: inv (the LeNet example's), poly (down to 0 at the "
-                   "last iteration) or fixed")
+    p.add_argument("--lr-policy", choices=nets.LR_POLICIES, default="poly",
+                   help="Caffe's rate policy: poly (the default: linearly down to 0 at the last "
+                   "iteration), inv (the LeNet example's) or fixed")
     p.add_argument("--lr-power", type=float,
-                   help="power of the inv or poly policy (0.75 for inv, 1 for poly)")
+                   help="power of the poly or inv policy (1 for poly, 0.75 for inv)")
     p.add_argument("--test-interval", type=int, help="iterations between tests (a tenth)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, order, dropout (0)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (2)")

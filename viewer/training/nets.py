@@ -20,7 +20,8 @@ from viewer.proto import caffe_pb2
 from viewer.training import TrainingError
 
 LEARNABLE = {"Convolution", "InnerProduct"}
-LR_POLICIES = ("inv", "poly", "fixed")
+LR_POLICIES = ("poly", "inv", "fixed")
+DEFAULT_POWER = {"poly": 1.0, "inv": 0.75, "fixed": 1.0}  # inv's is the LeNet example's
 
 LENET_DEPLOY = """
 name: "LeNet"
@@ -62,9 +63,9 @@ class SolverSettings:
     base_lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0005
-    lr_policy: str = "inv"
-    gamma: float = 0.0001
-    power: float = 0.75
+    lr_policy: str = "poly"
+    gamma: float = 0.0001            # inv only
+    power: float = 1.0
     test_interval: int = 1000
     display: int = 100
     seed: int = 0
@@ -166,13 +167,16 @@ def solver(settings: SolverSettings, net_path: str, test_count: int,
            snapshot_prefix: str) -> caffe_pb2.SolverParameter:
     """The Caffe solver that runs `settings` on the train/test net at `net_path`."""
     s = settings
-    return caffe_pb2.SolverParameter(
+    param = caffe_pb2.SolverParameter(
         net=net_path, test_iter=[max(1, -(-test_count // s.test_batch_size))],
         test_interval=s.test_interval, base_lr=s.base_lr, momentum=s.momentum,
-        weight_decay=s.weight_decay, lr_policy=s.lr_policy, gamma=s.gamma, power=s.power,
+        weight_decay=s.weight_decay, lr_policy=s.lr_policy, power=s.power,
         display=s.display, max_iter=s.max_iter, snapshot=s.max_iter,
         snapshot_prefix=snapshot_prefix, solver_mode=caffe_pb2.SolverParameter.CPU,
         random_seed=s.seed, type="SGD")
+    if s.lr_policy == "inv":
+        param.gamma = s.gamma
+    return param
 
 
 def solver_text(param: caffe_pb2.SolverParameter) -> str:
