@@ -57,6 +57,12 @@ def lenet() -> model_io.CaffeNet:
 
 
 @pytest.fixture
+def classes(lenet) -> int:
+    """How many classes the bundled LeNet has: 36 characters, plus background once trained so."""
+    return lenet.param.layer[-1].inner_product_param.num_output
+
+
+@pytest.fixture
 def other_net() -> model_io.CaffeNet:
     param, _ = model_io.parse_prototxt(OTHER_NET, "other.prototxt")
     return random_biases(model_io.init_weights(param, seed=3), 3)

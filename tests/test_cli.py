@@ -28,7 +28,7 @@ def plate_png(tmp_path):
     return path
 
 
-def test_surgery_json_reports_shapes_paths_and_equivalence(lenet_files, tmp_path):
+def test_surgery_json_reports_shapes_paths_and_equivalence(lenet_files, classes, tmp_path):
     proto, weights = lenet_files
     before = proto.read_bytes(), weights.read_bytes()
     result = run_cli("surgery", "--prototxt", proto, "--weights", weights,
@@ -38,8 +38,8 @@ def test_surgery_json_reports_shapes_paths_and_equivalence(lenet_files, tmp_path
     assert report["layers"] == [
         {"layer": "ip1", "new_layer": "ip1-conv", "old_shape": [500, 800],
          "new_shape": [500, 50, 4, 4]},
-        {"layer": "ip2-alpha", "new_layer": "ip2-alpha-conv", "old_shape": [36, 500],
-         "new_shape": [36, 500, 1, 1]}]
+        {"layer": "ip2-alpha", "new_layer": "ip2-alpha-conv", "old_shape": [classes, 500],
+         "new_shape": [classes, 500, 1, 1]}]
     assert report["max_abs_diff"] < 1e-4 and report["passed"] is True
     fcn = model_io.load_net(report["prototxt"], report["weights"])
     assert fcn.weights["ip1-conv"][0].shape == (500, 50, 4, 4)
@@ -87,12 +87,13 @@ def test_map_writes_npz_pictures_and_json(plate_png, tmp_path):
     assert overlay.size == (120, 60)
 
 
-def test_map_with_a_classifier_performs_surgery_in_memory(plate_png, lenet_files, tmp_path):
+def test_map_with_a_classifier_performs_surgery_in_memory(plate_png, lenet_files, classes,
+                                                          tmp_path):
     proto, weights = lenet_files
     result = run_cli("map", plate_png, "--prototxt", proto, "--weights", weights,
                      "--out", tmp_path, "--json", "--engine", "numpy")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["output_shape"] == [36, 9, 24]
+    assert json.loads(result.stdout)["output_shape"] == [classes, 9, 24]
 
 
 @pytest.mark.parametrize("args, message", [

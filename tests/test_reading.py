@@ -62,3 +62,57 @@ def test_a_map_without_background_channel_uses_the_best_character():
 def test_nothing_confident_reads_nothing():
     reading = read_plate(synthetic_map({}))
     assert reading.text == "" and reading.letters == [] and reading.weakest == 0.0
+
+
+# With the shipped model: plates drawn by the project's own generator, so text and boxes are
+# known. Characters are drawn 22.5 / scale pixels tall, so at `scale` they fill the window as
+# in training.
+@pytest.fixture(scope="module")
+def shipped():
+    from viewer import paths
+    from viewer.featuremap import DenseClassifier
+    from viewer.model_io import load_net
+
+    return DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
+
+
+def test_generated_plates_read_with_boxes_on_the_characters(shipped):
+    """Three texts at five scales: nearly every character right, every box on its character.
+
+    The model is statistical, so the text is checked in aggregate (it reads the dev plates of
+    the model card at about 0.88); boxes are checked on every letter of the plates read whole.
+    """
+    from bench.read_plates import char_accuracy
+    from viewer.dataset.plates import PlateStyle, synthesize_plate
+
+    accuracies, exact = [], 0
+    for text in ["RK857AI", "4B40262", "XZ17QP"]:
+        for scale in [0.5, 0.75, 1.0, 1.5, 2.0]:
+            plate = synthesize_plate(text, char_height_px=22.5 / scale,
+                                     style=PlateStyle(layout="plain"))
+            reading = read_plate(shipped.run(plate.image, scale))
+            accuracies.append(char_accuracy(reading.text, text))
+            if reading.text != text:
+                continue
+            exact += 1
+            for letter, (x, y, w, h) in zip(reading.letters, plate.boxes):
+                lx, ly, lw, lh = letter.box
+                assert abs((lx + lw / 2) - (x + w / 2)) <= 0.2 * plate.char_height_px
+                assert abs((ly + lh / 2) - (y + h / 2)) <= 0.2 * plate.char_height_px
+                assert lh == pytest.approx(plate.char_height_px, rel=0.25)
+                assert letter.prob > 0.5 and letter.top[0] == (letter.label, letter.prob)
+    assert np.mean(accuracies) >= 0.95
+    assert exact >= 12
+
+
+@pytest.mark.parametrize("char_height", [18.0, 40.0])
+def test_auto_scale_finds_a_scale_that_fits_the_characters(shipped, char_height):
+    from viewer.dataset.plates import PlateStyle, synthesize_plate
+    from viewer.reading import auto_read
+
+    plate = synthesize_plate("RK857AI", char_height_px=char_height,
+                             style=PlateStyle(layout="plain"))
+    reading, fm = auto_read(shipped, plate.image)
+    assert reading.text == "RK857AI"
+    assert fm.scale == reading.scale
+    assert 17.0 <= reading.scale * char_height <= 28.0

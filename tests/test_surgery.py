@@ -9,11 +9,11 @@ from viewer.engines import create_engine
 from viewer.errors import ModelError, SurgeryError
 
 
-def test_lenet_inner_products_get_the_kernel_of_their_input(lenet):
+def test_lenet_inner_products_get_the_kernel_of_their_input(lenet, classes):
     result = surgery.make_fully_convolutional(lenet)
     shapes = [(c.layer, c.new_layer, c.old_shape, c.new_shape) for c in result.conversions]
     assert shapes == [("ip1", "ip1-conv", (500, 800), (500, 50, 4, 4)),
-                      ("ip2-alpha", "ip2-alpha-conv", (36, 500), (36, 500, 1, 1))]
+                      ("ip2-alpha", "ip2-alpha-conv", (classes, 500), (classes, 500, 1, 1))]
     np.testing.assert_array_equal(result.net.weights["ip1-conv"][0].reshape(500, 800),
                                   lenet.weights["ip1"][0])
     np.testing.assert_array_equal(result.net.weights["ip1-conv"][1], lenet.weights["ip1"][1])
@@ -54,11 +54,11 @@ def test_verification_detects_a_wrong_transplant(lenet):
     assert not surgery.verify_equivalence(lenet, fcn, count=2, engine="numpy").passed
 
 
-def test_transpose_inner_product_is_converted(lenet):
+def test_transpose_inner_product_is_converted(lenet, classes):
     lenet.param.layer[-1].inner_product_param.transpose = True
     lenet.weights["ip2-alpha"][0] = lenet.weights["ip2-alpha"][0].T.copy()
     fcn = surgery.make_fully_convolutional(lenet).net
-    assert fcn.weights["ip2-alpha-conv"][0].shape == (36, 500, 1, 1)
+    assert fcn.weights["ip2-alpha-conv"][0].shape == (classes, 500, 1, 1)
     assert surgery.verify_equivalence(lenet, fcn, count=2, engine="numpy").max_abs_diff < 1e-5
 
 
@@ -135,7 +135,7 @@ def test_fully_convolutional_output_at_each_cell_is_the_classifier(other_net):
             np.testing.assert_allclose(dense[:, i, j], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_surgered_net_accepts_any_input_size(lenet):
+def test_surgered_net_accepts_any_input_size(lenet, classes):
     fcn = surgery.make_fully_convolutional(lenet).net
     shapes = netgraph.infer_shapes(fcn.param, {"data": (1, 1, 290, 720)})
-    assert shapes["ip2-alpha-conv"] == (1, 36, 67, 174)
+    assert shapes["ip2-alpha-conv"] == (1, classes, 67, 174)
