@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from viewer.featuremap import FeatureMap
+from viewer.labels import BACKGROUND_NAME
 
 
 def class_colors(count: int) -> np.ndarray:
@@ -17,9 +18,15 @@ def class_colors(count: int) -> np.ndarray:
 
 
 def best_class_rgb(fm: FeatureMap) -> np.ndarray:
-    """h x w x 3 map: the best class's color, with its probability as brightness."""
+    """h x w x 3 map: the best class's color, with its probability as brightness.
+
+    A background class is black, so only the characters light up over the plate.
+    """
     best, conf = fm.best()
-    return (class_colors(len(fm.labels))[best] * conf[..., None]).astype(np.uint8)
+    colors = class_colors(len(fm.labels))
+    if BACKGROUND_NAME in fm.labels:
+        colors[fm.labels.index(BACKGROUND_NAME)] = 0
+    return (colors[best] * conf[..., None]).astype(np.uint8)
 
 
 def place_on_image(fm: FeatureMap, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
