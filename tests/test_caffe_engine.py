@@ -286,7 +286,9 @@ def test_bad_nets_and_sizes_are_refused_before_caffe_can_abort():
     assert "local_size 4 must be odd" in lines["lrn_even"]
     assert "runs only at its declared input size" in lines["classifier_33"]
     assert "smaller than" in lines["fcn_20"]
-    assert lines["fcn_32"] == "still runs (1, 36, 2, 2)"
+    bundled, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
+    classes = bundled.layer[-1].inner_product_param.num_output
+    assert lines["fcn_32"] == f"still runs (1, {classes}, 2, 2)"
 
 
 # Nets our reader accepts, mutated by the loader fuzz's strategy (one to three fields of a real
