@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from viewer import model_io, netgraph
+from viewer import model_io, netgraph, paths
 from viewer.engines import create_engine
 from viewer.labels import labels_for
 from viewer.proto import caffe_pb2
@@ -129,3 +129,35 @@ def test_poly_policy_falls_to_zero_at_the_last_iteration():
 def test_an_unknown_policy_is_named():
     with pytest.raises(TrainingError, match="'step'"):
         nets.SolverSettings(lr_policy="step").learning_rate(0)
+
+
+def test_shipped_classifier_is_the_net_training_builds():
+    shipped, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
+    assert model_io.structure_of(shipped) == model_io.structure_of(nets.lenet_deploy())
+    net = model_io.load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
+    assert net.weights["ip2-alpha"][0].shape == (37, 500)
+
+
+def test_shipped_train_test_net_matches_the_shipped_classifier():
+    shipped, _ = model_io.read_prototxt(paths.MODELS / "lenet_train_test.prototxt")
+    data = [l for l in shipped.layer if l.type == "Data"]
+    rebuilt = nets.train_test_net(nets.lenet_deploy(), data[0].data_param.source,
+                                  data[1].data_param.source, data[0].data_param.batch_size,
+                                  data[1].data_param.batch_size)
+    assert shipped == rebuilt
+
+
+def test_shipped_labels_name_every_output():
+    lines = (paths.MODELS / "labels.txt").read_text().splitlines()
+    assert lines == labels_for(37)
+
+
+def test_shipped_solver_runs_from_the_repository_folder():
+    """`caffe train --solver models/lenet_solver.prototxt` from the repo finds every file."""
+    solver = caffe_pb2.SolverParameter()
+    text_format.Parse((paths.MODELS / "lenet_solver.prototxt").read_text(), solver)
+    assert (paths.ROOT / solver.net).resolve() == (paths.MODELS / "lenet_train_test.prototxt")
+    assert solver.snapshot_prefix == "models/lenet_plates"
+    train_test, _ = model_io.read_prototxt(paths.ROOT / solver.net)
+    sources = [l.data_param.source for l in train_test.layer if l.type == "Data"]
+    assert sources == ["out/plates/train_lmdb", "out/plates/test_lmdb"]
