@@ -2,7 +2,9 @@
 
 Writes into --out: `lenet_plates.prototxt` + `.caffemodel` (the deploy net, through our Caffe
 writer), `lenet_train_test.prototxt` + `lenet_solver.prototxt` (the same training for real
-Caffe), `labels.txt`, and `lenet_plates_training.png` + `.json` (curves and figures).
+Caffe), `labels.txt`, `lenet_plates_training.png` + `.json` (curves, figures, the command) and
+`lenet_plates_mistakes.png` (test windows it gets wrong). `--evaluate` measures a saved model
+on the test LMDB instead, with the opencv engine.
 """
 from __future__ import annotations
 
