@@ -132,14 +132,15 @@ def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, 
     the tiny first scale of the sweep.
     """
     scales = candidate_scales(dense, image.shape[:2])
+    nearest_one = int(np.argmin(np.abs(np.log(scales))))
     best: tuple[float, PlateReading, FeatureMap] | None = None
-    for scale in scales:
+    fallback: tuple[PlateReading, FeatureMap] | None = None
+    for index, scale in enumerate(scales):
         fm = dense.run(image, float(scale))
         reading = read_plate(fm)
         score = reading.weakest if len(reading.letters) >= MIN_LETTERS else 0.0
         if best is None or score > best[0]:
             best = (score, reading, fm)
-    if best[0] == 0.0:
-        fm = dense.run(image, float(scales[np.argmin(np.abs(np.log(scales)))]))
-        return read_plate(fm), fm
-    return best[1], best[2]
+        if index == nearest_one:
+            fallback = (reading, fm)
+    return fallback if best[0] == 0.0 else (best[1], best[2])
