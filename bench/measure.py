@@ -22,18 +22,25 @@ def median_ms(fn: Callable[[], object], repeat: int = 5, warm: int = 1) -> float
     return statistics.median(times)
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int = 5,
-                   warm: int = 1) -> dict[str, list[float]]:
-    """Every call's time, taking turns between the candidates so that load hits them alike."""
-    for fn in fns.values():
-        for _ in range(warm):
-            fn()
+def rotated_ms(fns: dict[str, Callable[[], object]], repeat: int = 5, block: int = 3,
+               settle: float = 0.3) -> dict[str, list[float]]:
+    """Every timed call, in blocks of `block` per candidate, taking turns until each has
+    `repeat` (so load from other programs hits them all alike).
+
+    Each block starts after `settle` seconds and one untimed call. BLAS, OpenMP and onnxruntime
+    keep their worker threads spinning for a while after a call; on 2 cores those threads take
+    the CPU from whichever library runs next. Measured here: onnx 66 ms alone, 120 ms right after
+    a blas pass, 75 ms after a blas pass and 0.3 s.
+    """
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
+    while any(len(t) < repeat for t in times.values()):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            time.sleep(settle)
             fn()
-            times[name].append((time.perf_counter() - start) * 1000.0)
+            for _ in range(min(block, repeat - len(times[name]))):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1000.0)
     return times
 
 

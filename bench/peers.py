@@ -1,42 +1,39 @@
-"""Engines that are not part of the viewer but that the benchmark compares with: real pycaffe.
+"""Engines that the benchmark compares with but the viewer does not offer: PyTorch.
 
-A registered engine of the same name wins; this adapter is used only when `import caffe`
-works and the viewer has no `caffe` engine of its own.
+The net runs as `viewer.training.torchnet.CaffeTorchNet`, the same module the trainer uses, so
+the weights and Caffe's conventions (ceil pooling, in-place blobs) are the ones the engines see.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
+from typing import Sequence
 
 import numpy as np
 
-from viewer.model_io import CaffeNet, write_net
+from viewer.model_io import CaffeNet
 
 
-def pycaffe_available() -> bool:
-    return importlib.util.find_spec("caffe") is not None
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
-class PycaffePass:
-    """pycaffe's `net.forward()` on the same weights, reshaped to each input."""
+class TorchPass:
+    """PyTorch's CPU forward pass of the dense net, inference mode, one thread per core."""
 
-    name = "caffe"
+    name = "torch"
 
     def __init__(self, net: CaffeNet) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import caffe
+        import torch
 
-        caffe.set_mode_cpu()
-        with tempfile.TemporaryDirectory() as tmp:
-            proto, weights = os.path.join(tmp, "net.prototxt"), os.path.join(tmp, "net.caffemodel")
-            write_net(net, proto, weights)
-            self._net = caffe.Net(proto, caffe.TEST, weights=weights)
-        self._input = self._net.inputs[0]
+        from viewer.training.torchnet import CaffeTorchNet
 
-    def forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
-        self._net.blobs[self._input].reshape(*data.shape)
-        self._net.reshape()
-        self._net.blobs[self._input].data[...] = data
-        self._net.forward()
-        return {b: self._net.blobs[b].data.copy() for b in blobs}
+        torch.set_num_threads(os.cpu_count() or 1)
+        self._torch = torch
+        self._module = CaffeTorchNet(net.param).eval()
+        self._module.load_caffe(net)
+
+    def forward(self, data: np.ndarray, blobs: Sequence[str]) -> dict[str, np.ndarray]:
+        with self._torch.inference_mode():
+            out = self._module.blobs(self._torch.from_numpy(data))
+            return {b: out[b].numpy() for b in blobs}

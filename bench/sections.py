@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bench.measure import interleaved_ms, median_ms
-from bench.peers import PycaffePass, pycaffe_available
+from bench.measure import median_ms, rotated_ms
+from bench.peers import TorchPass, torch_available
 from viewer import cost, netgraph, paths
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.numpy_engine import softmax
@@ -59,15 +59,11 @@ class Workload:
 def dense_engines(include_numpy: bool) -> list[str]:
     """The engines to time: every available one, the slow reference only when asked."""
     names = [n for n in available_engines() if include_numpy or n != "numpy"]
-    if "caffe" not in names and pycaffe_available():
-        names.append("caffe")
-    return names
+    return names + ["torch"] if torch_available() else names
 
 
 def _make(name: str, net: CaffeNet):
-    if name == "caffe" and "caffe" not in available_engines():
-        return PycaffePass(net)
-    return create_engine(name, net)
+    return TorchPass(net) if name == "torch" else create_engine(name, net)
 
 
 def engines_section(w: Workload, names: list[str], repeat: int, gemm_gflops: float) -> dict:
@@ -81,7 +77,7 @@ def engines_section(w: Workload, names: list[str], repeat: int, gemm_gflops: flo
     reference = create_engine("numpy", w.fcn).forward(w.data, w.blobs)
     ref_probs = softmax(reference[w.score_blob])
     calls = {name: (lambda e=e: e.forward(w.data, w.blobs)) for name, e in engines.items()}
-    times = interleaved_ms(calls, repeat=repeat, warm=2)
+    times = rotated_ms(calls, repeat=repeat)
     bound_ms = w.flops / (gemm_gflops * 1e9) * 1000.0
     rows = {}
     for name, engine in engines.items():
