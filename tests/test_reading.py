@@ -64,6 +64,24 @@ def test_nothing_confident_reads_nothing():
     assert reading.text == "" and reading.letters == [] and reading.weakest == 0.0
 
 
+def test_o_and_0_follow_the_kind_of_their_group():
+    # `RK-O26`: the gap after K splits the groups, so O's neighbours are the digits 2 and 6.
+    fm = synthetic_map({10: "R", 16: "K", 28: "O", 34: "2", 40: "6"})
+    reading = read_plate(fm)
+    assert reading.text == "RK026"
+    o, zero = fm.labels.index("O"), fm.labels.index("0")
+    assert reading.letters[2].prob == pytest.approx(fm.probs[o, 2, 28] + fm.probs[zero, 2, 28])
+    assert reading.letters[2].top[0][0] == "O"  # the net's own ranking is kept
+    # A 0 among letters, at a group's end too: `B0X0`.
+    assert read_plate(synthetic_map({10: "B", 16: "0", 22: "X", 28: "0"})).text == "BOXO"
+
+
+def test_o_or_0_between_kinds_or_already_of_its_kind_is_left_as_read():
+    assert read_plate(synthetic_map({10: "A", 16: "O", 22: "7"})).text == "AO7"
+    assert read_plate(synthetic_map({10: "A", 16: "O"})).text == "AO"
+    assert read_plate(synthetic_map({10: "1", 16: "A", 22: "2"})).text == "1A2"
+
+
 # With the shipped model: plates drawn by the project's own generator, so text and boxes are
 # known. Characters are drawn 22.5 / scale pixels tall, so at `scale` they fill the window as
 # in training.

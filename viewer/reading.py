@@ -4,6 +4,9 @@ A character shows as a column of cells where the net is sure it sees *some* char
 background probability). Peaks of that confidence along the plate, at least a character
 apart and on one text line, are the letters. `--scale auto` tries scales and keeps the one
 whose *weakest* letter is strongest: a sum of confidences rewards scales that invent letters.
+
+Plates write letters and digits in runs (`BA-123XY`, `1AB 2345`), and plate faces draw O and
+0 alike, so an O or 0 is read as whatever kind its neighbours in the same group are.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ MIN_CONFIDENCE = 0.5        # a peak weaker than this is not a letter
 MIN_GAP = 0.3          # letters are at least this many windows apart
 TOP_K = 3
 MIN_LETTERS = 2             # a reading with fewer letters does not compete in the scale search
+GROUP_GAP = 1.3             # a gap this many usual pitches wide separates groups of letters
+TWINS = {"O": "0", "0": "O"}  # one glyph in plate faces: the neighbours decide which it is
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,56 @@ def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
     return Letter(top[0][0], top[0][1], top, box, (i, j))
 
 
+def _kind(label: str) -> str:
+    return "digit" if label.isdigit() else "letter"
+
+
+def _groups(letters: list[Letter]) -> list[list[int]]:
+    """Indices of the letters split where the gap is much wider than the usual pitch (a
+    separator, a coat of arms or a stamp between the groups of a plate)."""
+    if len(letters) < 3:
+        return [list(range(len(letters)))]
+    centres = np.array([letter.box[0] + letter.box[2] / 2 for letter in letters])
+    gaps = np.diff(centres)
+    cuts = np.nonzero(gaps > GROUP_GAP * np.median(gaps))[0] + 1
+    return [g.tolist() for g in np.split(np.arange(len(letters)), cuts)]
+
+
+def _neighbour_kind(letters: list[Letter], group: list[int], k: int) -> str | None:
+    """The kind (letter or digit) that letter k's neighbours in its group agree on: one on
+    each side, or the two on its inner side at a group's end. Only confident letters that
+    are not themselves O or 0 count."""
+    at = group.index(k)
+    near = group[max(0, at - 1):at] + group[at + 1:at + 2]
+    if len(near) == 1:
+        near = group[max(0, at - 2):at] + group[at + 1:at + 3]
+    kinds = {_kind(letters[i].label) for i in near
+             if letters[i].label not in TWINS and letters[i].prob >= MIN_CONFIDENCE}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -> list[Letter]:
+    """Read each O or 0 as the kind its group's neighbours are, with the pair's probability.
+
+    Plate faces draw O and 0 alike (on real plates the net is sure of the wrong one), and
+    plates write letters and digits in runs (`RK-026AJ`, `OY 09 FEU` stays undecided), so
+    the run decides. `probs` is the map's C x H x W probabilities, `labels` its channels.
+    """
+    out = list(letters)
+    for group in _groups(letters):
+        for k in group:
+            letter = letters[k]
+            if letter.label not in TWINS:
+                continue
+            want = _neighbour_kind(letters, group, k)
+            if want is None or want == _kind(letter.label):
+                continue
+            i, j = letter.cell
+            pair = float(sum(probs[labels.index(t), i, j] for t in TWINS))
+            out[k] = Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell)
+    return out
+
+
 def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReading:
     """Find the letters along the plate in one dense map."""
     conf = character_confidence(fm)
@@ -111,7 +166,7 @@ def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReadin
     chars = character_channels(fm.labels)
     letters = [_letter_at(fm, int(rows[j]), j, chars) for j in peaks
                if abs(rows[j] - line) <= tolerance]
-    return PlateReading(letters, fm.scale)
+    return PlateReading(resolve_twins(letters, fm.probs, fm.labels), fm.scale)
 
 
 def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
