@@ -32,6 +32,7 @@ Box = tuple[int, int, int, int]  # x, y, w, h in pixels of the plate image
 
 SEPARATORS = " -:*"  # gap, hyphen, colon dots, two stacked round stamps
 REF_CAP_PX = 96  # glyphs are cached at this capital height, then scaled
+TWIN_OVERLAP = 0.97  # ink overlap above which two glyphs of a face count as one shape
 
 # Width of each separator slot, in character heights (the spacing is added on both sides).
 SEPARATOR_SLOT = {" ": 0.30, "-": 0.30, ":": 0.14, "*": 0.42}
@@ -179,6 +180,37 @@ def font_stem_ratio(face: FontFace) -> float:
     raw, _ = _raw_glyphs(str(face.path))
     mask = raw["I"][0]
     return float((mask[mask.shape[0] // 2] > 127).sum()) / REF_CAP_PX
+
+
+def _ink_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two glyph masks' ink, centred on each other."""
+    h, w = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
+    inks = []
+    for m in (a, b):
+        canvas = np.zeros((h, w), bool)
+        y, x = (h - m.shape[0]) // 2, (w - m.shape[1]) // 2
+        canvas[y:y + m.shape[0], x:x + m.shape[1]] = m > 127
+        inks.append(canvas)
+    return float((inks[0] & inks[1]).sum() / max(1, (inks[0] | inks[1]).sum()))
+
+
+@lru_cache(maxsize=None)
+def _twins(path: str) -> frozenset[str]:
+    raw, _ = _raw_glyphs(path)
+    return frozenset(a for a in CHARACTERS for b in CHARACTERS
+                     if a != b and _ink_overlap(raw[a][0], raw[b][0]) > TWIN_OVERLAP)
+
+
+def twin_characters(style: PlateStyle) -> frozenset[str]:
+    """The characters that this style's face draws like another character (ink overlap above
+    `TWIN_OVERLAP`; the closest distinct pair of the faces, B and D of Open DIN, is at 0.94).
+
+    Open DIN and Bebas Neue draw O and 0 as one glyph. No classifier can tell such windows
+    apart, so they make no centred-character training windows: as labels they would be noise,
+    and they would cap any test accuracy. Plate faces (DIN 1451, FE-Schrift) draw 0 narrower.
+    """
+    faces = find_fonts()
+    return _twins(str(faces[style.font % len(faces)].path))
 
 
 def _glyphs_for(style: PlateStyle) -> _GlyphSet:
@@ -704,4 +736,5 @@ def random_plate(rng: np.random.Generator, char_height_px: float,
 
 __all__ = ["Box", "Mark", "Plate", "PlateStyle", "PhotoAugment", "SEPARATORS",
            "PLATE_FORMATS", "render_plate", "synthesize_plate", "random_plate",
-           "random_plate_text", "random_style", "char_height_for", "font_stem_ratio"]
+           "random_plate_text", "random_style", "char_height_for", "font_stem_ratio",
+           "twin_characters"]

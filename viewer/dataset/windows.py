@@ -19,7 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from viewer.dataset.plates import PLATE_FORMATS, Box, Plate, random_plate
+from viewer.dataset.plates import PLATE_FORMATS, Box, Plate, random_plate, twin_characters
 from viewer.labels import BACKGROUND, CHARACTERS
 
 
@@ -31,7 +31,7 @@ class WindowSpec:
     char_height: tuple[float, float] = (20.0, 25.0)  # character height in window pixels
     max_jitter: float = 1 / 8        # centred: |dx| < max_jitter * reference width
     max_jitter_y: float = 1 / 10     # centred: |dy| < max_jitter_y * character height
-    min_shift: float = 1 / 4         # background: |dx| >= min_shift * reference width ...
+    min_shift: float = 1 / 3         # background: |dx| >= min_shift * reference width ...
     min_shift_y: float = 1 / 3       # ... or |dy| >= min_shift_y * character height
     background_fraction: float = 0.43
     off_scale_fraction: float = 0.08  # share of plates drawn too small or too large (background)
@@ -248,7 +248,9 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
                               plate.char_height_px, _window_boxes(plate.boxes, cx, cy, size)))
         return out
     plate = random_plate(rng, rng.uniform(*spec.char_height))
-    keep = [i for i, ch in enumerate(plate.chars) if rng.random() < _KEEP[CHARACTERS.index(ch)]]
+    twins = twin_characters(plate.style)
+    keep = [i for i, ch in enumerate(plate.chars)
+            if rng.random() < _KEEP[CHARACTERS.index(ch)] and ch not in twins]
     n_bg = _stochastic_round(len(keep) * f / (1 - f) * (1 - spec.off_scale_fraction * 1.3), rng)
     return sample_windows(plate, rng, 0, n_bg, spec) + _char_windows(plate, rng, keep, spec)
 
