@@ -32,7 +32,7 @@ from viewer.dataset.errors import DatasetError
 from viewer.dataset.lmdb_io import make_datum, open_lmdb, write_lmdb
 from viewer.errors import ImageError, ModelError, SurgeryError, ViewerError
 from viewer.featuremap import DenseClassifier
-from viewer.images import MAX_PIXELS, load_image, to_gray
+from viewer.images import MAX_PIXELS, load_image, scaled_size, to_gray
 from viewer.proto import caffe_pb2
 
 
@@ -260,12 +260,19 @@ def test_a_scale_that_needs_too_much_memory_is_refused_before_allocating(dense, 
         tracemalloc.stop()
     message = str(err.value)
     assert "at scale 400 the 120x60 image becomes 48000x24000 pixels" in message
+    assert "GB on the 'opencv' engine and " in message and "GB on the 'blas' engine" in message
     assert f"more than the {cost.MEMORY_LIMIT / 2**30:g} GB limit" in message
     largest = float(message.rsplit("the largest scale that fits is ", 1)[1])
     limit = cost.MEMORY_LIMIT
-    assert dense.forward_bytes(*np.round(np.array([60, 120]) * largest).astype(int)) <= limit
-    assert dense.forward_bytes(*np.round(np.array([60, 120]) * (largest + 0.01))
-                               .astype(int)) > limit
+
+    def least(scale: float) -> float:
+        """The smaller estimate of the two engines a pass may run on."""
+        return min(dense.forward_bytes(*scaled_size((60, 120), scale), engine=engine)
+                   for engine in dense.memory_engines())
+
+    assert least(largest) <= limit < least(largest + 0.01)
+    # the opencv engine alone stops well below: the scale named is the lean engine's
+    assert dense.forward_bytes(*scaled_size((60, 120), largest)) > limit
 
 
 def test_the_largest_scale_that_fits_is_exact_and_works(dense, monkeypatch):
@@ -284,11 +291,22 @@ def test_no_scale_fits_an_absurdly_thin_image(dense):
         dense.run(np.zeros((1, 200_000), np.uint8), 28)
 
 
-def test_a_phone_photo_at_full_size_names_the_scale_that_fits(tmp_path):
+def test_a_phone_photo_too_large_even_for_blas_names_the_scale_blas_can_do(tmp_path):
+    """At scale 1 a 12 MP photo falls back to the lean engine; at scale 2 neither fits."""
     Image.new("L", (4000, 3000), 200).save(tmp_path / "photo.png")
-    result = run_cli("map", tmp_path / "photo.png", "--scale", "1", "--out", tmp_path / "out")
-    assert_one_line_error(result, "the 4000x3000 image becomes 4000x3000 pixels",
-                          "GB limit; the largest scale that fits is 0.")
+    result = run_cli("map", tmp_path / "photo.png", "--scale", "2", "--engine", "onnx",
+                     "--out", tmp_path / "out")
+    dense = DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
+    largest = dense.max_scale((3000, 4000))
+    limit = cost.MEMORY_LIMIT
+    lean = dense.lean_engine
+    assert dense.forward_bytes(*scaled_size((3000, 4000), largest), engine=lean) <= limit
+    assert dense.forward_bytes(*scaled_size((3000, 4000), largest + 0.01), engine=lean) > limit
+    assert dense.forward_bytes(*scaled_size((3000, 4000), largest)) > limit   # not onnx's
+    assert largest >= 1
+    assert_one_line_error(result, "the 4000x3000 image becomes 8000x6000 pixels",
+                          "GB on the 'onnx' engine and ", "GB on the 'blas' engine",
+                          f"GB limit; the largest scale that fits is {largest:g}")
     assert not (tmp_path / "out").exists()
 
 

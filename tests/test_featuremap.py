@@ -6,11 +6,12 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
+from viewer import cost, featuremap
 from viewer.engines import create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError
-from viewer.featuremap import DenseClassifier, Geometry, geometry_of
-from viewer.images import load_image, rescale, to_gray
+from viewer.featuremap import DenseClassifier, Geometry, geometry_of, size_text
+from viewer.images import load_image, rescale, scaled_size, to_gray
 from viewer.surgery import make_fully_convolutional
 
 
@@ -118,3 +119,83 @@ def test_rescale_uses_area_when_shrinking():
     stripes = np.tile(np.array([0, 255], np.uint8), (8, 4))
     assert np.all(np.abs(rescale(stripes, 0.5).astype(int) - 128) <= 1)
     assert rescale(stripes, 2.0).shape == (16, 16)
+
+
+# ---- a pass too large for the chosen engine runs on the lean one ------------------------------
+
+# Small enough that a 600x800 pass is over onnxruntime's estimate (288 MB) but within the blas
+# engine's (109 MB), so the fallback is tested without allocating gigabytes.
+SMALL_LIMIT = 128 * 2**20
+
+
+@pytest.fixture
+def onnx_dense(lenet) -> DenseClassifier:
+    return DenseClassifier(lenet, "onnx")
+
+
+def test_a_pass_over_the_limit_on_onnx_runs_on_blas_with_the_same_probabilities(
+        onnx_dense, monkeypatch):
+    image = plate_like(600, 800, seed=4)
+    onnx_need = onnx_dense.forward_bytes(600, 800)
+    blas_need = onnx_dense.forward_bytes(600, 800, engine=onnx_dense.lean_engine)
+    assert blas_need <= SMALL_LIMIT < onnx_need
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", SMALL_LIMIT)
+    fm = onnx_dense.run(image, 1.0)
+    assert fm.engine == "blas" and onnx_dense.engine_name == "onnx"
+    assert fm.engine_note == (f"the 800x600 input needs {size_text(onnx_need)} on 'onnx'; "
+                              f"using 'blas' ({size_text(blas_need)})")
+    assert fm.engine_note.startswith("the 800x600 input needs 288 MB on 'onnx'")
+    monkeypatch.undo()                        # the real limit: onnx itself fits this size
+    exact = onnx_dense.run(image, 1.0)
+    assert exact.engine == "onnx" and exact.engine_note == ""
+    assert fm.probs.shape == exact.probs.shape == (exact.probs.shape[0], 144, 194)
+    np.testing.assert_allclose(fm.probs, exact.probs, atol=1e-4)
+    np.testing.assert_allclose(fm.conv1, exact.conv1, rtol=1e-4, atol=1e-3)
+
+
+def test_the_lean_engine_is_made_on_first_need_and_kept(onnx_dense, monkeypatch):
+    made = []
+
+    def counting(name, net):
+        made.append(name)
+        return create_engine(name, net)
+
+    monkeypatch.setattr(featuremap, "create_engine", counting)
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", SMALL_LIMIT)
+    assert onnx_dense.run(plate_like(60, 120), 1.0).engine == "onnx"
+    assert made == []                         # a pass onnx fits makes no second engine
+    image = plate_like(600, 800)
+    first, second = onnx_dense.run(image, 1.0), onnx_dense.run(image, 1.0)
+    assert first.engine == second.engine == "blas" and made == ["blas"]
+    assert onnx_dense.lean_engine.net is onnx_dense.net
+
+
+def test_when_neither_engine_fits_the_refusal_names_the_lean_engines_largest_scale(
+        onnx_dense, monkeypatch):
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", SMALL_LIMIT)
+    image = plate_like(600, 800)
+    with pytest.raises(ImageError) as err:
+        onnx_dense.run(image, 2.0)
+    message = str(err.value)
+    assert "at scale 2 the 800x600 image becomes 1600x1200 pixels" in message
+    assert (f"would need {size_text(onnx_dense.forward_bytes(1200, 1600))} on the 'onnx' engine "
+            f"and {size_text(onnx_dense.forward_bytes(1200, 1600, engine=onnx_dense.lean_engine))}"
+            " on the 'blas' engine, more than the 0.125 GB limit") in message
+    largest = float(message.rsplit("the largest scale that fits is ", 1)[1])
+
+    def fits(scale: float, engine) -> bool:
+        size = scaled_size((600, 800), scale)
+        return onnx_dense.forward_bytes(*size, engine=engine) <= SMALL_LIMIT
+
+    # counted up in hundredths, independently of max_scale's bisection
+    caps = {}
+    for engine in onnx_dense.memory_engines():
+        hundredths = round(onnx_dense.smallest_scale((600, 800)) * 100)
+        while fits((hundredths + 1) / 100, engine):
+            hundredths += 1
+        caps[engine.name] = hundredths / 100
+    assert caps == {"onnx": 0.67, "blas": 1.15}
+    assert largest == onnx_dense.max_scale((600, 800)) == caps["blas"]
+    assert onnx_dense.run(image, largest).engine == "blas"
+    with pytest.raises(ImageError, match=f"the largest scale that fits is {largest:g}$"):
+        onnx_dense.run(image, largest + 0.01)

@@ -7,6 +7,7 @@ scaled image, `receptive_field` pixels wide. It is derived from the net's layers
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,11 @@ from viewer.images import rescale, scaled_size, to_gray
 from viewer.labels import labels_for
 from viewer.model_io import CaffeNet
 from viewer.surgery import is_fully_convolutional, make_fully_convolutional
+
+# The engine a pass falls back to when the chosen engine's estimate is over the memory limit.
+# It holds fused intermediates only as bands: a 4000x3000 photo at scale 1 needs 1.4 GB on it
+# against 7.2 GB on onnxruntime, for about twice the time, and the same probabilities.
+LEAN_ENGINE = "blas"
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,30 @@ class FeatureMap:
     scale: float
     forward_ms: float
     blobs: dict[str, np.ndarray] = field(default_factory=dict)
+    engine: str = ""            # the engine that computed it: the chosen one, or LEAN_ENGINE
+    engine_note: str = ""       # why it is not the chosen engine, "" when it is
 
     def best(self) -> tuple[np.ndarray, np.ndarray]:
         """Per cell: the most probable class and its probability."""
         return self.probs.argmax(axis=0), self.probs.max(axis=0)
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """A pass checked before anything is allocated: the scaled input size and the engine that
+    will run it, with `note` saying why when that is the lean fallback, not the chosen one."""
+
+    height: int
+    width: int
+    engine: Engine
+    note: str = ""
+
+
+def size_text(nbytes: float) -> str:
+    """Bytes as a person reads them in a message: "7.2 GB", "288 MB"."""
+    if not math.isfinite(nbytes):
+        return f"over {4 * netgraph.MAX_ELEMENTS / 2**30:g} GB"
+    return f"{nbytes / 2**30:.1f} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MB"
 
 
 class DenseClassifier:
@@ -116,10 +142,29 @@ class DenseClassifier:
         self.channels = shapes[self.engine.input_name][1]
         self.labels = labels_for(shapes[self.score_blob][1])
         self.unit = geometry_of(self.net, self.score_blob, shapes=shapes)
+        self._lean: Engine | None = None
+        self._lean_lock = threading.Lock()   # the GUI thread and the map worker both ask
 
     @property
     def engine_name(self) -> str:
+        """The chosen engine; a pass too large for it may run on `lean_engine` instead."""
         return self.engine.name
+
+    @property
+    def lean_engine(self) -> Engine:
+        """The memory-lean engine on the same net, made on first need and kept (the chosen
+        engine itself when that is already LEAN_ENGINE)."""
+        with self._lean_lock:
+            if self._lean is None:
+                self._lean = self.engine if self.engine.name == LEAN_ENGINE else \
+                    create_engine(LEAN_ENGINE, self.net)
+            return self._lean
+
+    def memory_engines(self) -> list[Engine]:
+        """The engines a pass may run on, in order of preference: the chosen one, then the
+        lean one when it differs."""
+        lean = self.lean_engine
+        return [self.engine] if lean is self.engine else [self.engine, lean]
 
     def min_scale(self, image_shape: tuple[int, int]) -> float:
         """The smallest scale at which the image still holds one receptive field."""
@@ -142,22 +187,32 @@ class DenseClassifier:
         return list(dict.fromkeys([self.score_blob, *([self.first_conv] if self.first_conv
                                                       else []), *extra_blobs]))
 
-    def forward_bytes(self, height: int, width: int, extra_blobs: tuple[str, ...] = ()) -> float:
-        """Memory a pass over a height x width input needs on this engine (`viewer.cost`).
+    def forward_bytes(self, height: int, width: int, extra_blobs: tuple[str, ...] = (),
+                      engine: Engine | None = None) -> float:
+        """Memory a pass over a height x width input needs on `engine` (default: the chosen
+        one), from `viewer.cost`.
 
         Infinite when a blob would exceed netgraph.MAX_ELEMENTS. Nothing is allocated.
         """
         shape = (1, self.channels, height, width)
         try:
-            return float(cost.forward_bytes(self.engine, shape, self.wanted_blobs(extra_blobs)))
+            return float(cost.forward_bytes(engine or self.engine, shape,
+                                            self.wanted_blobs(extra_blobs)))
         except netgraph.BlobTooLarge:
             return math.inf
 
     def max_scale(self, image_shape: tuple[int, int], extra_blobs: tuple[str, ...] = ()) -> float:
-        """The largest scale (to 0.01) whose pass fits in `cost.MEMORY_LIMIT`; 0 if none does."""
+        """The largest scale (to 0.01) whose pass fits in `cost.MEMORY_LIMIT` on the chosen
+        engine or, failing that, on the lean one (where `run` then goes); 0 if none does."""
+        return max(self._max_scale_on(engine, image_shape, extra_blobs)
+                   for engine in self.memory_engines())
+
+    def _max_scale_on(self, engine: Engine, image_shape: tuple[int, int],
+                      extra_blobs: tuple[str, ...]) -> float:
+        """`max_scale` for one engine: a doubling and bisection search over the estimate."""
         def fits(scale: float) -> bool:
             size = scaled_size(image_shape, scale)
-            return self.forward_bytes(*size, extra_blobs) <= cost.MEMORY_LIMIT
+            return self.forward_bytes(*size, extra_blobs, engine) <= cost.MEMORY_LIMIT
 
         smallest = self.smallest_scale(image_shape)
         if not fits(smallest):
@@ -174,11 +229,14 @@ class DenseClassifier:
         return hundredths / 100
 
     def check_scale(self, image_shape: tuple[int, ...], scale: float,
-                    extra_blobs: tuple[str, ...] = ()) -> tuple[int, int]:
-        """The scaled (height, width), or an ImageError naming the scales that work.
+                    extra_blobs: tuple[str, ...] = ()) -> PassPlan:
+        """The scaled size and the engine for the pass, or an ImageError naming the scales
+        that work.
 
         Refuses an image smaller than the net's window at `scale`, and a pass that would need
-        more than `cost.MEMORY_LIMIT`, before anything is resized or allocated.
+        more than `cost.MEMORY_LIMIT` on the chosen engine and on the lean one, before
+        anything is resized or allocated. A pass only the lean engine fits runs there: slower,
+        but a map instead of a refusal.
         """
         if min(image_shape[:2]) < 1:
             raise ImageError(f"the image is empty ({image_shape[1]}x{image_shape[0]} pixels)")
@@ -190,18 +248,25 @@ class DenseClassifier:
                 f"than the net's {rw}x{rh} window; the smallest scale that works is "
                 f"{self.smallest_scale(image_shape[:2]):g}")
         needed = self.forward_bytes(height, width, extra_blobs)
-        if needed > cost.MEMORY_LIMIT:
-            largest = self.max_scale(image_shape[:2], extra_blobs)
-            advice = (f"the largest scale that fits is {largest:g}" if largest else
-                      "no scale fits, crop the image")
-            size = f"{needed / 2**30:.1f} GB" if math.isfinite(needed) else \
-                f"over {4 * netgraph.MAX_ELEMENTS / 2**30:g} GB"
-            raise ImageError(
-                f"at scale {scale:g} the {image_shape[1]}x{image_shape[0]} image becomes "
-                f"{width}x{height} pixels and the dense pass on the '{self.engine.name}' engine "
-                f"would need {size}, more than the {cost.MEMORY_LIMIT / 2**30:g} GB limit; "
-                f"{advice}")
-        return height, width
+        if needed <= cost.MEMORY_LIMIT:
+            return PassPlan(height, width, self.engine)
+        needs = {self.engine.name: needed}
+        lean = self.lean_engine
+        if lean is not self.engine:
+            needs[lean.name] = self.forward_bytes(height, width, extra_blobs, lean)
+            if needs[lean.name] <= cost.MEMORY_LIMIT:
+                return PassPlan(height, width, lean, (
+                    f"the {width}x{height} input needs {size_text(needed)} on "
+                    f"'{self.engine.name}'; using '{lean.name}' ({size_text(needs[lean.name])})"))
+        largest = self.max_scale(image_shape[:2], extra_blobs)
+        advice = (f"the largest scale that fits is {largest:g}" if largest else
+                  "no scale fits, crop the image")
+        sizes = " and ".join(f"{size_text(need)} on the '{name}' engine"
+                             for name, need in needs.items())
+        raise ImageError(
+            f"at scale {scale:g} the {image_shape[1]}x{image_shape[0]} image becomes "
+            f"{width}x{height} pixels and the dense pass would need {sizes}, more than the "
+            f"{cost.MEMORY_LIMIT / 2**30:g} GB limit; {advice}")
 
     def prepare(self, image: np.ndarray, scale: float,
                 extra_blobs: tuple[str, ...] = ()) -> np.ndarray:
@@ -210,20 +275,27 @@ class DenseClassifier:
         Checked first by `check_scale`, so a request that cannot work allocates nothing.
         """
         self.check_scale(image.shape, scale, extra_blobs)
+        return self._input(image, scale)
+
+    def _input(self, image: np.ndarray, scale: float) -> np.ndarray:
         gray = rescale(to_gray(image), scale)
         data = gray.astype(np.float32)[None, None]
         return np.repeat(data, self.channels, axis=1) if self.channels > 1 else data
 
     def run(self, image: np.ndarray, scale: float = 1.0, extra_blobs: tuple[str, ...] = (),
             warm: bool = False) -> FeatureMap:
-        """Map `image` (RGB or gray uint8) at `scale`; `warm` runs once untimed first."""
-        data = self.prepare(image, scale, extra_blobs)
+        """Map `image` (RGB or gray uint8) at `scale`; `warm` runs once untimed first.
+
+        The pass runs on the engine `check_scale` picks; the map names it.
+        """
+        plan = self.check_scale(image.shape, scale, extra_blobs)
+        data = self._input(image, scale)
         wanted = self.wanted_blobs(extra_blobs)
         with np.errstate(all="ignore"):  # an overflow shows in the scores, refused below
             if warm:
-                self.engine.forward(data, wanted)
+                plan.engine.forward(data, wanted)
             start = time.perf_counter()
-            out = self.engine.forward(data, wanted)
+            out = plan.engine.forward(data, wanted)
             elapsed = (time.perf_counter() - start) * 1000.0
         scores = out[self.score_blob][0]
         if not np.isfinite(scores).all():
@@ -236,4 +308,5 @@ class DenseClassifier:
             scores=scores, probs=softmax(scores, axis=0), labels=self.labels,
             conv1=out[self.first_conv][0] if self.first_conv else None, geometry=geometry,
             image_shape=tuple(image.shape[:2]), scale=scale, forward_ms=elapsed,
-            blobs={b: out[b][0] for b in extra_blobs})
+            blobs={b: out[b][0] for b in extra_blobs}, engine=plan.engine.name,
+            engine_note=plan.note)
