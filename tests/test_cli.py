@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
-from viewer import model_io, paths
+from viewer import cost, model_io, paths
+from viewer.cli import main
+from viewer.featuremap import DenseClassifier, size_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +87,44 @@ def test_map_writes_npz_pictures_and_json(plate_png, tmp_path):
         assert npz["conv1"].shape == (20, 56, 116)
     overlay = Image.open(summary["files"]["overlay"])
     assert overlay.size == (120, 60)
+
+
+# Small enough that an 800x600 pass is over onnxruntime's estimate (288 MB) but within the
+# blas engine's (109 MB), so the fallback runs without allocating gigabytes.
+SMALL_LIMIT = 128 * 2**20
+
+
+def test_map_and_read_fall_back_to_blas_with_a_note_on_stderr(tmp_path, monkeypatch, capsys):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(plate_like(600, 800, seed=3)).save(photo)
+    dense = DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
+    onnx_need = dense.forward_bytes(600, 800)
+    blas_need = dense.forward_bytes(600, 800, engine=dense.lean_engine)
+    assert blas_need <= SMALL_LIMIT < onnx_need
+    note = (f"note: the 800x600 input needs {size_text(onnx_need)} on 'onnx'; using 'blas' "
+            f"({size_text(blas_need)})\n")
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", SMALL_LIMIT)
+    common = ["--scale", "1", "--engine", "onnx"]
+
+    assert main(["map", str(photo), *common, "--out", str(tmp_path / "json"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err == note
+    summary = json.loads(out.out)
+    assert summary["engine"] == "blas" and summary["output_shape"][1:] == [144, 194]
+    assert Path(summary["files"]["npz"]).stat().st_size > 0
+
+    assert main(["map", str(photo), *common, "--out", str(tmp_path / "text")]) == 0
+    out = capsys.readouterr()
+    assert out.err == note and "x 144 x 194 cells" in out.out and "ms (blas)" in out.out
+
+    assert main(["read", str(photo), *common, "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err == note and json.loads(out.out)["engine"] == "blas"
+
+    monkeypatch.undo()                        # the real limit: onnx fits, no note
+    assert main(["map", str(photo), *common, "--out", str(tmp_path / "onnx"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and json.loads(out.out)["engine"] == "onnx"
 
 
 def test_map_with_a_classifier_performs_surgery_in_memory(plate_png, lenet_files, classes,

@@ -88,6 +88,13 @@ def cmd_surgery(args: argparse.Namespace) -> int:
     return 0 if check.passed else EXIT_CHECK_FAILED
 
 
+def print_engine_note(note: str) -> None:
+    """One `note:` line on stderr when a map runs on the lean engine instead of --engine
+    (`FeatureMap.engine_note`), so stdout stays the result alone."""
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     """Compute the dense maps of one image and save them with pictures of them."""
     from viewer import export, render
@@ -96,11 +103,14 @@ def cmd_map(args: argparse.Namespace) -> int:
 
     image = load_image(args.image)
     dense = DenseClassifier(load_model_args(args), args.engine)
-    dense.check_scale(image.shape, args.scale)
+    plan = dense.check_scale(image.shape, args.scale)
     inputs = tuple(p for p in (args.image, args.prototxt, args.weights) if p)
     npz, overlay, grid = prepare_outputs(
         args.out, ["featuremap.npz", "heatmap_best.png", "conv1_grid.png"], inputs)
-    fm = dense.run(image, args.scale, warm=True)
+    print_engine_note(plan.note)    # before the pass, which the lean engine makes slower
+    # A warm-up run steadies the timing of a short pass; a lean fallback pass is seconds long,
+    # and running it twice would double the wait for no better figure.
+    fm = dense.run(image, args.scale, warm=not plan.note)
     files = {
         "npz": export.save_npz(fm, npz, inputs),
         "overlay": export.save_png(render.overlay_best_class(image, fm), overlay, inputs),
@@ -108,7 +118,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if fm.conv1 is not None:
         files["conv1"] = export.save_png(render.tile_channels(fm.conv1), grid, inputs)
     summary = {
-        "image": str(args.image), "engine": dense.engine_name, "scale": args.scale,
+        "image": str(args.image), "engine": fm.engine, "scale": args.scale,
         "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),
         "offset": list(fm.geometry.offset),
         "receptive_field": list(fm.geometry.receptive_field),
@@ -119,7 +129,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     else:
         c, h, w = fm.probs.shape
         print(f"{args.image}: {c} classes x {h} x {w} cells, stride {fm.geometry.stride[0]}, "
-              f"window {fm.geometry.receptive_field[0]}, {fm.forward_ms:.1f} ms ({dense.engine_name})")
+              f"window {fm.geometry.receptive_field[0]}, {fm.forward_ms:.1f} ms ({fm.engine})")
         for path in files.values():
             print(f"wrote {path}")
     return 0
@@ -167,11 +177,13 @@ def cmd_read(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     dense = DenseClassifier(load_model_args(args), args.engine)
     if args.scale == "auto":
-        result, _ = reading.auto_read(dense, image)
+        result, fm = reading.auto_read(dense, image)
     else:
-        result = reading.read_plate(dense.run(image, args.scale))
+        fm = dense.run(image, args.scale)
+        result = reading.read_plate(fm)
+    print_engine_note(fm.engine_note)
     if args.json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), "engine": fm.engine})
     else:
         letters = "  ".join(f"{l.label} {l.prob:.2f}" for l in result.letters)
         print(f"{result.text or '(nothing read)'}  (scale {result.scale:.3g})  {letters}")
