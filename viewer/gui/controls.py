@@ -86,8 +86,8 @@ class ScaleControl(QtWidgets.QWidget):
         """
         low = max(SCALE_FLOOR, math.ceil(minimum * 100) / 100.0)
         high = max(SCALE_MAX, low)  # a tiny image's range, undone by the next image's minimum
-        if 0 < limit < high:
-            high = max(low, math.floor(limit * 100) / 100.0)
+        if 0 < limit < high:    # round first: 1.15 * 100 is 114.99999999999999
+            high = max(low, math.floor(round(limit * 100, 6)) / 100.0)
         elif limit <= 0:
             high = low
         for widget, bounds in ((self.spin, (low, high)),
