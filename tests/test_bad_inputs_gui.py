@@ -10,7 +10,9 @@ from PIL import Image
 from bad_inputs import TINY_NET, encoded, png_declaring, write_net_pair
 from gui_helpers import (MAP_TIMEOUT, generated_plate, load_model, open_window,  # noqa: F401
                          plate_file, settings, window)
-from viewer import paths
+from viewer import cost, paths
+from viewer.featuremap import size_text
+from viewer.images import scaled_size
 
 
 def still_maps(window, qtbot) -> None:
@@ -68,23 +70,44 @@ def test_a_broken_model_is_a_dialog_and_the_model_stays(window, qtbot, tmp_path,
     still_maps(window, qtbot)
 
 
-def test_a_large_photo_caps_the_scale_where_its_pass_fits_in_memory(window, qtbot, tmp_path):
-    Image.new("L", (4000, 3000), 200).save(tmp_path / "photo.png")
+# Small enough that an 800x600 photo is over onnxruntime's estimate above scale 0.67 and over
+# the blas engine's above 1.15, so the test shows both caps without allocating gigabytes.
+SMALL_LIMIT = 128 * 2**20
+
+
+def test_a_large_photo_caps_the_scale_where_its_pass_fits_on_the_lean_engine(
+        window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", SMALL_LIMIT)
+    Image.new("L", (800, 600), 200).save(tmp_path / "photo.png")
     window.scale.set_scale(2.0)
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_image(tmp_path / "photo.png")
-    limit = window.model.dense.max_scale((3000, 4000))
-    assert 0 < limit < 2.0
+    dense = window.model.dense
+    assert dense.engine_name == "onnx"
+    limit = dense.max_scale((600, 800))
+    assert limit == 1.15
+    height, width = scaled_size((600, 800), limit)
+    onnx_need = dense.forward_bytes(height, width)
+    blas_need = dense.forward_bytes(height, width, engine=dense.lean_engine)
+    assert blas_need <= SMALL_LIMIT < onnx_need      # the cap is blas's, above onnx's own
+    assert dense.forward_bytes(*scaled_size((600, 800), limit + 0.01),
+                               engine=dense.lean_engine) > SMALL_LIMIT
     assert window.scale.spin.maximum() == pytest.approx(limit)
     assert window.scale.slider.maximum() == round(limit * 100)
     tip = window.scale.spin.toolTip()
-    assert f"At most {limit:g}" in tip and "4000x3000" in tip and "memory limit" in tip
+    assert f"At most {limit:g}" in tip and "800x600 image on 'onnx' or 'blas'" in tip
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.set_scale(3.0, emit=True)           # the most the control allows
-    assert window.fm.scale == pytest.approx(limit)
-    assert window.fm.image_shape == (3000, 4000)
-    assert window.errors.errors == [] and not window.statusBar().currentMessage().startswith(
-        "error")
+    assert window.fm.scale == pytest.approx(limit) and window.fm.engine == "blas"
+    assert window.fm.image_shape == (600, 800)
+    assert window.statusBar().currentMessage().endswith(
+        f" ms on blas | the {width}x{height} input needs {size_text(onnx_need)} on 'onnx'; "
+        f"using 'blas' ({size_text(blas_need)})")
+    assert window.errors.errors == []
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.scale.set_scale(0.5, emit=True)           # onnx fits again: no note
+    assert window.fm.engine == "onnx"
+    assert window.statusBar().currentMessage().endswith(" ms on onnx")
 
 
 def test_an_image_below_the_window_then_a_normal_one_restores_the_scale_range(window, qtbot,

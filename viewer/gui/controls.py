@@ -5,6 +5,7 @@ Each control only reports what the user chose; the main window decides what to c
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from PyQt5 import QtCore, QtWidgets
 
@@ -17,17 +18,19 @@ COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
 SCALE_TIP = "Input scale: the plate is resized by this factor before the dense pass (keys + and -)"
 
 
-def scale_limit_text(limit: float, image_shape: tuple[int, int], engine: str) -> str:
-    """Why the scale stops below SCALE_MAX: the pass would not fit `cost.MEMORY_LIMIT`."""
+def scale_limit_text(limit: float, image_shape: tuple[int, int], engines: Sequence[str]) -> str:
+    """Why the scale stops below SCALE_MAX: the pass would not fit `cost.MEMORY_LIMIT` on any
+    of `engines` (the chosen one and the lean fallback, `DenseClassifier.memory_engines`)."""
     height, width = image_shape
     budget = f"the {cost.MEMORY_LIMIT / 2**30:g} GB memory limit"
+    on = " or ".join(f"'{name}'" for name in engines)
     if limit <= 0:
         return (f"No scale fits: even the smallest pass over this {width}x{height} image on "
-                f"'{engine}' needs more than {budget}; crop the image")
+                f"{on} needs more than {budget}; crop the image")
     if limit >= SCALE_MAX:
         return ""
     return (f"At most {limit:g}: above it the dense pass over this {width}x{height} image on "
-            f"'{engine}' would need more than {budget}")
+            f"{on} would need more than {budget}")
 
 
 class ScaleControl(QtWidgets.QWidget):

@@ -247,8 +247,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         dense, shape = self.model.dense, self.image.pixels.shape[:2]
         limit = dense.max_scale(shape, self._extra_blobs())
-        self.scale.set_range(dense.min_scale(shape), limit,
-                             scale_limit_text(limit, shape, dense.engine_name))
+        self.scale.set_range(dense.min_scale(shape), limit, scale_limit_text(
+            limit, shape, [engine.name for engine in dense.memory_engines()]))
 
     def _blob_changed(self, _blob: str) -> None:
         self._update_range()    # a large blob lowers the largest scale that fits
@@ -390,10 +390,11 @@ class MainWindow(QtWidgets.QMainWindow):
         g = layer.geometry
         h, w = (layer.values if layer.values is not None else layer.rgb).shape[:2]
         how = ", chosen automatically" if self.auto_shown else ""
+        why = f" | {fm.engine_note}" if fm.engine_note else ""
         self.statusBar().showMessage(
             f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
             f"{g.receptive_field[0]} px of the scaled image | scale {fm.scale:.3g}{how} | "
-            f"{fm.forward_ms:.0f} ms on {self.model.dense.engine_name}")
+            f"{fm.forward_ms:.0f} ms on {fm.engine}{why}")
 
     # picking what to show ------------------------------------------------------------------------
     def set_channel(self, label: str | None) -> None:
