@@ -6,9 +6,10 @@ engine, so the only difference measured is one convolutional pass against many s
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -38,17 +39,23 @@ class WindowComparison:
         return self.windows_ms / self.dense_ms if self.dense_ms > 0 else float("inf")
 
 
-def window_stack(data: np.ndarray, stride: tuple[int, int], offset: tuple[int, int],
-                 field: tuple[int, int], rows: range, cols: range) -> np.ndarray:
-    """The windows of cells `rows` x `cols` of a 1 x C x H x W input, row-major by cell.
+def window_batches(data: np.ndarray, stride: tuple[int, int], offset: tuple[int, int],
+                   field: tuple[int, int], rows: range, cols: range,
+                   batch: int) -> Iterator[np.ndarray]:
+    """The windows of cells `rows` x `cols` of a 1 x C x H x W input, row-major by cell,
+    `batch` at a time as N x C x h x w arrays.
 
-    The cells must have their whole window inside the input (`Geometry.cells_inside`).
+    Only one batch is cut at a time: at the scales the lean engine allows, a photo has a
+    million cells, whose windows together would take gigabytes. The cells must have their
+    whole window inside the input (`Geometry.cells_inside`).
     """
     views = np.lib.stride_tricks.sliding_window_view(data[0], field, axis=(1, 2))
-    y0, x0 = offset[0] + rows.start * stride[0], offset[1] + cols.start * stride[1]
-    picked = views[:, y0::stride[0], x0::stride[1]][:, :len(rows), :len(cols)]
-    return np.ascontiguousarray(picked.transpose(1, 2, 0, 3, 4)).reshape(
-        len(rows) * len(cols), data.shape[1], *field)
+    cells = len(rows) * len(cols)
+    for start in range(0, cells, batch):
+        index = np.arange(start, min(start + batch, cells))
+        y = offset[0] + (rows.start + index // len(cols)) * stride[0]
+        x = offset[1] + (cols.start + index % len(cols)) * stride[1]
+        yield np.ascontiguousarray(views[:, y, x].transpose(1, 0, 2, 3))
 
 
 def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float,
@@ -62,29 +69,29 @@ def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float
     """
     classifier = classifier or dense.classifier
     net = classifier or dense.net
-    engine = create_engine(dense.engine_name, net)
     blob = netgraph.score_blob(net.param)
     fm = dense.run(image, scale, warm=True)
+    engine = create_engine(fm.engine, net)   # the lean one when the dense pass fell back to it
     data = dense.prepare(image, scale)
     rows, cols = fm.geometry.cells_inside(data.shape[2], data.shape[3])
     rows = range(rows.start, min(rows.stop, fm.scores.shape[1]))
     cols = range(cols.start, min(cols.stop, fm.scores.shape[2]))
     g = dense.unit
-    windows = window_stack(data, g.stride, g.offset, g.receptive_field, rows, cols)
-    engine.forward(windows[:1], [blob])
+    count = len(rows) * len(cols)
+    batches = window_batches(data, g.stride, g.offset, g.receptive_field, rows, cols, batch)
+    first = next(batches, None)
+    if first is None:
+        return WindowComparison(0, fm.forward_ms, 0.0, 0.0, fm.engine, classifier is not None)
+    engine.forward(first[:1], [blob])
     start = time.perf_counter()
     scores = []
-    for k in range(0, len(windows), batch):
+    for k, chunk in enumerate(itertools.chain([first], batches)):
         if cancelled is not None and cancelled():
-            raise MeasurementCancelled(f"stopped after {k} of {len(windows)} windows")
-        chunk = windows[k:k + batch]
+            raise MeasurementCancelled(f"stopped after {k * batch} of {count} windows")
         scores.append(engine.forward(chunk, [blob])[blob].reshape(len(chunk), -1))
     windows_ms = (time.perf_counter() - start) * 1000.0
-    if not len(windows):
-        return WindowComparison(0, fm.forward_ms, windows_ms, 0.0, dense.engine_name,
-                                classifier is not None)
     per_window = np.concatenate(scores).T.reshape(-1, len(rows), len(cols))
     dense_cells = fm.scores[:, rows.start:rows.stop, cols.start:cols.stop]
     diff = float(np.abs(per_window - dense_cells).max())
-    return WindowComparison(len(windows), fm.forward_ms, windows_ms, diff, dense.engine_name,
+    return WindowComparison(count, fm.forward_ms, windows_ms, diff, fm.engine,
                             classifier is not None)
