@@ -76,8 +76,15 @@ def print_report(report: dict) -> None:
               f"{big.get('estimate_mb', '-')} MB, limit {big['limit_mb']:.0f} MB; " +
               (f"refused before allocating, process peak RSS {big['peak_rss_mb']:.0f} MB: "
                f"{big['refused']}" if "refused" in big else
-               f"process peak RSS {big['peak_rss_mb']:.0f} MB, forward "
+               f"{ran_on(big)}process peak RSS {big['peak_rss_mb']:.0f} MB, forward "
                f"{big.get('forward_ms', '-')} ms, exit {big['exit_code']}"))
+
+
+def ran_on(big: dict) -> str:
+    """Which engine computed the large map, when it is not the one asked for (the fallback)."""
+    if big.get("ran_on", big["engine"]) == big["engine"]:
+        return ""
+    return f"ran on {big['ran_on']} (its estimate {big['ran_on_estimate_mb']} MB), "
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -223,7 +223,9 @@ image = np.random.default_rng(0).integers(0, 256, (3000, 4000), dtype=np.uint8)
 report = {"estimate_mb": round(dense.forward_bytes(3000, 4000) / 2**20, 1)}
 try:
     fm = dense.run(image, 1.0)
-    report.update(map=list(fm.probs.shape), forward_ms=round(fm.forward_ms, 1))
+    ran = next(e for e in dense.memory_engines() if e.name == fm.engine)
+    report.update(map=list(fm.probs.shape), forward_ms=round(fm.forward_ms, 1), ran_on=fm.engine,
+                  ran_on_estimate_mb=round(dense.forward_bytes(3000, 4000, engine=ran) / 2**20, 1))
 except ImageError as err:
     report["refused"] = str(err)
 print(json.dumps(report))
@@ -231,8 +233,9 @@ print(json.dumps(report))
 
 
 def large_image_section(engine_name: str, timeout: float = 300.0) -> dict:
-    """A dense map of a 4000x3000 photo at scale 1 in a fresh process: its peak memory, or
-    the viewer's refusal (before allocating) when the engine's estimate is over the limit."""
+    """A dense map of a 4000x3000 photo at scale 1 in a fresh process: its peak memory and
+    the engine that ran it (the lean one when `engine_name`'s estimate is over the limit), or
+    the viewer's refusal (before allocating) when no engine's estimate fits."""
     result = {"engine": engine_name, "image": "4000x3000 gray, scale 1",
               **_run_child([sys.executable, "-c", LARGE_SCRIPT, engine_name], dict(os.environ),
                            timeout)}
