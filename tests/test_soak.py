@@ -67,7 +67,8 @@ def image_pool(folder: Path) -> list[tuple[Path, bool]]:
             pool.append((path, True))
     Image.new("L", (1, 1), 90).save(folder / "dot.png")            # loads; the map cannot
     pool.append((folder / "dot.png", True))
-    Image.new("L", (4000, 3000), 200).save(folder / "photo.png")   # loads; too big at scale 1
+    # loads; over onnx's memory limit at scales 0.6 and 1, where blas maps it, refused at 1.4
+    Image.new("L", (4000, 3000), 200).save(folder / "photo.png")
     pool.append((folder / "photo.png", True))
     broken = {
         "empty.png": b"",
