@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from viewer.errors import ViewerError
 
@@ -82,9 +82,13 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes,
-                       inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Write `data` to `path` through a temporary file and a rename."""
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object],
+                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Fill `path` by `write(file)` through a temporary file and a rename.
+
+    The writer streams to the file, so a large output (the npz of a 12 MP photo's maps, over
+    a gigabyte) is never held in memory as bytes first.
+    """
     out = check_output_path(path, inputs)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
@@ -96,7 +100,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes,
     try:
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; outputs get normal permissions
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
@@ -109,6 +113,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes,
         raise
     _fsync_folder(out.parent)
     return out
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes,
+                       inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Write `data` to `path` atomically; see `write_atomic`."""
+    return write_atomic(path, lambda fh: fh.write(data), inputs)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str,
