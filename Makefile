@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sysdeps proto caffe bench
+.PHONY: run test sysdeps proto caffe bench model
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,12 @@ proto: $(STAMP)
 # Real Caffe (pycaffe, CPU only) built from Debian's source package; cached, see docs/real-caffe.md.
 caffe: $(STAMP)
 	bash scripts/install-pycaffe.sh $(BIN)/python
+
+# The shipped model from scratch (models/README.md): synthetic data, training with the `train`
+# extra (PyTorch CPU), surgery. About 15 minutes on 2 cores; rewrites models/lenet_plates*.
+model: sysdeps $(STAMP)
+	$(BIN)/pip install --quiet -e '.[train]'
+	$(BIN)/python main.py dataset make --out out/plates --count 300000 --seed 0 --force
+	$(BIN)/python main.py train --data out/plates --out models --seed 0 --threads 2
+	$(BIN)/python main.py surgery --prototxt models/lenet_plates.prototxt \
+		--weights models/lenet_plates.caffemodel --out models
