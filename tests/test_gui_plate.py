@@ -24,17 +24,22 @@ def test_first_map_is_the_best_class_placed_by_the_geometry(window):
     assert window.channels.currentText() == BEST
     assert window.plate.classes.isVisible() and not window.plate.heat.isVisible()
     assert close_to(item_rect(window.plate.classes), fm.geometry.heatmap_rect(*fm.probs.shape[1:]))
-    assert np.array_equal(window.plate.classes.image, render.best_class_rgb(fm))
+    assert np.array_equal(window.plate.classes.image, render.best_class_rgba(fm))
 
 
-def test_best_class_pixels_have_the_class_color_at_full_opacity(window):
+def test_best_class_pixels_blend_the_class_color_by_its_alpha_at_full_opacity(window):
     window.layer_controls.opacity.setValue(100)
     fm = window.fm
-    expected = render.best_class_rgb(fm)
-    rows, cols = fm.probs.shape[1:]
-    for i, j in [(rows // 2, cols // 3), (1, cols - 2), (rows - 2, 1)]:
-        drawn = pixel_at(window, *cell_centre(fm, i, j))
-        assert close_to(drawn, expected[i, j], 2), (i, j)
+    rgba = render.best_class_rgba(fm).astype(float)
+    alphas = rgba[..., 3] / 255
+    sure, unsure = np.unravel_index(alphas.argmax(), alphas.shape), \
+        np.unravel_index(alphas.argmin(), alphas.shape)
+    assert alphas[sure] > 0.9 and alphas[unsure] < 0.1  # a character, and plain background
+    for i, j in (sure, unsure):
+        x, y = cell_centre(fm, i, j)
+        plate = np.broadcast_to(window.image.pixels[int(y), int(x)], (3,)).astype(float)
+        expected = (1 - alphas[i, j]) * plate + alphas[i, j] * rgba[i, j, :3]
+        assert close_to(pixel_at(window, x, y), expected, 3), (i, j)
 
 
 def test_opacity_blends_the_map_with_the_plate(window):

@@ -17,16 +17,34 @@ def class_colors(count: int) -> np.ndarray:
                     np.uint8)
 
 
-def best_class_rgb(fm: FeatureMap) -> np.ndarray:
-    """h x w x 3 map: the best class's color, with its probability as brightness.
+def best_class_rgba(fm: FeatureMap) -> np.ndarray:
+    """h x w x 4 map: the best character's color, as opaque as the net is sure of *a* character.
 
-    A background class is black, so only the characters light up over the plate.
+    The alpha is 1 - P(background), so background cells are transparent and the plate shows
+    through unchanged; a net without a background class gets its best probability instead.
     """
-    best, conf = fm.best()
-    colors = class_colors(len(fm.labels))
-    if BACKGROUND_NAME in fm.labels:
-        colors[fm.labels.index(BACKGROUND_NAME)] = 0
-    return (colors[best] * conf[..., None]).astype(np.uint8)
+    chars = [k for k, name in enumerate(fm.labels) if name != BACKGROUND_NAME]
+    best = np.asarray(chars)[fm.probs[chars].argmax(axis=0)]
+    if len(chars) < len(fm.labels):
+        alpha = 1.0 - fm.probs[fm.labels.index(BACKGROUND_NAME)]
+    else:
+        alpha = fm.probs.max(axis=0)
+    rgba = np.empty(best.shape + (4,), np.uint8)
+    rgba[..., :3] = class_colors(len(fm.labels))[best]
+    rgba[..., 3] = np.clip(np.rint(255 * alpha), 0, 255).astype(np.uint8)
+    return rgba
+
+
+def blend(base: np.ndarray, cells: np.ndarray, fm: FeatureMap, opacity: float) -> np.ndarray:
+    """`cells` (RGB, or RGBA with its own alpha) placed per the geometry over the gray or RGB
+    `base` at `opacity`, as uint8 RGB."""
+    placed, mask = place_on_image(fm, cells)
+    out = (base if base.ndim == 3 else np.repeat(base[..., None], 3, axis=2)).astype(np.float32)
+    alpha = np.where(mask, np.float32(opacity), np.float32(0))[..., None]
+    if cells.shape[-1] == 4:
+        alpha = alpha * placed[..., 3:].astype(np.float32) / 255.0
+    out = (1 - alpha) * out + alpha * placed[..., :3]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def place_on_image(fm: FeatureMap, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,8 +54,11 @@ def place_on_image(fm: FeatureMap, cells: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     height, width = fm.image_shape
     x, y, w, h = fm.geometry.heatmap_rect(*cells.shape[:2])
-    # Affine map from cell index space to image pixels; nearest keeps cells as blocks.
-    matrix = np.array([[w / cells.shape[1], 0, x], [0, h / cells.shape[0], y]], np.float32)
+    cw, ch = w / cells.shape[1], h / cells.shape[0]
+    # Affine map from cell index space to image pixels, centre to centre (cell j's block
+    # spans x + j*cw .. x + (j+1)*cw, pixel p's centre is p + 0.5), so that nearest-neighbour
+    # sampling keeps cells as the blocks the viewer draws.
+    matrix = np.array([[cw, 0, x + cw / 2 - 0.5], [0, ch, y + ch / 2 - 0.5]], np.float32)
     flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     inverse = cv2.invertAffineTransform(matrix)
     placed = cv2.warpAffine(cells, inverse, (width, height), flags=flags)
@@ -47,12 +68,8 @@ def place_on_image(fm: FeatureMap, cells: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def overlay_best_class(image: np.ndarray, fm: FeatureMap, opacity: float = 0.6) -> np.ndarray:
-    """The plate (RGB) with the best-class map blended over it."""
-    base = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-    placed, mask = place_on_image(fm, best_class_rgb(fm))
-    out = base.astype(np.float32)
-    out[mask] = (1 - opacity) * out[mask] + opacity * placed[mask]
-    return out.astype(np.uint8)
+    """The plate (RGB) with the best-character map blended over it."""
+    return blend(image, best_class_rgba(fm), fm, opacity)
 
 
 def tile_channels(maps: np.ndarray, columns: int | None = None, gap: int = 2) -> np.ndarray:

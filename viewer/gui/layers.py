@@ -20,7 +20,7 @@ Rect = tuple[float, float, float, float]
 
 @dataclass
 class MapLayer:
-    """One drawable map: a single channel (`values`) or an RGB picture (`rgb`)."""
+    """One drawable map: a single channel (`values`) or a picture with its alpha (`rgba`)."""
 
     title: str
     geometry: Geometry
@@ -28,7 +28,7 @@ class MapLayer:
     mode: str                       # "best", "prob", "raw" or "filter": levels reset per mode
     levels: tuple[float, float]
     values: np.ndarray | None = None
-    rgb: np.ndarray | None = None
+    rgba: np.ndarray | None = None
 
 
 def conv1_geometry(dense: DenseClassifier, fm: FeatureMap) -> Geometry:
@@ -48,8 +48,8 @@ def layer_for(fm: FeatureMap, dense: DenseClassifier, channel: str | None,
     g = fm.geometry
     rect = g.heatmap_rect(*fm.probs.shape[1:])
     if channel is None:
-        return MapLayer("best class (hue) and its probability (brightness)", g, rect, "best",
-                        (0, 255), rgb=render.best_class_rgb(fm))
+        return MapLayer("best character (hue), as opaque as 1 - P(background)", g, rect,
+                        "best", (0, 255), rgba=render.best_class_rgba(fm))
     k = fm.labels.index(channel)
     if raw:
         return MapLayer(f"raw score of {channel}", g, rect, "raw",
@@ -67,9 +67,5 @@ def colored(values: np.ndarray, colormap: str, levels: tuple[float, float]) -> n
 def overlay_picture(image: np.ndarray, fm: FeatureMap, layer: MapLayer, colormap: str,
                     levels: tuple[float, float], opacity: float) -> np.ndarray:
     """The plate with `layer` blended over it at `opacity`, in original pixels (for PNG export)."""
-    cells = layer.rgb if layer.rgb is not None else colored(layer.values, colormap, levels)
-    placed, mask = render.place_on_image(dataclasses.replace(fm, geometry=layer.geometry), cells)
-    base = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-    out = base.astype(np.float32)
-    out[mask] = (1 - opacity) * out[mask] + opacity * placed[mask]
-    return out.astype(np.uint8)
+    cells = layer.rgba if layer.rgba is not None else colored(layer.values, colormap, levels)
+    return render.blend(image, cells, dataclasses.replace(fm, geometry=layer.geometry), opacity)

@@ -376,8 +376,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.layer = layer_for(self.fm, self.model.dense, self.channel, self.filter,
                                self.options.raw_scores)
-        if self.layer.rgb is not None:
-            self.plate.show_rgb(self.layer.rgb, self.layer.rect)
+        if self.layer.rgba is not None:
+            self.plate.show_rgba(self.layer.rgba, self.layer.rect)
         else:
             self.plate.show_values(self.layer.values, self.layer.rect, self.layer.mode,
                                    self.layer.levels)
@@ -388,7 +388,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """What is drawn, with the geometry of that very layer (conv1 has its own)."""
         fm, layer = self.fm, self.layer
         g = layer.geometry
-        h, w = (layer.values if layer.values is not None else layer.rgb).shape[:2]
+        h, w = (layer.values if layer.values is not None else layer.rgba).shape[:2]
         how = ", chosen automatically" if self.auto_shown else ""
         why = f" | {fm.engine_note}" if fm.engine_note else ""
         self.statusBar().showMessage(

@@ -287,7 +287,7 @@ class WindowMenus:
                              "PNG image (*.png)")
         if path is None:
             return None
-        levels = tuple(w.plate.histogram.getLevels()) if w.layer.rgb is None else w.layer.levels
+        levels = tuple(w.plate.histogram.getLevels()) if w.layer.rgba is None else w.layer.levels
         picture = overlay_picture(w.image.pixels, w.fm, w.layer, w.options.colormap, levels,
                                   w.options.opacity)
         return self._saved(lambda: export.save_png(picture, path, self._inputs()), path)

@@ -82,12 +82,12 @@ class PlateView(pg.GraphicsLayoutWidget):
             self.heat.setLevels(self.histogram.getLevels())
         self.heat.setRect(QtCore.QRectF(*rect))
 
-    def show_rgb(self, rgb: np.ndarray, rect: Rect) -> None:
-        """An RGB map (the best class), drawn as is."""
+    def show_rgba(self, rgba: np.ndarray, rect: Rect) -> None:
+        """A map with its own colors and alpha (the best character), drawn as is."""
         self.heat.setVisible(False)
         self.histogram.setVisible(False)
         self.classes.setVisible(True)
-        self.classes.setImage(rgb, levels=(0, 255))
+        self.classes.setImage(rgba, levels=(0, 255))
         self.classes.setRect(QtCore.QRectF(*rect))
 
     def clear_map(self) -> None:
