@@ -58,7 +58,7 @@ def test_background_windows_hold_no_centred_character(windows):
             assert off_x or off_y, (w.kind, b)
 
 
-def test_half_character_windows_are_shifted_by_a_third_to_three_quarters(windows):
+def test_half_character_windows_are_shifted_by_a_quarter_to_three_quarters(windows):
     halves = [w for w in windows if w.kind == "half"]
     assert len(halves) > 50
     for w in halves:
@@ -70,10 +70,10 @@ def test_half_character_windows_are_shifted_by_a_third_to_three_quarters(windows
 def test_centred_character_rule():
     boxes = [(10, 5, 12, 22), (26, 5, 6, 22)]  # a wide and a narrow character
     assert centred_character(boxes, 22, 16, 16) == 0
-    assert centred_character(boxes, 22, 16 + 3.9, 16) == 0      # < 12/3 away from the first
-    assert centred_character(boxes, 22, 16 + 4.1, 16) is None   # > 12/3 away
-    assert centred_character(boxes, 22, 29 + 3.5, 16) == 1      # narrow: width counts as 11
-    assert centred_character(boxes, 22, 29 + 3.8, 16) is None
+    assert centred_character(boxes, 22, 16 + 2.9, 16) == 0      # < 12/4 away from the first
+    assert centred_character(boxes, 22, 16 + 3.1, 16) is None   # > 12/4 away
+    assert centred_character(boxes, 22, 29 + 2.0, 16) == 1      # narrow: width counts as 11
+    assert centred_character(boxes, 22, 29 + 2.8, 16) is None
     assert centred_character(boxes, 22, 16, 16 + 7.5) is None      # a third of 22 below
     assert centred_character(boxes, 10, 16, 16) is None         # off scale: never centred
 

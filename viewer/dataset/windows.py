@@ -31,7 +31,7 @@ class WindowSpec:
     char_height: tuple[float, float] = (20.0, 25.0)  # character height in window pixels
     max_jitter: float = 1 / 8        # centred: |dx| < max_jitter * reference width
     max_jitter_y: float = 1 / 10     # centred: |dy| < max_jitter_y * character height
-    min_shift: float = 1 / 3         # background: |dx| >= min_shift * reference width ...
+    min_shift: float = 1 / 4         # background: |dx| >= min_shift * reference width ...
     min_shift_y: float = 1 / 3       # ... or |dy| >= min_shift_y * character height
     background_fraction: float = 0.43
     off_scale_fraction: float = 0.08  # share of plates drawn too small or too large (background)
