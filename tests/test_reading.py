@@ -6,7 +6,7 @@ import pytest
 
 from viewer.featuremap import FeatureMap, Geometry
 from viewer.labels import labels_for
-from viewer.reading import CHAR_FILL, read_plate
+from viewer.reading import CHAR_FILL, TWINS, read_plate
 
 
 def synthetic_map(letters: dict[int, str], rows: int = 6, cols: int = 60, line: int = 2,
@@ -98,7 +98,7 @@ def test_generated_plates_read_with_boxes_on_the_characters(shipped):
     """Three texts at five scales: nearly every character right, every box on its character.
 
     The model is statistical, so the text is checked in aggregate (it reads the dev plates of
-    the model card at about 0.88); boxes are checked on every letter of the plates read whole.
+    the model card at about 0.92); boxes are checked on every letter of the plates read whole.
     """
     from bench.read_plates import char_accuracy
     from viewer.dataset.plates import PlateStyle, synthesize_plate
@@ -118,7 +118,10 @@ def test_generated_plates_read_with_boxes_on_the_characters(shipped):
                 assert abs((lx + lw / 2) - (x + w / 2)) <= 0.2 * plate.char_height_px
                 assert abs((ly + lh / 2) - (y + h / 2)) <= 0.2 * plate.char_height_px
                 assert lh == pytest.approx(plate.char_height_px, rel=0.25)
-                assert letter.prob > 0.5 and letter.top[0] == (letter.label, letter.prob)
+                assert letter.prob > 0.5
+                # the net's best class, or its O/0 twin that the letter's group decided on
+                assert letter.top[0] == (letter.label, letter.prob) or \
+                    letter.label == TWINS[letter.top[0][0]]
     assert np.mean(accuracies) >= 0.95
     assert exact >= 12
 
