@@ -18,7 +18,7 @@ from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError, ModelError
 from viewer.images import rescale, scaled_size, to_gray
-from viewer.labels import labels_for
+from viewer.labels import BACKGROUND_NAME, labels_for
 from viewer.model_io import CaffeNet
 from viewer.surgery import is_fully_convolutional, make_fully_convolutional
 
@@ -104,6 +104,21 @@ class FeatureMap:
     def best(self) -> tuple[np.ndarray, np.ndarray]:
         """Per cell: the most probable class and its probability."""
         return self.probs.argmax(axis=0), self.probs.max(axis=0)
+
+
+def character_channels(labels: list[str]) -> np.ndarray:
+    """Indices of the channels that are characters (all but a background channel)."""
+    return np.array([k for k, name in enumerate(labels) if name != BACKGROUND_NAME])
+
+
+def character_confidence(fm: FeatureMap) -> np.ndarray:
+    """Per cell, how sure the net is that a character is centred there: 1 - P(background),
+    or the best probability for a net without a background class. The reader looks for its
+    peaks; the best-character picture uses it as its opacity."""
+    chars = character_channels(fm.labels)
+    if len(chars) < len(fm.labels):
+        return 1.0 - fm.probs[fm.labels.index(BACKGROUND_NAME)]
+    return fm.probs[chars].max(axis=0)
 
 
 @dataclass(frozen=True)

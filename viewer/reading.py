@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.dataset.windows import WindowSpec
-from viewer.featuremap import DenseClassifier, FeatureMap
-from viewer.labels import BACKGROUND_NAME
+from viewer.featuremap import (DenseClassifier, FeatureMap, character_channels,
+                               character_confidence)
 
 # How much of the window height a training character fills: sets the box and the scale search.
 CHAR_FILL = float(np.mean(WindowSpec().char_height)) / WindowSpec().size
@@ -64,19 +64,6 @@ class PlateReading:
     def as_dict(self) -> dict:
         return {"text": self.text, "scale": self.scale,
                 "letters": [letter.as_dict() for letter in self.letters]}
-
-
-def character_channels(labels: list[str]) -> np.ndarray:
-    """Indices of the channels that are characters (all but a background channel)."""
-    return np.array([k for k, name in enumerate(labels) if name != BACKGROUND_NAME])
-
-
-def character_confidence(fm: FeatureMap) -> np.ndarray:
-    """Per cell, how sure the net is that a character is centred there."""
-    chars = character_channels(fm.labels)
-    if len(chars) < len(fm.labels):
-        return 1.0 - fm.probs[fm.labels.index(BACKGROUND_NAME)]
-    return fm.probs[chars].max(axis=0)
 
 
 def _column_peaks(score: np.ndarray, min_gap: int, threshold: float) -> list[int]:

@@ -6,8 +6,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from viewer.featuremap import FeatureMap
-from viewer.labels import BACKGROUND_NAME
+from viewer.featuremap import FeatureMap, character_channels, character_confidence
 
 
 def class_colors(count: int) -> np.ndarray:
@@ -23,12 +22,9 @@ def best_class_rgba(fm: FeatureMap) -> np.ndarray:
     The alpha is 1 - P(background), so background cells are transparent and the plate shows
     through unchanged; a net without a background class gets its best probability instead.
     """
-    chars = [k for k, name in enumerate(fm.labels) if name != BACKGROUND_NAME]
-    best = np.asarray(chars)[fm.probs[chars].argmax(axis=0)]
-    if len(chars) < len(fm.labels):
-        alpha = 1.0 - fm.probs[fm.labels.index(BACKGROUND_NAME)]
-    else:
-        alpha = fm.probs.max(axis=0)
+    chars = character_channels(fm.labels)
+    best = chars[fm.probs[chars].argmax(axis=0)]
+    alpha = character_confidence(fm)
     rgba = np.empty(best.shape + (4,), np.uint8)
     rgba[..., :3] = class_colors(len(fm.labels))[best]
     rgba[..., 3] = np.clip(np.rint(255 * alpha), 0, 255).astype(np.uint8)
