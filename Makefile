@@ -39,7 +39,7 @@ caffe: $(STAMP)
 # extra (PyTorch CPU), surgery. About 15 minutes on 2 cores; rewrites models/lenet_plates*.
 model: sysdeps $(STAMP)
 	$(BIN)/pip install --quiet -e '.[train]'
-	$(BIN)/python main.py dataset make --out out/plates --count 300000 --seed 0 --force
+	$(BIN)/python main.py dataset make --out out/plates --count 600000 --seed 0 --force
 	$(BIN)/python main.py train --data out/plates --out models --seed 0 --threads 2
 	$(BIN)/python main.py surgery --prototxt models/lenet_plates.prototxt \
 		--weights models/lenet_plates.caffemodel --out models

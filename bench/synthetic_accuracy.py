@@ -4,8 +4,10 @@
 
 DIR is a dataset folder from `main.py dataset make` (default `out/plates`, the one `make model`
 writes). Its `test_lmdb` windows were never trained on. The target is top-1 of all outputs on
-centred characters; the same figure with O and 0 counted as one class is printed beside it,
-because several faces draw the two alike and plates tell them apart only by their neighbours.
+centred characters, so a character that the background class wins counts as wrong. Printed
+beside it: the best of the 36 character channels (the label the reader gives a letter it has
+found), and that figure with O and 0 counted as one class, because several faces draw the two
+alike and plates tell them apart only by their neighbours.
 """
 from __future__ import annotations
 
@@ -28,15 +30,17 @@ TWIN_CLASSES = (CHARACTERS.index("O"), CHARACTERS.index("0"))
 
 
 def figures(scores: np.ndarray, labels: np.ndarray) -> dict:
-    """Character and background accuracy of N x classes scores, and characters with O = 0."""
+    """Character and background accuracy of N x classes scores; on characters also the best of
+    the character channels alone, and that with O = 0."""
     result = evaluation(scores, labels, 0)
-    predicted = scores.argmax(axis=1)
-    merged, truth = (np.where(np.isin(a, TWIN_CLASSES), TWIN_CLASSES[0], a)
-                     for a in (predicted, labels))
     chars = labels != BACKGROUND
+    letter = scores[chars, :len(CHARACTERS)].argmax(axis=1)
+    merged, truth = (np.where(np.isin(a, TWIN_CLASSES), TWIN_CLASSES[0], a)
+                     for a in (letter, labels[chars]))
     return {"windows": len(labels), "characters": int(chars.sum()),
             "char_accuracy": result.char_accuracy,
-            "char_accuracy_o0_merged": float((merged[chars] == truth[chars]).mean()),
+            "letter_accuracy": float((letter == labels[chars]).mean()),
+            "letter_accuracy_o0_merged": float((merged == truth).mean()),
             "background_accuracy": result.background_accuracy,
             "target": TARGET_CHAR_ACCURACY,
             "target_met": result.char_accuracy >= TARGET_CHAR_ACCURACY}
@@ -68,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{r['test_lmdb']}: {r['characters']} centred characters of {r['windows']} windows "
           f"({r['engine']})")
-    print(f"characters {r['char_accuracy']:.2%} (O and 0 as one: "
-          f"{r['char_accuracy_o0_merged']:.2%}), background {r['background_accuracy']:.2%}")
+    print(f"characters {r['char_accuracy']:.2%}, background {r['background_accuracy']:.2%}")
+    print(f"best of the character channels {r['letter_accuracy']:.2%} (O and 0 as one: "
+          f"{r['letter_accuracy_o0_merged']:.2%})")
     print(f"target: characters >= {r['target']:.1%} {'met' if r['target_met'] else 'MISSED'}")
     return 0
 

@@ -27,10 +27,13 @@ def test_figures_count_centred_characters_and_merge_o_and_0():
     o, zero, a = CHARACTERS.index("O"), CHARACTERS.index("0"), CHARACTERS.index("A")
     labels = np.array([a] * 6 + [o, zero] + [BACKGROUND] * 2)
     predicted = [a] * 5 + [BACKGROUND, zero, zero, BACKGROUND, a]
-    f = synthetic_accuracy.figures(one_hot(predicted), labels)
+    scores = one_hot(predicted)
+    scores[5, a] = 0.5                                      # A's runner-up behind background
+    f = synthetic_accuracy.figures(scores, labels)
     assert (f["windows"], f["characters"]) == (10, 8)
     assert f["char_accuracy"] == pytest.approx(6 / 8)       # A read as background, O as 0
-    assert f["char_accuracy_o0_merged"] == pytest.approx(7 / 8)
+    assert f["letter_accuracy"] == pytest.approx(7 / 8)     # ... but A is the best character
+    assert f["letter_accuracy_o0_merged"] == pytest.approx(8 / 8)
     assert f["background_accuracy"] == pytest.approx(1 / 2)
     assert f["target_met"] is False
 

@@ -63,8 +63,8 @@ def register(subparsers) -> None:
 
     make = sub.add_parser("make", help="write train_lmdb and test_lmdb of synthetic windows")
     make.add_argument("--out", type=Path, required=True, help="output folder")
-    make.add_argument("--count", type=int, default=300_000,
-                      help="windows in both splits together (default 300000)")
+    make.add_argument("--count", type=int, default=600_000,
+                      help="windows in both splits together (default 600000)")
     make.add_argument("--test-count", type=int, default=None,
                       help="windows in test_lmdb (default: 10%% of --count)")
     make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -38,7 +38,7 @@ layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
 layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
         pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 layer { name: "dropout" type: "Dropout" bottom: "pool2" top: "dropout"
-        dropout_param { dropout_ratio: 0.5 } }
+        dropout_param { dropout_ratio: 0.2 } }
 layer { name: "ip1" type: "InnerProduct" bottom: "dropout" top: "ip1"
         inner_product_param { num_output: 500 } }
 layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
