@@ -6,8 +6,8 @@ import pyqtgraph as pg
 import pytest
 from PyQt5 import QtCore
 
-from gui_helpers import (MAP_TIMEOUT, cell_centre, item_rect, pixel_at, plate_file, settings,  # noqa: F401
-                         window)
+from gui_helpers import (MAP_TIMEOUT, cell_centre, item_rect, open_window, pixel_at,  # noqa: F401
+                         plate_file, settings, window)
 from viewer import render
 from viewer.featuremap import geometry_of
 from viewer.gui import jobs
@@ -27,7 +27,21 @@ def test_first_map_is_the_best_class_placed_by_the_geometry(window):
     assert np.array_equal(window.plate.classes.image, render.best_class_rgba(fm))
 
 
-def test_best_class_pixels_blend_the_class_color_by_its_alpha_at_full_opacity(window):
+@pytest.fixture
+def text_window(qtbot, tmp_path, settings):
+    """A window on a generated plate with real characters, drawn at the net's height at scale 1,
+    so that some cells are sure of a character (the bars of `plate_file` need not be)."""
+    from viewer.dataset.plates import PlateStyle, synthesize_plate
+    from viewer.export import save_png
+
+    plate = synthesize_plate("RK857AI", char_height_px=22.5, style=PlateStyle(layout="plain"))
+    win = open_window(qtbot, save_png(plate.image, tmp_path / "text.png"), settings, scale=1.0)
+    yield win
+    win.close()
+
+
+def test_best_class_pixels_blend_the_class_color_by_its_alpha_at_full_opacity(text_window):
+    window = text_window
     window.layer_controls.opacity.setValue(100)
     fm = window.fm
     rgba = render.best_class_rgba(fm).astype(float)
