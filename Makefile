@@ -36,7 +36,7 @@ caffe: $(STAMP)
 	bash scripts/install-pycaffe.sh $(BIN)/python
 
 # The shipped model from scratch (models/README.md): synthetic data, training with the `train`
-# extra (PyTorch CPU), surgery. About 15 minutes on 2 cores; rewrites models/lenet_plates*.
+# extra (PyTorch CPU), surgery. About 17 minutes on 2 cores; rewrites models/lenet_plates*.
 model: sysdeps $(STAMP)
 	$(BIN)/pip install --quiet -e '.[train]'
 	$(BIN)/python main.py dataset make --out out/plates --count 600000 --seed 0 --force

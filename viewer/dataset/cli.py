@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from viewer.dataset import DEFAULT_COUNT
+
 
 def _progress_printer(stream=None):
     """A progress callback for make_dataset that rewrites one line on a terminal and prints a
@@ -63,8 +65,8 @@ def register(subparsers) -> None:
 
     make = sub.add_parser("make", help="write train_lmdb and test_lmdb of synthetic windows")
     make.add_argument("--out", type=Path, required=True, help="output folder")
-    make.add_argument("--count", type=int, default=600_000,
-                      help="windows in both splits together (default 600000)")
+    make.add_argument("--count", type=int, default=DEFAULT_COUNT,
+                      help=f"windows in both splits together (default {DEFAULT_COUNT})")
     make.add_argument("--test-count", type=int, default=None,
                       help="windows in test_lmdb (default: 10%% of --count)")
     make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -26,7 +26,7 @@ from viewer.training import TrainingError, nets
 MODEL_NAME = "lenet_plates"
 TRAIN_TEST_NAME = "lenet_train_test.prototxt"
 SOLVER_NAME = "lenet_solver.prototxt"
-DEFAULT_EPOCHS = 8.0  # over 540k windows: 67,500 iterations, `make model` near 15 min on 2 cores
+DEFAULT_EPOCHS = 8.0  # over 540k windows: 67,500 iterations, `make model` near 17 min on 2 cores
 MISTAKES_SHOWN = 128
 
 TRAIN_TEST_HEADER = """\
