@@ -88,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"character accuracy {result['char_accuracy']:.3f}, exact "
           f"{result['exact']}/{result['count']} ({result['exact_share']:.0%})")
     print(f"targets: character accuracy >= {TARGET_CHAR_ACCURACY:.2f} "
-          f"{_verdict(result['char_accuracy'] >= TARGET_CHAR_ACCURACY)}, exact >= "
-          f"{TARGET_EXACT_SHARE:.0%} {_verdict(result['exact_share'] >= TARGET_EXACT_SHARE)}")
+          f"{verdict(result['char_accuracy'] >= TARGET_CHAR_ACCURACY)}, exact >= "
+          f"{TARGET_EXACT_SHARE:.0%} {verdict(result['exact_share'] >= TARGET_EXACT_SHARE)}")
     return 0
 
 
-def _verdict(met: bool) -> str:
+def verdict(met: bool) -> str:
+    """How the benchmarks print a target: "met", or "MISSED" so that it stands out."""
     return "met" if met else "MISSED"
 
 

@@ -18,15 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.read_plates import verdict
 from viewer import paths
 from viewer.errors import ViewerError
 from viewer.labels import BACKGROUND, CHARACTERS
 from viewer.model_io import load_net
+from viewer.reading import TWINS
 from viewer.training.data import TEST_LMDB, load_lmdb
 from viewer.training.metrics import engine_scores, evaluation
 
 TARGET_CHAR_ACCURACY = 0.995
-TWIN_CLASSES = (CHARACTERS.index("O"), CHARACTERS.index("0"))
+TWIN_CLASSES = tuple(CHARACTERS.index(c) for c in TWINS)  # O and 0
 
 
 def figures(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"characters {r['char_accuracy']:.2%}, background {r['background_accuracy']:.2%}")
     print(f"best of the character channels {r['letter_accuracy']:.2%} (O and 0 as one: "
           f"{r['letter_accuracy_o0_merged']:.2%})")
-    print(f"target: characters >= {r['target']:.1%} {'met' if r['target_met'] else 'MISSED'}")
+    print(f"target: characters >= {r['target']:.1%} {verdict(r['target_met'])}")
     return 0
 
 
