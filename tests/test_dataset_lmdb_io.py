@@ -193,3 +193,18 @@ def test_make_datum_checks_its_image():
         make_datum(np.zeros((4, 4), np.float32), 0)
     with pytest.raises(DatasetError, match="shape"):
         make_datum(np.zeros((1, 2, 3, 4), np.uint8), 0)
+
+
+def test_non_square_raw_and_float_records_read_back_as_channels_rows_columns(tmp_path):
+    """Height != width != channels, so a (c, w, h) reshape cannot pass for (c, h, w)."""
+    image = np.arange(2 * 3 * 5, dtype=np.uint8).reshape(2, 3, 5)
+    floats = np.arange(3 * 4, dtype=np.float32).reshape(1, 3, 4) / 2
+    items = {datum_key(0): make_datum(image, 1).SerializeToString(),
+             datum_key(1): caffe_pb2.Datum(channels=1, height=3, width=4, label=2,
+                                           float_data=floats.ravel()).SerializeToString()}
+    _raw_lmdb(tmp_path / "db", items)
+    with open_lmdb(tmp_path / "db") as db:
+        raw, flt = list(db)
+    assert raw.shape == (2, 3, 5) and raw.image.shape == (2, 3, 5)
+    np.testing.assert_array_equal(raw.image, image)
+    np.testing.assert_array_equal(flt.image, floats)
