@@ -39,6 +39,34 @@ layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2"
 layer { name: "prob" type: "Softmax" bottom: "fc2" top: "prob" }
 """
 
+# A classifier that is not square anywhere: input 23x30, kernels 3x5, 2x3, 3x2 (dilated to a
+# 5x2 span), 3x2, strides 1x2, 2x1, 3x2, pads 2x1, 1x0, 1x0, and a 6x4x6 InnerProduct input,
+# so that any swap of height and width changes a shape or a number. pool1 clips its last row.
+NONSQUARE_NET = """
+name: "NonSquare"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 2 dim: 23 dim: 30 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_h: 3 kernel_w: 5 stride_h: 1 stride_w: 2
+                            pad_h: 2 pad_w: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 1
+                        pad_h: 1 pad_w: 0 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+        convolution_param { num_output: 6 kernel_size: 3 kernel_size: 2
+                            dilation: 2 dilation: 1 } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+        pooling_param { pool: AVE kernel_h: 3 kernel_w: 2 stride_h: 3 stride_w: 2
+                        pad_h: 1 pad_w: 0 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+        inner_product_param { num_output: 7 } }
+layer { name: "relu_ip" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
+"""
+
 
 def random_biases(net: model_io.CaffeNet, seed: int) -> model_io.CaffeNet:
     """Give every bias random values so that a lost bias shows in the outputs."""
@@ -66,6 +94,13 @@ def classes(lenet) -> int:
 def other_net() -> model_io.CaffeNet:
     param, _ = model_io.parse_prototxt(OTHER_NET, "other.prototxt")
     return random_biases(model_io.init_weights(param, seed=3), 3)
+
+
+@pytest.fixture
+def nonsquare_net() -> model_io.CaffeNet:
+    """NONSQUARE_NET with random weights and biases."""
+    param, _ = model_io.parse_prototxt(NONSQUARE_NET, "nonsquare.prototxt")
+    return random_biases(model_io.init_weights(param, seed=13), 13)
 
 
 @pytest.fixture
