@@ -139,3 +139,21 @@ def test_surgered_net_accepts_any_input_size(lenet, classes):
     fcn = surgery.make_fully_convolutional(lenet).net
     shapes = netgraph.infer_shapes(fcn.param, {"data": (1, 1, 290, 720)})
     assert shapes["ip2-alpha-conv"] == (1, classes, 67, 174)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "opencv"])
+def test_a_non_square_net_gets_the_non_square_kernel_of_its_input(nonsquare_net, engine):
+    """ip1 reads a 6x4x6 blob: its convolution is 4 high and 6 wide, the weights the same
+    numbers in (channel, row, column) order, and the scores those of the classifier."""
+    result = surgery.make_fully_convolutional(nonsquare_net)
+    assert [(c.old_shape, c.new_shape) for c in result.conversions] == [
+        ((7, 144), (7, 6, 4, 6)), ((5, 7), (5, 7, 1, 1))]
+    p = {l.name: l for l in result.net.param.layer}["ip1-conv"].convolution_param
+    assert (p.kernel_h, p.kernel_w, list(p.kernel_size)) == (4, 6, [])
+    np.testing.assert_array_equal(result.net.weights["ip1-conv"][0],
+                                  nonsquare_net.weights["ip1"][0].reshape(7, 6, 4, 6))
+    shapes = netgraph.infer_shapes(result.net.param, {"data": (1, 2, 47, 41)})
+    assert shapes["ip2-conv"] == (1, 5, 5, 4)
+    check = surgery.verify_equivalence(nonsquare_net, result.net, count=3, engine=engine)
+    assert check.largest > 1.0
+    assert check.max_abs_diff < (1e-5 if engine == "numpy" else surgery.TOLERANCE)
