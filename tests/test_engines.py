@@ -243,3 +243,135 @@ def test_blas_pools_in_bands_of_rows_exactly(band_bytes, size, monkeypatch):
     engine = BlasEngine(net, band_bytes=band_bytes)
     assert engine.plan(["score"])[0].pool is not None
     _assert_close(engine.forward(data, ["score"])["score"], expected, f"blas at {size}")
+
+
+# The layers of the model zoo, fully convolutional: BatchNorm (stored statistics with a moving-
+# average factor, and one whose factor is 0), Scale with bias, PReLU per channel and shared,
+# Eltwise SUM with coefficients, PROD and a three-input MAX, Sigmoid, TanH, ELU, AbsVal, BNLL.
+ZOO_LAYERS_NET = """
+name: "ZooLayers"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 16 dim: 16 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 6 kernel_size: 3 pad: 1 } }
+layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }
+layer { name: "sc1" type: "Scale" bottom: "conv1" top: "conv1" scale_param { bias_term: true } }
+layer { name: "prelu1" type: "PReLU" bottom: "conv1" top: "conv1" }
+layer { name: "conv_a" type: "Convolution" bottom: "conv1" top: "conv_a"
+        convolution_param { num_output: 6 kernel_size: 1 } }
+layer { name: "sig" type: "Sigmoid" bottom: "conv_a" top: "sig" }
+layer { name: "conv_b" type: "Convolution" bottom: "conv1" top: "conv_b"
+        convolution_param { num_output: 6 kernel_size: 3 pad: 1 } }
+layer { name: "tanh" type: "TanH" bottom: "conv_b" top: "conv_b" }
+layer { name: "sum" type: "Eltwise" bottom: "conv1" bottom: "conv_b" top: "sum"
+        eltwise_param { operation: SUM coeff: 0.5 coeff: -1.5 } }
+layer { name: "prod" type: "Eltwise" bottom: "sig" bottom: "conv_b" top: "prod"
+        eltwise_param { operation: PROD } }
+layer { name: "max" type: "Eltwise" bottom: "conv1" bottom: "sig" bottom: "conv_b" top: "max"
+        eltwise_param { operation: MAX } }
+layer { name: "cat" type: "Concat" bottom: "sum" bottom: "prod" bottom: "max" top: "cat" }
+layer { name: "elu" type: "ELU" bottom: "cat" top: "elu" elu_param { alpha: 0.7 } }
+layer { name: "conv2" type: "Convolution" bottom: "elu" top: "conv2"
+        convolution_param { num_output: 8 kernel_size: 3 stride: 2 } }
+layer { name: "abs" type: "AbsVal" bottom: "conv2" top: "abs" }
+layer { name: "bn2" type: "BatchNorm" bottom: "conv2" top: "bn2"
+        batch_norm_param { eps: 0.01 } }
+layer { name: "bnll" type: "BNLL" bottom: "bn2" top: "bnll" }
+layer { name: "both" type: "Eltwise" bottom: "abs" bottom: "bnll" top: "both" }
+layer { name: "prelu2" type: "PReLU" bottom: "both" top: "both"
+        prelu_param { channel_shared: true } }
+layer { name: "score" type: "Convolution" bottom: "both" top: "score"
+        convolution_param { num_output: 5 kernel_size: 1 } }
+"""
+
+
+@pytest.fixture(scope="module")
+def zoo_layers() -> model_io.CaffeNet:
+    """ZOO_LAYERS_NET with random statistics: bn1's factor is 2.5, bn2's is 0 (so its stored
+    statistics count as 0, as in Caffe), slopes and gains random."""
+    param, _ = model_io.parse_prototxt(ZOO_LAYERS_NET, "zoo_layers.prototxt")
+    net = random_biases(model_io.init_weights(param, seed=8), 8)
+    rng = np.random.default_rng(8)
+    for name, factor in (("bn1", 2.5), ("bn2", 0.0)):
+        mean, var, _ = net.weights[name]
+        net.weights[name] = [rng.normal(0, 1, mean.shape).astype(np.float32),
+                             rng.uniform(0.5, 2, var.shape).astype(np.float32),
+                             np.array([factor], np.float32)]
+    net.weights["sc1"][0] = rng.uniform(0.5, 1.5, 6).astype(np.float32)
+    net.weights["prelu1"] = [rng.uniform(-0.5, 0.5, 6).astype(np.float32)]
+    net.weights["prelu2"] = [np.array([0.3], np.float32)]
+    return net
+
+
+def test_zoo_layers_compute_caffes_formulas(zoo_layers):
+    """The reference engine against the formulas of Caffe's layer sources, blob by blob."""
+    data = _plate_input(16, 16, channels=3, seed=1) / 255.0
+    blobs = ["conv1", "conv_a", "sig", "conv_b", "sum", "prod", "max", "elu", "conv2", "abs",
+             "bn2", "bnll", "both"]
+    out = create_engine("numpy", zoo_layers).forward(data, blobs)
+    w = zoo_layers.weights
+    conv1 = create_engine("numpy", _cut(zoo_layers, "conv1")).forward(data, ["conv1"])["conv1"]
+    mean, var, factor = w["bn1"]
+    chan = (1, -1, 1, 1)
+    x = (conv1 - (mean / factor).reshape(chan)) / np.sqrt((var / factor) + 1e-5).reshape(chan)
+    x = x * w["sc1"][0].reshape(chan) + w["sc1"][1].reshape(chan)
+    x = np.where(x > 0, x, x * w["prelu1"][0].reshape(chan))
+    _assert_close(out["conv1"], x.astype(np.float32), "BatchNorm, Scale, PReLU")
+    sig, tanh = 1 / (1 + np.exp(-out["conv_a"].astype(np.float64))), out["conv_b"]
+    _assert_close(out["sig"], sig.astype(np.float32), "Sigmoid")
+    _assert_close(out["sum"], 0.5 * x - 1.5 * tanh, "Eltwise SUM with coefficients")
+    _assert_close(out["prod"], out["sig"] * tanh, "Eltwise PROD")
+    _assert_close(out["max"], np.maximum(np.maximum(out["conv1"], out["sig"]), tanh), "MAX")
+    assert np.abs(tanh).max() <= 1 and (out["elu"].min() >= -0.7)
+    cat = np.concatenate([out["sum"], out["prod"], out["max"]], axis=1)
+    _assert_close(out["elu"], np.where(cat > 0, cat, 0.7 * (np.exp(cat) - 1)), "ELU")
+    _assert_close(out["abs"], np.abs(out["conv2"]), "AbsVal")
+    _assert_close(out["bn2"], out["conv2"] / np.sqrt(np.float32(0.01)), "BatchNorm, factor 0")
+    _assert_close(out["bnll"], np.log1p(np.exp(out["bn2"].astype(np.float64))), "BNLL")
+    both = create_engine("numpy", zoo_layers).forward(data, ["score"])
+    assert both["score"].shape == (1, 5, 7, 7)
+
+
+def _cut(net: model_io.CaffeNet, last: str) -> model_io.CaffeNet:
+    """The net up to the layer `last` (its input and that one layer)."""
+    param = model_io.structure_of(net.param)
+    keep = [l for l in param.layer if l.name in ("data", last)]
+    del param.layer[:]
+    param.layer.extend(keep)
+    return model_io.CaffeNet(param, {last: net.weights[last]})
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+@pytest.mark.parametrize("size", [(16, 16), (23, 30)])
+def test_zoo_layers_match_the_reference(engine, size, zoo_layers):
+    blobs = [b for b in netgraph.producers(zoo_layers.param) if b != "data"]
+    data = _plate_input(*size, channels=3, seed=size[1]) / 64.0
+    expected = create_engine("numpy", zoo_layers).forward(data, blobs)
+    actual = create_engine(engine, zoo_layers).forward(data, blobs)
+    for blob in blobs:
+        _assert_close(actual[blob], expected[blob], f"{engine} {blob} at {size}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('layer { name: "e" type: "Eltwise" bottom: "data" bottom: "data" top: "e" '
+     'eltwise_param { operation: MAX coeff: 1 coeff: 2 } }', "only SUM takes them"),
+    ('layer { name: "e" type: "Eltwise" bottom: "data" bottom: "data" top: "e" '
+     'eltwise_param { coeff: 1 } }', "1 coefficients for 2 inputs"),
+    ('layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+     'convolution_param { num_output: 2 kernel_size: 3 } } '
+     'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "c" top: "e" }',
+     "must have the same shape"),
+    ('layer { name: "b" type: "BatchNorm" bottom: "data" top: "b" '
+     'batch_norm_param { use_global_stats: false } }', "stored statistics only"),
+    ('layer { name: "s" type: "Scale" bottom: "data" bottom: "data" top: "s" }',
+     "learned factors only"),
+    ('layer { name: "x" type: "Swish" bottom: "data" top: "x" }', r"'x' \(Swish\)"),
+])
+def test_zoo_layers_that_cannot_run_are_named(text, message):
+    from viewer.errors import ModelError
+
+    head = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } } ')
+    param, _ = model_io.parse_prototxt(head + text, "bad.prototxt")
+    with pytest.raises(ModelError, match=message):
+        netgraph.infer_shapes(param)

@@ -36,6 +36,19 @@ def test_lenet_geometry_comes_from_its_layers(lenet):
     assert (conv1.stride, conv1.receptive_field) == ((1, 1), (5, 5))
 
 
+def test_branches_widen_the_field_whichever_input_comes_first():
+    """An Eltwise or Concat cell sees the union of its branches' windows: in ZOO_LAYERS_NET
+    `sum` adds conv1 (3x3, pad 1) and conv_b (two 3x3, pad 1 each), listed in that order."""
+    from test_engines import ZOO_LAYERS_NET
+    from viewer import model_io
+
+    param, _ = model_io.parse_prototxt(ZOO_LAYERS_NET, "zoo_layers.prototxt")
+    net = model_io.init_weights(param)
+    assert geometry_of(net, "conv1") == Geometry((1, 1), (-1, -1), (3, 3))
+    assert geometry_of(net, "sum") == Geometry((1, 1), (-2, -2), (5, 5))
+    assert geometry_of(net, "score") == Geometry((2, 2), (-2, -2), (7, 7))
+
+
 def test_map_shape_of_the_tutorial_workload(lenet, classes):
     fm = DenseClassifier(lenet, "opencv").run(np.zeros((322, 800), np.uint8), 0.9)
     assert fm.probs.shape == (classes, 67, 174)

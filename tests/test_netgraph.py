@@ -6,7 +6,7 @@ import pytest
 from conftest import NONSQUARE_NET
 from viewer import model_io, netgraph
 from viewer.errors import ModelError
-from viewer.netgraph import Window
+from viewer.netgraph import Field, Window
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,10 @@ def test_windows_and_parameter_shapes_keep_height_before_width(nonsquare):
     assert netgraph.param_shapes(layers["conv1"], (1, 2, 23, 30)) == [(4, 2, 3, 5), (4,)]
     assert netgraph.param_shapes(layers["conv2"], (1, 4, 13, 12)) == [(6, 4, 3, 2), (6,)]
     assert netgraph.param_shapes(layers["ip1"], (1, 6, 4, 6)) == [(7, 144), (7,)]
-    assert [w for w in netgraph.spatial_windows(nonsquare, "ip1", netgraph.infer_shapes(
-        nonsquare))][-1] == Window((4, 6), (1, 1), (0, 0))
+    shapes = netgraph.infer_shapes(nonsquare)
+    # ip1 reads all of pool2's 4x6 cells, 6 and 4 pixels apart: 3 * 6 and 5 * 4 more pixels
+    assert netgraph.field_of(nonsquare, "pool2", shapes) == Field((6, 4), (-5, -1), (16, 13))
+    assert netgraph.field_of(nonsquare, "ip1", shapes) == Field((6, 4), (-5, -1), (34, 33))
 
 
 @pytest.mark.parametrize("size, k, s, pad, ceil, out", [

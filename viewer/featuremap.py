@@ -76,13 +76,8 @@ def geometry_of(net: CaffeNet, blob: str, scale: tuple[float, float] = (1.0, 1.0
                 shapes: dict | None = None) -> Geometry:
     """Stride, offset and receptive field of `blob`'s cells, composed along the net's layers."""
     shapes = shapes or netgraph.infer_shapes(net.param)
-    jump, field_, start = [1, 1], [1, 1], [0, 0]
-    for window in netgraph.spatial_windows(net.param, blob, shapes):
-        for a in range(2):
-            field_[a] += (window.extent[a] - 1) * jump[a]
-            start[a] -= window.pad[a] * jump[a]
-            jump[a] *= window.stride[a]
-    return Geometry(tuple(jump), tuple(start), tuple(field_), scale)
+    found = netgraph.field_of(net.param, blob, shapes)
+    return Geometry(found.jump, found.start, found.size, scale)
 
 
 @dataclass

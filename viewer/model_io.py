@@ -28,10 +28,11 @@ _V1_TYPES = {
     "RELU": "ReLU", "DROPOUT": "Dropout", "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss",
     "POWER": "Power", "LRN": "LRN", "CONCAT": "Concat", "FLATTEN": "Flatten", "DATA": "Data",
     "ACCURACY": "Accuracy", "SPLIT": "Split", "SIGMOID": "Sigmoid", "TANH": "TanH",
+    "ELTWISE": "Eltwise", "ABSVAL": "AbsVal", "BNLL": "BNLL",
 }
 _V1_PARAMS = (
     "accuracy_param", "concat_param", "convolution_param", "data_param", "dropout_param",
-    "inner_product_param", "lrn_param", "pooling_param", "power_param", "relu_param",
+    "eltwise_param", "inner_product_param", "lrn_param", "pooling_param", "power_param", "relu_param",
     "softmax_param", "transform_param", "loss_param",
 )
 
@@ -299,6 +300,19 @@ def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:
         fan_in = int(np.prod(wanted[0][1:])) if layer.type == "Convolution" else \
             int(np.prod(shapes[layer.bottom[0]][1:]))
         limit = np.sqrt(3.0 / fan_in)
-        weights[layer.name] = [rng.uniform(-limit, limit, wanted[0]).astype(np.float32)] + \
+        weights[layer.name] = _neutral_blobs(layer.type, wanted) or \
+            [rng.uniform(-limit, limit, wanted[0]).astype(np.float32)] + \
             [np.zeros(s, np.float32) for s in wanted[1:]]
     return CaffeNet(structure_of(param), weights, source="<initialised>")
+
+
+def _neutral_blobs(kind: str, wanted: list[tuple[int, ...]]) -> list[np.ndarray] | None:
+    """Caffe's own starting values where random ones would blow activations up: BatchNorm
+    with mean 0, variance 1 and factor 1 (zero statistics would divide by sqrt(eps)), and
+    PReLU slopes of 0.25 (its default filler)."""
+    if kind == "BatchNorm":
+        return [np.zeros(wanted[0], np.float32), np.ones(wanted[1], np.float32),
+                np.ones(wanted[2], np.float32)]
+    if kind == "PReLU":
+        return [np.full(wanted[0], 0.25, np.float32)]
+    return None

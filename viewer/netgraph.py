@@ -23,11 +23,13 @@ Shape = tuple[int, ...]
 RUNNABLE = {
     "Input", "Convolution", "Pooling", "InnerProduct", "ReLU", "Dropout", "Softmax", "Power",
     "Scale", "LRN", "Concat", "Flatten", "Split",
+    "BatchNorm", "Eltwise", "Sigmoid", "TanH", "PReLU", "ELU", "AbsVal", "BNLL",
 }
 # Layers of train/test nets that a deploy run leaves out.
 TRAINING_ONLY = {"Data", "SoftmaxWithLoss", "Accuracy", "ImageData", "MemoryData", "HDF5Data"}
 # Layers whose output is their input spatially: they leave the geometry unchanged.
-ELEMENTWISE = {"ReLU", "Dropout", "Softmax", "Power", "Scale", "LRN", "Split", "Concat"}
+ELEMENTWISE = {"ReLU", "Dropout", "Softmax", "Power", "Scale", "LRN", "Split", "Concat",
+               "BatchNorm", "Eltwise", "Sigmoid", "TanH", "PReLU", "ELU", "AbsVal", "BNLL"}
 MAX_ELEMENTS = 1 << 31
 
 
@@ -213,6 +215,17 @@ def param_shapes(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
                              f"beyond its {len(bottom)}-D input")
         shape = bottom[axis:axis + p.num_axes] if p.num_axes >= 0 else bottom[axis:]
         return [tuple(shape)] + ([tuple(shape)] if p.bias_term else [])
+    return _normalisation_params(layer, bottom)
+
+
+def _normalisation_params(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
+    """BatchNorm's mean, variance and moving-average factor; PReLU's slopes (one per channel,
+    or one for all)."""
+    channels = bottom[1] if len(bottom) > 1 else 1
+    if layer.type == "BatchNorm":
+        return [(channels,), (channels,), (1,)]
+    if layer.type == "PReLU":
+        return [(1,) if layer.prelu_param.channel_shared else (channels,)]
     return []
 
 
@@ -264,7 +277,46 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         return b[:axis] + (total,) + b[axis + 1:]
     if kind == "Scale":
         _axis(layer, "axis", layer.scale_param.axis, len(b))
+        if len(bottoms) > 1:
+            raise ModelError(f"Scale '{layer.name}' takes its factors from a second input "
+                             f"'{layer.bottom[1]}'; this viewer runs Scale with learned "
+                             "factors only")
+    if kind == "Eltwise":
+        _check_eltwise(layer, bottoms)
+    if kind == "BatchNorm":
+        _check_batch_norm(layer, b)
     return b
+
+
+def _check_eltwise(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> None:
+    """Caffe's Eltwise needs two or more inputs of one shape, and coefficients only for SUM,
+    one per input."""
+    if len(bottoms) < 2:
+        raise ModelError(f"Eltwise '{layer.name}' has {len(bottoms)} input; it needs at least 2")
+    for other, s in zip(layer.bottom[1:], bottoms[1:]):
+        if s != bottoms[0]:
+            raise ModelError(f"Eltwise '{layer.name}' combines {layer.bottom[0]} {bottoms[0]} "
+                             f"and {other} {s}; its inputs must have the same shape")
+    p = layer.eltwise_param
+    if len(p.coeff) and p.operation != caffe_pb2.EltwiseParameter.SUM:
+        raise ModelError(f"Eltwise '{layer.name}' gives coefficients to a "
+                         f"{caffe_pb2.EltwiseParameter.EltwiseOp.Name(p.operation)}; "
+                         "only SUM takes them")
+    if len(p.coeff) and len(p.coeff) != len(bottoms):
+        raise ModelError(f"Eltwise '{layer.name}' has {len(p.coeff)} coefficients for "
+                         f"{len(bottoms)} inputs; give one per input")
+
+
+def _check_batch_norm(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
+    """A deploy net normalises with the stored statistics; batch statistics of one image would
+    make every map cell depend on the whole image."""
+    p = layer.batch_norm_param
+    if p.HasField("use_global_stats") and not p.use_global_stats:
+        raise ModelError(f"BatchNorm '{layer.name}' sets use_global_stats: false; this viewer "
+                         "normalises with the stored statistics only (remove the setting)")
+    if len(bottom) < 2:
+        raise ModelError(f"BatchNorm '{layer.name}' needs an input with a channel axis, "
+                         f"got {bottom}")
 
 
 def infer_shapes(net: caffe_pb2.NetParameter,
@@ -308,7 +360,7 @@ def score_blob(net: caffe_pb2.NetParameter) -> str:
     return last.top[0]
 
 
-LEARNABLE = {"Convolution", "InnerProduct", "Scale"}
+LEARNABLE = {"Convolution", "InnerProduct", "Scale", "BatchNorm", "PReLU"}
 
 
 def check_input_size(net: "CaffeNet", input_name: str, shape: tuple[int, ...]) -> None:
@@ -368,23 +420,57 @@ def creators(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]
     return found
 
 
-def spatial_windows(net: caffe_pb2.NetParameter, blob: str,
-                    shapes: dict[str, Shape]) -> list[Window]:
-    """The chain of spatial windows from the input to `blob`, following first bottoms."""
-    chain: list[Window] = []
-    made_by = creators(net)
-    current = blob
-    while current in made_by and made_by[current].type != "Input":
-        layer = made_by[current]
-        bottom = layer.bottom[0]
+@dataclass(frozen=True)
+class Field:
+    """Where a blob's cell (i, j) looks in the input: rows `start + jump * i` onwards, `size`
+    pixels (each along (y, x)); padding makes `start` negative and `size` larger."""
+
+    jump: tuple[int, int]
+    start: tuple[int, int]
+    size: tuple[int, int]
+
+    def through(self, window: Window) -> "Field":
+        """The field of a layer applying `window` to this blob."""
+        return Field(tuple(j * s for j, s in zip(self.jump, window.stride)),
+                     tuple(a - p * j for a, p, j in zip(self.start, window.pad, self.jump)),
+                     tuple(r + (e - 1) * j for r, e, j in zip(self.size, window.extent,
+                                                              self.jump)))
+
+
+def _merged(layer: caffe_pb2.LayerParameter, fields: list[Field]) -> Field:
+    """The field of a layer joining branches (Concat, Eltwise): the union of their windows."""
+    if len({f.jump for f in fields}) > 1:
+        raise ModelError(f"layer '{layer.name}' ({layer.type}) joins branches with strides "
+                         f"{', '.join(f'{f.jump[0]}x{f.jump[1]}' for f in fields)}; their "
+                         "cells do not line up")
+    start = tuple(min(f.start[a] for f in fields) for a in range(2))
+    end = tuple(max(f.start[a] + f.size[a] for f in fields) for a in range(2))
+    return Field(fields[0].jump, start, tuple(e - s for e, s in zip(end, start)))
+
+
+def field_of(net: caffe_pb2.NetParameter, blob: str, shapes: dict[str, Shape]) -> Field:
+    """The receptive field of `blob`'s cells, following every branch back to the input."""
+    fields = {name: Field((1, 1), (0, 0), (1, 1)) for name in input_shapes(net)}
+    for layer in deploy_layers(net):
+        if layer.type == "Input":
+            continue
+        known = [fields[b] for b in layer.bottom if b in fields]
+        if not known:
+            raise ModelError(f"cannot follow the geometry into layer '{layer.name}'")
+        bottom = shapes[layer.bottom[0]]
         if layer.type == "Convolution":
-            chain.append(conv_window(layer.convolution_param))
+            out = known[0].through(conv_window(layer.convolution_param))
         elif layer.type == "Pooling":
-            chain.append(pool_window(layer.pooling_param, shapes[bottom]))
+            out = known[0].through(pool_window(layer.pooling_param, bottom))
         elif layer.type == "InnerProduct":
-            size = shapes[bottom][2:4] if len(shapes[bottom]) == 4 else (1, 1)
-            chain.append(Window(tuple(size), (1, 1), (0, 0)))
-        elif layer.type not in ELEMENTWISE | {"Flatten"}:
+            size = tuple(bottom[2:4]) if len(bottom) == 4 else (1, 1)
+            out = known[0].through(Window(size, (1, 1), (0, 0)))
+        elif layer.type in ELEMENTWISE | {"Flatten"}:
+            out = _merged(layer, known)
+        else:
             raise ModelError(f"cannot follow the geometry through layer '{layer.name}'")
-        current = bottom
-    return list(reversed(chain))
+        for top in layer.top:
+            fields[top] = out
+    if blob not in fields:
+        raise ModelError(f"net has no blob named '{blob}'")
+    return fields[blob]

@@ -67,6 +67,9 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
         if layer.type == "Scale" and len(layer.bottom) != 1:
             raise ModelError(f"{where} with {len(layer.bottom)} inputs is not supported")
         _check_int_range(layer, where)
+        if layer.type == "BatchNorm" and any(s.lr_mult != 0 for s in layer.param):
+            raise ModelError(f"{where} gives its statistics a non-zero lr_mult; Caffe refuses "
+                             "that (remove the param blocks or set lr_mult: 0)")
         if layer.type == "LRN" and layer.lrn_param.local_size % 2 == 0:
             raise ModelError(f"{where}: local_size {layer.lrn_param.local_size} must be odd")
         if layer.type == "Convolution":
@@ -93,6 +96,20 @@ def _check_int_range(message, where: str) -> None:
             if big:
                 raise ModelError(f"{where}: {field.name} {big[0]} is too large (at most "
                                  f"{MAX_SETTING})")
+
+
+def _backward_copies(layer: caffe_pb2.LayerParameter) -> int:
+    """Input-sized buffers Caffe fills during a TEST forward for a backward pass that never
+    comes: BatchNorm's normalised copy and divisor, the input of an in-place Scale or PReLU,
+    Eltwise MAX's argmax."""
+    if layer.type == "BatchNorm":
+        return 2
+    if layer.type in ("Scale", "PReLU") and list(layer.top) == list(layer.bottom[:1]):
+        return 1
+    if layer.type == "Eltwise" and layer.eltwise_param.operation == \
+            caffe_pb2.EltwiseParameter.MAX:
+        return 1
+    return 0
 
 
 class CaffeEngine(Engine):
@@ -123,7 +140,8 @@ class CaffeEngine(Engine):
     def peak_bytes(self, input_shape: tuple[int, ...], blobs: list[str]) -> int:
         """What Caffe holds after a pass (`viewer.cost`): every blob whatever was asked for,
         each Convolution's own im2col buffer (1x1 ones have none), MAX pooling's index map,
-        LRN's scale (and the four blobs of its WITHIN_CHANNEL sub-net)."""
+        LRN's scale (and the four blobs of its WITHIN_CHANNEL sub-net), and the copies the
+        zoo layers keep for a backward pass (`_backward_copies`)."""
         shapes = netgraph.infer_shapes(self.net.param, {self.input_name: tuple(input_shape)})
         total = sum(math.prod(s) for s in shapes.values())
         for layer in netgraph.deploy_layers(self.net.param):
@@ -140,6 +158,7 @@ class CaffeEngine(Engine):
             elif layer.type == "LRN":
                 across = layer.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS
                 total += math.prod(bottom) * (1 if across else 4)
+            total += _backward_copies(layer) * math.prod(bottom)
         return total * 4
 
     def _reshape(self, shape: tuple[int, ...], blobs: list[str]) -> None:

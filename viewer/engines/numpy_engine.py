@@ -114,7 +114,65 @@ def run_layer(layer: caffe_pb2.LayerParameter, bottoms: list[np.ndarray],
         return np.concatenate(bottoms, axis=layer.concat_param.axis)
     if kind == "Flatten":
         return x.reshape(netgraph.output_shape(layer, [x.shape]))
+    if kind == "BatchNorm":
+        return batch_norm(x, layer.batch_norm_param, params)
+    if kind == "Eltwise":
+        return eltwise(bottoms, layer.eltwise_param)
+    if kind in ACTIVATIONS:
+        return ACTIVATIONS[kind](layer, x, params).astype(np.float32)
     return x  # Dropout and Split pass data through at test time
+
+
+def _channels(values: np.ndarray, ndim: int) -> np.ndarray:
+    """Per-channel values shaped to broadcast over an N x C x ... blob."""
+    return values.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def batch_norm(x: np.ndarray, p: caffe_pb2.BatchNormParameter,
+               params: list[np.ndarray]) -> np.ndarray:
+    """Caffe BatchNorm with its stored statistics: the blobs hold sums weighted by the moving-
+    average factor s (third blob), so mean and variance are blob / s, and s = 0 means 0."""
+    factor = params[2].reshape(-1)[0]
+    inverse = np.float32(0) if factor == 0 else np.float32(1) / factor
+    mean = params[0] * inverse
+    std = np.sqrt(params[1] * inverse + np.float32(p.eps))
+    return ((x - _channels(mean, x.ndim)) / _channels(std, x.ndim)).astype(np.float32)
+
+
+def eltwise(bottoms: list[np.ndarray], p: caffe_pb2.EltwiseParameter) -> np.ndarray:
+    """Caffe Eltwise: SUM (with one coefficient per input when given), PROD or MAX."""
+    if p.operation == caffe_pb2.EltwiseParameter.PROD:
+        return np.prod(bottoms, axis=0, dtype=np.float32)
+    if p.operation == caffe_pb2.EltwiseParameter.MAX:
+        return np.max(bottoms, axis=0)
+    coeff = list(p.coeff) or [1.0] * len(bottoms)
+    out = np.zeros_like(bottoms[0])
+    for c, b in zip(coeff, bottoms):
+        out += np.float32(c) * b
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflowing exp for large negative x."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _bnll(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)), written as Caffe does so that large |x| neither overflows nor cancels."""
+    return np.where(x > 0, x + np.log1p(np.exp(-np.abs(x))), np.log1p(np.exp(-np.abs(x))))
+
+
+ACTIVATIONS = {
+    "Sigmoid": lambda layer, x, params: _sigmoid(x),
+    "TanH": lambda layer, x, params: np.tanh(x),
+    "AbsVal": lambda layer, x, params: np.abs(x),
+    "BNLL": lambda layer, x, params: _bnll(x),
+    "ELU": lambda layer, x, params: np.where(
+        x > 0, x, np.float32(layer.elu_param.alpha) * np.expm1(np.minimum(x, 0))),
+    "PReLU": lambda layer, x, params: np.where(
+        x > 0, x, x * (params[0] if params[0].size == 1 else _channels(params[0], x.ndim))),
+}
 
 
 def _scale(x: np.ndarray, p: caffe_pb2.ScaleParameter, params: list[np.ndarray]) -> np.ndarray:

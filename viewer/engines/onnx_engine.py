@@ -130,8 +130,68 @@ def _convert_layer(g: _GraphBuilder, layer: caffe_pb2.LayerParameter,
                axis=layer.concat_param.axis)
     elif kind == "Flatten":
         _convert_flatten(g, layer, x, rank)
+    elif kind == "BatchNorm":
+        _convert_batch_norm(g, layer, x)
+    elif kind == "Eltwise":
+        _convert_eltwise(g, layer)
+    elif kind in _ACTIVATIONS:
+        _ACTIVATIONS[kind](g, layer, x, rank)
     else:
         raise EngineError(f"the onnx engine cannot convert layer '{layer.name}' ({kind})")
+
+
+def _convert_batch_norm(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str) -> None:
+    """Caffe's stored statistics (blob / moving-average factor) as ONNX BatchNormalization,
+    which onnxruntime folds into the convolution before it."""
+    mean, var, factor = g.net.weights[layer.name]
+    inverse = np.float32(0) if factor.reshape(-1)[0] == 0 else np.float32(1) / factor.reshape(-1)[0]
+    ones = np.ones(mean.shape, np.float32)
+    inputs = [x, g.const(f"{layer.name}.one", ones), g.const(f"{layer.name}.zero", 0 * ones),
+              g.const(f"{layer.name}.mean", mean * inverse),
+              g.const(f"{layer.name}.var", var * inverse)]
+    g.node("BatchNormalization", inputs, g.write(layer.top[0]),
+           epsilon=float(layer.batch_norm_param.eps))
+
+
+def _convert_eltwise(g: _GraphBuilder, layer: caffe_pb2.LayerParameter) -> None:
+    p = layer.eltwise_param
+    inputs = [g.current[b] for b in layer.bottom]
+    if p.operation == caffe_pb2.EltwiseParameter.PROD:
+        op = "Mul"
+    elif p.operation == caffe_pb2.EltwiseParameter.MAX:
+        op = "Max"
+    else:
+        op = "Add"
+        if len(p.coeff) and any(c != 1 for c in p.coeff):
+            inputs = [g.node("Mul", [x, g.const("coeff", np.float32(c))], hint=layer.name)
+                      for x, c in zip(inputs, p.coeff)]
+    out = inputs[0]
+    for x in inputs[1:-1]:
+        out = g.node(op, [out, x], hint=layer.name)
+    g.node(op, [out, inputs[-1]], g.write(layer.top[0]))  # netgraph: at least two inputs
+
+
+def _prelu(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str, rank: int) -> None:
+    slope = g.net.weights[layer.name][0]
+    shape = (1,) if slope.size == 1 else slope.shape + (1,) * (rank - 2)
+    g.node("PRelu", [x, g.const(f"{layer.name}.slope", slope.reshape(shape))],
+           g.write(layer.top[0]))
+
+
+def _unary(op: str, **attrs):
+    def convert(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str, rank: int) -> None:
+        g.node(op, [x], g.write(layer.top[0]), **{k: f(layer) for k, f in attrs.items()})
+    return convert
+
+
+_ACTIVATIONS = {
+    "Sigmoid": _unary("Sigmoid"),
+    "TanH": _unary("Tanh"),
+    "AbsVal": _unary("Abs"),
+    "BNLL": _unary("Softplus"),
+    "ELU": _unary("Elu", alpha=lambda layer: float(layer.elu_param.alpha)),
+    "PReLU": _prelu,
+}
 
 
 def _convert_flatten(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
