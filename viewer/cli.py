@@ -6,13 +6,15 @@ stderr with exit code 2; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Sequence
 
-from viewer import paths
+from viewer import __version__, paths
 from viewer.dataset import cli as dataset_cli
 from viewer.training import cli as training_cli
 from viewer.errors import ViewerError
@@ -88,53 +90,6 @@ def cmd_surgery(args: argparse.Namespace) -> int:
     return 0 if check.passed else EXIT_CHECK_FAILED
 
 
-def print_engine_note(note: str) -> None:
-    """One `note:` line on stderr when a map runs on the lean engine instead of --engine
-    (`FeatureMap.engine_note`), so stdout stays the result alone."""
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-
-
-def cmd_map(args: argparse.Namespace) -> int:
-    """Compute the dense maps of one image and save them with pictures of them."""
-    from viewer import export, render
-    from viewer.featuremap import DenseClassifier
-    from viewer.images import load_image
-
-    image = load_image(args.image)
-    dense = DenseClassifier(load_model_args(args), args.engine)
-    plan = dense.check_scale(image.shape, args.scale)
-    inputs = tuple(p for p in (args.image, args.prototxt, args.weights) if p)
-    npz, overlay, grid = prepare_outputs(
-        args.out, ["featuremap.npz", "heatmap_best.png", "conv1_grid.png"], inputs)
-    print_engine_note(plan.note)    # before the pass, which the lean engine makes slower
-    # A warm-up run steadies the timing of a short pass; a lean fallback pass is seconds long,
-    # and running it twice would double the wait for no better figure.
-    fm = dense.run(image, args.scale, warm=not plan.note)
-    files = {
-        "npz": export.save_npz(fm, npz, inputs),
-        "overlay": export.save_png(render.overlay_best_class(image, fm), overlay, inputs),
-    }
-    if fm.conv1 is not None:
-        files["conv1"] = export.save_png(render.tile_channels(fm.conv1), grid, inputs)
-    summary = {
-        "image": str(args.image), "engine": fm.engine, "scale": args.scale,
-        "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),
-        "offset": list(fm.geometry.offset),
-        "receptive_field": list(fm.geometry.receptive_field),
-        "forward_ms": round(fm.forward_ms, 3), "files": {k: str(v) for k, v in files.items()},
-    }
-    if args.json:
-        print_json(summary)
-    else:
-        c, h, w = fm.probs.shape
-        print(f"{args.image}: {c} classes x {h} x {w} cells, stride {fm.geometry.stride[0]}, "
-              f"window {fm.geometry.receptive_field[0]}, {fm.forward_ms:.1f} ms ({fm.engine})")
-        for path in files.values():
-            print(f"wrote {path}")
-    return 0
-
-
 def positive_scale(text: str) -> float:
     """argparse type for --scale: a positive finite number."""
     try:
@@ -168,26 +123,145 @@ def positive_count(text: str) -> int:
     return value
 
 
-def cmd_read(args: argparse.Namespace) -> int:
-    """Read the plate text with per-letter confidences."""
-    from viewer import reading
+def dense_from_args(args: argparse.Namespace):
+    """The DenseClassifier of the model options: what `read` and `map` run, once per process."""
     from viewer.featuremap import DenseClassifier
-    from viewer.images import load_image
 
-    image = load_image(args.image)
-    dense = DenseClassifier(load_model_args(args), args.engine)
-    if args.scale == "auto":
+    return DenseClassifier(load_model_args(args), args.engine)
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """The images (files, folders, globs), --format and --jobs of `read` and `map`."""
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files, folders of images, or quoted globs ('crops/*.png')")
+    parser.add_argument("--format", choices=("text", "jsonl", "csv"), default="text",
+                        help="results as text lines, JSON lines or CSV (default: text)")
+    parser.add_argument("--json", action="store_const", dest="format", const="jsonl",
+                        help="same as --format jsonl")
+    parser.add_argument("--jobs", type=positive_count, default=1,
+                        help="processes to spread the images over (default 1)")
+
+
+def run_images(args: argparse.Namespace, images: list[Path], task, columns: Sequence[str],
+               text_line, out_file: Path | None = None) -> int:
+    """Run `task` on every image and write the results as they come, on stdout or
+    atomically into `out_file`; exit 2 when some image failed."""
+    import io
+
+    from viewer import batch
+    from viewer.safe_write import write_atomic
+
+    outcomes = batch.run_batch(images, functools.partial(dense_from_args, args), task,
+                               args.jobs, args.debug)
+
+    def write(stream) -> int:
+        return batch.write_outcomes(stream, outcomes, args.format, columns, text_line)
+
+    if out_file is None:
+        failed = write(sys.stdout)
+    else:
+        failed = 0
+
+        def write_file(fh) -> None:
+            nonlocal failed
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            failed = write(text)
+            text.flush()
+            text.detach()
+        write_atomic(out_file, write_file, images)
+    return EXIT_USER_ERROR if failed else 0
+
+
+MAP_FILES = ("featuremap.npz", "heatmap_best.png", "conv1_grid.png")
+MAP_COLUMNS = ("image", "engine", "scale", "output_shape", "stride", "offset",
+               "receptive_field", "forward_ms", "files", "error")
+
+
+def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
+            inputs: tuple) -> tuple[dict, str]:
+    """Map one image and write its npz and pictures into `out` (of several images: into
+    `out`/its name); the summary row and the engine note."""
+    from viewer import export, images, render
+
+    image = images.load_image(path)
+    plan = dense.check_scale(image.shape, scale)
+    inputs = (path, *inputs)
+    npz, overlay, grid = prepare_outputs(out / path.stem if many else out, MAP_FILES, inputs)
+    # A warm-up run steadies the timing of one short pass; a lean fallback pass is seconds
+    # long, and running it twice would double the wait for no better figure. In a batch the
+    # earlier images warm the engine.
+    fm = dense.run(image, scale, warm=not many and not plan.note)
+    files = {
+        "npz": export.save_npz(fm, npz, inputs),
+        "overlay": export.save_png(render.overlay_best_class(image, fm), overlay, inputs),
+    }
+    if fm.conv1 is not None:
+        files["conv1"] = export.save_png(render.tile_channels(fm.conv1), grid, inputs)
+    return {
+        "image": str(path), "engine": fm.engine, "scale": scale,
+        "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),
+        "offset": list(fm.geometry.offset),
+        "receptive_field": list(fm.geometry.receptive_field),
+        "forward_ms": round(fm.forward_ms, 3), "files": {k: str(v) for k, v in files.items()},
+    }, fm.engine_note
+
+
+def map_text(row: dict) -> str:
+    c, h, w = row["output_shape"]
+    return "\n".join([f"{row['image']}: {c} classes x {h} x {w} cells, stride "
+                      f"{row['stride'][0]}, window {row['receptive_field'][0]}, "
+                      f"{row['forward_ms']:.1f} ms ({row['engine']})",
+                      *(f"wrote {path}" for path in row["files"].values())])
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Compute the dense maps of images and save them with pictures of them (one image: into
+    --out; several: into a folder per image there, named by the image)."""
+    from viewer import batch
+
+    images = batch.expand_inputs(args.images)
+    many = len(images) > 1
+    stems = [p.stem for p in images]
+    if many and len(set(stems)) < len(stems):
+        twin = next(s for s in stems if stems.count(s) > 1)
+        raise ViewerError(f"two images are named '{twin}': map them in separate calls, since "
+                          "each image's maps go into a folder of its name under --out")
+    inputs = tuple(p for p in (args.prototxt, args.weights) if p)
+    task = functools.partial(map_one, scale=args.scale, out=args.out, many=many, inputs=inputs)
+    return run_images(args, images, task, MAP_COLUMNS, map_text)
+
+
+READ_COLUMNS = ("image", "text", "scale", "weakest", "engine", "error")
+
+
+def read_one(dense, path: Path, *, scale: float | str) -> tuple[dict, str]:
+    """Read the plate text of one image with per-letter confidences: the row and note."""
+    from viewer import images, reading
+
+    image = images.load_image(path)
+    if scale == "auto":
         result, fm = reading.auto_read(dense, image)
     else:
-        fm = dense.run(image, args.scale)
+        fm = dense.run(image, scale)
         result = reading.read_plate(fm)
-    print_engine_note(fm.engine_note)
-    if args.json:
-        print_json({**result.as_dict(), "engine": fm.engine})
-    else:
-        letters = "  ".join(f"{l.label} {l.prob:.2f}" for l in result.letters)
-        print(f"{result.text or '(nothing read)'}  (scale {result.scale:.3g})  {letters}")
-    return 0
+    return {"image": str(path), **result.as_dict(), "weakest": round(result.weakest, 4),
+            "engine": fm.engine}, fm.engine_note
+
+
+def read_text(row: dict, many: bool) -> str:
+    letters = "  ".join(f"{l['label']} {l['prob']:.2f}" for l in row["letters"])
+    line = f"{row['text'] or '(nothing read)'}  (scale {row['scale']:.3g})  {letters}"
+    return f"{row['image']}: {line}" if many else line
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    """Read the plate text of images with per-letter confidences."""
+    from viewer import batch
+
+    images = batch.expand_inputs(args.images)
+    return run_images(args, images, functools.partial(read_one, scale=args.scale),
+                      READ_COLUMNS, functools.partial(read_text, many=len(images) > 1),
+                      args.out)
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -202,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="netsurgery-viewer",
         description="See what a fully convolutional Caffe net sees on license plates.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
 
     view = sub.add_parser("view", help="open the viewer (the default command)")
@@ -224,21 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
     surg.add_argument("--json", action="store_true", help="print a JSON report")
     surg.set_defaults(func=cmd_surgery)
 
-    fmap = sub.add_parser("map", help="compute the dense class maps of an image")
-    fmap.add_argument("image", type=Path)
+    fmap = sub.add_parser("map", help="compute the dense class maps of images")
+    add_batch_options(fmap)
     fmap.add_argument("--scale", type=positive_scale, default=1.0,
                       help="input scale (default 1)")
-    fmap.add_argument("--out", type=Path, required=True, help="output folder")
-    fmap.add_argument("--json", action="store_true", help="print a JSON summary")
+    fmap.add_argument("--out", type=Path, required=True,
+                      help="output folder (of several images: a folder per image in it)")
     add_model_options(fmap)
     fmap.set_defaults(func=cmd_map)
     dataset_cli.register(sub)
     training_cli.register(sub)
     read = sub.add_parser("read", help="read the plate text with per-letter confidence")
-    read.add_argument("image", type=Path)
+    add_batch_options(read)
     read.add_argument("--scale", type=scale_or_auto, default="auto",
                       help="input scale, or 'auto' to search for the best fit (default)")
-    read.add_argument("--json", action="store_true", help="print text and letters as JSON")
+    read.add_argument("--out", type=Path, help="write the results to this file, not stdout")
     add_model_options(read)
     read.set_defaults(func=cmd_read)
     parser.set_defaults(commands=set(sub.choices))
@@ -250,12 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = parser.get_default("commands")
-    if not commands & set(argv) and not {"-h", "--help"} & set(argv):
+    if not commands & set(argv) and not {"-h", "--help", "--version"} & set(argv):
         debug = [a for a in argv if a == "--debug"]
         argv = debug + ["view"] + [a for a in argv if a != "--debug"]
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()              # here, where a closed pipe is caught below
+        return status
     except ViewerError as err:
         if args.debug:
             traceback.print_exc()
@@ -264,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`read ... | head -3`): stop quietly as Unix tools do, and
+        # point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as err:  # a bug: one line unless --debug, never a silent exit
         if args.debug:
             traceback.print_exc()

@@ -33,6 +33,10 @@ class Engine(ABC):
         """Weights by layer name, as pycaffe's `net.params` (as arrays)."""
         return self.net.weights
 
+    def limit_threads(self, threads: int) -> None:
+        """Use at most `threads` threads per pass (a batch runs one engine per process).
+        Engines whose library picks its threads itself keep doing so."""
+
     def forward(self, data: np.ndarray, blobs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run the net on `data` (N x C x H x W float32) and return the named blobs."""
         data = np.ascontiguousarray(data, dtype=np.float32)

@@ -330,6 +330,10 @@ class OnnxEngine(Engine):
         self.threads = threads
         self._sessions: dict[tuple[str, ...], object] = {}
 
+    def limit_threads(self, threads: int) -> None:
+        self.threads = threads
+        self._sessions.clear()          # sessions made before keep their thread pools
+
     def session(self, blobs: Sequence[str]):
         """The session whose outputs are `blobs` (built on first use, then reused)."""
         import onnxruntime as ort
