@@ -38,14 +38,33 @@ def test_surgery_json_reports_shapes_paths_and_equivalence(lenet_files, classes,
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["layers"] == [
-        {"layer": "ip1", "new_layer": "ip1-conv", "old_shape": [500, 800],
-         "new_shape": [500, 50, 4, 4]},
-        {"layer": "ip2-alpha", "new_layer": "ip2-alpha-conv", "old_shape": [classes, 500],
-         "new_shape": [classes, 500, 1, 1]}]
+        {"layer": "ip1", "new_layer": "ip1-conv", "type": "InnerProduct",
+         "old_shape": [500, 800], "new_shape": [500, 50, 4, 4]},
+        {"layer": "ip2-alpha", "new_layer": "ip2-alpha-conv", "type": "InnerProduct",
+         "old_shape": [classes, 500], "new_shape": [classes, 500, 1, 1]}]
     assert report["max_abs_diff"] < 1e-4 and report["passed"] is True
     fcn = model_io.load_net(report["prototxt"], report["weights"])
     assert fcn.weights["ip1-conv"][0].shape == (500, 50, 4, 4)
     assert (proto.read_bytes(), weights.read_bytes()) == before
+
+
+def test_surgery_json_lists_a_global_pooling_with_the_inner_products(tmp_path):
+    """MobileNet v1 ends in global pooling and a 1x1 convolution: the pooling is the one
+    conversion, checked like the others; the written net maps larger images to more cells."""
+    import gallery
+
+    proto, weights = tmp_path / "mobilenet.prototxt", tmp_path / "mobilenet.caffemodel"
+    model_io.write_net(gallery.load("mobilenet_v1_block"), proto, weights)
+    result = run_cli("surgery", "--prototxt", proto, "--weights", weights,
+                     "--out", tmp_path / "out", "--json", "--check-count", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["layers"] == [{"layer": "pool6", "new_layer": "pool6", "type": "Pooling",
+                                 "global_pooling": True, "kernel": [16, 16], "stride": [1, 1]}]
+    assert report["passed"] is True and report["inputs_checked"] == 4
+    fcn = model_io.load_net(report["prototxt"], report["weights"])
+    fm = DenseClassifier(fcn, "onnx").run(gallery.image(96, 80), 1.0)
+    assert fm.scores.shape == (10, 9, 5)   # (96 - 64) / 4 + 1, (80 - 64) / 4 + 1
 
 
 def test_surgery_refuses_the_tutorials_1x1_prototxt(lenet_files, tmp_path):

@@ -70,8 +70,48 @@ def test_inner_product_on_another_axis_is_refused(lenet):
 
 def test_net_without_inner_product_is_refused(lenet):
     fcn = surgery.make_fully_convolutional(lenet).net
-    with pytest.raises(SurgeryError, match="no InnerProduct layer: nothing to convert"):
+    with pytest.raises(SurgeryError, match="no InnerProduct layer and no global pooling"):
         surgery.make_fully_convolutional(fcn)
+
+
+# No padding anywhere, so every cell of the dense map is exactly the classifier on its crop.
+GLOBAL_POOLING_NET = """
+name: "GlobalPooled"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 2 dim: 14 dim: 12 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 6 kernel_size: 3 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "score" type: "Convolution" bottom: "pool1" top: "score"
+        convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "pool_g" type: "Pooling" bottom: "score" top: "pool_g"
+        pooling_param { pool: AVE global_pooling: true } }
+layer { name: "prob" type: "Softmax" bottom: "pool_g" top: "prob" }
+"""
+
+
+@pytest.mark.parametrize("engine", ["numpy", "blas", "onnx", "opencv"])
+def test_global_pooling_becomes_the_classifier_sliding(engine):
+    from conftest import random_biases
+
+    param, _ = model_io.parse_prototxt(GLOBAL_POOLING_NET, "global.prototxt")
+    classifier = random_biases(model_io.init_weights(param, seed=6), 6)
+    assert not surgery.is_fully_convolutional(classifier.param)
+    result = surgery.make_fully_convolutional(classifier)
+    assert [c.as_dict() for c in result.conversions] == [
+        {"layer": "pool_g", "new_layer": "pool_g", "type": "Pooling", "global_pooling": True,
+         "kernel": [6, 5], "stride": [1, 1]}]
+    assert surgery.is_fully_convolutional(result.net.param)
+    assert surgery.verify_equivalence(classifier, result.net, count=2, engine=engine).passed
+    image = np.random.default_rng(1).uniform(0, 255, (1, 2, 22, 20)).astype(np.float32)
+    dense = create_engine(engine, result.net).forward(image, ["pool_g"])["pool_g"][0]
+    assert dense.shape == (4, 5, 5)   # (22 - 14) / 2 + 1, (20 - 12) / 2 + 1
+    crops = np.concatenate([image[:, :, 2 * i:2 * i + 14, 2 * j:2 * j + 12]
+                            for i in range(5) for j in range(5)])
+    alone = create_engine(engine, classifier).forward(crops, ["pool_g"])["pool_g"]
+    np.testing.assert_allclose(dense.reshape(4, -1).T, alone[:, :, 0, 0], atol=1e-4, rtol=1e-5)
 
 
 def _tutorial_target(lenet, kernel: int):

@@ -81,8 +81,7 @@ def cmd_surgery(args: argparse.Namespace) -> int:
                     "engine": check.engine, "passed": check.passed})
     else:
         for c in result.conversions:
-            print(f"{c.layer} {'x'.join(map(str, c.old_shape))} -> "
-                  f"{c.new_layer} {'x'.join(map(str, c.new_shape))}")
+            print(surgery.conversion_text(c))
         print(f"wrote {out_proto}\nwrote {out_weights}")
         verdict = "ok" if check.passed else "FAILED"
         print(f"equivalence on {check.inputs} windows ({check.engine}): max |diff| = "

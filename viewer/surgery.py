@@ -4,6 +4,10 @@ Each InnerProduct becomes a Convolution whose kernel is its input blob's spatial
 `ip1` reads a 50x4x4 blob, so `ip1-conv` has 500x50x4x4 weights; the tutorial's 1x1 kernel kept
 50 of the 800 inputs and silently dropped the rest). The weights are the same numbers reshaped,
 so the fully convolutional net computes the classifier at every window of a larger image.
+
+A global pooling (SqueezeNet, MobileNet) would average a whole larger image into one cell; it
+becomes a pooling with the kernel its input had at the classifier's input size, stride 1, which
+is the classifier sliding too.
 """
 from __future__ import annotations
 
@@ -21,15 +25,20 @@ CONV_SUFFIX = "-conv"
 
 @dataclass(frozen=True)
 class Conversion:
-    """One InnerProduct turned Convolution, with its weight shapes before and after."""
+    """One InnerProduct turned Convolution, with its weight shapes before and after; or, with
+    `kind` "Pooling", a global pooling given a fixed kernel (`new_shape`, stride 1)."""
 
     layer: str
     new_layer: str
     old_shape: tuple[int, ...]
     new_shape: tuple[int, ...]
+    kind: str = "InnerProduct"
 
     def as_dict(self) -> dict:
-        return {"layer": self.layer, "new_layer": self.new_layer,
+        if self.kind == "Pooling":
+            return {"layer": self.layer, "new_layer": self.new_layer, "type": self.kind,
+                    "global_pooling": True, "kernel": list(self.new_shape), "stride": [1, 1]}
+        return {"layer": self.layer, "new_layer": self.new_layer, "type": self.kind,
                 "old_shape": list(self.old_shape), "new_shape": list(self.new_shape)}
 
 
@@ -41,14 +50,52 @@ class SurgeryResult:
     conversions: list[Conversion]
 
 
+def conversion_text(c: Conversion) -> str:
+    """One line for a person: `ip1 500x800 -> ip1-conv 500x50x4x4`, or for a global pooling
+    `pool10 global -> pool10 13x13 kernel, stride 1`."""
+    if c.kind == "Pooling":
+        return f"{c.layer} global -> {c.new_layer} {c.new_shape[0]}x{c.new_shape[1]} kernel, stride 1"
+    return (f"{c.layer} {'x'.join(map(str, c.old_shape))} -> "
+            f"{c.new_layer} {'x'.join(map(str, c.new_shape))}")
+
+
 def inner_products(param: caffe_pb2.NetParameter) -> list[caffe_pb2.LayerParameter]:
     """The InnerProduct layers of the deploy net, in order."""
     return [l for l in netgraph.deploy_layers(param) if l.type == "InnerProduct"]
 
 
+def global_poolings(param: caffe_pb2.NetParameter) -> list[caffe_pb2.LayerParameter]:
+    """The Pooling layers of the deploy net that pool their whole input, in order."""
+    return [l for l in netgraph.deploy_layers(param)
+            if l.type == "Pooling" and l.pooling_param.global_pooling]
+
+
 def is_fully_convolutional(param: caffe_pb2.NetParameter) -> bool:
-    """True when the net has no InnerProduct left, so it already slides over any input."""
-    return not inner_products(param)
+    """True when the net has no InnerProduct and no global pooling left, so it already slides
+    over any input."""
+    return not inner_products(param) and not global_poolings(param)
+
+
+def fix_global_pooling(net: CaffeNet) -> SurgeryResult:
+    """Give each global pooling the fixed kernel of its input at the declared input size,
+    stride 1 and no pad: at that size nothing changes, and on a larger image the pooling
+    slides as the classifier would. `net` itself is not modified."""
+    shapes = netgraph.infer_shapes(net.param)
+    out = structure_of(net.param)
+    fixes = []
+    for layer in out.layer:
+        if layer.type != "Pooling" or not layer.pooling_param.global_pooling or \
+                not netgraph.in_test_phase(layer):
+            continue
+        kernel = tuple(shapes[layer.bottom[0]][2:4])
+        p = layer.pooling_param
+        p.ClearField("global_pooling")
+        if kernel[0] == kernel[1]:
+            p.kernel_size = kernel[0]
+        else:
+            p.kernel_h, p.kernel_w = kernel
+        fixes.append(Conversion(layer.name, layer.name, (), kernel, kind="Pooling"))
+    return SurgeryResult(CaffeNet(out, dict(net.weights), source=net.source), fixes)
 
 
 def _kernel_for(layer: caffe_pb2.LayerParameter, bottom: netgraph.Shape) -> tuple[int, int, int]:
@@ -110,13 +157,20 @@ def make_fully_convolutional(net: CaffeNet) -> SurgeryResult:
     """Convert every InnerProduct of `net` into a Convolution, transplanting the weights.
 
     Layers and blobs named after a converted layer get the `-conv` suffix (`ip1` becomes
-    `ip1-conv`), Flatten layers are dropped because convolutions read the spatial blob, and
-    all other layers and weights are copied. `net` itself is not modified.
+    `ip1-conv`), Flatten layers are dropped because convolutions read the spatial blob, global
+    poolings get a fixed kernel (`fix_global_pooling`), and all other layers and weights are
+    copied. `net` itself is not modified.
     """
-    ips = inner_products(net.param)
-    if not ips:
-        raise SurgeryError(f"{net.source} has no InnerProduct layer: nothing to convert "
-                           "(it is already fully convolutional)")
+    if is_fully_convolutional(net.param):
+        raise SurgeryError(f"{net.source} has no InnerProduct layer and no global pooling: "
+                           "nothing to convert (it is already fully convolutional)")
+    pooled = fix_global_pooling(net)
+    converted = _convert_inner_products(pooled.net)
+    return SurgeryResult(converted.net, pooled.conversions + converted.conversions)
+
+
+def _convert_inner_products(net: CaffeNet) -> SurgeryResult:
+    """`make_fully_convolutional` for the InnerProduct layers (the whole net when it has none)."""
     shapes = netgraph.infer_shapes(net.param)
     out = structure_of(net.param)
     out.name = f"{net.param.name or 'net'}-fullconv"
@@ -182,14 +236,15 @@ def transplant(classifier: CaffeNet, target: caffe_pb2.NetParameter,
     """
     auto = make_fully_convolutional(classifier)
     target = structure_of(target)
-    if not is_fully_convolutional(target):
+    if inner_products(target):
         left = ", ".join(l.name for l in inner_products(target))
         raise SurgeryError(f"{source} still has InnerProduct layers ({left}): it is not "
                            "fully convolutional")
     shapes = netgraph.infer_shapes(classifier.param)
     weights: dict[str, list[np.ndarray]] = {}
     conversions = []
-    for ip, conv in zip(inner_products(classifier.param), auto.conversions):
+    converted_ips = [c for c in auto.conversions if c.kind == "InnerProduct"]
+    for ip, conv in zip(inner_products(classifier.param), converted_ips):
         layer = _match_target(target, ip)
         _check_converted(layer, ip, _spatial_input(classifier.param, shapes, ip.bottom[0]),
                          source)

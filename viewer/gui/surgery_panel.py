@@ -49,7 +49,9 @@ def surgery_rows(model: LoadedModel) -> list[tuple[str, str, str, str, str]]:
         new_kind, new_shapes = after.get(new, ("?", "?"))
         arrow = "->" if name in renamed else "="
         rows.append((f"{name} ({kind})", shapes, arrow, f"{new} ({new_kind})", new_shapes))
-    return rows
+    return rows + [(f"{c.layer} (Pooling)", "global", "->", f"{c.new_layer} (Pooling)",
+                    f"{shape_text(c.new_shape)} kernel, stride 1")
+                   for c in model.conversions if c.kind == "Pooling"]
 
 
 def verification_text(check: Verification | None) -> str:
@@ -76,11 +78,14 @@ def timing_text(c: WindowComparison, scale: float) -> str:
 
 def summary_text(model: LoadedModel) -> str:
     """What was converted, and whether it happened just now in memory or in a shipped file."""
-    converted = ", ".join(f"{c.layer} -> {c.new_layer}" for c in model.conversions)
+    converted = ", ".join(f"{c.layer} -> {c.new_layer}" if c.kind == "InnerProduct" else
+                          f"global {c.layer} -> {shape_text(c.new_shape)} pooling"
+                          for c in model.conversions)
     if model.dense.classifier is not None:
         return (f"<b>{model.label}</b> is a classifier: its InnerProduct layers were cast into "
-                f"convolutions with the same weights ({converted}) in memory. File > Save "
-                "surgered model writes the result.")
+                f"convolutions with the same weights, its global poolings given the kernel of "
+                f"their input ({converted}) in memory. File > Save surgered model writes the "
+                "result.")
     if converted:
         return (f"<b>{model.label}</b> is the surgered twin of the classifier on the left: "
                 f"InnerProduct layers cast into convolutions with the same weights ({converted}).")
