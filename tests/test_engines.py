@@ -299,7 +299,7 @@ def zoo_layers() -> model_io.CaffeNet:
                              np.array([factor], np.float32)]
     net.weights["sc1"][0] = rng.uniform(0.5, 1.5, 6).astype(np.float32)
     net.weights["prelu1"] = [rng.uniform(-0.5, 0.5, 6).astype(np.float32)]
-    net.weights["prelu2"] = [np.array([0.3], np.float32)]
+    net.weights["prelu2"] = [np.array(0.3, np.float32)]
     return net
 
 

@@ -220,12 +220,12 @@ def param_shapes(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
 
 def _normalisation_params(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
     """BatchNorm's mean, variance and moving-average factor; PReLU's slopes (one per channel,
-    or one for all)."""
+    or a 0-axis scalar blob for all, as Caffe shapes it)."""
     channels = bottom[1] if len(bottom) > 1 else 1
     if layer.type == "BatchNorm":
         return [(channels,), (channels,), (1,)]
     if layer.type == "PReLU":
-        return [(1,) if layer.prelu_param.channel_shared else (channels,)]
+        return [() if layer.prelu_param.channel_shared else (channels,)]
     return []
 
 

@@ -40,6 +40,16 @@ def _untransposed(net: CaffeNet) -> CaffeNet:
     return CaffeNet(param, weights, net.source)
 
 
+def _without_scalars(net: CaffeNet) -> CaffeNet:
+    """OpenCV cannot make a 0-axis blob (a shared PReLU slope, as Caffe saves it): give it the
+    same value as a 1-element blob."""
+    if not any(a.ndim == 0 for blobs in net.weights.values() for a in blobs):
+        return net
+    weights = {name: [a.reshape(1) if a.ndim == 0 else a for a in blobs]
+               for name, blobs in net.weights.items()}
+    return CaffeNet(net.param, weights, net.source)
+
+
 class OpenCVEngine(Engine):
     """cv2.dnn forward pass on the CPU."""
 
@@ -52,7 +62,7 @@ class OpenCVEngine(Engine):
         if not hasattr(cv2.dnn, "readNetFromCaffe"):
             raise EngineError(f"OpenCV {cv2.__version__} has no Caffe importer; install "
                               "opencv-python-headless<5")
-        plain = _untransposed(net)
+        plain = _without_scalars(_untransposed(net))
         proto = np.frombuffer(prototxt_text(_deploy_param(plain)).encode(), np.uint8)
         model = np.frombuffer(caffemodel_bytes(plain), np.uint8)
         try:
