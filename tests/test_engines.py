@@ -375,3 +375,23 @@ def test_zoo_layers_that_cannot_run_are_named(text, message):
     param, _ = model_io.parse_prototxt(head + text, "bad.prototxt")
     with pytest.raises(ModelError, match=message):
         netgraph.infer_shapes(param)
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_the_non_square_net_matches_the_reference_as_classifier_and_dense(engine,
+                                                                          nonsquare_net):
+    """Height and width differ in every kernel, stride, pad and blob: a swap shows."""
+    data = np.random.default_rng(6).uniform(0, 255, (2, 2, 23, 30)).astype(np.float32)
+    blobs = ["conv1", "pool1", "conv2", "pool2", "ip1", "ip2"]
+    expected = create_engine("numpy", nonsquare_net).forward(data, blobs)
+    actual = create_engine(engine, nonsquare_net).forward(data, blobs)
+    for blob in blobs:
+        _assert_close(actual[blob], expected[blob], f"{engine} {blob}")
+    fcn = surgery.make_fully_convolutional(nonsquare_net).net
+    reference, dense = create_engine("numpy", fcn), create_engine(engine, fcn)
+    for size in [(47, 41), (30, 61)]:
+        image = _plate_input(*size, channels=2, seed=size[1])
+        want = reference.forward(image, ["pool2", "ip2-conv"])
+        got = dense.forward(image, ["pool2", "ip2-conv"])
+        for blob in want:
+            _assert_close(got[blob], want[blob], f"{engine} {blob} at {size}")
