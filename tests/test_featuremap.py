@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
-from viewer import cost, featuremap
+from viewer import cost, featuremap, netgraph
 from viewer.engines import create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError
@@ -64,21 +64,47 @@ def test_cell_windows_map_back_to_original_pixels():
     assert geo.cell_at(24.0 + 8 * 3 + 1, 24.0 + 8 * 2 + 1) == (2, 3)
 
 
-def test_a_bright_spot_moves_only_the_cells_whose_windows_hold_it(other_net):
-    """Geometry checked against the net itself, padding and ceil pooling included."""
-    fcn = make_fully_convolutional(other_net).net
+@pytest.mark.parametrize("net, blob, size, spot", [
+    ("other_net", "fc2-conv", (90, 100), (30, 47)),
+    ("nonsquare_net", "ip2-conv", (80, 70), (37, 30)),
+])
+def test_a_bright_spot_moves_exactly_the_cells_whose_windows_hold_it(net, blob, size, spot,
+                                                                     request):
+    """Geometry checked against the net itself, padding and ceil pooling included: with these
+    weights every cell whose window holds the spot moves, and no other cell."""
+    classifier = request.getfixturevalue(net)
+    fcn = make_fully_convolutional(classifier).net
     engine = create_engine("numpy", fcn)
-    geo = geometry_of(fcn, "fc2-conv")
-    base = np.full((1, 3, 60, 60), 100, np.float32)
-    spot = base.copy()
-    spot[:, :, 30, 27] = 255
-    diff = np.abs(engine.forward(spot, ["fc2-conv"])["fc2-conv"][0]
-                  - engine.forward(base, ["fc2-conv"])["fc2-conv"][0]).max(axis=0)
-    for i in range(diff.shape[0]):
-        for j in range(diff.shape[1]):
-            x, y, w, h = geo.cell_window(i, j)
-            if diff[i, j] > 1e-4:
-                assert x <= 27 < x + w and y <= 30 < y + h
+    geo = geometry_of(fcn, blob)
+    (_, channels, _, _), = netgraph.input_shapes(classifier.param).values()
+    base = np.full((1, channels, *size), 100, np.float32)
+    bright = base.copy()
+    bright[:, :, spot[0], spot[1]] = 255
+    moved = np.abs(engine.forward(bright, [blob])[blob][0]
+                   - engine.forward(base, [blob])[blob][0]).max(axis=0) > 1e-4
+    holds = np.zeros_like(moved)
+    for i, j in np.ndindex(*holds.shape):
+        x, y, w, h = geo.cell_window(i, j)
+        holds[i, j] = x <= spot[1] < x + w and y <= spot[0] < y + h
+    assert 0 < holds.sum() < holds.size / 2
+    np.testing.assert_array_equal(moved, holds)
+
+
+def test_non_square_geometry_of_the_non_square_net(nonsquare_net):
+    """Strides 1x2, 2x1, 1x1, 3x2 compose to 6x4; pads 2x1 at jump 1 and 1x0 at 2x2, 1x0
+    at 2x2 shift the first window to (-5, -1); spans 3x5, 2x3, 5x2, 3x2, 4x6 make 34x33."""
+    fcn = make_fully_convolutional(nonsquare_net).net
+    assert geometry_of(fcn, "ip2-conv") == Geometry((6, 4), (-5, -1), (34, 33))
+    assert geometry_of(fcn, "conv2") == Geometry((2, 2), (-3, -1), (12, 11))
+
+
+def test_cell_windows_scale_each_axis_by_its_own_factor():
+    geo = Geometry((6, 4), (-5, -1), (34, 33), scale=(0.5, 0.25))
+    assert geo.cell_window(2, 3) == (44.0, 14.0, 132.0, 68.0)
+    assert geo.heatmap_rect(10, 20) == (54.0, 18.0, 320.0, 120.0)
+    assert geo.cell_at(102.5, 42.5) == (2, 3)
+    assert geo.cell_at(101.5, 53.5) == (2, 2)
+    assert geo.cell_at(117.5, 54.5) == (3, 3)
 
 
 def test_small_image_error_names_the_smallest_scale(lenet):
