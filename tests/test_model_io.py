@@ -79,6 +79,44 @@ def test_v1_layers_are_upgraded():
     assert netgraph.infer_shapes(net)["fc"] == (1, 4)
 
 
+_V1_LAYERS = """
+    layers { name: "c" type: CONVOLUTION bottom: "data" top: "c"
+             convolution_param { num_output: 4 kernel_h: 3 kernel_w: 2 stride_h: 2 pad_w: 1
+                                 group: 2 bias_term: false } }
+    layers { name: "r" type: RELU bottom: "c" top: "c" relu_param { negative_slope: 0.25 } }
+    layers { name: "p" type: POOLING bottom: "c" top: "p"
+             pooling_param { pool: AVE kernel_h: 2 kernel_w: 3 stride: 2 } }
+    layers { name: "n" type: LRN bottom: "p" top: "n"
+             lrn_param { local_size: 3 alpha: 0.5 beta: 0.5 norm_region: WITHIN_CHANNEL } }
+    layers { name: "w" type: POWER bottom: "n" top: "w"
+             power_param { power: 2 scale: 0.5 shift: -1 } }
+    layers { name: "d" type: DROPOUT bottom: "w" top: "w" dropout_param { dropout_ratio: 0.3 } }
+    layers { name: "j" type: CONCAT bottom: "w" bottom: "p" top: "j"
+             concat_param { axis: 1 } }
+    layers { name: "f" type: FLATTEN bottom: "j" top: "f" }
+    layers { name: "fc" type: INNER_PRODUCT bottom: "f" top: "fc"
+             inner_product_param { num_output: 5 transpose: true } }
+    layers { name: "s" type: SOFTMAX bottom: "fc" top: "s" softmax_param { axis: 1 } }
+"""
+
+
+def test_v1_layers_keep_every_parameter_through_the_upgrade():
+    """Each old type becomes the modern layer a hand-written prototxt gives, field for field."""
+    header = 'name: "Old" input: "data" input_dim: 1 input_dim: 2 input_dim: 9 input_dim: 12\n'
+    old, _ = model_io.parse_prototxt(header + _V1_LAYERS)
+    modern_text = _V1_LAYERS.replace("layers {", "layer {")
+    for v1, new in (("CONVOLUTION", "Convolution"), ("RELU", "ReLU"), ("POOLING", "Pooling"),
+                    ("LRN", "LRN"), ("POWER", "Power"), ("DROPOUT", "Dropout"),
+                    ("CONCAT", "Concat"), ("FLATTEN", "Flatten"),
+                    ("INNER_PRODUCT", "InnerProduct"), ("SOFTMAX", "Softmax")):
+        modern_text = modern_text.replace(f"type: {v1} ", f'type: "{new}" ')
+    modern, _ = model_io.parse_prototxt(header + modern_text)
+    assert len(old.layer) == 10 and not len(old.layers)
+    for got, want in zip(old.layer, modern.layer, strict=True):
+        assert got == want, f"{want.name}: {got} != {want}"
+    assert old.layer[4].power_param.power == 2
+
+
 def test_unknown_field_is_ignored_with_a_warning_naming_the_layer():
     text = """
     input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8
