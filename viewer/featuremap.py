@@ -134,6 +134,15 @@ def size_text(nbytes: float) -> str:
     return f"{nbytes / 2**30:.1f} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MB"
 
 
+def _check_score_map(blob: str, shape: tuple[int, ...]) -> None:
+    """A dense map needs scores laid out N x classes x H x W (a Flatten after the last
+    convolution of a fully convolutional net would leave one long vector)."""
+    if len(shape) != 4:
+        raise ModelError(f"the net's scores '{blob}' are {netgraph.shape_text(shape)}, not a "
+                         "map of classes x height x width: remove the Flatten (or other "
+                         "reshaping layer) after the last convolution")
+
+
 class DenseClassifier:
     """A fully convolutional net on an engine, ready to map images at any scale.
 
@@ -149,6 +158,7 @@ class DenseClassifier:
         self.first_conv = next((l.top[0] for l in netgraph.deploy_layers(self.net.param)
                                 if l.type == "Convolution"), None)
         shapes = netgraph.infer_shapes(self.net.param)
+        _check_score_map(self.score_blob, shapes[self.score_blob])
         self.channels = shapes[self.engine.input_name][1]
         self.labels = labels_for(shapes[self.score_blob][1])
         self.unit = geometry_of(self.net, self.score_blob, shapes=shapes)

@@ -51,21 +51,33 @@ class CaffeNet:
         return self.param.name
 
 
+_LEGACY_FIELDS = ("num", "channels", "height", "width")
+
+
+def is_legacy_blob(blob: caffe_pb2.BlobProto) -> bool:
+    """True when the blob sets any of the pre-2015 num/channels/height/width fields: Caffe
+    (Blob::ShapeEquals) then reads those and ignores `shape`."""
+    return any(blob.HasField(f) for f in _LEGACY_FIELDS)
+
+
 def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
-    """The blob's Caffe shape, from `shape` or else from the legacy num/channels/height/width."""
-    if blob.HasField("shape"):
-        return tuple(int(d) for d in blob.shape.dim)
-    return (blob.num, blob.channels, blob.height, blob.width)
+    """The blob's Caffe shape: the legacy num/channels/height/width when set, else `shape`."""
+    if is_legacy_blob(blob):
+        return tuple(getattr(blob, f) for f in _LEGACY_FIELDS)
+    return tuple(int(d) for d in blob.shape.dim)
 
 
 def blob_to_array(blob: caffe_pb2.BlobProto, what: str = "blob") -> np.ndarray:
     """Decode a BlobProto into a float32 array of its Caffe shape."""
+    from viewer.netgraph import count_text, shape_text
+
     shape = blob_shape(blob)
     if any(d < 0 for d in shape):
-        raise ModelError(f"{what} has a negative dimension {shape}")
-    count = int(np.prod(shape, dtype=np.float64)) if shape else 1
+        raise ModelError(f"{what} has a negative dimension ({shape_text(shape)})")
+    count = math.prod(shape)
     if count > MAX_BLOB_ELEMENTS:
-        raise ModelError(f"{what} declares {count} elements {shape}, more than this viewer loads")
+        raise ModelError(f"{what} declares {count_text(count)} elements "
+                         f"({shape_text(shape)}), more than this viewer loads")
     data = blob.double_data if len(blob.double_data) else blob.data
     if len(data) != count:
         raise ModelError(f"{what} has {len(data)} values but its shape {shape} needs {count} "
@@ -238,6 +250,14 @@ def weights_of(net: caffe_pb2.NetParameter, source: str) -> dict[str, list[np.nd
     }
 
 
+def legacy_blobs(net: caffe_pb2.NetParameter) -> set[tuple[str, int]]:
+    """(layer name, blob index) of the blobs stored with the legacy 4-D fields, which Caffe
+    matches to a shape of up to 4 axes padded with leading 1s (1 x 1 x M x N for an
+    InnerProduct's M x N weights)."""
+    return {(layer.name, k) for layer in net.layer for k, b in enumerate(layer.blobs)
+            if is_legacy_blob(b)}
+
+
 def load_net(prototxt: str | os.PathLike, weights: str | os.PathLike | None) -> CaffeNet:
     """Load a net as Caffe does: structure from the prototxt, weights matched by layer name.
 
@@ -248,9 +268,10 @@ def load_net(prototxt: str | os.PathLike, weights: str | os.PathLike | None) -> 
 
     param, warnings = read_prototxt(prototxt)
     param = structure_of(param)
-    stored = weights_of(read_caffemodel(weights), str(weights)) if weights else {}
-    net = CaffeNet(param, stored, source=str(prototxt), warnings=warnings)
-    netgraph.check_weights(net, str(weights) if weights else None)
+    model = read_caffemodel(weights) if weights else caffe_pb2.NetParameter()
+    net = CaffeNet(param, weights_of(model, str(weights)), source=str(prototxt),
+                   warnings=warnings)
+    netgraph.check_weights(net, str(weights) if weights else None, legacy_blobs(model))
     return net
 
 

@@ -130,16 +130,31 @@ def input_shapes(net: caffe_pb2.NetParameter) -> dict[str, Shape]:
     if not shapes:
         raise ModelError("net declares no input (no Input layer and no 'input:' field): "
                          "give the deploy prototxt, not the train/test one")
+    if len(shapes) > 1:
+        raise ModelError(f"net declares {len(shapes)} inputs ({', '.join(map(repr, shapes))}); "
+                         "this viewer feeds one image, so it needs a net with one input")
     for name, shape in shapes.items():
         _check_size(f"input '{name}'", shape)
     return shapes
 
 
+def shape_text(shape: Shape) -> str:
+    """A shape for a message: in full, or its rank and largest dimension when that is long."""
+    text = "x".join(map(str, shape))
+    return text if len(text) <= 60 else f"{len(shape)}-D, dimensions up to {max(shape)}"
+
+
+def count_text(count: int) -> str:
+    """An element count for a message, without printing hundreds of digits."""
+    return str(count) if count < 10 ** 18 else f"over 10^{len(str(count)) - 1}"
+
+
 def _check_size(what: str, shape: Shape) -> None:
     if any(d <= 0 for d in shape):
-        raise ModelError(f"{what} has an empty or negative shape {shape}")
+        raise ModelError(f"{what} has an empty or negative shape {shape_text(shape)}")
     if math.prod(shape) > MAX_ELEMENTS:
-        raise BlobTooLarge(f"{what} would hold {math.prod(shape)} elements {shape}: too large")
+        raise BlobTooLarge(f"{what} would hold {count_text(math.prod(shape))} elements "
+                           f"({shape_text(shape)}): too large")
 
 
 def _axis(layer: caffe_pb2.LayerParameter, name: str, axis: int, ndim: int) -> int:
@@ -285,6 +300,10 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         _check_eltwise(layer, bottoms)
     if kind == "BatchNorm":
         _check_batch_norm(layer, b)
+    if kind == "Softmax":
+        _axis(layer, "axis", layer.softmax_param.axis, len(b))
+    if kind == "LRN":
+        _check_lrn(layer, b)
     return b
 
 
@@ -319,13 +338,25 @@ def _check_batch_norm(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
                          f"got {bottom}")
 
 
+def _check_lrn(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
+    """Caffe's LRN CHECKs: an odd local_size and a 4-D input."""
+    size = layer.lrn_param.local_size
+    if size % 2 == 0:
+        raise ModelError(f"LRN '{layer.name}': local_size {size} must be odd (Caffe's LRN "
+                         "sums over 1, 3, 5, ... neighbours)")
+    if len(bottom) != 4:
+        raise ModelError(f"LRN '{layer.name}' needs a 4-D input, got {shape_text(bottom)}")
+
+
 def infer_shapes(net: caffe_pb2.NetParameter,
                  inputs: dict[str, Shape] | None = None) -> dict[str, Shape]:
     """Every blob's shape, given input shapes (the declared ones by default)."""
     shapes = dict(inputs or input_shapes(net))
+    made_by = {name: "the net's input" for name in shapes}
     for layer in deploy_layers(net):
         if layer.type == "Input":
             continue
+        _check_tops(layer, made_by)
         if not layer.bottom or not layer.top:
             raise ModelError(f"layer '{layer.name}' ({layer.type}) has no "
                              f"{'bottom' if not layer.bottom else 'top'} blob")
@@ -338,6 +369,18 @@ def infer_shapes(net: caffe_pb2.NetParameter,
         for top in layer.top:
             shapes[top] = out
     return shapes
+
+
+def _check_tops(layer: caffe_pb2.LayerParameter, made_by: dict[str, str]) -> None:
+    """Caffe's rule for top blobs: each is new, or rewrites in place the bottom of the same
+    index. Anything else (two layers writing each other's inputs) would make a cycle."""
+    for k, top in enumerate(layer.top):
+        in_place = k < len(layer.bottom) and layer.bottom[k] == top
+        if top in made_by and not in_place:
+            raise ModelError(f"layer '{layer.name}' ({layer.type}) writes blob '{top}', which "
+                             f"{made_by[top]} already produced; Caffe allows that only in place "
+                             "(top k = bottom k), otherwise the net has a cycle")
+        made_by.setdefault(top, f"layer '{layer.name}'")
 
 
 def producers(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]:
@@ -382,8 +425,10 @@ def check_input_size(net: "CaffeNet", input_name: str, shape: tuple[int, ...]) -
                     "images)")
 
 
-def check_weights(net: "CaffeNet", weights_source: str | None) -> None:
-    """Check every learnable layer has weights of the shapes its structure implies."""
+def check_weights(net: "CaffeNet", weights_source: str | None,
+                  legacy: set[tuple[str, int]] = frozenset()) -> None:
+    """Check every learnable layer has weights of the shapes its structure implies, exactly as
+    Caffe 1.0 does; `legacy` names the blobs stored with num/channels/height/width."""
     shapes = infer_shapes(net.param)
     where = weights_source or net.source
     for layer in deploy_layers(net.param):
@@ -396,27 +441,30 @@ def check_weights(net: "CaffeNet", weights_source: str | None) -> None:
         if len(have) != len(expected):
             raise ModelError(f"layer '{layer.name}' needs {len(expected)} blobs, {where} has "
                              f"{len(have)}")
-        net.weights[layer.name] = [_fit(layer.name, a, s, where) for a, s in zip(have, expected)]
+        net.weights[layer.name] = [_fit(layer.name, a, s, where, (layer.name, k) in legacy)
+                                   for k, (a, s) in enumerate(zip(have, expected))]
 
 
-def _fit(layer: str, array: np.ndarray, shape: Shape, where: str) -> np.ndarray:
-    """Accept legacy 4-D blob shapes whose element count matches; refuse real mismatches."""
-    if array.shape == shape:
+def _fit(layer: str, array: np.ndarray, shape: Shape, where: str, legacy: bool) -> np.ndarray:
+    """The weights in the shape the layer needs, when Caffe's Blob::ShapeEquals accepts them:
+    a `shape` field must match exactly; a legacy num x channels x height x width blob must be
+    the needed shape padded with leading 1s (1 x 1 x M x N for M x N weights)."""
+    if array.shape == shape and not legacy:
         return array
-    legacy = array.ndim == 4 and array.size == math.prod(shape) and \
-        all(d == 1 for d in array.shape[:4 - len(shape)])
-    if legacy:
+    if legacy and len(shape) <= 4 and array.shape == (1,) * (4 - len(shape)) + shape:
         return array.reshape(shape)
-    raise ModelError(f"layer '{layer}': the prototxt implies weights of shape {shape}, "
-                     f"but {where} holds {array.shape}")
+    stored = f"legacy {array.shape}" if legacy else f"{array.shape}"
+    raise ModelError(f"layer '{layer}': shape mismatch, the prototxt implies weights of shape "
+                     f"{shape}, but {where} holds {stored}")
 
 
 def creators(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]:
     """For each blob, the layer that creates it; in-place layers after it only modify it."""
     found: dict[str, caffe_pb2.LayerParameter] = {}
     for layer in deploy_layers(net):
-        for top in layer.top:
-            found.setdefault(top, layer)
+        for k, top in enumerate(layer.top):
+            if k >= len(layer.bottom) or layer.bottom[k] != top:
+                found.setdefault(top, layer)
     return found
 
 

@@ -54,14 +54,8 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
             raise ModelError(f"{names.count(layer.name)} layers are named '{layer.name}'; Caffe "
                              "gives weights to layers by name, so the name of a layer with "
                              "weights must be unique")
-    written: dict[str, str] = {}
     for layer in param.layer:
         where = f"{layer.type} layer '{layer.name}'"
-        for top in layer.top:
-            if top in written and top not in layer.bottom:
-                raise ModelError(f"{where} writes blob '{top}', which layer '{written[top]}' "
-                                 "already produced (Caffe allows that only in place)")
-            written[top] = layer.name
         if layer.type in ("Flatten", "Split") and set(layer.top) & set(layer.bottom):
             raise ModelError(f"{where} cannot work in place in Caffe")
         if layer.type == "Scale" and len(layer.bottom) != 1:
@@ -70,8 +64,6 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
         if layer.type == "BatchNorm" and any(s.lr_mult != 0 for s in layer.param):
             raise ModelError(f"{where} gives its statistics a non-zero lr_mult; Caffe refuses "
                              "that (remove the param blocks or set lr_mult: 0)")
-        if layer.type == "LRN" and layer.lrn_param.local_size % 2 == 0:
-            raise ModelError(f"{where}: local_size {layer.lrn_param.local_size} must be odd")
         if layer.type == "Convolution":
             p = layer.convolution_param
             if len(p.kernel_size) and (p.kernel_h or p.kernel_w):

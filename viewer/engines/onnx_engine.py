@@ -277,13 +277,15 @@ def to_onnx(net: CaffeNet, outputs: Sequence[str]):
     for layer in layers:
         for top in layer.top:
             g.writes_left[top] = g.writes_left.get(top, 0) + 1
-    g.current[input_name] = input_name
+    # A layer rewriting the input in place (ReLU on `data`) gets the name: SSA form.
+    source = f"{input_name}@input" if input_name in g.writes_left else input_name
+    g.current[input_name] = source
     for layer in layers:
         _convert_layer(g, layer, shapes)
     dims = ["N", input_shape[1], "H", "W"] if len(input_shape) == 4 else ["N", *input_shape[1:]]
     graph = helper.make_graph(
         g.nodes, net.name or "net",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info(source, TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info(b, TensorProto.FLOAT, [None] * len(shapes[b]))
          for b in outputs],
         g.initializers)
@@ -353,7 +355,7 @@ class OnnxEngine(Engine):
         session = self.session(blobs)
         names = [o.name for o in session.get_outputs()]
         try:
-            outs = session.run(names, {self.input_name: data})
+            outs = session.run(names, {session.get_inputs()[0].name: data})
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise EngineError(f"onnxruntime failed on a {data.shape[2]}x{data.shape[3]} input: "
                               f"{str(err).strip().splitlines()[-1]}") from None
