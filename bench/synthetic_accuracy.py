@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.synthetic_accuracy",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, nargs="?", default=paths.ROOT / "out" / "plates")
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("out/plates"))
     parser.add_argument("--engine", default="opencv")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

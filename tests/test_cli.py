@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
+import viewer
 from viewer import cost, model_io, paths
 from viewer.cli import main
 from viewer.featuremap import DenseClassifier, size_text
@@ -179,3 +180,24 @@ def test_debug_shows_the_traceback():
 def test_unknown_engine_is_refused_by_the_parser():
     result = run_cli("map", "resources/sample_plate.png", "--out", "x", "--engine", "tpu")
     assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr
+
+
+def test_python_m_viewer_prints_the_version():
+    result = subprocess.run([sys.executable, "-m", "viewer", "--version"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout == f"netsurgery-viewer {viewer.__version__}\n"
+
+
+def test_the_wheel_declares_every_bundled_file():
+    """setup.cfg's package data lists exactly the files `viewer.paths` names (a file missing
+    there is missing from the wheel: scripts/check-wheel.sh builds and runs one)."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    declared = {paths.PACKAGE / line for line in config["options.package_data"]["viewer"].split()}
+    bundled = {value for name, value in vars(paths).items()
+               if name.isupper() and isinstance(value, Path) and value.suffix}
+    assert declared == bundled
+    assert all(p.is_file() for p in bundled)

@@ -4,6 +4,8 @@ None of this needs PyTorch.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -156,8 +158,9 @@ def test_shipped_solver_runs_from_the_repository_folder():
     """`caffe train --solver models/lenet_solver.prototxt` from the repo finds every file."""
     solver = caffe_pb2.SolverParameter()
     text_format.Parse((paths.MODELS / "lenet_solver.prototxt").read_text(), solver)
-    assert (paths.ROOT / solver.net).resolve() == (paths.MODELS / "lenet_train_test.prototxt")
+    root = Path(__file__).resolve().parent.parent
+    assert (root / solver.net).resolve() == (paths.MODELS / "lenet_train_test.prototxt").resolve()
     assert solver.snapshot_prefix == "models/lenet_plates"
-    train_test, _ = model_io.read_prototxt(paths.ROOT / solver.net)
+    train_test, _ = model_io.read_prototxt(root / solver.net)
     sources = [l.data_param.source for l in train_test.layer if l.type == "Data"]
     assert sources == ["out/plates/train_lmdb", "out/plates/test_lmdb"]

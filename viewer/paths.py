@@ -1,12 +1,20 @@
-"""Where the bundled models and sample images live, found from the package location."""
+"""Where the bundled models and sample images live: package data, found with importlib.resources.
+
+`viewer/models` and `viewer/resources` are links to the repository's top-level `models/` and
+`resources/` (one copy of each file); a wheel holds the files themselves (setup.cfg's
+package_data), so an installed viewer finds them the same way.
+"""
+from importlib.resources import files
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "models"
-RESOURCES = ROOT / "resources"
+# A folder on disk, as the package is never run from a zip: callers use Path operations.
+PACKAGE = Path(str(files("viewer")))
+MODELS = PACKAGE / "models"
+RESOURCES = PACKAGE / "resources"
 
 CLASSIFIER_PROTOTXT = MODELS / "lenet_plates.prototxt"
 CLASSIFIER_WEIGHTS = MODELS / "lenet_plates.caffemodel"
 FCN_PROTOTXT = MODELS / "lenet_plates_fullconv.prototxt"
 FCN_WEIGHTS = MODELS / "lenet_plates_fullconv.caffemodel"
+LABELS = MODELS / "labels.txt"
 SAMPLE_PLATE = RESOURCES / "sample_plate.png"
