@@ -100,14 +100,14 @@ def test_a_large_photo_caps_the_scale_where_its_pass_fits_on_the_lean_engine(
         window.scale.set_scale(3.0, emit=True)           # the most the control allows
     assert window.fm.scale == pytest.approx(limit) and window.fm.engine == "blas"
     assert window.fm.image_shape == (600, 800)
-    assert window.statusBar().currentMessage().endswith(
+    assert window.summary.full.endswith(
         f" ms on blas | the {width}x{height} input needs {size_text(onnx_need)} on 'onnx'; "
         f"using 'blas' ({size_text(blas_need)})")
     assert window.errors.errors == []
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.set_scale(0.5, emit=True)           # onnx fits again: no note
     assert window.fm.engine == "onnx"
-    assert window.statusBar().currentMessage().endswith(" ms on onnx")
+    assert window.summary.full.endswith(" ms on onnx")
 
 
 def test_an_image_below_the_window_then_a_normal_one_restores_the_scale_range(window, qtbot,

@@ -68,7 +68,7 @@ def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
     g = geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
     assert np.allclose(item_rect(window.plate.heat), g.heatmap_rect(*fm.conv1.shape[1:]))
     assert np.allclose(window.plate.heat.levels, (fm.conv1.min(), fm.conv1.max()), atol=1e-5)
-    status = window.statusBar().currentMessage()
+    status = window.summary.full
     assert "filter #3" in status
     assert f"{fm.conv1.shape[1]}x{fm.conv1.shape[2]} cells, stride {g.stride[0]}, window " \
         f"{g.receptive_field[0]} px" in status
@@ -90,8 +90,10 @@ def test_the_blob_selector_tiles_any_blob(window, qtbot):
     window.tabs.setCurrentWidget(window.blobs)
     names = [window.blobs.picker.itemText(k) for k in range(window.blobs.picker.count())]
     assert names == window.model.dense.engine.blob_names
-    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
-        window.blobs.picker.setCurrentText("pool2")
+    shown_map = window.fm
+    window.blobs.picker.setCurrentText("pool2")
+    qtbot.waitUntil(lambda: "pool2" in window.fm.blobs, timeout=MAP_TIMEOUT)
+    assert window.fm is shown_map           # looking at a blob never changes the map
     values = window.fm.blobs["pool2"]
     shown = window.blobs.image.image
     columns = (shown.shape[1] + 2) // (values.shape[2] + 2)
@@ -126,7 +128,7 @@ def test_measure_again_uses_the_current_scale(window, qtbot):
         window.scale.spin.setValue(0.9)
     qtbot.waitUntil(window.surgery.button.isEnabled, timeout=60_000)
     qtbot.mouseClick(window.surgery.button, QtCore.Qt.LeftButton)
-    qtbot.waitUntil(lambda: "at scale 0.9" in window.surgery.timing.text(), timeout=60_000)
+    qtbot.waitUntil(lambda: "at scale 0.900" in window.surgery.timing.text(), timeout=60_000)
     assert window.surgery.button.isEnabled() or window.slow.is_busy()
 
 
@@ -166,7 +168,7 @@ def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screensho
     assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
     assert win.conv1.tiles_show(win.fm)          # the tiles had followed the map
     assert win.scale.value() == pytest.approx(0.7)
-    assert "scale 0.7, chosen automatically" in win.statusBar().currentMessage()
+    assert "scale 0.700, chosen automatically" in win.summary.full
 
 
 def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_window, qtbot,
@@ -176,16 +178,15 @@ def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_w
 
     win = reading_window                 # opened with scale=1.0: no search
     assert win.fm.scale == 1.0 and not win.auto_shown
-    assert "chosen automatically" not in win.statusBar().currentMessage()
+    assert "chosen automatically" not in win.summary.full
     other = save_png(generated_plate(100, 280, seed=4), tmp_path / "other.png")
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         win.files.open_image(other)
     assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
-    assert "chosen automatically" in win.statusBar().currentMessage()
+    assert "chosen automatically" in win.summary.full
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         win.scale.spin.setValue(0.8)     # the user's own scale
-    assert not win.auto_shown and "chosen automatically" not in \
-        win.statusBar().currentMessage()
+    assert not win.auto_shown and "chosen automatically" not in win.summary.full
 
 
 def test_the_panel_shows_the_checks_own_tolerance():
@@ -193,8 +194,9 @@ def test_the_panel_shows_the_checks_own_tolerance():
     from viewer.surgery import Verification
 
     small = Verification(max_abs_diff=3e-5, inputs=64, engine="onnx", largest=0.8)
-    assert "tolerance 0.0001)" in verification_text(small) and "passed" in \
-        verification_text(small)
+    assert "tolerance 0.0001 = 0.0001, as no score exceeds 1)" in verification_text(small) \
+        and "passed" in verification_text(small)
     raw = Verification(max_abs_diff=0.004, inputs=64, engine="onnx", largest=250.0)
     text = verification_text(raw)
-    assert f"tolerance {raw.tolerance:.2g}, for scores up to 250" in text and "passed" in text
+    assert f"tolerance {raw.tolerance:.2g} = 0.0001 x the largest score, 250: the tolerance " \
+        "is relative" in text and "passed" in text

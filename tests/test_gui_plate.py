@@ -110,7 +110,7 @@ def test_moving_the_scale_recomputes_and_replaces_the_layer(window, qtbot):
     assert fm.scale == pytest.approx(0.8)
     assert window.scale.slider.value() == 80
     assert close_to(item_rect(window.plate.classes), fm.geometry.heatmap_rect(*fm.probs.shape[1:]))
-    assert f"scale {0.8:g}" in window.statusBar().currentMessage()
+    assert "scale 0.800" in window.summary.full
 
 
 def test_dragging_the_slider_coalesces_into_the_last_scale(window, qtbot):
@@ -155,7 +155,7 @@ def test_typing_a_letter_or_digit_jumps_to_its_channel(window, qtbot):
 def test_picking_a_channel_from_the_menu(window):
     window.files.channel_actions["Q"].trigger()
     assert window.channel == "Q" and window.channels.currentText() == "Q"
-    assert "P(Q)" in window.statusBar().currentMessage()
+    assert "P(Q)" in window.summary.full
     window.files.channel_actions[None].trigger()
     assert window.channel is None
 
@@ -210,5 +210,5 @@ def test_switching_the_engine_recomputes_the_same_map(window, qtbot):
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.files.engine_actions[other].trigger()
     assert window.model.dense.engine_name == other
-    assert other in window.statusBar().currentMessage()
+    assert other in window.summary.full
     assert np.allclose(window.fm.probs, before.probs, atol=1e-4)

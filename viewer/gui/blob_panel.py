@@ -50,6 +50,8 @@ class BlobPanel(QtWidgets.QWidget):
         self.picker.currentTextChanged.connect(self._picked)
         self.values: np.ndarray | None = None
         self.columns = 0
+        self.names: list[str] = []        # one per channel when the blob is the class scores
+        self.captions: list[pg.TextItem] = []
 
     def set_blobs(self, names: list[str], preferred: str | None = None) -> None:
         """Offer `names`; keep the current pick if the new net has it."""
@@ -64,9 +66,18 @@ class BlobPanel(QtWidgets.QWidget):
     def blob(self) -> str:
         return self.picker.currentText()
 
-    def show_blob(self, name: str, values: np.ndarray | None) -> None:
-        """Tile the channels of one blob (C x h x w) of the current map."""
-        if values is None or name != self.blob():
+    def show_blob(self, name: str, values: np.ndarray | None,
+                  labels: list[str] | None = None) -> None:
+        """Tile the channels of one blob (C x h x w) of the map on screen; None clears the
+        panel until that map's blob is computed. A blob with one channel per class (the
+        scores) gets the class names as captions."""
+        if name != self.blob():
+            return
+        self._clear_captions()
+        if values is None:
+            self.values, self.columns = None, 0
+            self.image.clear()
+            self.info.setText("computing..." if name else "")
             return
         values = values[:, None, None] if values.ndim == 1 else values
         c, h, w = values.shape
@@ -74,8 +85,25 @@ class BlobPanel(QtWidgets.QWidget):
         self.info.setText(f"{c} channels of {h}x{w}{more}, range {values.min():.3g} to "
                           f"{values.max():.3g}")
         self.values = values[:MAX_CHANNELS]
+        self.names = list(labels) if labels is not None and len(labels) == c else []
         self.columns = 0
         self._tile()
+
+    def _clear_captions(self) -> None:
+        for caption in self.captions:
+            self.view.removeItem(caption)
+        self.captions = []
+
+    def _caption(self) -> None:
+        """Each class tile's name in its top-left corner."""
+        self._clear_captions()
+        h, w = self.values.shape[1:]
+        for k, name in enumerate(self.names[:len(self.values)]):
+            r, c = divmod(k, self.columns)
+            caption = pg.TextItem(name, color=(255, 170, 40), fill=(0, 0, 0, 160), anchor=(0, 0))
+            caption.setPos(c * (w + 2), r * (h + 2))
+            self.view.addItem(caption)
+            self.captions.append(caption)
 
     def _tile(self) -> None:
         """Lay the channels out for the canvas's current shape (again when it changes)."""
@@ -86,7 +114,8 @@ class BlobPanel(QtWidgets.QWidget):
         if columns != self.columns:
             self.columns = columns
             self.image.setImage(render.tile_channels(self.values, columns), levels=(0, 255))
-            self.view.autoRange(padding=0.01)
+            self._caption()
+            self.view.autoRange(padding=0.01, items=[self.image])
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

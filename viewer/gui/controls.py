@@ -15,7 +15,14 @@ SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
 SCALE_FLOOR = 0.05  # below 0.2 only when the image is so large that its letters need it
 BEST = "best class"
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
-SCALE_TIP = "Input scale: the plate is resized by this factor before the dense pass (keys + and -)"
+SCALE_DECIMALS = 3
+SCALE_TIP = ("Input scale: the plate is resized by this factor before the dense pass (keys + and "
+             "-; Return or Esc hands the keys back to the plate)")
+
+
+def scale_text(scale: float) -> str:
+    """The one way a scale is written (spin box, Reads strip, status bar, Surgery tab)."""
+    return f"{scale:.{SCALE_DECIMALS}f}"
 
 
 def scale_limit_text(limit: float, image_shape: tuple[int, int], engines: Sequence[str]) -> str:
@@ -34,10 +41,17 @@ def scale_limit_text(limit: float, image_shape: tuple[int, int], engines: Sequen
 
 
 class ScaleControl(QtWidgets.QWidget):
-    """Slider and spin box for the input scale (kept in step), plus the "Auto" button."""
+    """Slider and spin box for the input scale (kept in step), plus the "Auto" button.
+
+    The control holds the exact scale of the map on screen (the automatic one is 0.25478...),
+    not the spin box's rounding of it, so a map asked for later at "the current scale" is the
+    same map. `editing_done` fires on Return or Esc in the spin box: the window hands the keys
+    back to the plate.
+    """
 
     scale_changed = QtCore.pyqtSignal(float)
     auto_requested = QtCore.pyqtSignal()
+    editing_done = QtCore.pyqtSignal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,8 +61,10 @@ class ScaleControl(QtWidgets.QWidget):
         self.spin = QtWidgets.QDoubleSpinBox()
         self.spin.setRange(SCALE_MIN, SCALE_MAX)
         self.spin.setSingleStep(SCALE_STEP)
-        self.spin.setDecimals(2)
+        self.spin.setDecimals(SCALE_DECIMALS)
         self.spin.setKeyboardTracking(False)
+        self.spin.installEventFilter(self)
+        self.exact = self.smallest = 1.0
         self.auto = QtWidgets.QPushButton("Auto")
         self.auto.setToolTip("Pick the scale at which the letters best fit the net's window "
                              "(Ctrl+0)")
@@ -66,17 +82,33 @@ class ScaleControl(QtWidgets.QWidget):
         self.set_scale(1.0)
 
     def value(self) -> float:
-        return round(self.spin.value(), 2)
+        return self.exact
 
     def set_scale(self, scale: float, emit: bool = False) -> None:
-        """Move both widgets to `scale` (clamped to the allowed range)."""
-        scale = min(max(scale, self.spin.minimum()), self.spin.maximum())
-        for widget, value in ((self.slider, round(scale * 100)), (self.spin, scale)):
+        """Move both widgets to `scale` (clamped to the allowed range), kept exact."""
+        self.exact = min(max(scale, self.smallest), self.spin.maximum())
+        for widget, value in ((self.slider, round(self.exact * 100)), (self.spin, self.exact)):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
         if emit:
             self.scale_changed.emit(self.value())
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        """Return applies the typed scale, Esc drops it; both end the editing (Esc is the
+        spin box's here, not the window's shortcut)."""
+        keys = (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter, QtCore.Qt.Key_Escape)
+        if watched is not self.spin or event.type() not in (
+                QtCore.QEvent.KeyPress, QtCore.QEvent.ShortcutOverride) or event.key() not in keys:
+            return super().eventFilter(watched, event)
+        if event.type() == QtCore.QEvent.KeyPress:
+            if event.key() == QtCore.Qt.Key_Escape:
+                self.set_scale(self.exact)
+            else:
+                self.spin.interpretText()
+            self.editing_done.emit()
+        event.accept()
+        return True
 
     def set_range(self, minimum: float, limit: float = SCALE_MAX, reason: str = "") -> None:
         """Scales from where the image still holds one window of the net up to `limit`.
@@ -87,6 +119,9 @@ class ScaleControl(QtWidgets.QWidget):
         on a map that would be refused; `reason` says so in the tooltip. A limit of 0 (nothing
         fits) leaves a single scale, whose map then explains the problem.
         """
+        # The widgets step in hundredths from the next one up; a map's exact scale (the
+        # automatic one can be the image's very smallest) is kept from `minimum` itself.
+        self.smallest = max(SCALE_FLOOR, minimum)
         low = max(SCALE_FLOOR, math.ceil(minimum * 100) / 100.0)
         high = max(SCALE_MAX, low)  # a tiny image's range, undone by the next image's minimum
         if 0 < limit < high:    # round first: 1.15 * 100 is 114.99999999999999
@@ -98,6 +133,7 @@ class ScaleControl(QtWidgets.QWidget):
             widget.blockSignals(True)   # a clamped value is the caller's to recompute
             widget.setRange(*bounds)
             widget.blockSignals(False)
+        self.exact = min(max(self.exact, self.smallest), high)
         self.limit_reason = reason
         tip = SCALE_TIP + (f"<br><br>{reason}" if reason else "")
         for widget in (self.slider, self.spin):
@@ -107,7 +143,7 @@ class ScaleControl(QtWidgets.QWidget):
         self.set_scale(round(self.value() + direction * SCALE_STEP, 2), emit=True)
 
     def _changed(self, scale: float) -> None:
-        self.set_scale(round(scale, 2))
+        self.set_scale(round(scale, SCALE_DECIMALS))
         self.scale_changed.emit(self.value())
 
 

@@ -59,19 +59,22 @@ class JobCancelled(Exception):
 
 
 class StoppableDense:
-    """A DenseClassifier whose `run` refuses to start once `cancelled()` says so.
+    """A DenseClassifier whose `run` refuses to start once `cancelled()` says so, and whose
+    maps carry `extra_blobs` (the Blobs tab's pick, so it shows the map the search chose).
 
     The core's searches (`reading.auto_read` sweeps some 30 scales) take a DenseClassifier;
     handing them this stand-in lets a cancelled search end after the pass in progress.
     """
 
-    def __init__(self, dense: DenseClassifier, cancelled: Callable[[], bool]) -> None:
-        self._dense, self._cancelled = dense, cancelled
+    def __init__(self, dense: DenseClassifier, cancelled: Callable[[], bool],
+                 extra_blobs: tuple[str, ...] = ()) -> None:
+        self._dense, self._cancelled, self._extra = dense, cancelled, extra_blobs
 
-    def run(self, *args, **kwargs) -> FeatureMap:
+    def run(self, image: np.ndarray, scale: float = 1.0, **kwargs) -> FeatureMap:
         if self._cancelled():
             raise JobCancelled("cancelled between two passes")
-        return self._dense.run(*args, **kwargs)
+        kwargs["extra_blobs"] = tuple(kwargs.get("extra_blobs", ())) + self._extra
+        return self._dense.run(image, scale, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dense, name)
@@ -114,12 +117,13 @@ def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,
 
 
 def auto_map(dense: DenseClassifier, image: np.ndarray,
-             cancelled: Callable[[], bool] = lambda: False) -> MapResult:
+             cancelled: Callable[[], bool] = lambda: False,
+             blobs: tuple[str, ...] = ()) -> MapResult:
     """The map at the scale where the plate reads best (`reading.auto_read`)."""
     reading = reading_module()
     if reading is None:
         raise RuntimeError("viewer.reading is missing")
-    plate, fm = reading.auto_read(StoppableDense(dense, cancelled), image)
+    plate, fm = reading.auto_read(StoppableDense(dense, cancelled, blobs), image)
     return MapResult(fm, plate)
 
 

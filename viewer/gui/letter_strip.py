@@ -5,6 +5,8 @@ from typing import Any
 
 from PyQt5 import QtCore, QtWidgets
 
+from viewer.gui.controls import scale_text
+
 RUNNERS_UP = 2
 
 
@@ -61,7 +63,7 @@ class LetterStrip(QtWidgets.QWidget):
         self._clear()
         text = reading.text or "(nothing)"
         self.summary.setText(f"<b>Reads</b><br><span style='font-size:14pt'>{text}</span>"
-                             f"<br>at scale {reading.scale:.3g}")
+                             f"<br>at scale {scale_text(reading.scale)}")
         for k, letter in enumerate(reading.letters):
             button = LetterButton(letter)
             self.group.addButton(button, k)

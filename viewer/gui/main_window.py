@@ -16,7 +16,8 @@ from viewer.errors import ViewerError
 from viewer.featuremap import FeatureMap
 from viewer.gui import jobs
 from viewer.gui.blob_panel import BlobPanel
-from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl, scale_limit_text
+from viewer.gui.controls import (ChannelPicker, LayerControls, ScaleControl, scale_limit_text,
+                                 scale_text)
 from viewer.gui.conv1_panel import Conv1Panel
 from viewer.gui.layers import MapLayer, layer_for
 from viewer.gui.letter_strip import LetterStrip
@@ -26,13 +27,14 @@ from viewer.gui.plate_view import PlateView
 from viewer.gui.readout import HoverReadout
 from viewer.gui.session import LoadedImage, LoadedModel
 from viewer.gui.settings import Settings, ViewOptions
+from viewer.gui.summary import SummaryLabel
 from viewer.gui.surgery_panel import SurgeryPanel
 from viewer.gui.worker import LatestWorker
 
 TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".
 WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "loading the model",
-        "surgery": "timing the surgery"}
+        "surgery": "timing the surgery", "blob": "computing the blob"}
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -123,8 +125,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_button.setToolTip("Stop the computation in progress (Esc)")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(lambda: self.cancel_work())
+        self.summary = SummaryLabel()
+        self.statusBar().addPermanentWidget(self.summary, 3)
         for widget in (self.busy_label, self.busy, self.cancel_button):
             self.statusBar().addPermanentWidget(widget)
+        # Esc cancels, or goes back to the best class, from any widget that does not need it.
+        escape = QtWidgets.QAction("Cancel, or back to the best class", self)
+        escape.setShortcut(QtGui.QKeySequence(QtCore.Qt.Key_Escape))
+        escape.triggered.connect(self.escape)
+        self.addAction(escape)
 
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Controls")
@@ -165,6 +174,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.declined.connect(self._model_declined)
         self.scale.scale_changed.connect(lambda _: self.request_map())
         self.scale.auto_requested.connect(self.request_auto_scale)
+        self.scale.editing_done.connect(self.plate.setFocus)
         self.channels.channel_changed.connect(self.set_channel)
         self.layer_controls.opacity_changed.connect(self._set_opacity)
         self.layer_controls.colormap_changed.connect(self._set_colormap)
@@ -229,10 +239,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _apply_image(self, image: LoadedImage) -> None:
         self.image = image
         self.generation += 1
-        self.plate.set_plate(image.pixels)
         self.plate.clear_map()
+        self.plate.set_plate(image.pixels)
         self.fm = self.result = self.layer = None   # nothing of the last image's map is drawn
         self.readout.clear()
+        self.blobs.show_blob(self.blobs.blob(), None)   # until this image's map is drawn
         self._update_range()
         self._title()
 
@@ -250,9 +261,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scale.set_range(dense.min_scale(shape), limit, scale_limit_text(
             limit, shape, [engine.name for engine in dense.memory_engines()]))
 
-    def _blob_changed(self, _blob: str) -> None:
+    def _blob_changed(self, blob: str) -> None:
+        """The picked blob of the map on screen, computed at that map's exact scale; the map
+        itself stays (looking at a panel never changes the map). Later maps carry it."""
         self._update_range()    # a large blob lowers the largest scale that fits
-        self.request_map()
+        fm = self.fm
+        if fm is None:
+            return
+        if blob in fm.blobs or blob == self.model.dense.engine.input_name:
+            self._show_blob(fm)
+            return
+        self.blobs.show_blob(blob, None)
+        dense, pixels = self.model.dense, self.image.pixels
+        self.maps.submit("blob", lambda: dense.run(pixels, fm.scale, extra_blobs=(blob,)).blobs,
+                         fm)
+
+    def _show_blob(self, fm: FeatureMap) -> None:
+        """The Blobs tab's pick, from `fm` (the input is made again, it is cheap)."""
+        blob, dense = self.blobs.blob(), self.model.dense
+        values = dense.prepare(self.image.pixels, fm.scale)[0] \
+            if blob == dense.engine.input_name else fm.blobs.get(blob)
+        classes = values is not None and values.shape == fm.probs.shape   # scores, probs
+        self.blobs.show_blob(blob, values, fm.labels if classes else None)
 
     def _title(self) -> None:
         if getattr(self, "image", None) is not None:
@@ -264,7 +294,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a scale chosen by hand replaces a search for the automatic one."""
         scale, dense, pixels = self.scale.value(), self.model.dense, self.image.pixels
         extra = self._extra_blobs()
-        self.maps.cancel(("auto",))
+        self.maps.cancel(("auto", "blob"))
         self.maps.submit("map", lambda: jobs.compute_map(dense, pixels, scale, extra),
                          jobs.MapTag(self.generation, scale))
         self.statusBar().showMessage(f"computing the dense map at scale {scale:g}...")
@@ -276,8 +306,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.request_map()
             return
         dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop
-        self.maps.cancel(("map",))
-        self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels, stop),
+        extra = self._extra_blobs()
+        self.maps.cancel(("map", "blob"))
+        self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels, stop, extra),
                          jobs.MapTag(self.generation, self.scale.value()))
         self.statusBar().showMessage("looking for the scale at which the letters fit the net...")
 
@@ -294,6 +325,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if kind == "surgery":
             self.surgery.set_check(result)
             self.check_shown.emit()
+        elif kind == "blob":
+            if tag is self.fm:
+                self.fm.blobs.update(result)
+                self._show_blob(self.fm)
         elif kind not in ("map", "auto") or tag.generation != self.generation:
             return
         else:
@@ -354,8 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
             kernels, fm = dense.engine.params[dense.first_conv][0], self.fm
             self.panels.submit("conv1", lambda: jobs.conv1_pictures(kernels, fm.conv1),
                                (fm, dense.first_conv, kernels))
-        blob = self.blobs.blob()
-        self.blobs.show_blob(blob, self.fm.blobs.get(blob))
+        self._show_blob(self.fm)
         self._refresh_hover()
         self._status()
         self.map_shown.emit()
@@ -391,9 +425,9 @@ class MainWindow(QtWidgets.QMainWindow):
         h, w = (layer.values if layer.values is not None else layer.rgba).shape[:2]
         how = ", chosen automatically" if self.auto_shown else ""
         why = f" | {fm.engine_note}" if fm.engine_note else ""
-        self.statusBar().showMessage(
+        self.summary.set_summary(
             f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
-            f"{g.receptive_field[0]} px of the scaled image | scale {fm.scale:.3g}{how} | "
+            f"{g.receptive_field[0]} px of the scaled image | scale {scale_text(fm.scale)}{how} | "
             f"{fm.forward_ms:.0f} ms on {fm.engine}{why}")
 
     # picking what to show ------------------------------------------------------------------------
@@ -425,17 +459,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.fm is not None:
             self._status()
 
-    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
-        """Typing a letter or digit jumps to its channel. Escape cancels what is running, and
-        when nothing runs, goes back to the best class."""
-        text = event.text().upper()
-        if text and text in self.model.dense.labels:
-            self.set_channel(text)
-        elif event.key() == QtCore.Qt.Key_Escape:
-            if not self.cancel_work(background=False):
-                self.set_channel(None)
-        else:
-            super().keyPressEvent(event)
+    def escape(self) -> None:
+        """Esc cancels what the user waits for, and when nothing runs, goes back to the best
+        class. (Letters and digits are the Channel menu's shortcuts.)"""
+        if not self.cancel_work(background=False):
+            self.set_channel(None)
 
     # layer options ------------------------------------------------------------------------------
     def _set_opacity(self, opacity: float) -> None:

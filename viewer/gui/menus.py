@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
 MODEL_FILTER = "Caffe net (*.prototxt);;All files (*)"
 WEIGHTS_FILTER = "Caffe weights (*.caffemodel);;All files (*)"
+MENU_ROWS = 24     # entries per channel menu: fits a 720-pixel screen in one column
 KEYS_HELP = (
     "<b>Keys</b><br>"
     "A-Z, 0-9: show that class channel<br>"
@@ -32,8 +33,17 @@ KEYS_HELP = (
     "+ / -: scale up / down<br>Ctrl+0: automatic scale<br>Ctrl+R: raw scores<br>"
     "Ctrl+O: open image<br>Ctrl+M: open model<br>Ctrl+L: open training data (LMDB)<br>"
     "Ctrl+S: save overlay PNG<br>Ctrl+E: save maps (.npz)<br>Ctrl+Shift+S: save surgered "
-    "model<br>Home: fit the plate<br><br>Drop images, .prototxt/.caffemodel files or LMDB "
-    "folders on the window to open them.")
+    "model<br>Home: fit the plate<br>Return or Esc in the scale box: back to the plate<br>"
+    "F1: this help<br><br>"
+    "<b>Mouse</b><br>"
+    "Drag the plate: pan<br>Wheel: zoom in and out (Home fits the plate again)<br>"
+    "Hover the plate: the cell under the cursor, its window and its class probabilities<br>"
+    "Right-click the plate: view menu (zoom, export)<br>"
+    "Drag the histogram's bar (right of the plate): levels of the map<br>"
+    "Click a letter under the plate: its channel, its box highlighted<br>"
+    "Click a conv1 filter (bottom): its output over the plate; click again to leave<br>"
+    "Click a row of the training data's label table: only that label<br><br>"
+    "Drop images, .prototxt/.caffemodel files or LMDB folders on the window to open them.")
 
 
 def is_lmdb(path: Path) -> bool:
@@ -108,7 +118,7 @@ class WindowMenus:
         self.raw_action = self.action(menu, "&Raw scores instead of probabilities",
                                       lambda: self.w.layer_controls.raw.toggle(), "Ctrl+R")
         self.raw_action.setCheckable(True)
-        self.action(menu, "&Fit the plate", lambda: self.w.plate.view.autoRange(padding=0.02),
+        self.action(menu, "&Fit the plate", self.w.plate.fit,
                     "Home")
         self._engine_menu(menu.addMenu("&Engine"))
         menu.addSeparator()
@@ -143,21 +153,49 @@ class WindowMenus:
         self.fill_channel_menu(self.w.model.dense.labels)
 
     def fill_channel_menu(self, labels: list[str]) -> None:
-        """"Best class" (Esc) and one checkable entry per class (its own key)."""
+        """"Best class" (Esc) and one checkable entry per class, in submenus short enough for
+        a 720-pixel screen (a long menu spills into a second column). A one-character class
+        has its key as shortcut, so it works from any widget that does not take text."""
         menu = self.channel_menu
+        for submenu in menu.findChildren(QtWidgets.QMenu):
+            submenu.deleteLater()
         menu.clear()
         self.channel_actions = {}
-        for label in [None, *labels]:
-            text = "&Best class\tEsc" if label is None else (
-                f"{label}\t{label}" if len(label) == 1 else label)
-            act = menu.addAction(text)
-            act.setCheckable(True)
-            act.setActionGroup(self.channel_group)
-            act.triggered.connect(lambda checked=False, l=label: self.w.set_channel(l))
-            self.channel_actions[label] = act
-            if label is None:
-                menu.addSeparator()
+        self._channel_action(menu, None, "&Best class\tEsc")
+        menu.addSeparator()
+        letters = [label for label in labels if len(label) == 1 and label.isalpha()]
+        digits = [label for label in labels if len(label) == 1 and label.isdigit()]
+        for title, group in (("&Letters", letters), ("&Digits", digits)):
+            if group and len(labels) > MENU_ROWS:
+                self._fill_channels(menu.addMenu(f"{title} {group[0]}-{group[-1]}"), group)
+        grouped = set(letters + digits) if len(labels) > MENU_ROWS else set()
+        self._fill_channels(menu, [label for label in labels if label not in grouped])
         self.check_channel(self.w.channel)
+
+    def _fill_channels(self, menu: QtWidgets.QMenu, labels: list[str]) -> None:
+        """`labels` as entries, or as submenus of at most MENU_ROWS entries each."""
+        if len(labels) <= MENU_ROWS:
+            for label in labels:
+                self._channel_action(menu, label, f"{label}\t{label}" if len(label) == 1
+                                     else label)
+            return
+        size = MENU_ROWS
+        while -(-len(labels) // size) > MENU_ROWS:
+            size *= MENU_ROWS
+        for start in range(0, len(labels), size):
+            chunk = labels[start:start + size]
+            self._fill_channels(menu.addMenu(f"{chunk[0]} ... {chunk[-1]}"), chunk)
+
+    def _channel_action(self, menu: QtWidgets.QMenu, label: str | None,
+                        text: str) -> QtWidgets.QAction:
+        act = menu.addAction(text)
+        act.setCheckable(True)
+        act.setActionGroup(self.channel_group)
+        if label is not None and len(label) == 1:
+            act.setShortcut(QtGui.QKeySequence(label))
+        act.triggered.connect(lambda checked=False, l=label: self.w.set_channel(l))
+        self.channel_actions[label] = act
+        return act
 
     def check_channel(self, label: str | None) -> None:
         act = self.channel_actions.get(label)

@@ -55,16 +55,18 @@ class PlateView(pg.GraphicsLayoutWidget):
         self.addItem(self.histogram, row=0, col=1)
         self.levels_mode: str | None = None
         self.colormap: str | None = None
-        self._plate_shape: tuple[int, ...] | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # the plate -----------------------------------------------------------------------------
     def set_plate(self, pixels: np.ndarray) -> None:
-        """Show the image in its own colors; refit the view when its size changes."""
+        """Show a newly opened image in its own colors, fitted to the view."""
         self.plate.setImage(pixels, levels=(0, 255))
-        if pixels.shape[:2] != self._plate_shape:
-            self._plate_shape = pixels.shape[:2]
-            self.view.autoRange(padding=0.02)
+        self.fit()
+
+    def fit(self) -> None:
+        """The whole plate in view (Home). Only the plate counts: a map layer left from a
+        larger image would otherwise shrink a new one to a speck in a corner."""
+        self.view.autoRange(padding=0.02, items=[self.plate])
 
     # the map layer -------------------------------------------------------------------------
     def show_values(self, values: np.ndarray, rect: Rect, mode: str,

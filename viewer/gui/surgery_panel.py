@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from PyQt5 import QtCore, QtWidgets
 
 from viewer import netgraph
+from viewer.gui.controls import scale_text
 from viewer.gui.session import LoadedModel
 from viewer.model_io import CaffeNet
 from viewer.sliding import WindowComparison
-from viewer.surgery import Verification
+from viewer.surgery import TOLERANCE, Verification
 
 COLUMNS = ("classifier layer", "weights", "", "fully convolutional layer", "weights")
 
@@ -60,9 +61,11 @@ def verification_text(check: Verification | None) -> str:
                 "compare it with (open the classifier to check the surgery).")
     verdict = "<b style='color:#2a2'>passed</b>" if check.passed else \
         "<b style='color:#c22'>FAILED</b>"
-    # The check's own tolerance: float32 rounding grows with the scores, so it scales with the
-    # largest one (surgery.Verification); say so when it is not the plain 1e-4.
-    scaled = f", for scores up to {check.largest:.3g}" if check.largest > 1 else ""
+    # The check's own tolerance: float32 rounding grows with the scores, so it is relative to
+    # the largest one (surgery.Verification); README says the same.
+    scaled = (f" = {TOLERANCE:g} x the largest score, {check.largest:.3g}: the tolerance is "
+              "relative, because float32 rounding grows with the scores") \
+        if check.largest > 1 else f" = {TOLERANCE:g}, as no score exceeds 1"
     return (f"Equivalence: classifier and fully convolutional net on the same {check.inputs} "
             f"windows ({check.engine}): max |score difference| = {check.max_abs_diff:.2g}, "
             f"{verdict} (tolerance {check.tolerance:.2g}{scaled}).")
@@ -70,7 +73,7 @@ def verification_text(check: Verification | None) -> str:
 
 def timing_text(c: WindowComparison, scale: float) -> str:
     who = "the classifier" if c.classifier else "the net on window-sized inputs"
-    return (f"Speed at scale {scale:g} ({c.engine}): one dense pass covers {c.windows} windows in "
+    return (f"Speed at scale {scale_text(scale)} ({c.engine}): one dense pass covers {c.windows} windows in "
             f"<b>{c.dense_ms:.0f} ms</b>; {who} on every window, batched, takes "
             f"<b>{c.windows_ms:.0f} ms</b>. The dense pass is <b>{c.speedup:.1f}x faster</b>, "
             f"and its scores match the per-window ones to {c.max_abs_diff:.2g}.")

@@ -1,0 +1,167 @@
+"""Issue 17, a newcomer's walk through the viewer: each rough edge they hit, locked down.
+
+Each test fails on the behaviour the issue describes and passes on the fix.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt5 import QtCore, QtWidgets
+
+from gui_helpers import (MAP_TIMEOUT, fake_reading_module, generated_plate,  # noqa: F401
+                         open_window, plate_file, settings, window)
+from viewer.export import save_png
+from viewer.gui import jobs
+from viewer.gui.menus import MENU_ROWS
+
+AUTO = 0.2547            # an automatic scale with more decimals than the spin box shows
+
+
+@pytest.fixture
+def auto_window(qtbot, tmp_path, settings, monkeypatch):
+    """A window whose plate reading (and automatic scale, AUTO) is fixed."""
+    monkeypatch.setattr(jobs, "reading_module",
+                        lambda: fake_reading_module([(1, 2), (1, 5)], ["K", "5"], AUTO))
+    plate = save_png(generated_plate(200, 520), tmp_path / "large_plate.png")
+    win = open_window(qtbot, plate, settings)
+    yield win
+    win.close()
+
+
+def view_fits(window, shape) -> bool:
+    """Is the plate the whole view (one side filled, within the padding), not a speck?"""
+    (x0, x1), (y0, y1) = window.plate.view.viewRange()
+    h, w = shape
+    inside = x0 <= 0 and y0 <= 0 and x1 >= w and y1 >= h
+    return inside and (w / (x1 - x0) > 0.9 or h / (y1 - y0) > 0.9)
+
+
+# 1. a newly opened image is fitted to the view ---------------------------------------------------
+def test_a_new_smaller_image_opens_fitted_not_as_a_speck(window, qtbot, tmp_path):
+    big = save_png(generated_plate(600, 1600, seed=2), tmp_path / "big.png")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.files.open_image(big)
+    assert view_fits(window, (600, 1600))
+    small = save_png(generated_plate(60, 150, seed=3), tmp_path / "small.png")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.files.open_image(small)
+    assert view_fits(window, (60, 150))
+    window.plate.view.scaleBy((4, 4))
+    assert not view_fits(window, (60, 150))
+    qtbot.keyClick(window.plate, QtCore.Qt.Key_Home)
+    assert view_fits(window, (60, 150))
+
+
+# 2. the Blobs tab shows the current map's blob and never changes the map ---------------------------
+def test_the_blob_follows_auto_and_a_new_image(auto_window, qtbot, tmp_path):
+    win = auto_window
+    win.tabs.setCurrentWidget(win.blobs)
+    win.blobs.picker.setCurrentText("conv1")
+    qtbot.waitUntil(lambda: "conv1" in win.fm.blobs, timeout=MAP_TIMEOUT)
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.scale.set_scale(0.5, emit=True)
+    assert win.blobs.values.shape == win.fm.blobs["conv1"].shape
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.request_auto_scale()
+    assert win.fm.scale == AUTO and "conv1" in win.fm.blobs
+    c, h, w = win.fm.blobs["conv1"].shape
+    assert win.blobs.values.shape == (c, h, w) and f"of {h}x{w}" in win.blobs.info.text()
+    other = save_png(generated_plate(140, 420, seed=5), tmp_path / "other.png")
+    win.files.open_image(other)
+    assert win.blobs.values is None            # not the previous image's blob
+    qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT).wait()
+    assert win.blobs.values.shape == win.fm.blobs["conv1"].shape
+
+
+def test_picking_a_blob_or_a_model_keeps_the_automatic_scale(auto_window, qtbot):
+    win = auto_window
+    shown, reading = win.fm, win.result.reading
+    assert shown.scale == AUTO
+    win.tabs.setCurrentWidget(win.blobs)
+    win.blobs.picker.setCurrentText("pool1")
+    qtbot.waitUntil(lambda: "pool1" in shown.blobs, timeout=MAP_TIMEOUT)
+    assert win.fm is shown and win.result.reading is reading      # the map did not change
+    assert win.blobs.values.shape == shown.blobs["pool1"].shape
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.set_model(win.model)                   # a model loaded: mapped at the same scale
+    assert win.fm.scale == AUTO
+
+
+# 5. keys work after the scale spin box and from any widget that does not take text ---------------
+def test_return_in_the_spin_box_hands_the_keys_back(window, qtbot):
+    spin = window.scale.spin
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin, "0.9")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        qtbot.keyClick(spin, QtCore.Qt.Key_Return)
+    assert window.fm.scale == pytest.approx(0.9)
+    assert QtWidgets.QApplication.focusWidget() is window.plate
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key_K)
+    assert window.channel == "K"
+    spin.setFocus()
+    qtbot.keyClicks(spin, "12")
+    qtbot.keyClick(spin, QtCore.Qt.Key_Escape)           # Esc drops what was typed
+    assert spin.text() == "0.900" and QtWidgets.QApplication.focusWidget() is window.plate
+
+
+def test_letter_keys_work_from_a_combo_box(window, qtbot):
+    combo = window.layer_controls.colormap
+    combo.setFocus()
+    before = combo.currentText()
+    qtbot.keyClick(combo, QtCore.Qt.Key_7)
+    assert window.channel == "7" and combo.currentText() == before
+    qtbot.keyClick(combo, QtCore.Qt.Key_Escape)
+    assert window.channel is None
+
+
+# 6. the map summary is a permanent part of the status bar ---------------------------------------------
+def test_the_summary_stays_through_messages_and_beside_the_busy_text(window, qtbot):
+    summary = window.summary
+    assert "stride 4" in summary.full and summary.isVisible()
+    window.statusBar().showMessage("saved /tmp/x.npz", 50)
+    qtbot.wait(120)
+    assert summary.isVisible() and "stride 4" in summary.full
+    window.statusBar().showMessage("a menu's tip")
+    assert summary.isVisible()
+    window.request_check()                             # "timing the surgery" beside it
+    assert window.busy_label.isVisible()
+    qtbot.wait(10)
+    assert not summary.geometry().intersects(window.busy_label.geometry())
+    assert summary.fontMetrics().horizontalAdvance(summary.text_shown()) <= summary.width()
+    qtbot.waitUntil(lambda: not window.slow.is_busy(), timeout=60_000)
+
+
+# 9. words that agree ------------------------------------------------------------------------------
+def test_one_scale_number_everywhere(auto_window):
+    win = auto_window
+    assert win.scale.spin.text() == "0.255"
+    assert "at scale 0.255" in win.letters.summary.text()
+    assert "scale 0.255, chosen automatically" in win.summary.full
+
+
+def test_no_channel_menu_spills_into_a_second_column(window):
+    menus = [window.files.channel_menu, *window.files.channel_menu.findChildren(QtWidgets.QMenu)]
+    for menu in menus:          # a 720-pixel screen holds about 28 entries
+        assert len(menu.actions()) <= MENU_ROWS + 2 and menu.sizeHint().height() <= 680
+    entries = [a for a in window.files.channel_actions]
+    assert set(entries) == {None, *window.model.dense.labels}
+
+
+def test_help_lists_the_mouse_actions():
+    from viewer.gui.menus import KEYS_HELP
+
+    for words in ("Wheel: zoom", "Drag the plate: pan", "Click a letter", "Click a conv1 filter"):
+        assert words in KEYS_HELP
+
+
+def test_the_class_tiles_are_labelled(window, qtbot):
+    window.tabs.setCurrentWidget(window.blobs)
+    qtbot.waitUntil(lambda: window.blobs.values is not None, timeout=MAP_TIMEOUT)
+    assert window.blobs.blob() == window.model.dense.score_blob
+    names = [caption.textItem.toPlainText() for caption in window.blobs.captions]
+    assert names == window.fm.labels
+    window.blobs.picker.setCurrentText("conv1")
+    qtbot.waitUntil(lambda: window.blobs.values is not None and
+                    len(window.blobs.values) == len(window.fm.conv1), timeout=MAP_TIMEOUT)
+    assert window.blobs.captions == []
