@@ -250,3 +250,43 @@ def test_legacy_4d_blobs_are_read_as_caffe_reads_them(tmp_path):
     weights.write_bytes(reshaped(proto, weights, "ip", (1, 37, 2304, 1), legacy=True))
     with pytest.raises(model_io.ModelError, match=r"shape mismatch.*legacy \(1, 37, 2304, 1\)"):
         model_io.load_net(proto, weights)
+
+
+# ---- item 5: FIFOs and devices are refused before a byte is read --------------------------------
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    path = tmp_path / "pipe.png"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_as_the_image_or_the_weights_is_refused_without_blocking(tmp_path, plate_png,
+                                                                       fifo, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    probe(capsys, "read", fifo, says=(f"{fifo} cannot be read as an image: it is a FIFO",))
+    probe(capsys, *map_args(tmp_path, plate_png, proto, fifo), inputs=(plate_png, proto),
+          absent=(tmp_path / "out",), says=(f"cannot read caffemodel {fifo}: it is a FIFO",))
+    probe(capsys, *map_args(tmp_path, plate_png, fifo, weights), inputs=(plate_png, weights),
+          says=(f"cannot read prototxt {fifo}: it is a FIFO",))
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_an_endless_device_as_a_model_file_or_image_is_refused(tmp_path, plate_png, capsys,
+                                                              device):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    linked = tmp_path / "model.caffemodel"
+    linked.symlink_to(device)
+    probe(capsys, *map_args(tmp_path, plate_png, proto, linked), inputs=(proto,),
+          says=(f"cannot read caffemodel {linked}: it is a device, not a regular file",))
+    probe(capsys, *map_args(tmp_path, plate_png, device, weights), inputs=(weights,),
+          says=(f"cannot read prototxt {device}: it is a device",))
+    probe(capsys, "read", device, says=(f"{device} cannot be read as an image: it is a device",))
+
+
+def test_a_model_file_larger_than_any_real_one_is_refused_unread(tmp_path, plate_png, capsys,
+                                                               monkeypatch):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    monkeypatch.setattr(model_io, "MAX_CAFFEMODEL_BYTES", weights.stat().st_size - 1)
+    probe(capsys, *map_args(tmp_path, plate_png, proto, weights), inputs=(proto, weights),
+          says=(f"cannot read caffemodel {weights}: it is over", "larger than any caffemodel"))

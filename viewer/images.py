@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from viewer.errors import ImageError
+from viewer.safe_read import NotRegularFile, open_regular
 
 # Pillow's own bomb guard stays on; this is the pixel count we accept before decoding.
 MAX_PIXELS = 120_000_000
@@ -61,13 +62,13 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """Load an image as uint8 RGB (H x W x 3) or gray (H x W), upright per its EXIF tag."""
     path = Path(path)
     try:
-        if path.is_file() and path.stat().st_size == 0:
-            raise ImageError(f"{path} is empty (0 bytes): copy or save the image again")
-        with warnings.catch_warnings():
+        with open_regular(path) as fh, warnings.catch_warnings():
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise ImageError(f"{path} is empty (0 bytes): copy or save the image again")
             # Pillow warns on stderr about damaged tags, truncated reads and large images;
             # the image either decodes or gets one clear ImageError (MAX_PIXELS below).
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
+            with Image.open(fh) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageError(_too_many_pixels(path, img.width, img.height))
                 img.seek(0)
@@ -79,6 +80,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise ImageError(f"{path} is a folder, not an image") from None
+    except NotRegularFile as err:
+        raise ImageError(f"{path} cannot be read as an image: {err.strerror}") from None
     except PermissionError:
         raise ImageError(f"{path} cannot be read: permission denied") from None
     except UnidentifiedImageError:

@@ -18,10 +18,15 @@ from google.protobuf import text_format
 
 from viewer.errors import ModelError
 from viewer.proto import caffe_pb2
+from viewer.safe_read import read_regular
 from viewer.safe_write import write_bytes_atomic, write_text_atomic
 
 # A blob larger than this many elements is refused before anything is allocated.
 MAX_BLOB_ELEMENTS = 1 << 31
+# Files larger than these are refused before they are read: the deepest prototxts are a few
+# hundred KB, the largest classic caffemodel (VGG-16) 528 MB.
+MAX_PROTOTXT_BYTES = 64 << 20
+MAX_CAFFEMODEL_BYTES = 1 << 30
 
 _V1_TYPES = {
     "CONVOLUTION": "Convolution", "POOLING": "Pooling", "INNER_PRODUCT": "InnerProduct",
@@ -156,7 +161,7 @@ def read_prototxt(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, list
     """Read a `.prototxt` file; see `parse_prototxt`."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_PROTOTXT_BYTES, "prototxt")
     except OSError as err:
         raise ModelError(f"cannot read prototxt {path}: {err.strerror or err}") from None
     try:
@@ -199,7 +204,7 @@ def read_caffemodel(path: str | os.PathLike) -> caffe_pb2.NetParameter:
     """Read a `.caffemodel`; see `parse_caffemodel`."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_CAFFEMODEL_BYTES, "caffemodel")
     except OSError as err:
         raise ModelError(f"cannot read caffemodel {path}: {err.strerror or err}") from None
     return parse_caffemodel(data, str(path))
