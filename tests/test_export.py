@@ -1,6 +1,7 @@
 """Saved maps: the npz holds what the map held, written without a copy of it in memory."""
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -52,3 +53,62 @@ def test_every_key_of_a_small_map_reads_back_as_the_map_held_it(tmp_path):
         fm = FeatureMap(scores, probs, conv1, ["a", "b", "c", "bg"],
                         Geometry((4, 3), (-1, -2), (28, 26), (0.5, 0.5)), (60, 80), 0.5, 2.0)
         _assert_npz_holds(save_npz(fm, tmp_path / "map.npz"), fm)
+
+
+def test_the_onnx_export_runs_alone_and_gives_the_map_of_map(lenet_files, classes, tmp_path,
+                                                             capsys):
+    import onnx
+    import onnxruntime as ort
+    from PIL import Image
+
+    from conftest import plate_like
+    from viewer.cli import main
+
+    proto, weights = lenet_files
+    png, out = tmp_path / "plate.png", tmp_path / "lenet.onnx"
+    Image.fromarray(plate_like(60, 130, seed=4)).save(png)
+    model_args = ["--prototxt", str(proto), "--weights", str(weights)]
+    assert main(["export", "--onnx", str(out), *model_args]) == 0
+    assert main(["map", str(png), "--scale", "1", "--out", str(tmp_path), *model_args]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out}\n")
+    with np.load(tmp_path / "featuremap.npz") as npz:
+        probs, scores = npz["probs"], npz["scores"]
+
+    model = onnx.load(out)
+    onnx.checker.check_model(model, full_check=True)
+    shape = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in shape] == ["N", 1, "H", "W"]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert [json.loads(meta[k]) for k in ("stride", "offset", "window")] == [[4, 4], [0, 0],
+                                                                             [28, 28]]
+    assert len(json.loads(meta["labels"])) == classes
+    written = {name for node in model.graph.node for name in node.output}
+    assert {"conv1", "pool1", "conv2", "pool2", "ip1-conv", "ip2-alpha-conv"} <= written
+
+    # What any runtime does with the file alone: gray pixels 0-255 in, the map out.
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    gray = np.asarray(Image.open(png).convert("L"), np.float32)[None, None]
+    got_scores, got_probs = session.run([meta["scores"], meta["probabilities"]],
+                                        {model.graph.input[0].name: gray})
+    assert got_probs.shape == (1, *probs.shape) == (1, classes, 9, 27)
+    assert np.abs(got_probs[0] - probs).max() < 1e-4
+    assert np.abs(got_scores[0] - scores).max() < 1e-4
+
+
+def test_the_onnx_export_keeps_a_nets_own_softmax(other_net):
+    import onnxruntime as ort
+
+    from conftest import plate_like
+    from viewer.export import surgered_onnx
+    from viewer.featuremap import DenseClassifier
+
+    dense = DenseClassifier(other_net, "numpy")
+    model = surgered_onnx(dense)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["probabilities"] == "prob" and [o.name for o in model.graph.output] == [
+        dense.score_blob, "prob"]
+    image = plate_like(45, 61, seed=5)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    data = np.repeat(image.astype(np.float32)[None, None], 3, axis=1)
+    (probs,) = session.run(["prob"], {model.graph.input[0].name: data})
+    assert np.abs(probs[0] - dense.run(image).probs).max() < 1e-4

@@ -1,6 +1,7 @@
 """Files in and out of the window: images, models, drops, recent files, settings, LMDBs, export."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -172,6 +173,24 @@ def test_export_surgered_model_writes_a_loadable_pair(window, monkeypatch, tmp_p
     assert is_fully_convolutional(net.param)
     for name, arrays in window.model.dense.net.weights.items():
         assert all(np.array_equal(a, b) for a, b in zip(arrays, net.weights[name]))
+
+
+def test_export_surgered_model_as_onnx_from_the_file_menu(window, monkeypatch, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "fcn.onnx"
+    answer_saves(window, monkeypatch, out)
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    surgered = next(a.menu() for a in menu.actions() if a.text() == "Export surgered m&odel")
+    next(a for a in surgered.actions() if a.text() == "&ONNX...").trigger()
+    model = onnx.load(out)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["labels"]) == window.model.dense.labels
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    data = window.model.dense.prepare(window.image.pixels, window.fm.scale)
+    (probs,) = session.run([meta["probabilities"]], {model.graph.input[0].name: data})
+    assert np.abs(probs[0] - window.fm.probs).max() < 1e-4
 
 
 def make_lmdb(path: Path, labels: list[int]) -> None:

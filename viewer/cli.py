@@ -263,6 +263,17 @@ def cmd_read(args: argparse.Namespace) -> int:
                       args.out)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the surgered net as a standalone ONNX model with its geometry and labels."""
+    from viewer import export
+
+    inputs = tuple(p for p in (args.prototxt, args.weights) if p)
+    out = prepare_outputs(args.onnx.parent, [args.onnx.name], inputs)[0]
+    dense = dense_from_args(args)
+    print(f"wrote {export.save_onnx(dense, out, inputs)}")
+    return 0
+
+
 def cmd_view(args: argparse.Namespace) -> int:
     """Open the desktop viewer."""
     from viewer.gui.app import run_viewer
@@ -306,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output folder (of several images: a folder per image in it)")
     add_model_options(fmap)
     fmap.set_defaults(func=cmd_map)
+    onnx = sub.add_parser("export", help="write the surgered net as an ONNX model")
+    onnx.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx",
+                      help="the ONNX file to write (height and width symbolic; the geometry "
+                      "and labels in its metadata)")
+    add_model_options(onnx)
+    onnx.set_defaults(func=cmd_export)
     dataset_cli.register(sub)
     training_cli.register(sub)
     read = sub.add_parser("read", help="read the plate text with per-letter confidence")

@@ -1,19 +1,23 @@
-"""Saving what a dense pass produced: `featuremap.npz`, overlay PNGs, filter grids.
+"""Saving what a dense pass produced (`featuremap.npz`, overlay PNGs, filter grids) and the
+net that produces it (as ONNX).
 
-One format for the CLI's `map` and the GUI's export, written atomically.
+One format for the CLI's `map` and `export` and the GUI's export, written atomically.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from viewer import netgraph
 from viewer.errors import ViewerError
-from viewer.featuremap import FeatureMap
+from viewer.featuremap import DenseClassifier, FeatureMap
 from viewer.safe_write import write_atomic, write_bytes_atomic
 
+PROB_OUTPUT = "prob"  # the exported softmax output (the map of `map`) of a net without one
 NPZ_KEYS = ("probs", "scores", "conv1", "labels", "scale", "stride", "offset",
             "receptive_field", "image_shape")
 
@@ -36,3 +40,49 @@ def save_png(image: np.ndarray, path: str | os.PathLike, inputs: tuple = ()) -> 
     if not ok:
         raise ViewerError(f"cannot encode {path} as PNG")
     return write_bytes_atomic(path, encoded.tobytes(), inputs)
+
+
+def surgered_onnx(dense: DenseClassifier):
+    """The fully convolutional net of `dense` as a standalone ONNX model (`onnx.ModelProto`).
+
+    The graph is the onnx engine's conversion (Caffe's blob names, symbolic H and W) with two
+    outputs: the class scores and their softmax over the classes, `prob`, which is the map
+    `map` writes. Metadata says what a runtime needs beside it: the geometry of the cells in
+    input pixels (stride, offset, window, as [y, x]), the labels, and the input the net expects.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    from viewer.engines.onnx_engine import to_onnx
+
+    final = netgraph.deploy_layers(dense.net.param)[-1]
+    if final.type == "Softmax":                  # the net's own softmax is the map's
+        prob = final.top[0]
+        model = to_onnx(dense.net, [dense.score_blob, prob])
+    else:
+        prob = PROB_OUTPUT
+        model = to_onnx(dense.net, [dense.score_blob])
+        graph = model.graph
+        rank = len(graph.output[0].type.tensor_type.shape.dim)
+        graph.node.append(helper.make_node("Softmax", [dense.score_blob], [prob], axis=1,
+                                           name=prob))
+        graph.output.append(helper.make_tensor_value_info(prob, TensorProto.FLOAT,
+                                                          [None] * rank))
+    unit = dense.unit
+    metadata = {
+        "stride": unit.stride, "offset": unit.offset, "window": unit.receptive_field,
+        "labels": dense.labels, "scores": dense.score_blob, "probabilities": prob,
+        "input": f"{model.graph.input[0].name}: N x {dense.channels} x H x W float32, the image "
+                 "resized by the chosen scale, in gray (in every channel), pixel values 0-255",
+        "source": Path(dense.net.source).name,
+    }
+    helper.set_model_props(model, {k: v if isinstance(v, str) else json.dumps(list(v))
+                                   for k, v in metadata.items()})
+    onnx.checker.check_model(model)
+    return model
+
+
+def save_onnx(dense: DenseClassifier, path: str | os.PathLike, inputs: tuple = ()) -> Path:
+    """Write `surgered_onnx(dense)` atomically."""
+    model = surgered_onnx(dense)
+    return write_bytes_atomic(path, model.SerializeToString(), inputs)

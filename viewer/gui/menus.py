@@ -106,7 +106,11 @@ class WindowMenus:
         menu.addSeparator()
         self.action(menu, "&Save overlay as PNG...", self.export_overlay, K.Save)
         self.action(menu, "Save maps as .&npz...", self.export_maps, "Ctrl+E")
-        self.action(menu, "Save surgered m&odel...", self.export_model, "Ctrl+Shift+S")
+        surgered = menu.addMenu("Export surgered m&odel")
+        self.action(surgered, "&Caffe (.prototxt + .caffemodel)...", self.export_model,
+                    "Ctrl+Shift+S")
+        self.action(surgered, "&ONNX...", self.export_onnx, None,
+                    "One .onnx file for any ONNX runtime; geometry and labels in its metadata")
         menu.addSeparator()
         self.action(menu, "&Quit", self.w.close, K.Quit)
 
@@ -350,6 +354,14 @@ class WindowMenus:
         path = path.with_suffix(".prototxt")
         return self._saved(lambda: model_io.write_net(
             model.dense.net, path, path.with_suffix(".caffemodel"), self._inputs()), path)
+
+    def export_onnx(self) -> Path | None:
+        model = self.w.model
+        path = self.ask_save("exports", "Export the surgered model as ONNX",
+                             f"{model.prototxt.stem}.onnx", "ONNX model (*.onnx)")
+        if path is None:
+            return None
+        return self._saved(lambda: export.save_onnx(model.dense, path, self._inputs()), path)
 
     def _saved(self, write, path: Path) -> Path | None:
         try:
