@@ -71,13 +71,15 @@ def conv_window(p: caffe_pb2.ConvolutionParameter) -> Window:
 
 
 def pool_window(p: caffe_pb2.PoolingParameter, bottom: Shape) -> Window:
-    """Kernel/stride/pad of a Pooling layer; global pooling covers the whole input."""
+    """Kernel/stride/pad of a Pooling layer; global pooling covers the whole input.
+
+    Its dilation is 1 except in nets made by `viewer.rarefaction` (a field Caffe lacks)."""
     if p.global_pooling:
         return Window((bottom[2], bottom[3]), (1, 1), (0, 0))
     kernel = (p.kernel_h, p.kernel_w) if p.kernel_h else (p.kernel_size, p.kernel_size)
     stride = (p.stride_h, p.stride_w) if p.stride_h else (p.stride, p.stride)
     pad = (p.pad_h, p.pad_w) if (p.pad_h or p.pad_w) else (p.pad, p.pad)
-    return Window(kernel, stride, pad)
+    return Window(kernel, stride, pad, _pick(p.dilation, 0, 0, 1))
 
 
 def pooled_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
@@ -193,9 +195,9 @@ def _check_pool(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
                          "does not run; use MAX or AVE")
     window = pool_window(p, bottom)
     _check_window(layer, window)
-    if window.pad[0] >= window.kernel[0] or window.pad[1] >= window.kernel[1]:
+    if window.pad[0] >= window.extent[0] or window.pad[1] >= window.extent[1]:
         raise ModelError(f"Pooling '{layer.name}' pads by {window.pad[0]}x{window.pad[1]}, "
-                         f"not less than its {window.kernel[0]}x{window.kernel[1]} kernel")
+                         f"not less than its {window.extent[0]}x{window.extent[1]} kernel")
 
 
 def _ip_axis(layer: caffe_pb2.LayerParameter) -> int:
@@ -266,8 +268,8 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         p = layer.pooling_param
         w = pool_window(p, b)
         ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
-        hw = [pooled_size(b[2 + a], w.kernel[a], w.stride[a], w.pad[a], ceil) for a in range(2)]
-        if min(hw) < 1 or w.kernel[0] > b[2] + 2 * w.pad[0] or w.kernel[1] > b[3] + 2 * w.pad[1]:
+        hw = [pooled_size(b[2 + a], w.extent[a], w.stride[a], w.pad[a], ceil) for a in range(2)]
+        if min(hw) < 1 or w.extent[0] > b[2] + 2 * w.pad[0] or w.extent[1] > b[3] + 2 * w.pad[1]:
             raise ModelError(f"input {b[2]}x{b[3]} is smaller than the pooling window of "
                              f"'{layer.name}'")
         return (b[0], b[1], hw[0], hw[1])

@@ -224,7 +224,7 @@ def _convolve_pooled(x: Planes, chain: list[_Conv], p: caffe_pb2.PoolingParamete
     c, n, rows, pitch = x.a.shape
     oh, ow = x.h - eh + 1, x.w - ew + 1
     out, win = _pool_output(_out_channels(chain), n, oh, ow, p)
-    (kh, _), (sh, _), (ph, _) = win.kernel, win.stride, win.pad
+    (kh, _), (sh, _), (ph, _) = win.extent, win.stride, win.pad
     shifted = _Shifted.over(x, chain, budget, oh * pitch)
     per_band = max(1, (shifted.band // pitch - kh) // sh + 1)
     height = min(oh, (per_band - 1) * sh + kh)
@@ -279,7 +279,7 @@ def convolve(x: Planes, chain: list[_Conv], budget: int = BAND_BYTES) -> Planes:
 def _pool_output(c: int, n: int, h: int, w: int,
                  p: caffe_pb2.PoolingParameter) -> tuple[np.ndarray, netgraph.Window]:
     win = netgraph.pool_window(p, (n, c, h, w))
-    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
+    (kh, kw), (sh, sw), (ph, pw) = win.extent, win.stride, win.pad
     ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
     oh = netgraph.pooled_size(h, kh, sh, ph, ceil)
     ow = netgraph.pooled_size(w, kw, sw, pw, ceil)
@@ -293,12 +293,12 @@ def _pool_rows(x: Planes, p: caffe_pb2.PoolingParameter, win: netgraph.Window, o
                rows: tuple[int, int], y_offset: int, height: int) -> None:
     """Max or sum into output rows [rows) from `x`, which holds input rows from `y_offset` of
     an input `height` rows tall (all the rows those outputs read)."""
-    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
+    (sh, sw), (ph, pw), (dh, dw) = win.stride, win.pad, win.dilation
     is_max = p.pool == caffe_pb2.PoolingParameter.MAX
-    for ky in range(kh):
+    for ky in range(0, win.extent[0], dh):
         y0, y1 = _taps(ky, ph, sh, height, out.shape[2])
         y0, y1 = max(y0, rows[0]), min(y1, rows[1])
-        for kx in range(kw):
+        for kx in range(0, win.extent[1], dw):
             x0, x1 = _taps(kx, pw, sw, x.w, out.shape[3])
             if y1 <= y0 or x1 <= x0:
                 continue
@@ -317,12 +317,9 @@ def _average(out: np.ndarray, p: caffe_pb2.PoolingParameter, win: netgraph.Windo
     """Turn AVE pooling's sums into means over Caffe's window (pad counts, overhang not)."""
     if p.pool != caffe_pb2.PoolingParameter.AVE:
         return
-    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
-    ys = np.arange(out.shape[2]) * sh - ph
-    xs = np.arange(out.shape[3]) * sw - pw
-    area_h = np.minimum(ys + kh, h + ph) - ys
-    area_w = np.minimum(xs + kw, w + pw) - xs
-    out /= np.outer(area_h, area_w).astype(np.float32)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = win.kernel, win.stride, win.pad, win.dilation
+    out /= np.outer(numpy_engine.taps_inside(out.shape[2], sh, ph, kh, dh, h),
+                    numpy_engine.taps_inside(out.shape[3], sw, pw, kw, dw, w))
 
 
 def pool(x: Planes, p: caffe_pb2.PoolingParameter) -> Planes:

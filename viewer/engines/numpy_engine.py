@@ -35,30 +35,38 @@ def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
 
 
 def pooling(x: np.ndarray, p: caffe_pb2.PoolingParameter) -> np.ndarray:
-    """Caffe Pooling (MAX, AVE) with its ceil rounding and clipped edge windows."""
+    """Caffe Pooling (MAX, AVE) with its ceil rounding and clipped edge windows, and the
+    dilated windows of a rarefied net."""
     n, c, h, w = x.shape
     win = netgraph.pool_window(p, x.shape)
     ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
-    (kh, kw), (sh, sw), (ph, pw) = win.kernel, win.stride, win.pad
-    oh = netgraph.pooled_size(h, kh, sh, ph, ceil)
-    ow = netgraph.pooled_size(w, kw, sw, pw, ceil)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = win.kernel, win.stride, win.pad, win.dilation
+    (eh, ew) = win.extent
+    oh = netgraph.pooled_size(h, eh, sh, ph, ceil)
+    ow = netgraph.pooled_size(w, ew, sw, pw, ceil)
+    shape = (n, c, (oh - 1) * sh + eh, (ow - 1) * sw + ew)
     if p.pool == caffe_pb2.PoolingParameter.MAX:
-        padded = np.full((n, c, (oh - 1) * sh + kh, (ow - 1) * sw + kw), -np.inf, np.float32)
+        padded = np.full(shape, -np.inf, np.float32)
     else:
-        padded = np.zeros((n, c, (oh - 1) * sh + kh, (ow - 1) * sw + kw), np.float32)
+        padded = np.zeros(shape, np.float32)
     rows, cols = min(h, padded.shape[2] - ph), min(w, padded.shape[3] - pw)
     padded[:, :, ph:ph + rows, pw:pw + cols] = x[:, :, :rows, :cols]
-    view = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    view = sliding_window_view(padded, (eh, ew), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    view = view[:, :, :oh, :ow]
     if p.pool == caffe_pb2.PoolingParameter.MAX:
         return view.max(axis=(4, 5))
     if p.pool != caffe_pb2.PoolingParameter.AVE:
         raise ValueError("stochastic pooling runs only in training")
-    # Caffe divides by the window clipped to the padded image, not to the data.
-    ys = np.arange(oh) * sh - ph
-    xs = np.arange(ow) * sw - pw
-    area_h = np.minimum(ys + kh, h + ph) - ys
-    area_w = np.minimum(xs + kw, w + pw) - xs
-    return view.sum(axis=(4, 5)) / np.outer(area_h, area_w).astype(np.float32)
+    # Caffe divides by the taps inside the padded image (the pad counts, the overhang not).
+    return view.sum(axis=(4, 5)) / np.outer(taps_inside(oh, sh, ph, kh, dh, h),
+                                            taps_inside(ow, sw, pw, kw, dw, w))
+
+
+def taps_inside(out: int, stride: int, pad: int, kernel: int, dilation: int,
+                 size: int) -> np.ndarray:
+    """Per output position, how many window taps fall before the end of the padded input."""
+    starts = np.arange(out) * stride - pad
+    return np.minimum(kernel, -(-(size + pad - starts) // dilation)).astype(np.float32)
 
 
 def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:

@@ -230,14 +230,39 @@ def _convert_pooling(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
     ceil = int(p.round_mode == caffe_pb2.PoolingParameter.CEIL)
     (ph, pw) = w.pad
     attrs = dict(kernel_shape=list(w.kernel), strides=list(w.stride), ceil_mode=ceil)
-    if p.pool == caffe_pb2.PoolingParameter.MAX:
+    if w.dilation != (1, 1):
+        attrs["dilations"] = list(w.dilation)
+    if p.pool == caffe_pb2.PoolingParameter.MAX and w.dilation != (1, 1) and (ph or pw):
+        # onnxruntime wants pads below the kernel size, not its dilated extent: pad first.
+        pads = g.const("pads", np.array([0, 0, ph, pw, 0, 0, ph, pw], np.int64))
+        padded = g.node("Pad", [x, pads, g.const("low", np.float32(-np.inf))],
+                        hint=f"{layer.name}.pad", mode="constant")
+        g.node("MaxPool", [padded], g.write(top), **attrs)
+    elif p.pool == caffe_pb2.PoolingParameter.MAX:
         g.node("MaxPool", [x], g.write(top), pads=[ph, pw, ph, pw], **attrs)
+    elif p.pool == caffe_pb2.PoolingParameter.AVE and w.dilation != (1, 1):
+        _dilated_average(g, layer, x, w, bottom[1])
     elif p.pool == caffe_pb2.PoolingParameter.AVE:
         g.node("AveragePool", [x], g.write(top), pads=[ph, pw, ph, pw], count_include_pad=1,
                **attrs)
     else:
         raise EngineError(f"pooling layer '{layer.name}': stochastic pooling runs only in "
                           "training")
+
+
+def _dilated_average(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
+                     w: netgraph.Window, channels: int) -> None:
+    """AVE pooling with a dilated window (rarefied nets) as a per-channel Conv of weights
+    1 / taps: AveragePool has dilations only from opset 19. At stride 1 every window lies
+    within the padded input, so Caffe's divisor is the whole window; strided ones are refused."""
+    if w.stride != (1, 1):
+        raise EngineError(f"the onnx engine runs a dilated AVE pooling ('{layer.name}') only "
+                          "at stride 1")
+    (ph, pw), taps = w.pad, w.kernel[0] * w.kernel[1]
+    weight = np.full((channels, 1) + w.kernel, 1.0 / taps, np.float32)
+    g.node("Conv", [x, g.const(f"{layer.name}.ave", weight)], g.write(layer.top[0]),
+           kernel_shape=list(w.kernel), strides=[1, 1], pads=[ph, pw, ph, pw],
+           dilations=list(w.dilation), group=channels)
 
 
 def _convert_lrn(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str) -> None:
