@@ -34,6 +34,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help=f"inference engine (default: {DEFAULT_ENGINE})")
 
 
+def add_stride_option(parser: argparse.ArgumentParser) -> None:
+    """--stride N: a map cell every N pixels, N dividing the net's own stride (a fine map)."""
+    parser.add_argument("--stride", type=positive_count, default=None,
+                        help="a map cell every N pixels of the scaled image; N divides the "
+                        "net's stride (LeNet: 1, 2 or 4; default: the net's stride)")
+
+
 def load_model_args(args: argparse.Namespace):
     """The net named by --prototxt/--weights, or the bundled fully convolutional one."""
     from viewer.model_io import load_net
@@ -126,7 +133,7 @@ def dense_from_args(args: argparse.Namespace):
     """The DenseClassifier of the model options: what `read` and `map` run, once per process."""
     from viewer.featuremap import DenseClassifier
 
-    return DenseClassifier(load_model_args(args), args.engine)
+    return DenseClassifier(load_model_args(args), args.engine, args.stride)
 
 
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
@@ -316,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmap.add_argument("--out", type=Path, required=True,
                       help="output folder (of several images: a folder per image in it)")
     add_model_options(fmap)
+    add_stride_option(fmap)
     fmap.set_defaults(func=cmd_map)
     onnx = sub.add_parser("export", help="write the surgered net as an ONNX model")
     onnx.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx",
@@ -331,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="input scale, or 'auto' to search for the best fit (default)")
     read.add_argument("--out", type=Path, help="write the results to this file, not stdout")
     add_model_options(read)
+    add_stride_option(read)
     read.set_defaults(func=cmd_read)
     parser.set_defaults(commands=set(sub.choices))
     return parser

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from viewer import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError, ModelError
+from viewer.finemap import NATIVE, FineMethod, create_fine_engine
 from viewer.images import rescale, scaled_size, to_gray
 from viewer.labels import BACKGROUND_NAME, labels_for
 from viewer.model_io import CaffeNet
@@ -150,20 +151,35 @@ class DenseClassifier:
     be pointed at a whole image.
     """
 
-    def __init__(self, net: CaffeNet, engine: str | None = None) -> None:
+    def __init__(self, net: CaffeNet, engine: str | None = None,
+                 stride: int | None = None) -> None:
         self.classifier = None if is_fully_convolutional(net.param) else net
         self.net = net if self.classifier is None else make_fully_convolutional(net).net
-        self.engine: Engine = create_engine(engine or DEFAULT_ENGINE, self.net)
         self.score_blob = netgraph.score_blob(self.net.param)
-        self.first_conv = next((l.top[0] for l in netgraph.deploy_layers(self.net.param)
-                                if l.type == "Convolution"), None)
         shapes = netgraph.infer_shapes(self.net.param)
         _check_score_map(self.score_blob, shapes[self.score_blob])
+        native = geometry_of(self.net, self.score_blob, shapes=shapes)
+        # A map every `stride` pixels (default: the net's own stride), see viewer.finemap.
+        self.native_stride = native.stride
+        self.stride = stride or native.stride[0]
+        self.unit = replace(native, stride=(self.stride, self.stride)) if stride else native
+        self.engine, self.method = self._engine(engine or DEFAULT_ENGINE)
+        self.first_conv = next((l.top[0] for l in netgraph.deploy_layers(self.net.param)
+                                if l.type == "Convolution"), None)
         self.channels = shapes[self.engine.input_name][1]
         self.labels = labels_for(shapes[self.score_blob][1])
-        self.unit = geometry_of(self.net, self.score_blob, shapes=shapes)
         self._lean: Engine | None = None
         self._lean_lock = threading.Lock()   # the GUI thread and the map worker both ask
+
+    def _engine(self, name: str) -> tuple[Engine, FineMethod]:
+        """The named engine on this net, computing the map at `self.stride`."""
+        if self.unit.stride == self.native_stride:
+            return create_engine(name, self.net), FineMethod(self.stride, NATIVE)
+        return create_fine_engine(name, self.net, self.stride)
+
+    def at_stride(self, stride: int | None) -> "DenseClassifier":
+        """The same net and engine mapping every `stride` pixels (None: the native stride)."""
+        return DenseClassifier(self.classifier or self.net, self.engine_name, stride)
 
     @property
     def engine_name(self) -> str:
@@ -177,7 +193,7 @@ class DenseClassifier:
         with self._lean_lock:
             if self._lean is None:
                 self._lean = self.engine if self.engine.name == LEAN_ENGINE else \
-                    create_engine(LEAN_ENGINE, self.net)
+                    self._engine(LEAN_ENGINE)[0]
             return self._lean
 
     def memory_engines(self) -> list[Engine]:
