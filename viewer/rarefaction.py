@@ -25,8 +25,7 @@ from viewer.surgery import Verification
 
 Pair = tuple[int, int]
 # Layers whose output at a position depends on the input at that position only.
-POINTWISE = (netgraph.ELEMENTWISE - {"LRN"}) | {"Dropout", "BatchNorm", "Eltwise", "Sigmoid",
-                                                "TanH", "AbsVal", "ELU", "PReLU", "BNLL"}
+POINTWISE = netgraph.ELEMENTWISE - {"LRN"}
 
 
 class RarefactionError(SurgeryError):
@@ -82,10 +81,7 @@ class _State:
 def native_stride(net: CaffeNet) -> Pair:
     """The output stride of a fully convolutional net's score blob, (y, x)."""
     shapes = netgraph.infer_shapes(net.param)
-    jump = [1, 1]
-    for window in netgraph.spatial_windows(net.param, netgraph.score_blob(net.param), shapes):
-        jump = [j * s for j, s in zip(jump, window.stride)]
-    return tuple(jump)
+    return netgraph.field_of(net.param, netgraph.score_blob(net.param), shapes).jump
 
 
 def check_stride(net: CaffeNet, stride: int) -> Pair:
