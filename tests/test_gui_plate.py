@@ -178,7 +178,7 @@ def test_hovering_shows_the_cell_its_window_and_its_probabilities(window, qtbot)
     assert close_to(window.readout.heights(), fm.probs[:, i, j])
     best = fm.labels[int(fm.probs[:, i, j].argmax())]
     named = window.readout.named()
-    assert len(named) == 5 and named[0] == best
+    assert 1 <= len(named) <= 5 and named[0] == best
     assert f"cell ({i}, {j})" in window.readout.title.text()
 
 

@@ -165,3 +165,50 @@ def test_the_class_tiles_are_labelled(window, qtbot):
     qtbot.waitUntil(lambda: window.blobs.values is not None and
                     len(window.blobs.values) == len(window.fm.conv1), timeout=MAP_TIMEOUT)
     assert window.blobs.captions == []
+
+
+# 3. a conv1 overlay on its own levels, named in the Channel box, its tile standing out ---------------
+def test_a_filter_overlay_uses_its_own_levels_and_is_named(window, qtbot):
+    fm = window.fm
+    spread = [float(np.ptp(fm.conv1[k])) for k in range(len(fm.conv1))]
+    k = int(np.argmin(spread))             # the filter whose output is narrowest
+    qtbot.mouseClick(window.conv1.tiles[k], QtCore.Qt.LeftButton)
+    values = fm.conv1[k]
+    assert np.allclose(window.plate.histogram.getLevels(), (values.min(), values.max()),
+                       atol=1e-5)
+    assert window.plate.histogram.isVisible()
+    assert window.channels.currentText() == f"conv1 filter #{k}"
+    other = int(np.argmax(spread))
+    qtbot.mouseClick(window.conv1.tiles[other], QtCore.Qt.LeftButton)
+    assert np.allclose(window.plate.histogram.getLevels(),
+                       (fm.conv1[other].min(), fm.conv1[other].max()), atol=1e-5)
+    assert window.channels.currentText() == f"conv1 filter #{other}"
+    picked, plain = window.conv1.tiles[other].grab().toImage(), \
+        window.conv1.tiles[k].grab().toImage()
+    accent = picked.pixelColor(1, 1)
+    assert (accent.red(), accent.green(), accent.blue()) == (255, 140, 0)
+    assert plain.pixelColor(1, 1) != accent
+    qtbot.mouseClick(window.conv1.tiles[other], QtCore.Qt.LeftButton)   # back to the class
+    assert window.channels.currentText() == "best class"
+    assert window.channels.findText(f"conv1 filter #{other}") < 0
+
+
+# 4. the hover chart names the winner and no two names overlap ----------------------------------
+def test_the_chart_names_the_winner_without_overlaps(window, qtbot):
+    import dataclasses
+
+    labels = window.fm.labels
+    probs = np.zeros_like(window.fm.probs)
+    probs[labels.index("K")] = 0.94
+    for label, p in (("6", 0.02), (labels[-1], 0.02), ("5", 0.015), ("7", 0.005)):
+        probs[labels.index(label)] = p
+    window.readout.show_cell(dataclasses.replace(window.fm, probs=probs), 0, 0)
+    window.readout.chart.grab()
+    named = window.readout.named()
+    assert named[0] == "K" and set(named) == {"K", "6", labels[-1], "5"}
+    view = window.readout.chart.getViewBox().sceneBoundingRect()
+    boxes = [name.sceneBoundingRect() for name in window.readout.names
+             if name.textItem.toPlainText()]
+    for n, box in enumerate(boxes):
+        assert view.contains(box), named[n]
+        assert not any(box.intersects(other) for other in boxes[n + 1:]), named[n]

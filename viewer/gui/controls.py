@@ -14,6 +14,7 @@ from viewer import cost
 SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
 SCALE_FLOOR = 0.05  # below 0.2 only when the image is so large that its letters need it
 BEST = "best class"
+FILTER_ENTRY = "\0filter"   # the data of the Channel box's entry for a conv1 filter
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
 SCALE_DECIMALS = 3
 SCALE_TIP = ("Input scale: the plate is resized by this factor before the dense pass (keys + and "
@@ -169,13 +170,27 @@ class ChannelPicker(QtWidgets.QComboBox):
         self.blockSignals(False)
 
     def channel(self) -> str | None:
-        return self.currentData()
+        data = self.currentData()
+        return None if data == FILTER_ENTRY else data
 
     def set_channel(self, label: str | None, emit: bool = True) -> None:
-        index = max(0, self.findData(label)) if label is not None else 0
+        self.blockSignals(True)
+        self.show_filter(None)
         self.blockSignals(not emit)
-        self.setCurrentIndex(index)
+        self.setCurrentIndex(max(0, self.findData(label)) if label is not None else 0)
         self.blockSignals(False)
+
+    def show_filter(self, name: str | None) -> None:
+        """Say which filter is drawn over the plate: an entry of its own, shown while it is
+        (picking any class leaves it)."""
+        blocked = self.blockSignals(True)
+        index = self.findData(FILTER_ENTRY)
+        if index >= 0:
+            self.removeItem(index)
+        if name is not None:
+            self.addItem(name, FILTER_ENTRY)
+            self.setCurrentIndex(self.count() - 1)
+        self.blockSignals(blocked)
 
 
 class LayerControls(QtWidgets.QWidget):

@@ -12,6 +12,10 @@ from viewer.gui.pixmaps import enlarged, fitted, normalized, to_pixmap
 
 TILE_HEIGHT = 40
 GAP = 4
+ACCENT = "#ff8c00"
+# The picked tile stands out: a thick accent frame on an accent ground.
+TILE_STYLE = (f"QToolButton {{ border: 3px solid transparent; padding: 1px; }}"
+              f"QToolButton:checked {{ border: 3px solid {ACCENT}; background: {ACCENT}; }}")
 
 
 def numbered(picture: QtGui.QPixmap, number: int) -> QtGui.QPixmap:
@@ -107,6 +111,7 @@ class Conv1Panel(QtWidgets.QScrollArea):
         for k in range(count):
             tile = QtWidgets.QToolButton()
             tile.setCheckable(True)
+            tile.setStyleSheet(TILE_STYLE)
             tile.setToolButtonStyle(QtCore.Qt.ToolButtonIconOnly)
             tile.setToolTip(f"filter #{k}: click to overlay its output on the plate")
             self.group.addButton(tile, k)

@@ -25,7 +25,7 @@ class MapLayer:
     title: str
     geometry: Geometry
     rect: Rect
-    mode: str                       # "best", "prob", "raw" or "filter": levels reset per mode
+    mode: str                       # "best", "prob", "raw" or "filter K": levels reset per mode
     levels: tuple[float, float]
     values: np.ndarray | None = None
     rgba: np.ndarray | None = None
@@ -38,13 +38,19 @@ def conv1_geometry(dense: DenseClassifier, fm: FeatureMap) -> Geometry:
 
 def layer_for(fm: FeatureMap, dense: DenseClassifier, channel: str | None,
               filter_index: int | None, raw: bool) -> MapLayer:
-    """The layer for a conv1 filter, else a class channel, else the best class."""
+    """The layer for a conv1 filter, else a class channel, else the best class.
+
+    A filter's levels are its own output's range (the range of all filters washed out one
+    that lies near 0-1), and each filter is a mode of its own, so picking another one resets
+    them while a scale change keeps the user's adjustment.
+    """
     if filter_index is not None and fm.conv1 is not None:
         g = conv1_geometry(dense, fm)
         values = fm.conv1[filter_index]
-        return MapLayer(f"{dense.first_conv} filter #{filter_index} output", g,
-                        g.heatmap_rect(*values.shape), "filter",
-                        (float(fm.conv1.min()), float(fm.conv1.max())), values=values)
+        low, high = float(values.min()), float(values.max())
+        return MapLayer(filter_name(dense, filter_index) + " output", g,
+                        g.heatmap_rect(*values.shape), f"filter {filter_index}",
+                        (low, high if high > low else low + 1.0), values=values)
     g = fm.geometry
     rect = g.heatmap_rect(*fm.probs.shape[1:])
     if channel is None:
@@ -55,6 +61,11 @@ def layer_for(fm: FeatureMap, dense: DenseClassifier, channel: str | None,
         return MapLayer(f"raw score of {channel}", g, rect, "raw",
                         (float(fm.scores.min()), float(fm.scores.max())), values=fm.scores[k])
     return MapLayer(f"P({channel})", g, rect, "prob", (0.0, 1.0), values=fm.probs[k])
+
+
+def filter_name(dense: DenseClassifier, index: int) -> str:
+    """How the window names a conv1 filter (Channel box, status summary)."""
+    return f"{dense.first_conv} filter #{index}"
 
 
 def colored(values: np.ndarray, colormap: str, levels: tuple[float, float]) -> np.ndarray:

@@ -19,7 +19,7 @@ from viewer.gui.blob_panel import BlobPanel
 from viewer.gui.controls import (ChannelPicker, LayerControls, ScaleControl, scale_limit_text,
                                  scale_text)
 from viewer.gui.conv1_panel import Conv1Panel
-from viewer.gui.layers import MapLayer, layer_for
+from viewer.gui.layers import MapLayer, filter_name, layer_for
 from viewer.gui.letter_strip import LetterStrip
 from viewer.gui.menus import build_menus
 from viewer.gui.model_loader import ModelLoader
@@ -455,6 +455,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """Overlay conv1 filter `index` (or go back to the class channel with -1)."""
         self.filter = None if index < 0 else index
         self.conv1.select(self.filter)
+        if self.filter is None:
+            self.channels.set_channel(self.channel, emit=False)
+        else:
+            self.channels.show_filter(filter_name(self.model.dense, self.filter))
         self.draw_layer()
         if self.fm is not None:
             self._status()
