@@ -39,6 +39,28 @@ def test_opening_an_image_replaces_the_plate_and_recomputes(window, qtbot, tmp_p
     assert "other.png" in window.windowTitle()
 
 
+def test_a_late_map_of_the_previous_image_or_model_is_dropped(window, qtbot, tmp_path,
+                                                              lenet_files):
+    """A pass that ends after a new image or model came (its generation is older) never
+    replaces the map on screen, whichever worker and kind it comes back as."""
+    stale_tag, stale = window.shown_tag, window.result
+    other = save_png(generated_plate(120, 300, seed=5), tmp_path / "other.png")
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        assert window.files.open_image(other)
+    fresh = window.result
+    assert fresh is not stale and stale_tag.generation < window.generation
+    for worker, kind in ((window.maps, "map"), (window.maps, "auto"), (window.slow, "map")):
+        worker.done.emit(kind, stale_tag, stale)
+        assert window.result is fresh and window.fm is fresh.fm, f"{kind} replaced the map"
+    assert window.fm.image_shape == (120, 300) and window.shown_tag.generation == window.generation
+    fresh_tag, window.confirm = window.shown_tag, lambda question: True
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        assert load_model(qtbot, window, *lenet_files) == "loaded"
+    newer = window.result
+    window.maps.done.emit("map", fresh_tag, fresh)     # the previous model's pass
+    assert window.result is newer and window.shown_tag.generation == window.generation
+
+
 def test_a_broken_image_shows_an_error_and_keeps_the_plate(window, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
