@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PyQt5 import QtCore
+from PyQt5 import QtCore, QtGui
 
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_window,  # noqa: F401
                          plate_file, settings, window)
 from viewer import render
 from viewer.featuremap import geometry_of
 from viewer.gui import jobs
-from viewer.gui.conv1_panel import filter_picture
+from viewer.gui.conv1_panel import TILE_HEIGHT, filter_picture
 
 CELLS = [(6, 8), (6, 20), (7, 33)]
 LABELS = ["K", "4", "Z"]
@@ -52,12 +52,29 @@ def test_clicking_a_letter_selects_its_channel_and_highlights_its_box(reading_wi
     assert not box.isVisible() and not button.isChecked()
 
 
+def _tile_pixels(tile) -> np.ndarray:
+    """The gray levels a conv1 tile draws, read back from its icon."""
+    image = tile.icon().pixmap(tile.iconSize()).toImage().convertToFormat(
+        QtGui.QImage.Format_Grayscale8)
+    pixels = np.frombuffer(image.constBits().asstring(image.byteCount()), np.uint8)
+    return pixels.reshape(image.height(), image.bytesPerLine())[:, :image.width()]
+
+
 def test_conv1_grid_has_a_tile_per_filter_with_its_kernel(window):
+    """Each tile starts with its own kernel, one uniform block per weight, darkest at the
+    smallest weight and brightest at the largest, in the kernel's row and column order."""
     dense = window.model.dense
     kernels = dense.engine.params[dense.first_conv][0]
     assert len(window.conv1.tiles) == len(kernels) == window.fm.conv1.shape[0]
-    icon = window.conv1.tiles[0].icon()
-    assert not icon.isNull()
+    kh, kw = kernels.shape[2:]
+    block = TILE_HEIGHT // kh
+    for k in (0, 7, len(kernels) - 1):
+        drawn = _tile_pixels(window.conv1.tiles[k])[:kh * block, :kw * block].astype(int)
+        blocks = drawn.reshape(kh, block, kw, block)
+        assert (blocks == blocks[:, :1, :, :1]).all(), f"tile {k}: blocks are not uniform"
+        levels, weights = blocks[:, 0, :, 0], kernels[k].mean(axis=0)
+        assert levels.flat[weights.argmin()] == 0 and levels.flat[weights.argmax()] == 255
+        assert np.corrcoef(levels.ravel(), weights.ravel())[0, 1] > 0.99
 
 
 def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
@@ -129,8 +146,9 @@ def test_measure_again_uses_the_current_scale(window, qtbot):
         window.scale.spin.setValue(0.9)
     qtbot.waitUntil(window.surgery.button.isEnabled, timeout=60_000)
     qtbot.mouseClick(window.surgery.button, QtCore.Qt.LeftButton)
-    qtbot.waitUntil(lambda: "at scale 0.900" in window.surgery.timing.text(), timeout=60_000)
-    assert window.surgery.button.isEnabled() or window.slow.is_busy()
+    qtbot.waitUntil(lambda: "at scale 0.900" in window.surgery.timing.text()
+                    and not window.slow.is_busy(), timeout=60_000)
+    assert window.surgery.button.isEnabled()
 
 
 def test_auto_sets_the_scale_the_reader_picks(reading_window, qtbot):
