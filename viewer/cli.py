@@ -133,7 +133,7 @@ def dense_from_args(args: argparse.Namespace):
     """The DenseClassifier of the model options: what `read` and `map` run, once per process."""
     from viewer.featuremap import DenseClassifier
 
-    return DenseClassifier(load_model_args(args), args.engine, args.stride)
+    return DenseClassifier(load_model_args(args), args.engine, getattr(args, "stride", None))
 
 
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
