@@ -290,3 +290,137 @@ def test_a_model_file_larger_than_any_real_one_is_refused_unread(tmp_path, plate
     monkeypatch.setattr(model_io, "MAX_CAFFEMODEL_BYTES", weights.stat().st_size - 1)
     probe(capsys, *map_args(tmp_path, plate_png, proto, weights), inputs=(proto, weights),
           says=(f"cannot read caffemodel {weights}: it is over", "larger than any caffemodel"))
+
+
+# ---- LMDBs: items 1, 2, 6, 9, 14 and their internal errors -------------------------------------
+
+def lmdb_of(path: Path, records: list[tuple[bytes, bytes]]) -> Path:
+    """An LMDB holding exactly these (key, value) pairs, written as any tool could."""
+    import lmdb
+
+    env = lmdb.open(str(path), map_size=64 << 20)
+    with env.begin(write=True) as txn:
+        for key, value in records:
+            txn.put(key, value)
+    env.close()
+    return path
+
+
+def datum(image: np.ndarray, label: int = 1, **fields) -> bytes:
+    from viewer.dataset.lmdb_io import make_datum
+
+    d = make_datum(image, label)
+    for name, value in fields.items():
+        setattr(d, name, value)
+    return d.SerializeToString()
+
+
+@pytest.fixture
+def small_lmdb(tmp_path) -> Path:
+    return lmdb_of(tmp_path / "test_lmdb", [(f"{k:08d}".encode(), datum(
+        np.full((28, 28), 9 * k, np.uint8), k)) for k in range(6)])
+
+
+@pytest.mark.parametrize("out", ["data.mdb", "lock.mdb", "sheet.png"])
+def test_show_never_writes_into_the_lmdb_it_reads(small_lmdb, capsys, out):
+    probe(capsys, "dataset", "show", small_lmdb, "--out", small_lmdb / out,
+          inputs=(small_lmdb,), says=(f"refusing to write {small_lmdb / out} inside the input "
+                                      f"folder {small_lmdb}",))
+    assert sorted(p.name for p in small_lmdb.iterdir()) == ["data.mdb", "lock.mdb"]
+
+
+def test_force_replaces_only_an_lmdb_dataset_make_wrote(tmp_path, small_lmdb, capsys):
+    users = tmp_path / "train_lmdb"
+    users.mkdir()
+    (users / "thesis.tex").write_text("four years of work")
+    probe(capsys, "dataset", "make", "--out", tmp_path, "--count", "20", "--force",
+          inputs=(users, small_lmdb), says=(f"refusing to replace {users}: it holds files an "
+                                            "LMDB does not (thesis.tex)",))
+    (users / "thesis.tex").unlink()
+    lmdb_of(users, [(b"00000000", datum(np.zeros((28, 28), np.uint8)))])
+    probe(capsys, "dataset", "make", "--out", tmp_path, "--count", "20", "--force",
+          inputs=(users, small_lmdb), says=(f"refusing to replace {users}: no dataset.json "
+                                            "beside it",))
+
+
+def test_a_truncated_data_file_is_named_not_a_sigbus(tmp_path):
+    """LMDB maps data.mdb: a page past the end of a truncated file kills the reader with
+    SIGBUS, so this runs in a child."""
+    path = lmdb_of(tmp_path / "train_lmdb", [(f"{k:08d}".encode(), datum(
+        np.full((28, 28), k % 256, np.uint8), k)) for k in range(800)])
+    data = path / "data.mdb"
+    os.truncate(data, data.stat().st_size // 2)
+    before = fingerprint(path)
+    result = run_child("dataset", "show", path, "--out", tmp_path / "sheet.png")
+    check_contract(result.returncode, result.stderr, 2, (f"{data} is truncated",))
+    assert fingerprint(path) == before and not (tmp_path / "sheet.png").exists()
+
+
+def test_damaged_lmdb_pages_are_named(tmp_path, capsys):
+    path = lmdb_of(tmp_path / "train_lmdb", [(f"{k:08d}".encode(), datum(
+        np.full((28, 28), k % 256, np.uint8), k)) for k in range(800)])
+    pages = bytearray((path / "data.mdb").read_bytes())
+    for page in range(2, len(pages) // 4096):      # every page's header, after the two metas
+        pages[page * 4096 + 10:page * 4096 + 12] = b"\xff\xff"
+    (path / "data.mdb").write_bytes(pages)
+    probe(capsys, "dataset", "show", path, "--out", tmp_path / "sheet.png", inputs=(path,),
+          absent=(tmp_path / "sheet.png",), says=(f"{path} is damaged (",))
+
+
+def png_header(width: int, height: int) -> bytes:
+    from bad_inputs import png_declaring
+
+    return png_declaring(width, height)
+
+
+@pytest.mark.parametrize("records, says", [
+    ([(b"00000000", datum(np.zeros((1, 1), np.uint8), data=png_header(20000, 20000),
+                          encoded=True))], "declares an image of more than the 25 megapixels"),
+    ([(b"00000000", datum(np.zeros((1, 30000), np.uint8))),
+      (b"00000001", datum(np.zeros((30000, 1), np.uint8)))],
+     "records up to 30000x30000 pixels make a contact sheet"),
+], ids=["encoded-20000x20000", "30000x1-and-1x30000"])
+def test_records_too_large_to_decode_or_draw_are_refused_first(tmp_path, capsys, records, says):
+    path = lmdb_of(tmp_path / "big_lmdb", records)
+    probe(capsys, "dataset", "show", path, "--out", tmp_path / "sheet.png", inputs=(path,),
+          absent=(tmp_path / "sheet.png",), says=(says,))
+
+
+def test_keys_with_control_characters_are_printed_escaped(tmp_path, capsys):
+    """ESC, BEL and newline in a key would drive the terminal; they are shown as escapes and
+    still round-trip through `--key`-style lookups."""
+    from viewer.dataset.lmdb_io import open_lmdb
+
+    key = b"\x1b[2J\x07evil\nkey\xff"
+    path = lmdb_of(tmp_path / "keys_lmdb", [(key, datum(np.zeros((4, 4), np.uint8), 3))])
+    assert cli.main(["dataset", "show", str(path), "--out", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "\\x1b[2J\\x07evil\\x0akey\\xff  label  3" in out
+    assert not any(c in out for c in "\x1b\x07\xff")
+    with open_lmdb(path) as db:
+        assert db.get(db.keys()[0]).label == 3
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--key", "é"), "no record with key 'é'"),
+    (("--key", "\x1b]0;title\x07"), "no record with key '\\x1b]0;title\\x07'"),
+], ids=["non-ascii-key", "escape-sequence-key"])
+def test_any_key_text_is_looked_up_and_named(small_lmdb, tmp_path, capsys, args, says):
+    probe(capsys, "dataset", "show", small_lmdb, *args, "--out", tmp_path / "s.png",
+          inputs=(small_lmdb,), absent=(tmp_path / "s.png",), says=(says,))
+
+
+def test_a_two_channel_datum_is_shown(tmp_path, capsys):
+    path = lmdb_of(tmp_path / "two_lmdb", [(b"00000000", datum(np.zeros((2, 5, 6), np.uint8)))])
+    assert cli.main(["dataset", "show", str(path), "--out", str(tmp_path / "s.png")]) == 0
+    assert "00000000  label  1   B  2x5x6" in capsys.readouterr().out
+    assert (tmp_path / "s.png").is_file()
+
+
+def test_a_negative_seed_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["dataset", "make", "--out", str(tmp_path / "d"), "--seed", "-1"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "argument --seed: a seed is 0 or more, got -1")
+    assert not (tmp_path / "d").exists()

@@ -58,6 +58,9 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     for src in inputs:
         if src and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
             raise ViewerError(f"refusing to overwrite the input file {out}: choose another output")
+        if src and Path(src).is_dir() and Path(src).resolve() in out.resolve().parents:
+            raise ViewerError(f"refusing to write {out} inside the input folder {src}: "
+                              "choose an output outside it")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise ViewerError(f"output folder {folder} does not exist")

@@ -34,6 +34,17 @@ def _progress_printer(stream=None):
     return report
 
 
+def seed_value(text: str) -> int:
+    """argparse type for --seed: a whole number numpy accepts as a seed (0 or more)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is 0 or more, got {value}")
+    return value
+
+
 def cmd_make(args: argparse.Namespace) -> int:
     """Write DIR/train_lmdb and DIR/test_lmdb of synthetic plate-character windows."""
     from viewer.dataset.make import make_dataset
@@ -69,7 +80,7 @@ def register(subparsers) -> None:
                       help=f"windows in both splits together (default {DEFAULT_COUNT})")
     make.add_argument("--test-count", type=int, default=None,
                       help="windows in test_lmdb (default: 10%% of --count)")
-    make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    make.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     make.add_argument("--force", action="store_true",
                       help="replace existing LMDBs in --out")
     make.set_defaults(func=cmd_make)

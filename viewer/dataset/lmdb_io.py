@@ -8,11 +8,14 @@ float records (`float_data`) are read too.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import threading
 import uuid
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -28,6 +31,31 @@ from viewer.proto import caffe_pb2
 
 KEY_DIGITS = 8
 _BATCH = 2000  # records per write transaction
+# An encoded record may declare at most this many pixels: checked in its header before
+# decoding (a 389 KB PNG can declare 20000x20000, 1.2 GB once decoded).
+MAX_RECORD_PIXELS = 25_000_000
+
+
+def key_text(key: bytes) -> str:
+    """A record key as text, losslessly (undecodable bytes become surrogates): `key_bytes`
+    gives the same bytes back, so a key listed can be looked up again."""
+    return key.decode("utf-8", "surrogateescape")
+
+
+def key_bytes(key: str) -> bytes:
+    """The LMDB key of a key text (see `key_text`)."""
+    return key.encode("utf-8", "surrogateescape")
+
+
+def shown(text: str) -> str:
+    """Text safe to print on a terminal: control characters (ESC, BEL, newline) and
+    undecodable bytes are written as escapes such as \\x1b."""
+    def escape(c: str) -> str:
+        if c.isprintable():
+            return c
+        code = ord(c) - 0xDC00 if 0xDC80 <= ord(c) <= 0xDCFF else ord(c)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return "".join(escape(c) for c in text)
 
 
 def datum_key(index: int) -> bytes:
@@ -78,6 +106,7 @@ def decode_datum(datum: caffe_pb2.Datum, where: str = "record") -> np.ndarray:
     """
     check_datum(datum, where)
     if datum.encoded:
+        _check_declared_size(datum.data, where)
         buf = np.frombuffer(datum.data, np.uint8)
         flag = cv2.IMREAD_GRAYSCALE if datum.channels == 1 else cv2.IMREAD_UNCHANGED
         img = cv2.imdecode(buf, flag)
@@ -88,6 +117,27 @@ def decode_datum(datum: caffe_pb2.Datum, where: str = "record") -> np.ndarray:
     if datum.data:
         return np.frombuffer(datum.data, np.uint8).reshape(c, h, w)
     return np.asarray(datum.float_data, np.float32).reshape(c, h, w)
+
+
+def _check_declared_size(data: bytes, where: str) -> None:
+    """Refuse an encoded image whose header declares more than MAX_RECORD_PIXELS, before
+    anything is decoded (Pillow reads only the header here)."""
+    from PIL import Image, UnidentifiedImageError
+
+    too_large = (f"{where}: encoded Datum declares an image of more than the "
+                 f"{MAX_RECORD_PIXELS // 1_000_000} megapixels a record may have")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:
+        raise DatasetError(too_large) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise DatasetError(f"{where}: encoded Datum holds no PNG/JPEG image cv2 can "
+                           "decode") from None
+    if width * height > MAX_RECORD_PIXELS:
+        raise DatasetError(f"{too_large} ({width}x{height})")
 
 
 def parse_datum(raw: bytes, where: str = "record") -> caffe_pb2.Datum:
@@ -128,6 +178,17 @@ _SHARED: dict[tuple, list] = {}  # (device, inode) of data.mdb -> [environment, 
 _SHARED_LOCK = threading.Lock()
 
 
+def _check_complete(env: lmdb.Environment, data: Path) -> None:
+    """Refuse (and close) an environment whose data file ends before its last page: LMDB
+    maps the file, and reading a page past its end kills the process with SIGBUS."""
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = data.stat().st_size
+    if size < need:
+        env.close()
+        raise DatasetError(f"{data} is truncated ({size} bytes, but its pages need {need}): "
+                           "copy the dataset again or rebuild it with `dataset make`")
+
+
 class LmdbReader:
     """Read-only, lock-free access to a Caffe LMDB: iterate, look up by key, count labels.
 
@@ -149,6 +210,7 @@ class LmdbReader:
                                     max_readers=1, subdir=True)
                 except lmdb.Error as exc:
                     raise DatasetError(f"{self.path} is not an LMDB folder: {exc}") from None
+                _check_complete(env, self.path / "data.mdb")
                 _SHARED[self._key] = [env, 0]
             _SHARED[self._key][1] += 1
             self._env = _SHARED[self._key][0]
@@ -173,38 +235,48 @@ class LmdbReader:
     def __len__(self) -> int:
         return int(self._env.stat()["entries"])
 
+    def _where(self, key: bytes) -> str:
+        return f"record '{shown(key_text(key))}' of {self.path}"
+
     def _record(self, key: bytes, raw: bytes) -> Record:
-        where = f"record {key.decode('ascii', 'replace')!r} of {self.path}"
-        datum = parse_datum(raw, where)
-        return Record(key.decode("ascii", "replace"), int(datum.label),
-                      decode_datum(datum, where))
+        datum = parse_datum(raw, self._where(key))
+        return Record(key_text(key), int(datum.label), decode_datum(datum, self._where(key)))
+
+    @contextmanager
+    def _reading(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction whose LMDB errors (damaged pages) are DatasetErrors."""
+        try:
+            with self._env.begin(buffers=False) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise DatasetError(f"{self.path} is damaged ({exc}): copy the dataset again or "
+                               "rebuild it with `dataset make`") from None
 
     def keys(self) -> list[str]:
-        with self._env.begin(buffers=False) as txn:
-            return [k.decode("ascii", "replace") for k in txn.cursor().iternext(values=False)]
+        with self._reading() as txn:
+            return [key_text(k) for k in txn.cursor().iternext(values=False)]
 
     def __iter__(self) -> Iterator[Record]:
-        with self._env.begin(buffers=False) as txn:
+        with self._reading() as txn:
             for key, raw in txn.cursor():
                 yield self._record(key, raw)
 
     def get(self, key: str | int) -> Record:
         """The record with `key` ("00000006", or the index 6). Raises KeyError if absent."""
-        k = datum_key(key) if isinstance(key, int) else str(key).encode("ascii")
-        with self._env.begin(buffers=False) as txn:
+        k = datum_key(key) if isinstance(key, int) else key_bytes(str(key))
+        with self._reading() as txn:
             raw = txn.get(k)
         if raw is None:
-            raise KeyError(f"no record with key {k.decode()} in {self.path}")
+            raise KeyError(f"no record with key '{shown(key_text(k))}' in {self.path}")
         return self._record(k, raw)
 
     def label_counts(self) -> dict[int, int]:
         """How many records carry each label, in label order."""
         counts: Counter[int] = Counter()
-        with self._env.begin(buffers=False) as txn:
+        with self._reading() as txn:
             for key, raw in txn.cursor():
-                where = f"record {key.decode('ascii', 'replace')!r} of {self.path}"
-                datum = parse_datum(raw, where)
-                check_datum(datum, where)
+                datum = parse_datum(raw, self._where(key))
+                check_datum(datum, self._where(key))
                 counts[int(datum.label)] += 1
         return dict(sorted(counts.items()))
 
@@ -280,5 +352,5 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[np.ndarray, int]
     return n
 
 
-__all__ = ["KEY_DIGITS", "Record", "LmdbReader", "open_lmdb", "write_lmdb", "datum_key",
+__all__ = ["KEY_DIGITS", "MAX_RECORD_PIXELS", "key_text", "key_bytes", "shown", "Record", "LmdbReader", "open_lmdb", "write_lmdb", "datum_key",
            "make_datum", "check_datum", "decode_datum", "parse_datum"]

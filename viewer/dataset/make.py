@@ -20,12 +20,17 @@ import numpy as np
 from viewer.dataset import DEFAULT_COUNT
 from viewer.dataset.errors import DatasetError
 from viewer.dataset.fonts import find_fonts
-from viewer.dataset.lmdb_io import Record, open_lmdb, write_lmdb
+from viewer.dataset.lmdb_io import Record, open_lmdb, shown, write_lmdb
 from viewer.dataset.windows import WindowSpec, generate_windows
 from viewer.labels import BACKGROUND, CHARACTERS
-from viewer.safe_write import prepare_output_folder, write_bytes_atomic, write_text_atomic
+from viewer.safe_write import (check_output_path, prepare_output_folder, write_bytes_atomic,
+                               write_text_atomic)
 
 DEFAULT_TEST_FRACTION = 0.1
+# A contact sheet larger than this many pixels is refused before it is allocated.
+MAX_SHEET_PIXELS = 50_000_000
+# What `dataset make` leaves in an LMDB folder; `--force` replaces only folders holding these.
+LMDB_FILES = {"data.mdb", "lock.mdb"}
 
 Progress = Callable[[str, int, int], None]  # (split name, windows written, windows in split)
 
@@ -72,9 +77,11 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
         raise DatasetError(f"{out} exists and is not a folder")
     paths = {"train": out / "train_lmdb", "test": out / "test_lmdb"}
     for p in paths.values():
-        if p.exists() and (not p.is_dir() or any(p.iterdir())) and not overwrite:
-            raise DatasetError(f"{p} already exists and is not empty: choose another --out "
-                               f"or pass --force")
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            if not overwrite:
+                raise DatasetError(f"{p} already exists and is not empty: choose another "
+                                   f"--out or pass --force")
+            check_replaceable(p)
     find_fonts()  # fail early, with the packages to install, before any work
     prepare_output_folder(out)  # creates it, and says clearly if it cannot be written
 
@@ -100,10 +107,51 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
     return summary
 
 
+def check_replaceable(lmdb_dir: Path) -> None:
+    """Refuse `--force` on a folder that is not an LMDB `dataset make` wrote: one holding
+    other files, or without the dataset.json that `dataset make` writes beside it."""
+    if not lmdb_dir.is_dir():
+        raise DatasetError(f"refusing to replace {lmdb_dir}: it is not a folder")
+    others = sorted(shown(p.name) for p in lmdb_dir.iterdir() if p.name not in LMDB_FILES)
+    if others:
+        raise DatasetError(f"refusing to replace {lmdb_dir}: it holds files an LMDB does not "
+                           f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
+                           "--force replaces only LMDBs `dataset make` wrote")
+    try:
+        info = json.loads((lmdb_dir.parent / "dataset.json").read_text(encoding="utf-8"))
+        ours = isinstance(info, dict) and lmdb_dir.name in (info.get("train_lmdb"),
+                                                            info.get("test_lmdb"))
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise DatasetError(f"refusing to replace {lmdb_dir}: no dataset.json beside it says "
+                           "`dataset make` wrote it; --force replaces only those LMDBs "
+                           "(delete the folder yourself if it is no longer needed)")
+
+
+def check_sheet_size(records: list[Record], columns: int = 16, zoom: int = 3) -> None:
+    """Refuse records whose contact sheet would exceed MAX_SHEET_PIXELS (every cell is as
+    large as the tallest and the widest record: 30000x1 and 1x30000 make 30000x30000 cells)."""
+    height = max(r.image.shape[1] for r in records)
+    width = max(r.image.shape[2] for r in records)
+    columns = max(1, min(columns, len(records)))
+    rows = (len(records) + columns - 1) // columns
+    pixels = rows * (height * zoom + 20) * columns * (width * zoom + 4)
+    if pixels > MAX_SHEET_PIXELS:
+        raise DatasetError(f"records up to {width}x{height} pixels make a contact sheet of "
+                           f"{pixels // 1_000_000} megapixels, more than the "
+                           f"{MAX_SHEET_PIXELS // 1_000_000} allowed: show fewer (--limit) or "
+                           "one record (--key)")
+
+
 def contact_sheet(records: list[Record], columns: int = 16, zoom: int = 3) -> np.ndarray:
-    """A grid of the records' images, each with its label written below it (BGR uint8)."""
+    """A grid of the records' images, each with its label written below it (BGR uint8).
+
+    Refused before anything is allocated when it would exceed MAX_SHEET_PIXELS.
+    """
     if not records:
         raise DatasetError("no records to show")
+    check_sheet_size(records, columns, zoom)
     cell_h = max(r.image.shape[1] for r in records) * zoom
     cell_w = max(r.image.shape[2] for r in records) * zoom
     strip, gap = 16, 4
@@ -114,7 +162,7 @@ def contact_sheet(records: list[Record], columns: int = 16, zoom: int = 3) -> np
         img = rec.image
         if img.dtype != np.uint8:
             img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        img = img[0] if img.shape[0] == 1 else img[:3].transpose(1, 2, 0)
+        img = img[:3].transpose(1, 2, 0) if img.shape[0] >= 3 else img[0]  # 2: the first
         img = cv2.resize(img, (img.shape[1] * zoom, img.shape[0] * zoom),
                          interpolation=cv2.INTER_NEAREST)
         if img.ndim == 2:
@@ -124,7 +172,7 @@ def contact_sheet(records: list[Record], columns: int = 16, zoom: int = 3) -> np
         sheet[y:y + img.shape[0], x:x + img.shape[1]] = img
         name = label_name(rec.label)
         colour = (0, 0, 200) if rec.label == BACKGROUND else (0, 0, 0)
-        cv2.putText(sheet, f"{name} {rec.key[-4:]}", (x + 2, y + cell_h + 12),
+        cv2.putText(sheet, f"{name} {shown(rec.key)[-4:]}", (x + 2, y + cell_h + 12),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
     return sheet
 
@@ -139,6 +187,8 @@ def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
     """
     stream = stream or sys.stdout
     path = Path(lmdb_path)
+    png = Path(out_png) if out_png else path.parent / f"{path.name}_sheet.png"
+    check_output_path(png, inputs=(path,))  # never into the LMDB read, said before reading
     lines = []
     with open_lmdb(path) as db:
         if key is not None:
@@ -150,6 +200,7 @@ def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
             records = []
             for rec in db:
                 records.append(rec)
+                check_sheet_size(records)   # each record, so large ones stop early
                 if len(records) >= limit:
                     break
             counts = db.label_counts()
@@ -159,8 +210,8 @@ def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
                          f"{bg} ({100 * bg / max(total, 1):.1f}%)")
     for rec in records:
         shape = "x".join(str(s) for s in rec.shape)
-        lines.append(f"{rec.key}  label {rec.label:2d}  {label_name(rec.label):>2}  {shape}")
-    png = Path(out_png) if out_png else path.parent / f"{path.name}_sheet.png"
+        lines.append(f"{shown(rec.key)}  label {rec.label:2d}  {label_name(rec.label):>2}  "
+                     f"{shape}")
     ok, buf = cv2.imencode(".png", contact_sheet(records, zoom=8 if key is not None else 3))
     if not ok:
         raise DatasetError(f"could not encode the contact sheet for {png}")
