@@ -379,10 +379,10 @@ def test_unbalanced_braces_nested_deeply(tmp_path):
 
 def test_an_unknown_layer_type_is_named(tmp_path, plate_png):
     proto, weights = write_net_pair(tmp_path)
-    proto.write_text(proto.read_text().replace('type: "ReLU"', 'type: "PReLU"'))
+    proto.write_text(proto.read_text().replace('type: "ReLU"', 'type: "Deconvolution"'))
     result = run_cli("map", plate_png, "--prototxt", proto, "--weights", weights,
                      "--out", tmp_path / "out")
-    assert_one_line_error(result, "unsupported layer type in 'relu1' (PReLU)")
+    assert_one_line_error(result, "unsupported layer type in 'relu1' (Deconvolution)")
 
 
 def test_prototxt_and_caffemodel_that_disagree_name_the_layer_and_both_shapes(tmp_path):
