@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore, QtWidgets
 
+from viewer.cli import build_parser
 from viewer.export import save_png
 from viewer.gui import app, session
 from viewer.gui.main_window import MainWindow
@@ -32,8 +33,8 @@ def generated_plate(height: int = 96, width: int = 260, seed: int = 1) -> np.nda
 
 
 def default_args(**overrides) -> argparse.Namespace:
-    values = dict(image=None, scale=None, channel=None, screenshot=None, prototxt=None,
-                  weights=None, engine=None)
+    """`view`'s arguments as the parser gives them without flags, with `overrides`."""
+    values = {**vars(build_parser().parse_args(["view"])), "engine": None}
     values.update(overrides)
     return argparse.Namespace(**values)
 

@@ -27,7 +27,7 @@ from PIL import Image
 from bad_inputs import (TINY_NET, as_v1, assert_one_line_error, encoded, gradient,
                         make_read_only, png_declaring, run_cli, write_net_pair)
 from conftest import plate_like
-from viewer import cost, featuremap, model_io, netgraph, paths, safe_write, surgery
+from viewer import cost, model_io, netgraph, paths, preprocess, safe_write, surgery
 from viewer.dataset.errors import DatasetError
 from viewer.dataset.lmdb_io import make_datum, open_lmdb, write_lmdb
 from viewer.errors import ImageError, ModelError, SurgeryError, ViewerError
@@ -250,7 +250,7 @@ def test_a_scale_that_needs_too_much_memory_is_refused_before_allocating(dense, 
     def no_resize(*args, **kwargs):
         raise AssertionError("the image was resized before the memory check")
 
-    monkeypatch.setattr(featuremap, "rescale", no_resize)
+    monkeypatch.setattr(preprocess, "rescale", no_resize)
     tracemalloc.start()
     try:
         with pytest.raises(ImageError) as err:

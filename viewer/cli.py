@@ -18,6 +18,7 @@ from viewer import __version__, paths
 from viewer.dataset import cli as dataset_cli
 from viewer.training import cli as training_cli
 from viewer.errors import ViewerError
+from viewer.preprocess_options import add_preprocess_options, settings_from_args
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 3
@@ -32,6 +33,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, help="the .caffemodel that goes with --prototxt")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=engine_names(),
                         help=f"inference engine (default: {DEFAULT_ENGINE})")
+    add_preprocess_options(parser)
 
 
 def add_stride_option(parser: argparse.ArgumentParser) -> None:
@@ -67,29 +69,37 @@ def print_json(data: dict) -> None:
 def cmd_surgery(args: argparse.Namespace) -> int:
     """Make a classifier fully convolutional, write it, and verify the equivalence."""
     from viewer import model_io, surgery
+    from viewer.preprocess import sidecar_path, sidecar_text
+    from viewer.safe_write import write_text_atomic
 
     classifier = model_io.load_net(args.prototxt, args.weights)
-    inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt) if p)
+    settings = settings_from_args(args, classifier)
+    inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt, args.mean,
+                               args.labels, args.train_prototxt) if p)
     stem = args.weights.stem
-    out_proto, out_weights = prepare_outputs(
-        args.out, [f"{stem}_fullconv.prototxt", f"{stem}_fullconv.caffemodel"], inputs)
+    out_proto, out_weights, out_sidecar = prepare_outputs(
+        args.out, [f"{stem}_fullconv.prototxt", f"{stem}_fullconv.caffemodel",
+                   sidecar_path(f"{stem}_fullconv.prototxt").name], inputs)
     if args.fcn_prototxt:
         target, _ = model_io.read_prototxt(args.fcn_prototxt)
         result = surgery.transplant(classifier, target, str(args.fcn_prototxt))
     else:
         result = surgery.make_fully_convolutional(classifier)
     check = surgery.verify_equivalence(classifier, result.net, count=args.check_count,
-                                       engine=args.engine)
+                                       engine=args.engine, transformer=settings.transformer)
     model_io.write_net(result.net, out_proto, out_weights, inputs)
+    write_text_atomic(out_sidecar, sidecar_text(settings), inputs)
     if args.json:
         print_json({"prototxt": str(out_proto), "weights": str(out_weights),
+                    "preprocessing": str(out_sidecar),
                     "layers": [c.as_dict() for c in result.conversions],
                     "max_abs_diff": check.max_abs_diff, "inputs_checked": check.inputs,
                     "engine": check.engine, "passed": check.passed})
     else:
         for c in result.conversions:
             print(surgery.conversion_text(c))
-        print(f"wrote {out_proto}\nwrote {out_weights}")
+        print(f"wrote {out_proto}\nwrote {out_weights}\nwrote {out_sidecar} "
+              f"({settings.transformer.describe()})")
         verdict = "ok" if check.passed else "FAILED"
         print(f"equivalence on {check.inputs} windows ({check.engine}): max |diff| = "
               f"{check.max_abs_diff:.3g} {verdict}")
@@ -130,10 +140,13 @@ def positive_count(text: str) -> int:
 
 
 def dense_from_args(args: argparse.Namespace):
-    """The DenseClassifier of the model options: what `read` and `map` run, once per process."""
+    """The DenseClassifier of the model options with its preprocessing: what `read` and `map`
+    run, once per process."""
     from viewer.featuremap import DenseClassifier
 
-    return DenseClassifier(load_model_args(args), args.engine, getattr(args, "stride", None))
+    net = load_model_args(args)
+    return DenseClassifier(net, args.engine, getattr(args, "stride", None),
+                           settings_from_args(args, net))
 
 
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
@@ -314,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="random and glyph windows each for the equivalence check")
     surg.add_argument("--engine", default=None, help="engine for the check (default: opencv)")
     surg.add_argument("--json", action="store_true", help="print a JSON report")
+    add_preprocess_options(surg)
     surg.set_defaults(func=cmd_surgery)
 
     fmap = sub.add_parser("map", help="compute the dense class maps of images")

@@ -1,4 +1,4 @@
-"""Dense class maps: preprocessing, the fully convolutional forward pass, softmax and geometry.
+"""Dense class maps: the fully convolutional pass over a preprocessed image, softmax, geometry.
 
 The `Geometry` is the transform from map cells to image pixels (napari's layer idea): cell
 (i, j) is the classifier's window whose top-left corner is `offset + stride * (i, j)` in the
@@ -18,9 +18,10 @@ from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError, ModelError
 from viewer.finemap import NATIVE, FineMethod, create_fine_engine
-from viewer.images import rescale, scaled_size, to_gray
+from viewer.images import scaled_size
 from viewer.labels import BACKGROUND_NAME, labels_for
 from viewer.model_io import CaffeNet
+from viewer.preprocess import ModelSettings, PreprocessError, Transformer
 from viewer.surgery import is_fully_convolutional, make_fully_convolutional
 
 # The engine a pass falls back to when the chosen engine's estimate is over the memory limit.
@@ -148,11 +149,12 @@ class DenseClassifier:
     """A fully convolutional net on an engine, ready to map images at any scale.
 
     Given a classifier, it performs the surgery in memory first, so any Caffe classifier can
-    be pointed at a whole image.
+    be pointed at a whole image. `settings` hold its preprocessing and class names (default:
+    Caffe's classify.py preprocessing and numbered classes, or the plate characters).
     """
 
     def __init__(self, net: CaffeNet, engine: str | None = None,
-                 stride: int | None = None) -> None:
+                 stride: int | None = None, settings: ModelSettings | None = None) -> None:
         self.classifier = None if is_fully_convolutional(net.param) else net
         self.net = net if self.classifier is None else make_fully_convolutional(net).net
         self.score_blob = netgraph.score_blob(self.net.param)
@@ -167,7 +169,13 @@ class DenseClassifier:
         self.first_conv = next((l.top[0] for l in netgraph.deploy_layers(self.net.param)
                                 if l.type == "Convolution"), None)
         self.channels = shapes[self.engine.input_name][1]
-        self.labels = labels_for(shapes[self.score_blob][1])
+        self.settings = settings or ModelSettings(Transformer.default_for(self.channels))
+        if self.settings.transformer.channels != self.channels:
+            raise PreprocessError(f"the preprocessing is for {self.settings.transformer.channels}"
+                                  f"-channel input; {net.source} has {self.channels} channels")
+        classes = shapes[self.score_blob][1]
+        self.labels = list(self.settings.labels) if len(self.settings.labels) == classes \
+            else labels_for(classes)
         self._lean: Engine | None = None
         self._lean_lock = threading.Lock()   # the GUI thread and the map worker both ask
 
@@ -306,17 +314,20 @@ class DenseClassifier:
 
     def prepare(self, image: np.ndarray, scale: float,
                 extra_blobs: tuple[str, ...] = ()) -> np.ndarray:
-        """Gray, rescaled N x C x H x W float32 input with pixel values 0-255.
+        """The net's N x C x H x W float32 input: `image` rescaled, then `transformer`'s steps.
 
         Checked first by `check_scale`, so a request that cannot work allocates nothing.
         """
         self.check_scale(image.shape, scale, extra_blobs)
         return self._input(image, scale)
 
+    @property
+    def transformer(self) -> Transformer:
+        """How pixels become this net's input (`settings.transformer`)."""
+        return self.settings.transformer
+
     def _input(self, image: np.ndarray, scale: float) -> np.ndarray:
-        gray = rescale(to_gray(image), scale)
-        data = gray.astype(np.float32)[None, None]
-        return np.repeat(data, self.channels, axis=1) if self.channels > 1 else data
+        return self.settings.transformer.prepare(image, scale)
 
     def run(self, image: np.ndarray, scale: float = 1.0, extra_blobs: tuple[str, ...] = (),
             warm: bool = False) -> FeatureMap:

@@ -1,9 +1,17 @@
-"""Class labels of the plate-character nets: A-Z, then 0-9, then an optional background class.
+"""Class names: the plate-character nets' A-Z, 0-9 and background, or a user's labels file.
 
-The order is the tutorial's and the shipped models' output order, so channel k of a dense map is
-label k. A model with one extra output has a background class after the 36 characters.
+The plate nets' order is the tutorial's: A-Z, then 0-9, then an optional background class, so
+channel k of a dense map is label k. Any other classifier is named by `labels.txt` (one name a
+line) or Caffe's `synset_words.txt` beside it, or `--labels`; without one, classes are numbered.
 """
 from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from viewer.errors import ViewerError
 
 CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 BACKGROUND = len(CHARACTERS)
@@ -21,3 +29,33 @@ def labels_for(num_outputs: int) -> list[str]:
     if num_outputs == len(CHARACTERS) + 1:
         return list(CHARACTERS) + [BACKGROUND_NAME]
     return [f"class {k}" for k in range(num_outputs)]
+
+
+LABEL_FILES = ("labels.txt", "synset_words.txt")
+_SYNSET_ID = re.compile(r"^n\d{8}\s+")
+
+
+def is_plate_model(labels: Sequence[str]) -> bool:
+    """True for a net whose classes are our plate characters (the reader and the plate parts
+    of the viewer apply to it), False for any other classifier."""
+    return list(labels[:len(CHARACTERS)]) == list(CHARACTERS)
+
+
+def labels_file_beside(prototxt: str | os.PathLike) -> Path | None:
+    """`labels.txt` or Caffe's `synset_words.txt` in the model's folder, if there is one."""
+    folder = Path(prototxt).parent
+    return next((folder / name for name in LABEL_FILES if (folder / name).is_file()), None)
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line; a synset_words.txt line "n02123045 tabby, tabby cat" gives
+    "tabby, tabby cat". Blank lines at the end are ignored."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ViewerError(f"--labels {path} cannot be read ({err.strerror or err})") from None
+    names = [_SYNSET_ID.sub("", line.strip()) for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    return names

@@ -18,6 +18,7 @@ import numpy as np
 from viewer import netgraph
 from viewer.errors import ModelError, SurgeryError
 from viewer.model_io import CaffeNet, structure_of
+from viewer.preprocess import Transformer
 from viewer.proto import caffe_pb2
 
 CONV_SUFFIX = "-conv"
@@ -346,9 +347,21 @@ def _check_affordable(classifier: CaffeNet, shape: tuple[int, ...], count: int) 
             f"{cost.MEMORY_LIMIT / 2**30:g} GB limit: declare the classifier's real window size")
 
 
+def prepared_windows(windows: np.ndarray, transformer: Transformer) -> np.ndarray:
+    """`sample_windows` (pixels 0-255) as the net sees them after `transformer`'s steps, so
+    the check runs where the user's preprocessing puts the net's inputs."""
+    channels = windows.shape[1]
+    return np.concatenate([transformer.transform(w.transpose(1, 2, 0) if channels == 3 else w[0])
+                           for w in windows])
+
+
 def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
-                       engine: str | None = None, seed: int = 0) -> Verification:
-    """Run both nets on the same classifier-sized inputs and compare their class scores."""
+                       engine: str | None = None, seed: int = 0,
+                       transformer: Transformer | None = None) -> Verification:
+    """Run both nets on the same classifier-sized inputs and compare their class scores.
+
+    With a `transformer`, the windows are preprocessed as the maps will be (mean, scales).
+    """
     from viewer.engines import DEFAULT_ENGINE, create_engine
 
     if count < 1:
@@ -358,6 +371,8 @@ def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
     shape = next(iter(netgraph.input_shapes(classifier.param).values()))
     _check_affordable(classifier, shape, count)
     inputs = sample_windows(shape, count, seed)
+    if transformer is not None:
+        inputs = prepared_windows(inputs, transformer)
     cls_engine = create_engine(name, classifier)
     fcn_engine = create_engine(name, fcn)
     cls_blob = netgraph.score_blob(classifier.param)

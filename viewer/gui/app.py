@@ -13,6 +13,7 @@ from viewer.errors import ViewerError
 from viewer.gui import session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
+from viewer.preprocess_options import settings_from_args
 from viewer.safe_write import check_output_path, probe_writable, write_bytes_atomic
 
 
@@ -31,7 +32,8 @@ def initial_model(args: argparse.Namespace) -> session.LoadedModel:
     prototxt = Path(args.prototxt or paths.FCN_PROTOTXT)
     weights = Path(args.weights or paths.FCN_WEIGHTS)
     net = session.read_net(prototxt, weights)
-    return session.build_model(net, prototxt, weights, getattr(args, "engine", None))
+    return session.build_model(net, prototxt, weights, getattr(args, "engine", None),
+                               settings_from_args(args, net, prototxt))
 
 
 def create_window(args: argparse.Namespace, settings: Settings,

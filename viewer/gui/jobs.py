@@ -20,6 +20,7 @@ from viewer.gui.conv1_panel import filter_picture
 from viewer.gui.session import LoadedModel
 from viewer.gui.surgery_panel import SurgeryCheck
 from viewer.model_io import CaffeNet
+from viewer.preprocess import ModelSettings
 from viewer.sliding import compare_with_windows
 from viewer.surgery import verify_equivalence
 
@@ -133,9 +134,11 @@ def read_model(prototxt: Path, weights: Path | None) -> NetRead:
     return NetRead(net, session.needs_surgery(net))
 
 
-def build_model(net: CaffeNet, tag: ModelTag) -> LoadedModel:
-    """Surgery in memory when needed, and the engine (onnxruntime or Caffe take ~0.2-0.5 s)."""
-    return session.build_model(net, tag.prototxt, tag.weights, tag.engine)
+def build_model(net: CaffeNet, tag: ModelTag,
+                settings: ModelSettings | None = None) -> LoadedModel:
+    """Surgery in memory when needed, and the engine (onnxruntime or Caffe take ~0.2-0.5 s);
+    `settings` default to what is stored beside the net (`session.build_model`)."""
+    return session.build_model(net, tag.prototxt, tag.weights, tag.engine, settings)
 
 
 def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,
@@ -144,9 +147,10 @@ def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,
 
     `cancelled` lets a closing window end the (seconds-long) per-window timing early.
     """
-    twin = DenseClassifier(model.dense.net, model.dense.engine_name)
-    verification = verify_equivalence(model.classifier, model.dense.net,
-                                      engine=model.dense.engine_name) if model.classifier else None
+    dense = model.dense
+    twin = DenseClassifier(dense.net, dense.engine_name, settings=dense.settings)
+    verification = verify_equivalence(model.classifier, dense.net, engine=dense.engine_name,
+                                      transformer=dense.transformer) if model.classifier else None
     comparison = compare_with_windows(twin, image, scale, classifier=model.classifier,
                                       cancelled=cancelled)
     return SurgeryCheck(verification, comparison, scale)

@@ -49,10 +49,10 @@ class ModelLoader(QtCore.QObject):
         return tag
 
     def rebuild(self, model: LoadedModel, engine: str) -> jobs.ModelTag:
-        """The same net on another engine (no files read, no question asked)."""
+        """The same net and preprocessing on another engine (no files read, no question)."""
         tag = self._tag(model.prototxt, model.weights, engine, remember=False)
-        net = model.net
-        self.worker.submit(KIND, lambda: jobs.build_model(net, tag), tag)
+        net, settings = model.net, model.dense.settings
+        self.worker.submit(KIND, lambda: jobs.build_model(net, tag, settings), tag)
         return tag
 
     def _tag(self, prototxt: Path, weights: Path | None, engine: str,

@@ -14,6 +14,7 @@ from viewer import paths
 from viewer.featuremap import DenseClassifier
 from viewer.images import load_image
 from viewer.model_io import CaffeNet, load_net
+from viewer.preprocess import ModelSettings, net_sizes, settings_for
 from viewer.surgery import Conversion, is_fully_convolutional, make_fully_convolutional
 
 MODEL_SUFFIXES = (".prototxt",)
@@ -79,9 +80,14 @@ def _bundled_classifier(prototxt: Path) -> CaffeNet | None:
 
 
 def build_model(net: CaffeNet, prototxt: Path, weights: Path | None,
-                engine: str | None) -> LoadedModel:
-    """A ready-to-map model; a classifier is made fully convolutional in memory."""
-    dense = DenseClassifier(net, engine)
+                engine: str | None, settings: ModelSettings | None = None) -> LoadedModel:
+    """A ready-to-map model; a classifier is made fully convolutional in memory.
+
+    Without `settings` (the command line's flags), the net gets what is stored beside it:
+    its preprocessing sidecar and a labels file, else Caffe's defaults.
+    """
+    settings = settings or settings_for(prototxt, *net_sizes(net))
+    dense = DenseClassifier(net, engine, settings=settings)
     classifier = dense.classifier or _bundled_classifier(prototxt)
     conversions = make_fully_convolutional(classifier).conversions if classifier else []
     return LoadedModel(net, dense, Path(prototxt), Path(weights) if weights else None, classifier,
