@@ -319,7 +319,7 @@ def test_an_engine_that_fails_to_build_is_a_dialog_and_keeps_the_engine(window, 
     from viewer.errors import EngineError
     from viewer.gui import jobs
 
-    def broken(net, tag):
+    def broken(net, tag, settings=None):
         raise EngineError(f"engine '{tag.engine}' is not installed here")
 
     monkeypatch.setattr(jobs, "build_model", broken)
