@@ -73,7 +73,9 @@ def surgered_onnx(dense: DenseClassifier):
         "stride": unit.stride, "offset": unit.offset, "window": unit.receptive_field,
         "labels": dense.labels, "scores": dense.score_blob, "probabilities": prob,
         "input": f"{model.graph.input[0].name}: N x {dense.channels} x H x W float32, the image "
-                 "resized by the chosen scale, in gray (in every channel), pixel values 0-255",
+                 f"resized by the chosen scale, then {dense.transformer.describe()} (Caffe's "
+                 "Transformer order: channel swap, raw scale, mean, input scale)",
+        "preprocessing": json.dumps(dense.transformer.as_dict()),
         "source": Path(dense.net.source).name,
     }
     helper.set_model_props(model, {k: v if isinstance(v, str) else json.dumps(list(v))
