@@ -98,12 +98,12 @@ def test_one_cell_equals_pycaffes_classifier_predict(caffenet_files, tmp_path):
                                   channel_swap=(2, 1, 0), raw_scale=255)
     theirs = classifier.predict([caffe.io.load_image(str(image))], oversample=False)[0]
     net = model_io.load_net(proto, weights)
-    fm = DenseClassifier(net, None, ModelSettings(BGR_MEAN)).run(load_image(image), 1.0)
+    fm = DenseClassifier(net, None, settings=ModelSettings(BGR_MEAN)).run(load_image(image), 1.0)
     assert fm.probs.shape == (20, 1, 1)
     diff = float(np.abs(fm.probs[:, 0, 0] - theirs).max())
     assert diff < TOLERANCE, f"max |ours - pycaffe| = {diff:.3g}"
     # The check can fail: RGB instead of BGR moves the probabilities far beyond the tolerance.
-    rgb = DenseClassifier(net, None, ModelSettings(Transformer(3, (), 255.0, MEAN)))
+    rgb = DenseClassifier(net, None, settings=ModelSettings(Transformer(3, (), 255.0, MEAN)))
     assert np.abs(rgb.run(load_image(image), 1.0).probs[:, 0, 0] - theirs).max() > 100 * TOLERANCE
 
 
@@ -122,7 +122,7 @@ def test_dense_map_equals_pycaffes_fully_convolutional_forward(caffenet_files, t
     transformer.set_mean("data", np.array(MEAN))
     real.blobs["data"].data[...] = transformer.preprocess("data", caffe.io.load_image(str(image)))
     theirs = real.forward()["prob"][0]
-    fm = DenseClassifier(fcn, None, ModelSettings(BGR_MEAN)).run(load_image(image), 1.0)
+    fm = DenseClassifier(fcn, None, settings=ModelSettings(BGR_MEAN)).run(load_image(image), 1.0)
     assert fm.probs.shape == theirs.shape == (20, 8, 8)
     diff = float(np.abs(fm.probs - theirs).max())
     assert diff < TOLERANCE, f"max |ours - pycaffe| = {diff:.3g}"
