@@ -212,3 +212,17 @@ def test_the_chart_names_the_winner_without_overlaps(window, qtbot):
     for n, box in enumerate(boxes):
         assert view.contains(box), named[n]
         assert not any(box.intersects(other) for other in boxes[n + 1:]), named[n]
+
+
+# 8. best-class colours that differ, with a legend ------------------------------------------------
+def test_the_best_class_picture_has_a_legend(window):
+    from viewer import render
+
+    assert window.legend.isVisible()
+    text = window.legend.text()
+    for label, (r, g, b) in render.best_class_legend(window.fm):
+        assert f"#{r:02x}{g:02x}{b:02x}; color:" in text and f"<b>{label}</b>" in text
+    window.set_channel("K")
+    assert not window.legend.isVisible()
+    window.set_channel(None)
+    assert window.legend.isVisible()

@@ -51,3 +51,28 @@ def test_overlay_leaves_background_cells_as_the_plate_and_blends_letters():
 def test_without_a_background_class_the_best_probability_is_the_alpha():
     rgba = render.best_class_rgba(one_letter_map(background=False))
     assert rgba[0, 1, 3] == 255 and rgba[1, 2, 3] == 204 and rgba[0, 0, 3] == round(255 / 36)
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* of uint8 RGB colours (OpenCV's 8-bit scaling undone)."""
+    import cv2
+
+    raw = cv2.cvtColor(np.asarray(rgb, np.uint8)[None], cv2.COLOR_RGB2LAB)[0].astype(float)
+    return raw * (100 / 255, 1, 1) - (0, 128, 128)
+
+
+def test_every_two_character_colours_differ_clearly():
+    colors = lab(render.class_colors(37)[:36])
+    distance = np.sqrt(((colors[:, None] - colors[None]) ** 2).sum(-1))
+    np.fill_diagonal(distance, np.inf)
+    assert distance.min() > 15          # golden-ratio hues: 4.0 (K and 5 both yellow)
+
+
+def test_the_legend_lists_the_characters_shown_left_to_right():
+    fm = one_letter_map()
+    legend = render.best_class_legend(fm)
+    colors = render.class_colors(37)
+    assert [label for label, _ in legend] == ["K", "A"]
+    assert np.array_equal(legend[1][1], colors[fm.labels.index("A")])
+    assert render.best_class_legend(fm, sure=0.9)[0][0] == "K" and \
+        len(render.best_class_legend(fm, sure=0.9)) == 1

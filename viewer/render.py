@@ -1,8 +1,7 @@
 """Pictures of dense maps without Qt: class-colored overlays and filter grids for PNG export."""
 from __future__ import annotations
 
-import colorsys
-
+import colorcet
 import cv2
 import numpy as np
 
@@ -10,10 +9,24 @@ from viewer.featuremap import FeatureMap, character_channels, character_confiden
 
 
 def class_colors(count: int) -> np.ndarray:
-    """`count` distinct, evenly spread hues as uint8 RGB, one per class."""
-    hues = [(k * 0.618033988749895) % 1.0 for k in range(count)]
-    return np.array([[int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.85, 1.0)] for h in hues],
-                    np.uint8)
+    """`count` colours as uint8 RGB, one per class, from colorcet's Glasbey palette: each
+    next colour is as far as it can be from all before it (the golden-ratio hues it replaces
+    gave K and 5 the same yellow, 8 and A the same red). Past 256 classes the colours repeat."""
+    palette = [[int(code[i:i + 2], 16) for i in (1, 3, 5)] for code in colorcet.glasbey]
+    return np.array([palette[k % len(palette)] for k in range(count)], np.uint8)
+
+
+def best_class_legend(fm: FeatureMap, sure: float = 0.5) -> list[tuple[str, np.ndarray]]:
+    """The characters the best-class picture shows clearly (some cell at least `sure`
+    opaque), left to right by their first such cell, each with its colour."""
+    chars = character_channels(fm.labels)
+    best = chars[fm.probs[chars].argmax(axis=0)]
+    rows, cols = np.nonzero(character_confidence(fm) >= sure)
+    first: dict[int, int] = {}
+    for j, k in sorted(zip(cols.tolist(), best[rows, cols].tolist())):
+        first.setdefault(k, j)
+    colors = class_colors(len(fm.labels))
+    return [(fm.labels[k], colors[k]) for k in sorted(first, key=first.get)]
 
 
 def best_class_rgba(fm: FeatureMap) -> np.ndarray:

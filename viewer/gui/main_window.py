@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from viewer import render
 from viewer.errors import ViewerError
 from viewer.featuremap import FeatureMap
 from viewer.gui import jobs
@@ -35,6 +36,18 @@ TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".
 WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "loading the model",
         "surgery": "timing the surgery", "blob": "computing the blob"}
+
+
+def legend_html(entries: list) -> str:
+    """Each character on a swatch of its colour, in black or white, whichever reads."""
+    if not entries:
+        return "Colours: no character is sure anywhere on this map"
+    swatches = []
+    for label, (r, g, b) in entries:
+        ink = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+        swatches.append(f"<span style='background-color:#{r:02x}{g:02x}{b:02x}; color:{ink}'>"
+                        f"&nbsp;<b>{label}</b>&nbsp;</span>")
+    return "Colours: " + " ".join(swatches)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -95,10 +108,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plate.setAcceptDrops(False)
         self.plate.viewport().setAcceptDrops(False)
         self.letters = LetterStrip()
+        self.legend = QtWidgets.QLabel()
+        self.legend.setToolTip("The colours of the best-character picture: each character the "
+                               "net is sure of somewhere on this map, left to right")
         central = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(central)
         column.setContentsMargins(2, 2, 2, 2)
         column.addWidget(self.plate, 1)
+        column.addWidget(self.legend)
         column.addWidget(self.letters)
         self.setCentralWidget(central)
         self._build_toolbar()
@@ -417,6 +434,9 @@ class MainWindow(QtWidgets.QMainWindow):
                                    self.layer.levels)
         self.plate.set_colormap(self.options.colormap)
         self.plate.set_opacity(self.options.opacity)
+        self.legend.setVisible(self.layer.mode == "best")
+        if self.layer.mode == "best":
+            self.legend.setText(legend_html(render.best_class_legend(self.fm)))
 
     def _status(self) -> None:
         """What is drawn, with the geometry of that very layer (conv1 has its own)."""
