@@ -25,7 +25,7 @@ from PIL import Image
 from bad_inputs import ROOT, TINY_NET, write_net_pair
 from conftest import plate_like
 from viewer import cli, model_io
-from viewer.proto import caffe_pb2
+from viewer.errors import ViewerError
 
 GUARD = 2 * 1024 ** 3
 SECONDS = 20
@@ -424,3 +424,52 @@ def test_a_negative_seed_is_refused_by_the_parser(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[-1].endswith(
         "argument --seed: a seed is 0 or more, got -1")
     assert not (tmp_path / "d").exists()
+
+
+# ---- item 3: files that belong together are written together, or not at all ----------------------
+
+def test_a_full_disk_during_surgery_leaves_the_earlier_pair(tmp_path, capsys, monkeypatch):
+    from viewer import safe_write
+
+    proto, weights = net_files(tmp_path, IP_NET)
+    out = tmp_path / "out"
+    assert cli.main(["surgery", "--prototxt", str(proto), "--weights", str(weights),
+                     "--out", str(out)]) == 0
+    pair = sorted(out.iterdir())
+    earlier = fingerprint(*pair)
+    weights.write_bytes(model_io.caffemodel_bytes(model_io.init_weights(
+        model_io.parse_prototxt(IP_NET)[0], seed=5)))
+    fsync = os.fsync
+
+    def disk_full(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".part") and \
+                ".caffemodel." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(28, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(safe_write.os, "fsync", disk_full)
+    probe(capsys, "surgery", "--prototxt", proto, "--weights", weights, "--out", out,
+          inputs=(proto, weights), says=("no space left on device",
+                                         "none of net_fullconv.prototxt, net_fullconv.caffemodel "
+                                         "was written"))
+    assert sorted(out.iterdir()) == pair and fingerprint(*pair) == earlier
+
+
+def test_a_pair_whose_second_rename_fails_puts_the_first_back(tmp_path, monkeypatch):
+    from viewer import safe_write
+
+    proto, weights = write_net_pair(tmp_path, TINY_NET, "pair")
+    before = fingerprint(proto, weights)
+    replace = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith(".caffemodel"):
+            raise OSError(5, "Input/output error")
+        return replace(src, dst)
+
+    monkeypatch.setattr(safe_write.os, "replace", failing)
+    net = model_io.init_weights(model_io.parse_prototxt(TINY_NET.replace("Tiny", "New"))[0])
+    with pytest.raises(ViewerError, match="input/output error.*none of pair.prototxt"):
+        model_io.write_net(net, proto, weights)
+    assert fingerprint(proto, weights) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.caffemodel", "pair.prototxt"]

@@ -201,6 +201,7 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
     """Map one image and write its npz and pictures into `out` (of several images: into
     `out`/its name); the summary row and the engine note."""
     from viewer import export, images, render
+    from viewer.safe_write import write_together
 
     image = images.load_image(path)
     plan = dense.check_scale(image.shape, scale)
@@ -210,12 +211,13 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
     # long, and running it twice would double the wait for no better figure. In a batch the
     # earlier images warm the engine.
     fm = dense.run(image, scale, warm=not many and not plan.note)
-    files = {
-        "npz": export.save_npz(fm, npz, inputs),
-        "overlay": export.save_png(render.overlay_best_class(image, fm), overlay, inputs),
-    }
+    # Drawn first, then written together: a failure leaves no npz without its pictures.
+    outputs = {"npz": (npz, export.npz_writer(fm)),
+               "overlay": (overlay, export.png_writer(render.overlay_best_class(image, fm),
+                                                      overlay))}
     if fm.conv1 is not None:
-        files["conv1"] = export.save_png(render.tile_channels(fm.conv1), grid, inputs)
+        outputs["conv1"] = (grid, export.png_writer(render.tile_channels(fm.conv1), grid))
+    files = dict(zip(outputs, write_together(list(outputs.values()), inputs)))
     return {
         "image": str(path), "engine": fm.engine, "scale": scale,
         "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),

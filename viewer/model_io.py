@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from viewer.errors import ModelError
 from viewer.proto import caffe_pb2
 from viewer.safe_read import read_regular
-from viewer.safe_write import write_bytes_atomic, write_text_atomic
+from viewer.safe_write import write_together
 
 # A blob larger than this many elements is refused before anything is allocated.
 MAX_BLOB_ELEMENTS = 1 << 31
@@ -301,9 +301,11 @@ def caffemodel_bytes(net: CaffeNet) -> bytes:
 
 def write_net(net: CaffeNet, prototxt_path: str | os.PathLike, weights_path: str | os.PathLike,
               inputs: tuple = ()) -> None:
-    """Write a prototxt and caffemodel pair atomically, never over one of `inputs`."""
-    write_text_atomic(prototxt_path, prototxt_text(net.param), inputs)
-    write_bytes_atomic(weights_path, caffemodel_bytes(net), inputs)
+    """Write a prototxt and caffemodel pair atomically and together (both or neither: a new
+    prototxt beside an old caffemodel would not load), never over one of `inputs`."""
+    text, model = prototxt_text(net.param).encode("utf-8"), caffemodel_bytes(net)
+    write_together([(prototxt_path, lambda fh: fh.write(text)),
+                    (weights_path, lambda fh: fh.write(model))], inputs)
 
 
 def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Sequence
 
 from viewer.errors import ViewerError
 
@@ -85,14 +86,11 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object],
-                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Fill `path` by `write(file)` through a temporary file and a rename.
+Writer = Callable[[BinaryIO], object]
 
-    The writer streams to the file, so a large output (the npz of a 12 MP photo's maps, over
-    a gigabyte) is never held in memory as bytes first.
-    """
-    out = check_output_path(path, inputs)
+
+def _filled_temp(out: Path, write: Writer) -> str:
+    """A temporary file beside `out`, filled by `write(file)` and synced to disk."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     except OSError as err:
@@ -101,21 +99,92 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object],
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; outputs get normal permissions
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~umask)  # mkstemp makes 0600
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise ViewerError(f"cannot write {out} ({_reason(err)}); any earlier file there is "
-                          "unchanged") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_folder(out.parent)
-    return out
+    return tmp
+
+
+def _kept(out: Path) -> Path | None:
+    """A hard link to the file that `out` is about to replace, to put it back if a later file
+    of the same group fails (None when there is none, or links are not possible here)."""
+    if not os.path.lexists(out):
+        return None
+    backup = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
+    try:
+        os.link(out, backup, follow_symlinks=False)
+    except OSError:
+        return None
+    return backup
+
+
+def _put_back(replaced: list[Path], kept: dict[Path, Path | None]) -> None:
+    """Undo the renames of a group that failed half-way."""
+    for out in reversed(replaced):
+        try:
+            if kept.get(out):
+                os.replace(kept[out], out)
+            else:
+                out.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def write_together(files: Sequence[tuple[str | os.PathLike, Writer]],
+                   inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """Write files that belong together (a prototxt and its caffemodel) all, or none.
+
+    Every file is first written in full to a temporary file beside its target; only then are
+    they renamed into place. If anything fails (a full disk, an interrupt), the temporary
+    files are removed and any file already renamed is put back as it was.
+    """
+    inputs = tuple(inputs)
+    outs = [check_output_path(path, inputs) for path, _ in files]
+    temps: list[str] = []
+    kept: dict[Path, Path | None] = {}
+    replaced: list[Path] = []
+    out = outs[0]
+    try:
+        for out, (_, write) in zip(outs, files):
+            temps.append(_filled_temp(out, write))
+        if len(outs) > 1:
+            kept = {o: _kept(o) for o in outs}
+        for out, tmp in zip(outs, temps):
+            os.replace(tmp, out)
+            replaced.append(out)
+    except BaseException as err:
+        _put_back(replaced, kept)
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+        if not isinstance(err, OSError):
+            raise
+        group = "" if len(outs) == 1 else \
+            f" so none of {', '.join(o.name for o in outs)} was written, and"
+        raise ViewerError(f"cannot write {out} ({_reason(err)});{group} any earlier "
+                          f"file{'s' if group else ''} there {'are' if group else 'is'} "
+                          "unchanged") from None
+    finally:
+        for backup in kept.values():
+            if backup:
+                backup.unlink(missing_ok=True)
+    for folder in dict.fromkeys(o.parent for o in outs):
+        _fsync_folder(folder)
+    return outs
+
+
+def write_atomic(path: str | os.PathLike, write: Writer,
+                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Fill `path` by `write(file)` through a temporary file and a rename.
+
+    The writer streams to the file, so a large output (the npz of a 12 MP photo's maps, over
+    a gigabyte) is never held in memory as bytes first.
+    """
+    return write_together([(path, write)], inputs)[0]
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes,
