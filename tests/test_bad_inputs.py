@@ -422,7 +422,7 @@ def re_escape(text: str) -> str:
 def test_a_net_without_inner_product_has_nothing_to_convert(tmp_path):
     result = run_cli("surgery", "--prototxt", paths.FCN_PROTOTXT, "--weights",
                      paths.FCN_WEIGHTS, "--out", tmp_path / "out")
-    assert_one_line_error(result, "has no InnerProduct layer: nothing to convert")
+    assert_one_line_error(result, "has no InnerProduct layer and no global pooling: nothing to convert")
     assert not list((tmp_path / "out").glob("*.caffemodel"))
 
 
@@ -456,8 +456,8 @@ def test_a_v1_layers_model_is_upgraded_and_converts_exactly(tmp_path, plate_png)
 
 def test_a_v1_layer_type_without_an_upgrade_is_refused_by_name():
     text = ('input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8\n'
-            'layers { name: "sum" type: ELTWISE bottom: "data" bottom: "data" top: "s" }')
-    with pytest.raises(ModelError, match="old-format layer 'sum' has type ELTWISE"):
+            'layers { name: "norm" type: MVN bottom: "data" top: "n" }')
+    with pytest.raises(ModelError, match="old-format layer 'norm' has type MVN"):
         model_io.parse_prototxt(text, "old.prototxt")
 
 
