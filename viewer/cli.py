@@ -193,7 +193,7 @@ def run_images(args: argparse.Namespace, images: list[Path], task, columns: Sequ
 
 MAP_FILES = ("featuremap.npz", "heatmap_best.png", "conv1_grid.png")
 MAP_COLUMNS = ("image", "engine", "scale", "output_shape", "stride", "offset",
-               "receptive_field", "forward_ms", "files", "error")
+               "receptive_field", "padded_field", "forward_ms", "files", "error")
 
 
 def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
@@ -223,14 +223,23 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
         "output_shape": list(fm.probs.shape), "stride": list(fm.geometry.stride),
         "offset": list(fm.geometry.offset),
         "receptive_field": list(fm.geometry.receptive_field),
+        "padded_field": list(fm.geometry.padded_field or fm.geometry.receptive_field),
+        "padded_offset": list(fm.geometry.padded_offset or fm.geometry.offset),
         "forward_ms": round(fm.forward_ms, 3), "files": {k: str(v) for k, v in files.items()},
     }, fm.engine_note
+
+
+def padded_text(row: dict) -> str:
+    """" (padded field 355)" when padding makes the layers see beyond the window."""
+    field = row["padded_field"]
+    return "" if field == row["receptive_field"] else f" (padded field {field[0]})"
 
 
 def map_text(row: dict) -> str:
     c, h, w = row["output_shape"]
     return "\n".join([f"{row['image']}: {c} classes x {h} x {w} cells, stride "
-                      f"{row['stride'][0]}, window {row['receptive_field'][0]}, "
+                      f"{row['stride'][0]}, window {row['receptive_field'][0]}"
+                      f"{padded_text(row)}, "
                       f"{row['forward_ms']:.1f} ms ({row['engine']})",
                       *(f"wrote {path}" for path in row["files"].values())])
 

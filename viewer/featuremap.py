@@ -42,6 +42,11 @@ class Geometry:
     offset: tuple[int, int]
     receptive_field: tuple[int, int]
     scale: tuple[float, float] = (1.0, 1.0)
+    # A padded net's cells stand for the classifier's window (above), but its layers see
+    # further, into the padding and beyond the window: their receptive field and its offset.
+    # None when that is the window itself.
+    padded_field: tuple[int, int] | None = None
+    padded_offset: tuple[int, int] | None = None
 
     def cell_window(self, i: int, j: int) -> tuple[float, float, float, float]:
         """Cell (i, j)'s window as (x, y, w, h) in original-image pixels."""
@@ -80,6 +85,22 @@ def geometry_of(net: CaffeNet, blob: str, scale: tuple[float, float] = (1.0, 1.0
     shapes = shapes or netgraph.infer_shapes(net.param)
     found = netgraph.field_of(net.param, blob, shapes)
     return Geometry(found.jump, found.start, found.size, scale)
+
+
+def classifier_window(net: CaffeNet, blob: str, shapes: dict | None = None) -> Geometry:
+    """The cells of `blob` as the classifier's windows: the declared input size (less the
+    strides between the cells it already holds), at offset 0, cell (i, j) being the crop at
+    stride * (i, j). For a padded net that is smaller than the layers' receptive field, kept as
+    `padded_field`: CaffeNet's window is 227 px at stride 32, its padded field 355 px."""
+    shapes = shapes or netgraph.infer_shapes(net.param)
+    field = geometry_of(net, blob, shapes=shapes)
+    (_, declared), = netgraph.input_shapes(net.param).items()
+    cells = shapes[blob][2:4] if len(shapes[blob]) == 4 else (1, 1)
+    window = tuple(size - (c - 1) * s for size, c, s in zip(declared[2:4], cells, field.stride))
+    if (window, (0, 0)) == (field.receptive_field, field.offset):
+        return field
+    return Geometry(field.stride, (0, 0), window, padded_field=field.receptive_field,
+                    padded_offset=field.offset)
 
 
 @dataclass
@@ -160,7 +181,7 @@ class DenseClassifier:
         self.score_blob = netgraph.score_blob(self.net.param)
         shapes = netgraph.infer_shapes(self.net.param)
         _check_score_map(self.score_blob, shapes[self.score_blob])
-        native = geometry_of(self.net, self.score_blob, shapes=shapes)
+        native = classifier_window(self.net, self.score_blob, shapes)
         # A map every `stride` pixels (default: the net's own stride), see viewer.finemap.
         self.native_stride = native.stride
         self.stride = stride or native.stride[0]
@@ -350,7 +371,7 @@ class DenseClassifier:
                              f"scale {scale:g}; the weights or Power/Scale parameters are too "
                              "large for float32")
         actual = (data.shape[2] / image.shape[0], data.shape[3] / image.shape[1])
-        geometry = Geometry(self.unit.stride, self.unit.offset, self.unit.receptive_field, actual)
+        geometry = replace(self.unit, scale=actual)
         return FeatureMap(
             scores=scores, probs=softmax(scores, axis=0), labels=self.labels,
             conv1=out[self.first_conv][0] if self.first_conv else None, geometry=geometry,
