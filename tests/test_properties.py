@@ -219,9 +219,7 @@ def test_a_pixel_changes_only_the_cells_whose_window_holds_it(text, seed, height
     engine = create_engine("numpy", dense.net)
     blob = dense.score_blob
     before = engine.forward(base, [blob])[blob][0]
-    unit = dense.unit    # the layers' own field: a padded net's reaches beyond its window
-    g = featuremap.Geometry(unit.stride, unit.padded_offset or unit.offset,
-                            unit.padded_field or unit.receptive_field)
+    g = dense.unit.padded()    # a padded net's layers see beyond the classifier's window
     rows, cols = g.cells_inside(*base.shape[2:])
     assume(len(rows) and len(cols))
     cell = data.draw(st.sampled_from(rows)), data.draw(st.sampled_from(cols))

@@ -48,6 +48,12 @@ class Geometry:
     padded_field: tuple[int, int] | None = None
     padded_offset: tuple[int, int] | None = None
 
+    def padded(self) -> "Geometry":
+        """The layers' own field as the cells' window: where a cell's value depends on the
+        pixels (the window itself for a net without padding)."""
+        return Geometry(self.stride, self.padded_offset or self.offset,
+                        self.padded_field or self.receptive_field, self.scale)
+
     def cell_window(self, i: int, j: int) -> tuple[float, float, float, float]:
         """Cell (i, j)'s window as (x, y, w, h) in original-image pixels."""
         (sy, sx), (oy, ox), (ry, rx), (ky, kx) = self.stride, self.offset, \
