@@ -1,4 +1,4 @@
-"""The gallery: small deploy nets written after the papers of the public model zoo, to reuse in tests.
+"""The gallery: small deploy nets written after the papers of the model zoo, to reuse in tests.
 
 `tests/nets/NAME.prototxt` holds each structure (our own files, not copies of the zoo's); `load`
 gives it random weights that exercise every layer: random biases, BatchNorm statistics stored

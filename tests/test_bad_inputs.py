@@ -422,7 +422,8 @@ def re_escape(text: str) -> str:
 def test_a_net_without_inner_product_has_nothing_to_convert(tmp_path):
     result = run_cli("surgery", "--prototxt", paths.FCN_PROTOTXT, "--weights",
                      paths.FCN_WEIGHTS, "--out", tmp_path / "out")
-    assert_one_line_error(result, "has no InnerProduct layer and no global pooling: nothing to convert")
+    assert_one_line_error(result, "has no InnerProduct layer and no global pooling: "
+                                  "nothing to convert")
     assert not list((tmp_path / "out").glob("*.caffemodel"))
 
 

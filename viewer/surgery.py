@@ -55,7 +55,8 @@ def conversion_text(c: Conversion) -> str:
     """One line for a person: `ip1 500x800 -> ip1-conv 500x50x4x4`, or for a global pooling
     `pool10 global -> pool10 13x13 kernel, stride 1`."""
     if c.kind == "Pooling":
-        return f"{c.layer} global -> {c.new_layer} {c.new_shape[0]}x{c.new_shape[1]} kernel, stride 1"
+        return (f"{c.layer} global -> {c.new_layer} {c.new_shape[0]}x{c.new_shape[1]} kernel, "
+                "stride 1")
     return (f"{c.layer} {'x'.join(map(str, c.old_shape))} -> "
             f"{c.new_layer} {'x'.join(map(str, c.new_shape))}")
 

@@ -144,7 +144,8 @@ def _convert_batch_norm(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: st
     """Caffe's stored statistics (blob / moving-average factor) as ONNX BatchNormalization,
     which onnxruntime folds into the convolution before it."""
     mean, var, factor = g.net.weights[layer.name]
-    inverse = np.float32(0) if factor.reshape(-1)[0] == 0 else np.float32(1) / factor.reshape(-1)[0]
+    s = factor.reshape(-1)[0]
+    inverse = np.float32(0) if s == 0 else np.float32(1) / s
     ones = np.ones(mean.shape, np.float32)
     inputs = [x, g.const(f"{layer.name}.one", ones), g.const(f"{layer.name}.zero", 0 * ones),
               g.const(f"{layer.name}.mean", mean * inverse),
