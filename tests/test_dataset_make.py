@@ -1,7 +1,9 @@
 """make_dataset, show_records and the `dataset` subcommand, on small sets."""
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import cv2
 import lmdb
@@ -98,11 +100,21 @@ def test_show_prints_records_and_saves_a_contact_sheet(small_set, tmp_path, caps
         show_records(out / "test_lmdb", key="99999999", out_png=tmp_path / "none.png")
 
 
-def test_cli_dataset_make_and_show(tmp_path, capsys):
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_dataset_make_and_show(tmp_path, capsys, monkeypatch):
     out = tmp_path / "cli"
-    assert main(["dataset", "make", "--out", str(out), "--count", "60", "--seed", "5"]) == 0
+    terminal = Terminal()
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", terminal)      # a bar on a terminal only
+        assert main(["dataset", "make", "--out", str(out), "--count", "60", "--seed", "5"]) == 0
+    drawn = terminal.getvalue()
+    assert "train:" in drawn and "/54 " in drawn and "test:" in drawn and "/6 " in drawn
     captured = capsys.readouterr()
-    assert "train: 54/54" in captured.err and "wrote" in captured.out
+    assert captured.err == "" and "wrote" in captured.out
     assert main(["dataset", "show", str(out / "test_lmdb"), "--key", "3"]) == 0
     assert capsys.readouterr().out.startswith("00000003")
     assert (out / "test_lmdb_sheet.png").is_file()
@@ -112,3 +124,21 @@ def test_cli_dataset_make_and_show(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "--force" in err[0]
     assert main(["dataset", "show", str(tmp_path)]) == 2
     assert "not an LMDB folder" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_the_test_split_leaves_no_dataset(tmp_path, monkeypatch, capsys):
+    from viewer.cli import main
+    from viewer.dataset import make
+
+    real_write = make.write_lmdb
+
+    def interrupted(path, records, **kwargs):
+        if path.name == "test_lmdb":
+            raise KeyboardInterrupt
+        return real_write(path, records, **kwargs)
+
+    monkeypatch.setattr(make, "write_lmdb", interrupted)
+    out = tmp_path / "plates"
+    assert main(["dataset", "make", "--out", str(out), "--count", "40"]) == 130
+    assert capsys.readouterr() == ("", "error: interrupted\n")
+    assert list(out.iterdir()) == []

@@ -350,3 +350,32 @@ def test_screenshot_never_overwrites_the_image_shown(window, capsys):
     assert not save_screenshot(window, window.image.path)
     assert window.image.path.read_bytes() == before
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_the_lmdb_index_reports_progress_and_stops(dataset):
+    import threading
+
+    from viewer.dataset.lmdb_io import open_lmdb
+    from viewer.gui.dataset_browser import index_lmdb
+
+    reports = []
+    with open_lmdb(dataset) as reader:
+        index = index_lmdb(reader, lambda done, total: reports.append((done, total)), every=20)
+        assert reports == [(20, 67), (40, 67), (60, 67)]
+        assert len(index.keys) == 67 and index.counts == {3: 30, 26: 25, 36: 12}
+        stop = threading.Event()
+        stop.set()
+        assert index_lmdb(reader, stop=stop, every=20) is None
+
+
+def test_stopping_the_lmdb_browser_closes_the_lmdb(window, qtbot, dataset, monkeypatch):
+    from viewer.gui import dataset_browser
+
+    monkeypatch.setattr(dataset_browser, "PROGRESS_EVERY", 10)
+    window.files.open_lmdb(dataset)
+    browser = window.browser
+    qtbot.addWidget(browser)
+    browser.stop_indexing()             # before or while the worker reads the records
+    qtbot.waitUntil(lambda: not browser.stop.isVisible(), timeout=MAP_TIMEOUT)
+    assert browser.reader is None and browser.index is None
+    assert browser.status.text().startswith("stopped reading test_lmdb")

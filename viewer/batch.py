@@ -13,12 +13,12 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
+from viewer import progress
 from viewer.errors import ViewerError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm",
@@ -97,14 +97,11 @@ def run_batch(images: Sequence[Path], setup: Callable[[], object], task: Task,
     """
     from functools import partial
 
-    from tqdm import tqdm
-
     global _dense
     _dense = setup()
     jobs = max(1, min(jobs, len(images)))
     one = partial(_run_one, task, debug)
-    with tqdm(total=len(images), unit="image", file=sys.stderr, leave=False,
-              disable=len(images) < 2 or not sys.stderr.isatty()) as bar:
+    with progress.bar(len(images), "images", "image") as bar:
         if jobs == 1:
             outcomes = map(one, images)
             yield from _advance(outcomes, bar)
@@ -118,13 +115,6 @@ def _advance(outcomes: Iterator[Outcome], bar) -> Iterator[Outcome]:
     for outcome in outcomes:
         bar.update()
         yield outcome
-
-
-def write_note(text: str) -> None:
-    """A line on stderr that does not break the progress bar."""
-    from tqdm import tqdm
-
-    tqdm.write(text, file=sys.stderr)
 
 
 def _cell(value: object) -> object:
@@ -149,13 +139,13 @@ def write_outcomes(stream: TextIO, outcomes: Iterator[Outcome], fmt: str,
         writer.writeheader()
     for outcome in outcomes:
         if outcome.note:
-            write_note(f"note: {outcome.note}")
+            progress.note(f"note: {outcome.note}")
         row = outcome.row
         if outcome.error:
             failed += 1
             if outcome.trace:
-                write_note(outcome.trace.rstrip())
-            write_note(outcome.error_line())
+                progress.note(outcome.trace.rstrip())
+            progress.note(outcome.error_line())
             row = {"image": str(outcome.image), "error": outcome.error}
         if fmt == "jsonl":
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -5,33 +5,30 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
 from viewer.dataset import DEFAULT_COUNT
 
 
-def _progress_printer(stream=None):
-    """A progress callback for make_dataset that rewrites one line on a terminal and prints a
-    line per tenth of each split otherwise."""
-    stream = stream or sys.stderr
-    started: dict[str, float] = {}
-    last_tenth: dict[str, int] = {}
+class _SplitBars:
+    """make_dataset's progress callback: a tqdm bar per split (viewer.progress)."""
 
-    def report(split: str, done: int, total: int) -> None:
-        start = started.setdefault(split, time.perf_counter())
-        rate = done / max(time.perf_counter() - start, 1e-9)
-        text = f"{split}: {done}/{total} windows ({rate:.0f}/s)"
-        if stream.isatty():
-            end = "\n" if done >= total else ""
-            print(f"\r{text}", end=end, file=stream, flush=True)
-        else:
-            tenth = done * 10 // max(total, 1)
-            if tenth != last_tenth.get(split):
-                last_tenth[split] = tenth
-                print(text, file=stream, flush=True)
-    return report
+    def __init__(self) -> None:
+        self.bars: dict = {}
+
+    def __call__(self, split: str, done: int, total: int) -> None:
+        from viewer import progress
+
+        bar = self.bars.get(split)
+        if bar is None:
+            bar = self.bars[split] = progress.bar(total, split, "window")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
 
 
 def seed_value(text: str) -> int:
@@ -49,8 +46,12 @@ def cmd_make(args: argparse.Namespace) -> int:
     """Write DIR/train_lmdb and DIR/test_lmdb of synthetic plate-character windows."""
     from viewer.dataset.make import make_dataset
 
-    summary = make_dataset(args.out, args.count, args.seed, test_count=args.test_count,
-                           progress=_progress_printer(), overwrite=args.force)
+    bars = _SplitBars()
+    try:
+        summary = make_dataset(args.out, args.count, args.seed, test_count=args.test_count,
+                               progress=bars, overwrite=args.force)
+    finally:
+        bars.close()
     print(f"wrote {summary.train_path} ({summary.train_count} windows)")
     print(f"wrote {summary.test_path} ({summary.test_count} windows)")
     print(f"{summary.windows_per_second:.0f} windows/s, {summary.seconds:.1f} s, "

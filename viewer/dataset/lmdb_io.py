@@ -261,6 +261,16 @@ class LmdbReader:
             for key, raw in txn.cursor():
                 yield self._record(key, raw)
 
+    def key_labels(self) -> Iterator[tuple[str, int]]:
+        """(key, label) of every record in key order, each Datum checked but its image not
+        decoded: what an index of a large LMDB needs, at a fraction of the cost of iterating."""
+        with self._env.begin(buffers=False) as txn:
+            for key, raw in txn.cursor():
+                where = f"record {key.decode('ascii', 'replace')!r} of {self.path}"
+                datum = parse_datum(raw, where)
+                check_datum(datum, where)
+                yield key.decode("ascii", "replace"), int(datum.label)
+
     def get(self, key: str | int) -> Record:
         """The record with `key` ("00000006", or the index 6). Raises KeyError if absent."""
         k = datum_key(key) if isinstance(key, int) else key_bytes(str(key))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -87,13 +88,20 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
 
     train_ss, test_ss = np.random.SeedSequence(seed).spawn(2)
     start = time.perf_counter()
-    for name, n, ss in (("train", n_train, train_ss), ("test", n_test, test_ss)):
-        rng = np.random.default_rng(ss)
-        windows = ((w.image, w.label) for w in generate_windows(n, rng, spec))
-        report = (lambda done, name=name, n=n: progress(name, done, n)) if progress else None
-        if report:
-            report(0)
-        write_lmdb(paths[name], windows, overwrite=overwrite, progress=report)
+    written: list[Path] = []
+    try:
+        for name, n, ss in (("train", n_train, train_ss), ("test", n_test, test_ss)):
+            rng = np.random.default_rng(ss)
+            windows = ((w.image, w.label) for w in generate_windows(n, rng, spec))
+            report = (lambda done, name=name, n=n: progress(name, done, n)) if progress else None
+            if report:
+                report(0)
+            write_lmdb(paths[name], windows, overwrite=overwrite, progress=report)
+            written.append(paths[name])
+    except BaseException:       # Ctrl+C in the test split: half a dataset is none, remove it
+        for path in written:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - start
     summary = DatasetSummary(paths["train"], paths["test"], n_train, n_test, seed, seconds)
     info = {

@@ -5,6 +5,7 @@ worker thread, which indexes (key, label) once and then decodes just the page on
 """
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from viewer.labels import BACKGROUND_NAME, CHARACTERS
 
 COLUMNS, ROWS = 10, 5
 ZOOM = 3
+PROGRESS_EVERY = 5000       # records between two progress reports of the index
 
 
 STANDARD = list(CHARACTERS) + [BACKGROUND_NAME]
@@ -41,11 +43,20 @@ class DatasetIndex:
     counts: dict[int, int]
 
 
-def index_lmdb(reader) -> DatasetIndex:
+def index_lmdb(reader, report=None, stop: threading.Event | None = None,
+               every: int = PROGRESS_EVERY) -> DatasetIndex | None:
+    """Every record's key and label (600k records take a while): `report(done, total)` every
+    `every` records, and None as soon as `stop` is set."""
     keys, labels = [], []
-    for record in reader:
-        keys.append(record.key)
-        labels.append(record.label)
+    total = len(reader)
+    for done, (key, label) in enumerate(reader.key_labels(), 1):
+        keys.append(key)
+        labels.append(label)
+        if done % every == 0:
+            if stop is not None and stop.is_set():
+                return None
+            if report is not None:
+                report(done, total)
     counts = dict(sorted(Counter(labels).items()))
     return DatasetIndex(reader.path, keys, np.array(labels, int), counts)
 
@@ -62,6 +73,7 @@ class DatasetBrowser(QtWidgets.QWidget):
     """A window paging through an LMDB as a grid, filtered by label, with the class counts."""
 
     loaded = QtCore.pyqtSignal()      # the index is built
+    indexing = QtCore.pyqtSignal(int, int)  # records indexed so far, of how many (any thread)
     page_shown = QtCore.pyqtSignal()  # a page of pictures is on screen
 
     def __init__(self, names: list[str] | None = None,
@@ -72,6 +84,7 @@ class DatasetBrowser(QtWidgets.QWidget):
         self.reader = None
         self.index: DatasetIndex | None = None
         self.page = 0
+        self._stop = threading.Event()
         self.worker = LatestWorker("lmdb")
         self.worker.done.connect(self._done)
         self.worker.failed.connect(self._failed)
@@ -85,10 +98,18 @@ class DatasetBrowser(QtWidgets.QWidget):
         self.prev.clicked.connect(lambda: self.show_page(self.page - 1))
         self.next.clicked.connect(lambda: self.show_page(self.page + 1))
         self.status = QtWidgets.QLabel("Open an LMDB folder (File > Open training data).")
+        self.progress = QtWidgets.QProgressBar()
+        self.stop = QtWidgets.QPushButton("Stop")
+        self.stop.setToolTip("Stop reading this LMDB")
+        self.stop.clicked.connect(self.stop_indexing)
+        self.indexing.connect(self._indexing)
         bar = QtWidgets.QHBoxLayout()
         for widget in (QtWidgets.QLabel("Label"), self.filter, self.prev, self.next):
             bar.addWidget(widget)
         bar.addWidget(self.status, 1)
+        bar.addWidget(self.progress)
+        bar.addWidget(self.stop)
+        self._show_progress(False)
         self.grid = QtWidgets.QGridLayout()
         self.cells = [self._cell(k) for k in range(COLUMNS * ROWS)]
         self.counts = QtWidgets.QTableWidget(0, 2)
@@ -117,20 +138,53 @@ class DatasetBrowser(QtWidgets.QWidget):
         self.reader = reader
         self.setWindowTitle(f"Training data: {reader.path}")
         self.status.setText(f"reading {len(reader)} records...")
-        self.worker.submit("index", lambda: index_lmdb(reader))
+        self.progress.setRange(0, len(reader))
+        self.progress.setValue(0)
+        self._show_progress(True)
+        stop = self._stop = threading.Event()
+        self.worker.submit("index", lambda: index_lmdb(reader, self.indexing.emit, stop,
+                                                             PROGRESS_EVERY), reader)
+
+    def _show_progress(self, shown: bool) -> None:
+        self.progress.setVisible(shown)
+        self.stop.setVisible(shown)
+
+    def _indexing(self, done: int, total: int) -> None:
+        if not self._stop.is_set():
+            self.progress.setValue(done)
+            self.status.setText(f"reading {done} of {total} records...")
+
+    def stop_indexing(self) -> None:
+        """Stop reading the LMDB being indexed (a large one takes a while) and close it."""
+        self._stop.set()
 
     def close_reader(self) -> None:
+        self._stop.set()
         if self.reader is not None:
             reader, self.reader = self.reader, None
             self.worker.submit(f"close {id(reader)}", reader.close)
 
     def _done(self, kind: str, tag, result) -> None:
         if kind == "index":
-            self._indexed(result)
+            if tag is not self.reader:          # an LMDB closed or replaced since
+                return
+            self._show_progress(False)
+            if result is None:
+                self._stopped()
+            else:
+                self._indexed(result)
         elif kind == "page" and tag == (self.page, self.filter.currentData()):
             self._show_records(result)
 
+    def _stopped(self) -> None:
+        if self.reader is not None:
+            self.status.setText(f"stopped reading {self.reader.path.name}; open it again "
+                                "to browse it")
+        self.close_reader()
+
     def _failed(self, kind: str, tag, message: str) -> None:
+        if kind == "index":
+            self._show_progress(False)
         self.status.setText(message)
         QtWidgets.QMessageBox.warning(self, "Training data", message)
 

@@ -12,12 +12,12 @@ import argparse
 import json
 import math
 import platform
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from viewer import progress
 from viewer.labels import labels_for
 from viewer.model_io import write_net
 from viewer.safe_write import write_text_atomic
@@ -136,15 +136,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise TrainingError("--threads must be at least 1")
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
+    say = progress.note                 # lines that keep the bar below them
     train_set, test_set = load_dataset(args.data)
     say(f"train {len(train_set)} windows ({100 * train_set.background_share:.1f}% background), "
         f"test {len(test_set)}, from {args.data}")
     settings = settings_from_args(args, len(train_set))
     deploy = nets.lenet_deploy()
-    run = train(deploy, train_set, test_set, settings, threads=args.threads, progress=say)
+    with progress.bar(settings.max_iter, "train", "iter") as bar:
+        run = train(deploy, train_set, test_set, settings, threads=args.threads, progress=say,
+                    tick=bar.update)
     dataset_info = Path(args.data) / "dataset.json"
     extra = {
         "command": (f"python main.py train --data {args.data} --out {args.out} --iters "

@@ -112,10 +112,11 @@ class CaffeSGD:
 
 def train(deploy: caffe_pb2.NetParameter, train_set: WindowSet, test_set: WindowSet,
           settings: nets.SolverSettings, threads: int = 2, progress: Progress | None = None,
-          init: CaffeNet | None = None) -> TrainingRun:
+          init: CaffeNet | None = None, tick: Callable[[], object] | None = None) -> TrainingRun:
     """Train `deploy` with Caffe's solver `settings`; test every `test_interval` and at the end.
 
-    `init` starts from given weights (fine-tuning) instead of the xavier filler.
+    `init` starts from given weights (fine-tuning) instead of the xavier filler. `progress`
+    gets Caffe's display lines, `tick()` is called after every iteration (a progress bar).
     """
     say = progress or (lambda line: None)
     s = settings
@@ -148,6 +149,8 @@ def train(deploy: caffe_pb2.NetParameter, train_set: WindowSet, test_set: Window
         loss = nn.functional.cross_entropy(scores, y)
         loss.backward()
         rate = sgd.step(it)
+        if tick is not None:
+            tick()
         window_loss += float(loss.detach()) * len(pick)
         window_right += int((scores.argmax(1) == y).sum())
         window_seen += len(pick)
