@@ -174,7 +174,9 @@ def read_mean_file(path: str | os.PathLike) -> tuple[float, ...]:
 
 
 def parse_mean(text: str) -> tuple[float, ...]:
-    """`--mean`: "104,117,123" (values in the net's channel order) or a mean file."""
+    """`--mean`: "104,117,123" (values in the net's channel order), a mean file, or "none"."""
+    if text.strip().lower() in ("none", ""):
+        return ()
     if Path(text).suffix.lower() in (".npy", ".binaryproto") or Path(text).is_file():
         return read_mean_file(text)
     try:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from viewer.featuremap import FeatureMap, character_channels, character_confidence
+from viewer.labels import is_plate_model
 
 
 def class_colors(count: int) -> np.ndarray:
@@ -30,14 +31,18 @@ def best_class_legend(fm: FeatureMap, sure: float = 0.5) -> list[tuple[str, np.n
 
 
 def best_class_rgba(fm: FeatureMap) -> np.ndarray:
-    """h x w x 4 map: the best character's color, as opaque as the net is sure of *a* character.
+    """h x w x 4 map: the best class's color, as opaque as the net is sure of it.
 
-    The alpha is 1 - P(background), so background cells are transparent and the plate shows
-    through unchanged; a net without a background class gets its best probability instead.
+    For a plate model that is the best character, and the alpha is 1 - P(background), so
+    background cells are transparent and the plate shows through unchanged. Any other
+    classifier gets its best class, as opaque as that class's probability.
     """
-    chars = character_channels(fm.labels)
-    best = chars[fm.probs[chars].argmax(axis=0)]
-    alpha = character_confidence(fm)
+    if is_plate_model(fm.labels):
+        chars = character_channels(fm.labels)
+        best = chars[fm.probs[chars].argmax(axis=0)]
+        alpha = character_confidence(fm)
+    else:
+        best, alpha = fm.best()
     rgba = np.empty(best.shape + (4,), np.uint8)
     rgba[..., :3] = class_colors(len(fm.labels))[best]
     rgba[..., 3] = np.clip(np.rint(255 * alpha), 0, 255).astype(np.uint8)

@@ -149,14 +149,26 @@ class ScaleControl(QtWidgets.QWidget):
 
 
 class ChannelPicker(QtWidgets.QComboBox):
-    """"best class" followed by every class label of the model (36 letters, background...)."""
+    """"best class" followed by every class label of the model (36 letters, background... or
+    1000 ImageNet classes), searchable: typing part of a name ("tabby") lists the classes
+    that contain it ("tabby, tabby cat")."""
 
     channel_changed = QtCore.pyqtSignal(object)   # a label, or None for the best class
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setToolTip("Class channel shown over the plate; type a letter or digit to jump")
+        self.setToolTip("Class channel shown over the plate; type part of a class name to "
+                        "find it")
         self.setMaxVisibleItems(20)
+        self.setEditable(True)
+        self.setInsertPolicy(QtWidgets.QComboBox.NoInsert)
+        # Long class names must not widen the toolbar: the box shows about 18 characters.
+        self.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(18)
+        search = self.completer()
+        search.setFilterMode(QtCore.Qt.MatchContains)
+        search.setCaseSensitivity(QtCore.Qt.CaseInsensitive)
+        search.setCompletionMode(QtWidgets.QCompleter.PopupCompletion)
         self.currentIndexChanged.connect(lambda _: self.channel_changed.emit(self.channel()))
 
     def set_labels(self, labels: list[str]) -> None:

@@ -19,6 +19,7 @@ from viewer.gui import session
 from viewer.gui.conv1_panel import filter_picture
 from viewer.gui.session import LoadedModel
 from viewer.gui.surgery_panel import SurgeryCheck
+from viewer.labels import is_plate_model
 from viewer.model_io import CaffeNet
 from viewer.preprocess import ModelSettings
 from viewer.sliding import compare_with_windows
@@ -104,10 +105,19 @@ def reading_module() -> ModuleType | None:
         return None
 
 
+def plate_reader(labels: list[str]) -> ModuleType | None:
+    """The plate reader, for a model with the plate labels only: other classifiers get no
+    reading, automatic scale or letter strip."""
+    return reading_module() if is_plate_model(labels) else None
+
+
 def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,
                 blobs: tuple[str, ...]) -> MapResult:
-    """The dense pass plus the plate reading; a reading failure never loses the map."""
+    """The dense pass plus, for a plate model, the plate reading; a reading failure never
+    loses the map."""
     fm = dense.run(image, scale, extra_blobs=blobs)
+    if not is_plate_model(fm.labels):
+        return MapResult(fm)
     reading = reading_module()
     if reading is None:
         return MapResult(fm, note="Plate reading is not available in this version.")

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 
 from viewer import render
 from viewer.featuremap import DenseClassifier, FeatureMap, Geometry, geometry_of
+from viewer.labels import is_plate_model
 
 Rect = tuple[float, float, float, float]
 
@@ -54,13 +55,20 @@ def layer_for(fm: FeatureMap, dense: DenseClassifier, channel: str | None,
     g = fm.geometry
     rect = g.heatmap_rect(*fm.probs.shape[1:])
     if channel is None:
-        return MapLayer("best character (hue), as opaque as 1 - P(background)", g, rect,
-                        "best", (0, 255), rgba=render.best_class_rgba(fm))
+        return MapLayer(best_title(fm.labels), g, rect, "best", (0, 255),
+                        rgba=render.best_class_rgba(fm))
     k = fm.labels.index(channel)
     if raw:
         return MapLayer(f"raw score of {channel}", g, rect, "raw",
                         (float(fm.scores.min()), float(fm.scores.max())), values=fm.scores[k])
     return MapLayer(f"P({channel})", g, rect, "prob", (0.0, 1.0), values=fm.probs[k])
+
+
+def best_title(labels: list[str]) -> str:
+    """What the best-class layer shows (see `render.best_class_rgba`)."""
+    if is_plate_model(labels):
+        return "best character (hue), as opaque as 1 - P(background)"
+    return "best class (hue), as opaque as its probability"
 
 
 def filter_name(dense: DenseClassifier, index: int) -> str:

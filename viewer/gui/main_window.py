@@ -31,6 +31,9 @@ from viewer.gui.settings import Settings, ViewOptions
 from viewer.gui.summary import SummaryLabel
 from viewer.gui.surgery_panel import SurgeryPanel
 from viewer.gui.worker import LatestWorker
+from viewer.gui.preprocess_dialog import PreprocessDialog
+from viewer.labels import is_plate_model
+from viewer.preprocess import Transformer
 
 TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".
@@ -227,6 +230,23 @@ class MainWindow(QtWidgets.QMainWindow):
     def _model_loaded(self, model: LoadedModel, tag: jobs.ModelTag) -> None:
         self.set_model(model)
         self.files.model_opened(model, tag.remember)
+        for note in model.dense.settings.notes:    # e.g. a labels file of the wrong length
+            self.show_error(note)
+
+    def edit_preprocessing(self) -> None:
+        """Model > Preprocessing: the dialog, then the map with what was chosen."""
+        dialog = PreprocessDialog(self.model.dense.transformer, self.image.pixels,
+                                  self.scale.value(), self)
+        if dialog.exec_() == QtWidgets.QDialog.Accepted:
+            self.set_transformer(dialog.transformer())
+
+    def set_transformer(self, transformer: Transformer) -> None:
+        """Map with new preprocessing: a new generation, so a map made before is dropped."""
+        dense = self.model.dense
+        dense.settings = dense.settings.with_transformer(transformer)
+        self.generation += 1
+        self.request_map()
+        self.statusBar().showMessage(f"preprocessing: {transformer.describe()}", 8000)
 
     def _model_failed(self, tag: jobs.ModelTag, message: str) -> None:
         self.files.check_engine(self.model.dense.engine_name)
@@ -249,7 +269,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.conv1.select(None)
         self.blobs.set_blobs(dense.engine.blob_names, preferred=dense.score_blob)
         self.surgery.set_model(model)
-        self.scale.auto.setEnabled(jobs.reading_module() is not None)
+        # The plate parts (letter strip, automatic scale) only for a model with plate labels.
+        self.letters.setVisible(is_plate_model(dense.labels))
+        self.scale.auto.setEnabled(jobs.plate_reader(dense.labels) is not None)
         self._update_range()
         self._title()
 
@@ -318,8 +340,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def request_auto_scale(self) -> None:
         """The map at the scale where the letters read best, searched on the worker (a sweep
-        of passes, each a chance to cancel). Without a plate reader: a map at the current scale."""
-        if jobs.reading_module() is None:
+        of passes, each a chance to cancel). Without a plate reader, or for a model that is no
+        plate reader: a map at the current scale."""
+        if jobs.plate_reader(self.model.dense.labels) is None:
             self.request_map()
             return
         dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop

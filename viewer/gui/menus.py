@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from PyQt5 import QtGui, QtWidgets
 
 from viewer import export, model_io
+from viewer.preprocess import sidecar_path, sidecar_text
+from viewer.safe_write import write_text_atomic
 from viewer.dataset.errors import DatasetError
 from viewer.engines import available_engines
 from viewer.errors import ViewerError
@@ -89,6 +91,9 @@ class WindowMenus:
         self._file_menu(bar.addMenu("&File"))
         self._view_menu(bar.addMenu("&View"))
         self._channel_menu(bar.addMenu("&Channel"))
+        model_menu = bar.addMenu("&Model")
+        self.action(model_menu, "&Preprocessing...", self.w.edit_preprocessing, None,
+                    "Channel swap, raw scale, mean and input scale, with the input they make")
         help_menu = bar.addMenu("&Help")
         self.action(help_menu, "Keys and mouse", lambda: QtWidgets.QMessageBox.information(
             self.w, "Keys and mouse", KEYS_HELP), "F1")
@@ -352,8 +357,13 @@ class WindowMenus:
         if path is None:
             return None
         path = path.with_suffix(".prototxt")
-        return self._saved(lambda: model_io.write_net(
-            model.dense.net, path, path.with_suffix(".caffemodel"), self._inputs()), path)
+        return self._saved(lambda: self._write_model(model, path), path)
+
+    def _write_model(self, model: session.LoadedModel, path: Path) -> None:
+        """The net, its weights, and its preprocessing sidecar (as `surgery --out` writes)."""
+        inputs = self._inputs()
+        model_io.write_net(model.dense.net, path, path.with_suffix(".caffemodel"), inputs)
+        write_text_atomic(sidecar_path(path), sidecar_text(model.dense.settings), inputs)
 
     def export_onnx(self) -> Path | None:
         model = self.w.model

@@ -1,0 +1,145 @@
+"""The window adapts to the model: a 1000-class colour net gets no plate parts, names from the
+synset_words.txt beside it, a searchable channel picker, and Model > Preprocessing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PyQt5 import QtCore, QtWidgets
+
+from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, open_window,  # noqa: F401
+                         plate_file, settings)
+from viewer import model_io
+from viewer.export import save_png
+from viewer.gui import app, session
+from viewer.gui.main_window import MainWindow
+from viewer.gui.preprocess_dialog import PreprocessDialog
+from viewer.preprocess import Transformer
+
+# 1000 classes over a 64x64 colour window: ImageNet's outputs on a net small enough to be fast.
+THOUSAND = """
+name: "Thousand"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 64 dim: 64 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 8 stride: 4 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool1" top: "fc"
+        inner_product_param { num_output: 1000 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+TABBY = 281
+
+
+@pytest.fixture
+def thousand_window(qtbot, tmp_path, settings):
+    """A window on a colour picture with the 1000-class net and its synset_words.txt."""
+    param, _ = model_io.parse_prototxt(THOUSAND, "thousand.prototxt")
+    proto, weights = tmp_path / "thousand.prototxt", tmp_path / "thousand.caffemodel"
+    model_io.write_net(model_io.init_weights(param, seed=2), proto, weights)
+    names = [f"n{k:08d} thing number {k}" for k in range(1000)]
+    names[TABBY] = "n02123045 tabby, tabby cat"
+    (tmp_path / "synset_words.txt").write_text("\n".join(names) + "\n")
+    rng = np.random.default_rng(1)
+    picture = save_png(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), tmp_path / "cat.png")
+    model = app.initial_model(default_args(prototxt=proto, weights=weights))
+    window = MainWindow(model, session.read_image(picture), settings, auto_check=False)
+    qtbot.addWidget(window)
+    window.errors = window.show_error = Recorder()
+    window.resize(1280, 800)
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.show()
+    yield window
+    window.close()
+
+
+def test_another_model_gets_best_class_and_no_plate_parts(thousand_window):
+    w = thousand_window
+    assert w.model.dense.labels[TABBY] == "tabby, tabby cat"
+    assert w.model.dense.transformer == Transformer(3, (2, 1, 0))
+    assert not w.letters.isVisible() and not w.scale.auto.isEnabled()
+    assert w.result.reading is None and w.fm.scale == 1.0
+    assert w.layer.title == "best class (hue), as opaque as its probability"
+    best, prob = w.fm.best()
+    np.testing.assert_array_equal(w.layer.rgba[..., 3], np.rint(255 * prob).astype(np.uint8))
+
+
+def test_the_readout_names_the_top_classes(thousand_window):
+    w = thousand_window
+    w.hover_cell(0, 0)
+    order = np.argsort(w.fm.probs[:, 0, 0])[::-1][:5]
+    names = [w.model.dense.labels[k] for k in order]
+    assert names[0] in w.readout.top.text()
+    assert all(name.startswith("thing number") or name == "tabby, tabby cat" for name in names)
+
+
+def test_typing_part_of_a_name_finds_the_class(thousand_window, qtbot):
+    picker = thousand_window.channels
+    picker.lineEdit().clear()
+    qtbot.keyClicks(picker.lineEdit(), "tabby")
+    search = picker.completer()
+    assert search.completionCount() == 1
+    assert search.currentCompletion() == "tabby, tabby cat"
+    picker.lineEdit().setText(search.currentCompletion())
+    with qtbot.waitSignal(thousand_window.map_shown, timeout=MAP_TIMEOUT, raising=False):
+        qtbot.keyClick(picker.lineEdit(), QtCore.Qt.Key_Return)
+    assert thousand_window.channel == "tabby, tabby cat"
+    assert thousand_window.layer.title == "P(tabby, tabby cat)"
+
+
+def test_the_preprocessing_dialog_shows_the_input_and_refuses_bad_values(thousand_window, qtbot):
+    w = thousand_window
+    dialog = PreprocessDialog(w.model.dense.transformer, w.image.pixels, 1.0, w)
+    qtbot.addWidget(dialog)
+    assert (dialog.swap.text(), dialog.raw.text(), dialog.mean.text()) == ("2,1,0", "255", "")
+    assert "channel 0 (B)" in dialog.caption.text() and "128x96 pixels" in dialog.caption.text()
+    assert dialog.picture.pixmap().width() > 3 * dialog.picture.pixmap().height()
+    dialog.mean.setText("1,2")
+    assert not dialog.ok.isEnabled() and "--mean has 2 value(s)" in dialog.caption.text()
+    dialog.mean.setText("104,117,123")
+    dialog.input_scale.setText("0")
+    assert not dialog.ok.isEnabled() and "--input-scale" in dialog.caption.text()
+    dialog.input_scale.setText("0.5")
+    assert dialog.ok.isEnabled()
+    chosen = dialog.transformer()
+    assert chosen == Transformer(3, (2, 1, 0), 255.0, (104, 117, 123), 0.5)
+    before = w.fm
+    with qtbot.waitSignal(w.map_shown, timeout=MAP_TIMEOUT):
+        w.set_transformer(chosen)
+    assert w.fm is not before
+    expected = w.model.dense.prepare(w.image.pixels, 1.0)
+    b, g, r = (w.image.pixels[0, 0, 2], w.image.pixels[0, 0, 1], w.image.pixels[0, 0, 0])
+    np.testing.assert_allclose(expected[0, :, 0, 0], (np.array([b, g, r]) - [104, 117, 123]) / 2)
+
+
+def test_the_plate_model_keeps_its_plate_parts(qtbot, plate_file, settings):
+    w = open_window(qtbot, plate_file, settings, scale=1.0)
+    assert w.letters.isVisible() and w.scale.auto.isEnabled()
+    assert w.layer.title == "best character (hue), as opaque as 1 - P(background)"
+    assert w.model.dense.transformer == Transformer(1)
+    w.close()
+
+
+def test_a_labels_file_of_the_wrong_length_is_a_warning(qtbot, plate_file, settings, tmp_path):
+    from gui_helpers import load_model
+    from bad_inputs import write_net_pair
+
+    proto, weights = write_net_pair(tmp_path)
+    (tmp_path / "labels.txt").write_text("only\ntwo\n")
+    w = open_window(qtbot, plate_file, settings, scale=1.0)
+    w.confirm = lambda question: True
+    assert load_model(qtbot, w, proto, weights) == "loaded"
+    assert w.errors.errors == [f"{tmp_path / 'labels.txt'} has 2 names but the net has 5 "
+                               "classes; classes are numbered instead"]
+    assert w.model.dense.labels == [f"class {k}" for k in range(5)]
+    w.close()
+
+
+def test_the_model_menu_opens_the_dialog(thousand_window, monkeypatch):
+    opened = []
+    monkeypatch.setattr(QtWidgets.QDialog, "exec_", lambda dialog: opened.append(dialog) or 0)
+    menu = next(a.menu() for a in thousand_window.menuBar().actions() if a.text() == "&Model")
+    next(a for a in menu.actions() if a.text() == "&Preprocessing...").trigger()
+    assert isinstance(opened[0], PreprocessDialog)
+    assert opened[0].swap.text() == "2,1,0"
