@@ -17,12 +17,24 @@ def class_colors(count: int) -> np.ndarray:
     return np.array([palette[k % len(palette)] for k in range(count)], np.uint8)
 
 
+def best_cells(fm: FeatureMap) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the class the best-class picture shows and how opaque it is.
+
+    For a plate model that is the best character, as opaque as 1 - P(background), so
+    background cells are transparent and the plate shows through unchanged. Any other
+    classifier gets its best class, as opaque as that class's probability.
+    """
+    if is_plate_model(fm.labels):
+        chars = character_channels(fm.labels)
+        return chars[fm.probs[chars].argmax(axis=0)], character_confidence(fm)
+    return fm.best()
+
+
 def best_class_legend(fm: FeatureMap, sure: float = 0.5) -> list[tuple[str, np.ndarray]]:
-    """The characters the best-class picture shows clearly (some cell at least `sure`
+    """The classes the best-class picture shows clearly (some cell at least `sure`
     opaque), left to right by their first such cell, each with its colour."""
-    chars = character_channels(fm.labels)
-    best = chars[fm.probs[chars].argmax(axis=0)]
-    rows, cols = np.nonzero(character_confidence(fm) >= sure)
+    best, alpha = best_cells(fm)
+    rows, cols = np.nonzero(alpha >= sure)
     first: dict[int, int] = {}
     for j, k in sorted(zip(cols.tolist(), best[rows, cols].tolist())):
         first.setdefault(k, j)
@@ -31,18 +43,8 @@ def best_class_legend(fm: FeatureMap, sure: float = 0.5) -> list[tuple[str, np.n
 
 
 def best_class_rgba(fm: FeatureMap) -> np.ndarray:
-    """h x w x 4 map: the best class's color, as opaque as the net is sure of it.
-
-    For a plate model that is the best character, and the alpha is 1 - P(background), so
-    background cells are transparent and the plate shows through unchanged. Any other
-    classifier gets its best class, as opaque as that class's probability.
-    """
-    if is_plate_model(fm.labels):
-        chars = character_channels(fm.labels)
-        best = chars[fm.probs[chars].argmax(axis=0)]
-        alpha = character_confidence(fm)
-    else:
-        best, alpha = fm.best()
+    """h x w x 4 map: each cell in its best class's colour, as opaque as `best_cells` says."""
+    best, alpha = best_cells(fm)
     rgba = np.empty(best.shape + (4,), np.uint8)
     rgba[..., :3] = class_colors(len(fm.labels))[best]
     rgba[..., 3] = np.clip(np.rint(255 * alpha), 0, 255).astype(np.uint8)
