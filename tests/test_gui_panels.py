@@ -10,7 +10,7 @@ from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_windo
 from viewer import render
 from viewer.featuremap import geometry_of
 from viewer.gui import jobs
-from viewer.gui.conv1_panel import TILE_HEIGHT, filter_picture
+from viewer.gui.conv1_panel import filter_picture
 
 CELLS = [(6, 8), (6, 20), (7, 33)]
 LABELS = ["K", "4", "Z"]
@@ -67,7 +67,7 @@ def test_conv1_grid_has_a_tile_per_filter_with_its_kernel(window):
     kernels = dense.engine.params[dense.first_conv][0]
     assert len(window.conv1.tiles) == len(kernels) == window.fm.conv1.shape[0]
     kh, kw = kernels.shape[2:]
-    block = TILE_HEIGHT // kh
+    block = window.conv1.picture_height // kh
     for k in (0, 7, len(kernels) - 1):
         drawn = _tile_pixels(window.conv1.tiles[k])[:kh * block, :kw * block].astype(int)
         blocks = drawn.reshape(kh, block, kw, block)
@@ -100,7 +100,8 @@ def test_a_filter_overlay_follows_the_scale(window, qtbot):
         window.scale.spin.setValue(1.3)
     assert np.array_equal(window.plate.heat.image, window.fm.conv1[5])
     assert window.conv1.tiles[5].isChecked()             # the tiles of the new map, still picked
-    expected = filter_picture(window.model.dense.engine.params["conv1"][0][5], window.fm.conv1[5])
+    expected = filter_picture(window.model.dense.engine.params["conv1"][0][5], window.fm.conv1[5],
+                              window.conv1.picture_height)
     assert window.conv1.tiles[5].iconSize().width() == expected.shape[1]
 
 

@@ -226,3 +226,23 @@ def test_the_best_class_picture_has_a_legend(window):
     assert not window.legend.isVisible()
     window.set_channel(None)
     assert window.legend.isVisible()
+
+
+# 7. the window fits the screen, and tiles grow on a large one --------------------------------------
+def test_the_window_fits_a_small_screen_and_tiles_grow_on_a_large_one(auto_window, qtbot):
+    win = auto_window
+    win.fit_to(QtCore.QRect(0, 0, 1280, 720), 1.0)
+    qtbot.waitUntil(lambda: not win.panels.is_busy(), timeout=MAP_TIMEOUT)
+    QtWidgets.QApplication.processEvents()
+    assert (win.width(), win.height()) == (1280, 720)
+    inside = win.rect()
+    for widget in (win.layer_controls.raw, win.statusBar(), win.summary):
+        corner = widget.mapTo(win, QtCore.QPoint(widget.width() - 1, widget.height() - 1))
+        assert widget.isVisible() and inside.contains(corner)
+    small_tile = win.conv1.tiles[0].iconSize().height()
+    small_card = win.letters.buttons[0].minimumHeight()
+    with qtbot.waitSignal(win.panels_shown, timeout=MAP_TIMEOUT):
+        win.fit_to(QtCore.QRect(0, 0, 1920, 1080), 1.0)
+    assert win.conv1.tiles[0].iconSize().height() > 1.2 * small_tile
+    assert win.letters.buttons[0].minimumHeight() > 1.2 * small_card
+    assert win.conv1.verticalScrollBar().maximum() == 0      # every tile in view

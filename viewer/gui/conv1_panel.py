@@ -10,7 +10,9 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 
 from viewer.gui.pixmaps import enlarged, fitted, normalized, to_pixmap
 
-TILE_HEIGHT = 40
+TILE_HEIGHT = 40           # tiles drawn without a panel to fit
+MIN_TILE_HEIGHT, MAX_TILE_HEIGHT = 30, 120    # tiles shrink or grow to fit the panel
+TILE_FRAME = 10            # a tile button's border and padding around its picture
 GAP = 4
 ACCENT = "#ff8c00"
 # The picked tile stands out: a thick accent frame on an accent ground.
@@ -45,10 +47,28 @@ def filter_picture(kernel: np.ndarray, output: np.ndarray, height: int = TILE_HE
     return np.hstack([k, normalized(fitted(np.asarray(output, np.float32), height))])
 
 
+def tile_height(count: int, kernel: tuple[int, int], output: tuple[int, int], width: int,
+                height: int, spacing: int) -> int:
+    """The tallest tile pictures (MIN_TILE_HEIGHT to MAX_TILE_HEIGHT) of which `count` fit
+    a `width` x `height` area without scrolling, so a large screen gets large tiles."""
+    (kh, kw), (oh, ow) = kernel, output
+    for size in range(MAX_TILE_HEIGHT, MIN_TILE_HEIGHT, -2):
+        tile_w = (size // kh) * kw + GAP + round(size * ow / oh) + TILE_FRAME + spacing
+        columns = max(1, (width + spacing) // tile_w)
+        if -(-count // columns) * (size + TILE_FRAME + spacing) <= height:
+            return size
+    return MIN_TILE_HEIGHT
+
+
 class Conv1Panel(QtWidgets.QScrollArea):
-    """A grid of checkable filter tiles; `filter_clicked(k)` or `filter_clicked(-1)` to clear."""
+    """A grid of checkable filter tiles; `filter_clicked(k)` or `filter_clicked(-1)` to clear.
+
+    `height_wanted(h)` asks for the tile pictures again at height `h` when the panel has
+    grown or shrunk (they are drawn on a worker).
+    """
 
     filter_clicked = QtCore.pyqtSignal(int)
+    height_wanted = QtCore.pyqtSignal(int)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +88,8 @@ class Conv1Panel(QtWidgets.QScrollArea):
         self.tiles: list[QtWidgets.QToolButton] = []
         self.selected: int | None = None
         self.outputs: np.ndarray | None = None     # the conv1 blob the tiles show
+        self.kernel_shape = (5, 5)
+        self.picture_height = TILE_HEIGHT
         self.hint.setText("conv1 filters appear here once a map is drawn.")
 
     def set_filters(self, blob: str, kernels: np.ndarray, outputs: np.ndarray,
@@ -81,13 +103,25 @@ class Conv1Panel(QtWidgets.QScrollArea):
                           "its output on this plate (bright = strong response). Click one to "
                           "overlay it on the plate; click it again to go back to the classes.")
         if pictures is None:
-            pictures = [filter_picture(kernels[k], outputs[k]) for k in range(len(kernels))]
-        self.outputs = outputs
+            pictures = [filter_picture(kernels[k], outputs[k], self.best_height(outputs.shape))
+                        for k in range(len(kernels))]
+        self.outputs, self.kernel_shape = outputs, (kh, kw)
+        self.picture_height = pictures[0].shape[0]
         for k, tile in enumerate(self.tiles):
             picture = numbered(to_pixmap(pictures[k]), k)
             tile.setIcon(QtGui.QIcon(picture))
             tile.setIconSize(picture.size())
         self._relayout(force=True)
+
+    def best_height(self, shape: tuple[int, ...]) -> int:
+        """The tile height for K outputs of `shape` (K x h x w) in the panel as it is now."""
+        margins = self.grid.contentsMargins()
+        room = self.viewport().size() - QtCore.QSize(margins.left() + margins.right(),
+                                                     margins.top() + margins.bottom())
+        hint = self.hint.heightForWidth(room.width())
+        return tile_height(shape[0], self.kernel_shape, shape[1:], room.width(),
+                           room.height() - max(hint, 0) - self.grid.spacing(),
+                           self.grid.spacing())
 
     def tiles_show(self, fm) -> bool:
         """Do the tiles show this map's conv1 (they are drawn after the map)?"""
@@ -138,5 +172,9 @@ class Conv1Panel(QtWidgets.QScrollArea):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        if self.outputs is not None:
+            wanted = self.best_height(self.outputs.shape)
+            if wanted != self.picture_height:
+                self.height_wanted.emit(wanted)
         self._relayout()
 

@@ -91,10 +91,11 @@ class MapResult:
     note: str = ""
 
 
-def conv1_pictures(kernels: np.ndarray, outputs: np.ndarray) -> list[np.ndarray]:
-    """The conv1 panel's tiles, drawn on a worker after the heatmap is on screen (~10-20 ms
-    for 20 filters at scale 0.9, which used to delay the heatmap or block the GUI thread)."""
-    return [filter_picture(kernel, output) for kernel, output in zip(kernels, outputs)]
+def conv1_pictures(kernels: np.ndarray, outputs: np.ndarray, height: int) -> list[np.ndarray]:
+    """The conv1 panel's tiles, `height` pixels tall, drawn on a worker after the heatmap is
+    on screen (~10-20 ms for 20 filters at scale 0.9, which used to delay the heatmap or
+    block the GUI thread)."""
+    return [filter_picture(kernel, output, height) for kernel, output in zip(kernels, outputs)]
 
 
 def reading_module() -> ModuleType | None:

@@ -13,13 +13,15 @@ RUNNERS_UP = 2
 class LetterButton(QtWidgets.QPushButton):
     """One read character: big label, its probability, and the next most likely classes."""
 
-    def __init__(self, letter: Any, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, letter: Any, size: float = 1.0,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.letter = letter
         self.setCheckable(True)
         others = [f"{label} {p:.2f}" for label, p in letter.top[1:1 + RUNNERS_UP]]
         text = QtWidgets.QLabel(
-            f"<div align='center'><span style='font-size:15pt; font-weight:600'>{letter.label}"
+            f"<div align='center' style='font-size:{9 * size:.0f}pt'>"
+            f"<span style='font-size:{15 * size:.0f}pt; font-weight:600'>{letter.label}"
             f"</span><br>{letter.prob:.2f}<br><span style='color:#777'>"
             f"{'<br>'.join(others)}</span></div>")
         text.setAttribute(QtCore.Qt.WA_TransparentForMouseEvents)
@@ -52,20 +54,31 @@ class LetterStrip(QtWidgets.QWidget):
         layout.addLayout(self.row)
         layout.addStretch(1)
         self.buttons: list[LetterButton] = []
+        self.size = 1.0
+        self.reading: Any = None
         self.show_message("Reading appears here once a map is drawn.")
+
+    def set_size(self, size: float) -> None:
+        """Cards `size` times the usual, so a large screen does not leave them small."""
+        if size != self.size:
+            self.size = size
+            if self.reading is not None:
+                self.set_reading(self.reading)
 
     def show_message(self, message: str) -> None:
         self._clear()
+        self.reading = None
         self.summary.setText(message)
 
     def set_reading(self, reading: Any) -> None:
         """Show a `reading.PlateReading`: its text and one button per letter."""
         self._clear()
+        self.reading = reading
         text = reading.text or "(nothing)"
         self.summary.setText(f"<b>Reads</b><br><span style='font-size:14pt'>{text}</span>"
                              f"<br>at scale {scale_text(reading.scale)}")
         for k, letter in enumerate(reading.letters):
-            button = LetterButton(letter)
+            button = LetterButton(letter, self.size)
             self.group.addButton(button, k)
             self.row.addWidget(button)
             self.buttons.append(button)

@@ -203,6 +203,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plate.left.connect(self._hover_left)
         self.letters.letter_clicked.connect(self.select_letter)
         self.conv1.filter_clicked.connect(self.select_filter)
+        self.conv1.height_wanted.connect(self._draw_conv1)
         self.blobs.blob_changed.connect(self._blob_changed)
         self.surgery.check_requested.connect(self.request_check)
 
@@ -424,17 +425,25 @@ class MainWindow(QtWidgets.QMainWindow):
             self.letters.set_reading(result.reading)
         else:
             self.letters.show_message(result.note)
-        dense = self.model.dense
-        if self.fm.conv1 is not None:
-            kernels, fm = dense.engine.params[dense.first_conv][0], self.fm
-            self.panels.submit("conv1", lambda: jobs.conv1_pictures(kernels, fm.conv1),
-                               (fm, dense.first_conv, kernels))
+        self._draw_conv1()
         self._show_blob(self.fm)
         self._refresh_hover()
         self._status()
         self.map_shown.emit()
         if self.auto_check and self.checked_generation != self.generation:
             self.request_check()
+
+    def _draw_conv1(self, height: int | None = None) -> None:
+        """The conv1 tiles of the map on screen, on the panels worker, as tall as the panel
+        has room for (`height` when it asked after a resize)."""
+        dense, fm = self.model.dense, self.fm
+        if fm is None or fm.conv1 is None:
+            return
+        kernels = dense.engine.params[dense.first_conv][0]
+        self.conv1.kernel_shape = kernels.shape[2:]
+        height = height or self.conv1.best_height(fm.conv1.shape)
+        self.panels.submit("conv1", lambda: jobs.conv1_pictures(kernels, fm.conv1, height),
+                           (fm, dense.first_conv, kernels))
 
     def _conv1_drawn(self, kind: str, tag: tuple, pictures: list) -> None:
         """The conv1 tiles of the map on screen (a late answer for an older map is dropped)."""
@@ -594,8 +603,27 @@ class MainWindow(QtWidgets.QMainWindow):
         super().closeEvent(event)
 
     def restore_window_state(self) -> None:
+        """The last session's geometry and docks, unless that no longer fits this screen."""
         geometry, state = self.settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        area = self.screen().availableGeometry()
+        if not area.contains(self.frameGeometry()):
+            self.fit_to(area)
+
+    def fit_to(self, area: QtCore.QRect, share: float = 0.92) -> None:
+        """Take `share` of the screen's available `area` (1 for screenshots), centred."""
+        size = QtCore.QSize(round(area.width() * share), round(area.height() * share))
+        self.resize(size)
+        self.move(area.center() - QtCore.QPoint(size.width() // 2, size.height() // 2))
+        # The docks keep their share (330 and 250 of 1280x800), so their tiles can grow.
+        self.resizeDocks([self.readout_dock], [round(size.width() * 0.26)], QtCore.Qt.Horizontal)
+        self.resizeDocks([self.net_dock], [round(size.height() * 0.31)], QtCore.Qt.Vertical)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        """Letter cards grow with the window (up to 1.6x at 1920x1080 and above)."""
+        super().resizeEvent(event)
+        size = min(event.size().width() / 1280, event.size().height() / 800)
+        self.letters.set_size(round(min(max(size, 1.0), 1.6), 1))
