@@ -473,3 +473,40 @@ def test_a_pair_whose_second_rename_fails_puts_the_first_back(tmp_path, monkeypa
         model_io.write_net(net, proto, weights)
     assert fingerprint(proto, weights) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.caffemodel", "pair.prototxt"]
+
+
+# ---- item 8: no display, one line instead of Qt's abort ----------------------------------------
+
+def test_the_viewer_without_a_display_says_so_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM",
+                                                            "WAYLAND_DISPLAY")}
+    result = run_child("view", env=env)
+    check_contract(result.returncode, result.stderr, 2, (
+        "no display found (DISPLAY is not set)", "view --screenshot", "`map`, `read`"))
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({}, "DISPLAY is not set"),
+    ({"DISPLAY": ":4093"}, "no X server answers at DISPLAY=:4093"),
+    ({"DISPLAY": "not a display"}, "no X server answers"),
+    ({"DISPLAY": ":4093", "QT_QPA_PLATFORM": "offscreen"}, None),
+    ({"QT_QPA_PLATFORM": "wayland"}, None),
+])
+def test_a_display_is_looked_for_before_qt(env, problem):
+    from viewer.gui.display import display_problem
+
+    found = display_problem(env)
+    assert (found is None) if problem is None else (problem in found)
+
+
+# ---- item 13: what the reader ignored is said -------------------------------------------------
+
+def test_an_unknown_prototxt_field_is_printed_as_a_warning(tmp_path, plate_png, capsys):
+    typo = HEAD + CONV.replace("kernel_size: 5", "kernel_size: 5 weight_filer { type: 'x' }")
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    proto.write_text(typo)
+    assert cli.main([str(a) for a in map_args(tmp_path, plate_png, proto, weights)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("warning: ")] == [
+        f"warning: {proto} line 5 (in layer 'conv1'): unknown field 'weight_filer' in "
+        "ConvolutionParameter (ignored)"]

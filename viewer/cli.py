@@ -51,7 +51,16 @@ def load_model_args(args: argparse.Namespace):
         raise ViewerError("give --prototxt and --weights together")
     if args.prototxt is None:
         return load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
-    return load_net(args.prototxt, args.weights)
+    net = load_net(args.prototxt, args.weights)
+    print_warnings(net.warnings)
+    return net
+
+
+def print_warnings(warnings: Sequence[str]) -> None:
+    """The prototxt's ignored fields (a typo such as `weight_filer`), one `warning:` line each
+    on stderr: the net runs, but not as its author meant."""
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def prepare_outputs(folder: Path, names: Sequence[str], inputs: tuple) -> list[Path]:
@@ -73,6 +82,7 @@ def cmd_surgery(args: argparse.Namespace) -> int:
     from viewer.safe_write import write_text_atomic
 
     classifier = model_io.load_net(args.prototxt, args.weights)
+    print_warnings(classifier.warnings)
     settings = settings_from_args(args, classifier)
     inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt, args.mean,
                                args.labels, args.train_prototxt) if p)
@@ -81,7 +91,8 @@ def cmd_surgery(args: argparse.Namespace) -> int:
         args.out, [f"{stem}_fullconv.prototxt", f"{stem}_fullconv.caffemodel",
                    sidecar_path(f"{stem}_fullconv.prototxt").name], inputs)
     if args.fcn_prototxt:
-        target, _ = model_io.read_prototxt(args.fcn_prototxt)
+        target, warnings = model_io.read_prototxt(args.fcn_prototxt)
+        print_warnings(warnings)
         result = surgery.transplant(classifier, target, str(args.fcn_prototxt))
     else:
         result = surgery.make_fully_convolutional(classifier)

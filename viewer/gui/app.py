@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from viewer import paths
 from viewer.errors import ViewerError
-from viewer.gui import session
+from viewer.gui import display, session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
 from viewer.preprocess_options import settings_from_args
@@ -100,12 +101,25 @@ def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
     return saved
 
 
+def use_a_display(shooting: bool) -> None:
+    """Make sure Qt will find a screen, before it aborts the process for want of one: a
+    screenshot is drawn offscreen then, a window is refused in one line."""
+    if QtWidgets.QApplication.instance() is not None:
+        return
+    problem = display.display_problem()
+    if problem and shooting:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif problem:
+        raise ViewerError(f"{problem}: {display.NO_DISPLAY_HINT}")
+
+
 def run_viewer(args: argparse.Namespace) -> int:
     """Open the window; with --screenshot save it once the first map is drawn and quit."""
     shooting = bool(getattr(args, "screenshot", None))
     if shooting:  # say now, not after the window has drawn, that it cannot be written
         check_output_path(args.screenshot, (args.image or paths.SAMPLE_PLATE,))
         probe_writable(Path(args.screenshot).parent)
+    use_a_display(shooting)
     if shooting and QtWidgets.QApplication.instance() is None:
         # One window pixel per image pixel, whatever DPI the display reports: 1280x800 PNGs.
         QtCore.QCoreApplication.setAttribute(QtCore.Qt.AA_DisableHighDpiScaling, True)
@@ -120,5 +134,6 @@ def run_viewer(args: argparse.Namespace) -> int:
     if not shooting:
         window.restore_window_state()
     window.show()
+    window.show_warnings(window.model.net.warnings)
     saved = schedule_screenshot(window, Path(args.screenshot)) if shooting else []
     return app.exec_() or (0 if all(saved) else 1)

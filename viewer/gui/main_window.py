@@ -230,6 +230,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _model_loaded(self, model: LoadedModel, tag: jobs.ModelTag) -> None:
         self.set_model(model)
+        if tag.remember:                 # a model opened, not one moved to another engine
+            self.show_warnings(model.net.warnings)
         self.files.model_opened(model, tag.remember)
         for note in model.dense.settings.notes:    # e.g. a labels file of the wrong length
             self.show_error(note)
@@ -574,6 +576,14 @@ class MainWindow(QtWidgets.QMainWindow):
     # errors and questions (tests replace these two) -----------------------------------------------
     def show_error(self, message: str) -> None:
         QtWidgets.QMessageBox.warning(self, TITLE, message)
+
+    def show_warnings(self, warnings: list[str]) -> None:
+        """What the reader ignored in the prototxt, in a box that does not block the window."""
+        if warnings:
+            box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, TITLE,
+                                        "\n".join(warnings), parent=self)
+            box.setModal(False)
+            box.show()
 
     def confirm(self, question: str) -> bool:
         answer = QtWidgets.QMessageBox.question(self, TITLE, question)
