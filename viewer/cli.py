@@ -337,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--channel", help="class to show, e.g. A or 7 (default: best class)")
     view.add_argument("--screenshot", type=Path, help="save the window as PNG and quit")
     add_model_options(view)
+    add_stride_option(view)
     view.set_defaults(func=cmd_view)
 
     surg = sub.add_parser("surgery", help="make a classifier fully convolutional")

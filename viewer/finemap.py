@@ -35,8 +35,8 @@ class FineMethod:
         if self.method == NATIVE:
             return [f"stride {self.stride}: the native map"]
         head = f"stride {self.stride} by {self.method}"
-        return [head + (f" ({self.note})" if self.note else "")] + \
-            [c.describe() for c in self.changes]
+        changed = [c.describe() for c in self.changes] if self.method == RAREFACTION else []
+        return [head + (f" ({self.note})" if self.note else "")] + changed
 
 
 class StitchedEngine(Engine):
@@ -101,6 +101,21 @@ def stitch(outs: dict[tuple[int, int], np.ndarray], factor: tuple[int, int]) -> 
         part = fine[:, :, a::fy, b::fx]
         part[...] = out[:, :, :part.shape[2], :part.shape[3]]
     return fine
+
+
+def fine_method(net: CaffeNet, name: str, stride: int) -> FineMethod:
+    """How the named engine will compute `net`'s map at `stride`, without making the engine
+    (an onnx graph that cannot load still falls back when `create_fine_engine` builds it)."""
+    native = check_stride(net, stride)
+    if native == (stride, stride):
+        return FineMethod(stride, NATIVE)
+    try:
+        rarefied = rarefy(net, stride)
+    except RarefactionError as err:
+        return FineMethod(stride, SHIFT_AND_STITCH, note=str(err))
+    if name in RAREFYING:
+        return FineMethod(stride, RAREFACTION, rarefied.changes)
+    return FineMethod(stride, SHIFT_AND_STITCH, note=f"the {name} engine has no dilated pooling")
 
 
 def create_fine_engine(name: str, net: CaffeNet, stride: int) -> tuple[Engine, FineMethod]:

@@ -48,8 +48,22 @@ def create_window(args: argparse.Namespace, settings: Settings,
     if args.channel and args.channel not in model.dense.labels:
         raise ViewerError(f"unknown channel '{args.channel}'; choose one of "
                           f"{' '.join(model.dense.labels)}")
-    return MainWindow(model, image, settings, channel=args.channel, scale=args.scale,
-                      auto_check=auto_check)
+    fine_on = wants_fine(args, model.dense)
+    window = MainWindow(model, image, settings, channel=args.channel, scale=args.scale,
+                        auto_check=auto_check)
+    window.set_fine(fine_on)
+    return window
+
+
+def wants_fine(args: argparse.Namespace, dense) -> bool:
+    """`view --stride N`: the viewer shows the net's own stride or, after it, stride 1."""
+    stride = getattr(args, "stride", None)
+    if stride is None or stride == dense.native_stride[0]:
+        return False
+    if stride != 1:
+        raise ViewerError(f"the viewer shows stride {dense.native_stride[0]} (the net's) or 1, "
+                          f"not {stride}; `map --stride {stride}` writes such a map")
+    return True
 
 
 def png_bytes(widget: QtWidgets.QWidget) -> bytes:

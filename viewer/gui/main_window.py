@@ -15,7 +15,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 from viewer import render
 from viewer.errors import ViewerError
 from viewer.featuremap import FeatureMap
-from viewer.gui import jobs
+from viewer.gui import fine, jobs
 from viewer.gui.blob_panel import BlobPanel
 from viewer.gui.controls import (ChannelPicker, LayerControls, ScaleControl, scale_limit_text,
                                  scale_text)
@@ -38,7 +38,8 @@ from viewer.preprocess import Transformer
 TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".
 WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "loading the model",
-        "surgery": "timing the surgery", "blob": "computing the blob"}
+        "surgery": "timing the surgery", "blob": "computing the blob",
+        "fine": "computing the fine map"}
 
 
 def legend_html(entries: list) -> str:
@@ -84,6 +85,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.checked_generation = -1
         self.auto_shown = False   # the map on screen is at the scale auto_read chose
         self.shown_tag: jobs.MapTag | None = None   # the request the map on screen answers
+        self.coarse: jobs.MapResult | None = None   # the last map at the net's own stride
+        self.fine_on = False                        # follow each coarse map with a fine one
         self.maps = LatestWorker("maps")
         self.slow = LatestWorker("surgery")
         self.panels = LatestWorker("panels")   # conv1 tiles, drawn after the heatmap is shown
@@ -169,6 +172,13 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addWidget(self.channels)
         bar.addSeparator()
         bar.addWidget(self.layer_controls)
+        bar.addSeparator()
+        self.fine_action = QtWidgets.QAction(f"Fine (stride {fine.FINE_STRIDE})", self)
+        self.fine_action.setCheckable(True)
+        self.fine_action.setShortcut(QtGui.QKeySequence("Ctrl+F"))
+        self.fine_action.setToolTip("After each map, compute a cell at every pixel of the "
+                                    "scaled image (filter rarefaction) and show it (Ctrl+F)")
+        bar.addAction(self.fine_action)
 
     def _dock(self, title: str, widget: QtWidgets.QWidget,
               area: QtCore.Qt.DockWidgetArea) -> QtWidgets.QDockWidget:
@@ -206,6 +216,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.conv1.height_wanted.connect(self._draw_conv1)
         self.blobs.blob_changed.connect(self._blob_changed)
         self.surgery.check_requested.connect(self.request_check)
+        self.fine_action.toggled.connect(self.set_fine)
+        self.scale.slider.sliderReleased.connect(self.request_fine)
 
     # model and image -------------------------------------------------------------------------
     def load_model(self, prototxt: Path, weights: Path | None, engine: str | None = None) -> None:
@@ -272,6 +284,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.conv1.select(None)
         self.blobs.set_blobs(dense.engine.blob_names, preferred=dense.score_blob)
         self.surgery.set_model(model)
+        self.surgery.set_fine(fine.method_of(dense).describe())
         # The plate parts (letter strip, automatic scale) only for a model with plate labels.
         self.letters.setVisible(is_plate_model(dense.labels))
         self.scale.auto.setEnabled(jobs.plate_reader(dense.labels) is not None)
@@ -283,7 +296,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.generation += 1
         self.plate.clear_map()
         self.plate.set_plate(image.pixels)
-        self.fm = self.result = self.layer = None   # nothing of the last image's map is drawn
+        # nothing of the last image's map is drawn
+        self.fm = self.result = self.layer = self.coarse = None
         self.readout.clear()
         self.blobs.show_blob(self.blobs.blob(), None)   # until this image's map is drawn
         self._update_range()
@@ -336,7 +350,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a scale chosen by hand replaces a search for the automatic one."""
         scale, dense, pixels = self.scale.value(), self.model.dense, self.image.pixels
         extra = self._extra_blobs()
-        self.maps.cancel(("auto", "blob"))
+        self.maps.cancel(("auto", "blob", "fine"))
         self.maps.submit("map", lambda: jobs.compute_map(dense, pixels, scale, extra),
                          jobs.MapTag(self.generation, scale))
         self.statusBar().showMessage(f"computing the dense map at scale {scale:g}...")
@@ -350,7 +364,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop
         extra = self._extra_blobs()
-        self.maps.cancel(("map", "blob"))
+        self.maps.cancel(("map", "blob", "fine"))
         self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels, stop, extra),
                          jobs.MapTag(self.generation, self.scale.value()))
         self.statusBar().showMessage("looking for the scale at which the letters fit the net...")
@@ -372,17 +386,25 @@ class MainWindow(QtWidgets.QMainWindow):
             if tag is self.fm:
                 self.fm.blobs.update(result)
                 self._show_blob(self.fm)
+        elif kind == "fine":
+            if self.fine_on and tag.generation == self.generation and self.coarse is not None \
+                    and tag.scale == self.coarse.fm.scale:
+                self._show_result(result)
         elif kind not in ("map", "auto") or tag.generation != self.generation:
             return
         else:
             self.auto_shown, self.shown_tag = kind == "auto", tag
             if self.auto_shown:
                 self.scale.set_scale(result.fm.scale)
+            self.coarse = result
             self._show_result(result)
+            self.request_fine()
 
     def _job_failed(self, kind: str, tag: jobs.MapTag, message: str) -> None:
         if kind == "surgery":
             self.surgery.set_failed(message)
+        elif kind == "fine":    # the coarse map stays
+            self.statusBar().showMessage(f"no fine map: {message}", 8000)
         elif kind in ("map", "auto") and tag.generation == self.generation:
             self.statusBar().showMessage(f"error: {message}")
             self.letters.show_message(f"<span style='color:#c22'>{message}</span>")
@@ -390,6 +412,31 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.request_map()
             else:
                 self.map_failed.emit(message)
+
+    def set_fine(self, on: bool) -> None:
+        """Follow each coarse map with the fine one (on), or go back to the coarse map (off)."""
+        self.fine_on = on
+        if self.fine_action.isChecked() != on:
+            self.fine_action.setChecked(on)
+        if on:
+            self.request_fine()
+            return
+        self.maps.cancel(("fine",))
+        self._show_busy()
+        if fine.is_fine(self.result) and self.coarse is not None:
+            self._show_result(self.coarse)
+
+    def request_fine(self) -> None:
+        """The fine map of the coarse map on screen, unless the scale is being dragged (the
+        release asks again) or it is already shown."""
+        coarse = self.coarse
+        if not self.fine_on or coarse is None or fine.is_fine(self.result) or \
+                fine.is_fine(coarse) or self.scale.slider.isSliderDown():
+            return
+        dense, pixels, extra = self.model.dense, self.image.pixels, self._extra_blobs()
+        self.maps.submit("fine", lambda: fine.fine_map(dense, pixels, coarse.fm.scale, extra,
+                                                       coarse),
+                         jobs.MapTag(self.generation, coarse.fm.scale))
 
     def _show_busy(self) -> None:
         kinds = self.maps.busy_kinds() + self.slow.busy_kinds()

@@ -33,6 +33,7 @@ KEYS_HELP = (
     "Esc: cancel the map, scale search or model load in progress; when none runs, best class<br>"
     "Cancel button (status bar): also stops the surgery timing<br>"
     "+ / -: scale up / down<br>Ctrl+0: automatic scale<br>Ctrl+R: raw scores<br>"
+    "Ctrl+F: fine map (a cell at every pixel, after the coarse one)<br>"
     "Ctrl+O: open image<br>Ctrl+M: open model<br>Ctrl+L: open training data (LMDB)<br>"
     "Ctrl+S: save overlay PNG<br>Ctrl+E: save maps (.npz)<br>Ctrl+Shift+S: save surgered "
     "model<br>Home: fit the plate<br>Return or Esc in the scale box: back to the plate<br>"
@@ -129,6 +130,7 @@ class WindowMenus:
         self.raw_action.setCheckable(True)
         self.action(menu, "&Fit the plate", self.w.plate.fit,
                     "Home")
+        menu.addAction(self.w.fine_action)
         self._engine_menu(menu.addMenu("&Engine"))
         menu.addSeparator()
         for dock in (self.w.readout_dock, self.w.net_dock):

@@ -113,7 +113,8 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel()
         self.equivalence = QtWidgets.QLabel()
         self.timing = QtWidgets.QLabel()
-        for label in (self.summary, self.equivalence, self.timing):
+        self.fine = QtWidgets.QLabel()
+        for label in (self.summary, self.equivalence, self.timing, self.fine):
             label.setWordWrap(True)
         self.button = QtWidgets.QPushButton("Measure again at this scale")
         self.button.clicked.connect(self.check_requested)
@@ -121,6 +122,7 @@ class SurgeryPanel(QtWidgets.QWidget):
         text.addWidget(self.summary)
         text.addWidget(self.equivalence)
         text.addWidget(self.timing)
+        text.addWidget(self.fine)
         text.addWidget(self.button, 0, QtCore.Qt.AlignLeft)
         text.addStretch(1)
         layout = QtWidgets.QHBoxLayout(self)
@@ -136,6 +138,11 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.summary.setText(summary_text(model))
         self.equivalence.setText("Equivalence: measuring...")
         self.timing.setText("Speed: measuring...")
+
+    def set_fine(self, lines: list[str]) -> None:
+        """How the fine map is computed: the layers rarefaction changed (viewer.finemap)."""
+        self.fine.setText("Fine map: " + lines[0] + "".join(f"<br>&nbsp;&nbsp;{line}"
+                                                            for line in lines[1:]))
 
     def set_measuring(self) -> None:
         self.timing.setText("Speed: measuring...")

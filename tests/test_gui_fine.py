@@ -1,0 +1,42 @@
+"""The Fine (stride 1) toggle: the coarse map first, the fine map after it, placed by geometry."""
+from __future__ import annotations
+
+import numpy as np
+
+from gui_helpers import (MAP_TIMEOUT, item_rect, plate_file, rect_tuple, settings,  # noqa: F401
+                         window)
+
+
+def test_the_fine_toggle_replaces_the_coarse_grid_by_one_cell_per_pixel(window, qtbot):
+    coarse = window.fm
+    assert coarse.geometry.stride == (4, 4)
+    assert "stride 1 by" in window.surgery.fine.text()
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.fine_action.trigger()            # View > Fine (stride 1), Ctrl+F
+    fm = window.fm
+    assert fm.scale == coarse.scale and fm.geometry.stride == (1, 1)
+    drawn = window.plate.classes.image
+    assert drawn.shape[:2] == fm.probs.shape[1:]
+    assert drawn.shape[0] > 3 * coarse.probs.shape[1]
+    assert np.allclose(item_rect(window.plate.classes), fm.geometry.heatmap_rect(*drawn.shape[:2]))
+    sampled = fm.probs[:, ::4, ::4]
+    np.testing.assert_allclose(sampled, coarse.probs[:, :sampled.shape[1], :sampled.shape[2]],
+                               atol=1e-4)
+    x, y, w, h = fm.geometry.cell_window(5, 9)
+    window.hover_at(x + w / 2, y + h / 2)
+    assert np.allclose(rect_tuple(window.plate.window_box.rect()), (x, y, w, h))
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.fine_action.trigger()            # off: the coarse map again, at once
+    assert window.fm is coarse
+
+
+def test_no_fine_pass_while_the_scale_is_dragged(window, qtbot):
+    window.set_fine(True)
+    qtbot.waitUntil(lambda: window.fm.geometry.stride == (1, 1), timeout=MAP_TIMEOUT)
+    window.scale.slider.setSliderDown(True)
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.scale.set_scale(0.9, emit=True)
+    assert window.fm.geometry.stride == (4, 4) and "fine" not in window.maps.busy_kinds()
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.scale.slider.setSliderDown(False)  # the release starts the fine pass
+    assert window.fm.geometry.stride == (1, 1) and window.fm.scale == 0.9
