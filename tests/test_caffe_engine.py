@@ -358,3 +358,29 @@ def test_caffe_never_aborts_on_a_net_our_reader_loads(tmp_path):
     assert result.returncode == 0, (f"Caffe aborted on this net:\n{net}\n"
                                     f"{result.stderr[-1500:]}")
     assert result.stdout.strip() == "no abort"
+
+
+@pytest.mark.parametrize("name, cells", [("caffenet_style", 8), ("resnet_bottleneck", 50),
+                                         ("mobilenet_v2_block", 99)])
+def test_the_dense_map_of_a_454_image_is_pycaffes_fully_convolutional_forward(name, cells,
+                                                                               tmp_path):
+    """The issue's check: the map of a 454x454 colour image (default engine) equals pycaffe's
+    own forward of the surgered net, loaded from the files we write, on the same input."""
+    import gallery
+
+    dense = DenseClassifier(gallery.load(name, seed=4))
+    image = gallery.image(454, 454, seed=4)
+    fm = dense.run(image, 1.0)
+    proto, weights = tmp_path / "fcn.prototxt", tmp_path / "fcn.caffemodel"
+    model_io.write_net(dense.net, proto, weights)
+    real = import_caffe().Net(str(proto), str(weights), caffe.TEST)
+    data = dense.prepare(image, 1.0)
+    real.blobs["data"].reshape(*data.shape)
+    real.reshape()
+    real.blobs["data"].data[...] = data
+    real.forward()
+    expected = real.blobs[dense.score_blob].data[0]
+    assert fm.scores.shape == expected.shape == (10, cells, cells)
+    scale = max(1.0, float(np.abs(expected).max()))
+    assert _max_diff(fm.scores, expected) / scale < TOLERANCE
+    assert _max_diff(fm.probs, softmax(expected, axis=0)) < TOLERANCE
