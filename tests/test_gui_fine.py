@@ -10,7 +10,11 @@ from gui_helpers import (MAP_TIMEOUT, item_rect, plate_file, rect_tuple, setting
 def test_the_fine_toggle_replaces_the_coarse_grid_by_one_cell_per_pixel(window, qtbot):
     coarse = window.fm
     assert coarse.geometry.stride == (4, 4)
-    assert "stride 1 by" in window.surgery.fine.text()
+    table = window.surgery.table
+    rows = [[table.item(r, c).text() for c in range(5)] for r in range(table.rowCount())]
+    assert ["pool2 (Pooling)", "stride 2 dilation 1 pad 0", "->", "pool2 (fine)",
+            "stride 1 dilation 2 pad 0"] in rows
+    assert ["fine map (stride 1)", "", "by", "rarefaction", ""] in rows
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.fine_action.trigger()            # View > Fine (stride 1), Ctrl+F
     fm = window.fm

@@ -30,14 +30,6 @@ class FineMethod:
     changes: list[Change] = field(default_factory=list)
     note: str = ""
 
-    def describe(self) -> list[str]:
-        """Lines for the surgery panel and the CLI."""
-        if self.method == NATIVE:
-            return [f"stride {self.stride}: the native map"]
-        head = f"stride {self.stride} by {self.method}"
-        changed = [c.describe() for c in self.changes] if self.method == RAREFACTION else []
-        return [head + (f" ({self.note})" if self.note else "")] + changed
-
 
 class StitchedEngine(Engine):
     """Shift-and-stitch over another engine: the native net run on the input shifted by each

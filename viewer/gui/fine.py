@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from viewer.featuremap import DenseClassifier
-from viewer.finemap import FineMethod, fine_method
+from viewer.finemap import RAREFACTION, FineMethod, fine_method
 from viewer.gui.jobs import MapResult
 
 FINE_STRIDE = 1
@@ -41,5 +41,23 @@ def is_fine(result: MapResult | None) -> bool:
 
 
 def method_of(dense: DenseClassifier) -> FineMethod:
-    """How the fine map of this model is computed, for the Surgery panel (no engine is made)."""
+    """How the fine map of this model is computed (no engine is made)."""
     return fine_method(dense.net, dense.engine_name, FINE_STRIDE)
+
+
+def surgery_rows(dense: DenseClassifier) -> list[tuple[str, str, str, str, str]]:
+    """The Surgery table's rows for the fine map, as it shows InnerProduct -> Convolution:
+    each layer whose stride, dilation or pad rarefaction changed, or the fallback used."""
+    method = method_of(dense)
+    head = (f"fine map (stride {method.stride})", "", "by", method.method, method.note)
+    rows = [head]
+    for c in method.changes if method.method == RAREFACTION else []:
+        before, after = zip(*[(_pair(old), _pair(new)) for old, new in
+                              (c.stride, c.dilation, c.pad)])
+        rows.append((f"{c.layer} ({c.kind})", "stride {} dilation {} pad {}".format(*before),
+                     "->", f"{c.layer} (fine)", "stride {} dilation {} pad {}".format(*after)))
+    return rows
+
+
+def _pair(p: tuple[int, int]) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"

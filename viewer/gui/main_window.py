@@ -284,7 +284,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.conv1.select(None)
         self.blobs.set_blobs(dense.engine.blob_names, preferred=dense.score_blob)
         self.surgery.set_model(model)
-        self.surgery.set_fine(fine.method_of(dense).describe())
+        self.surgery.set_fine(fine.surgery_rows(dense))
         # The plate parts (letter strip, automatic scale) only for a model with plate labels.
         self.letters.setVisible(is_plate_model(dense.labels))
         self.scale.auto.setEnabled(jobs.plate_reader(dense.labels) is not None)

@@ -113,8 +113,7 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel()
         self.equivalence = QtWidgets.QLabel()
         self.timing = QtWidgets.QLabel()
-        self.fine = QtWidgets.QLabel()
-        for label in (self.summary, self.equivalence, self.timing, self.fine):
+        for label in (self.summary, self.equivalence, self.timing):
             label.setWordWrap(True)
         self.button = QtWidgets.QPushButton("Measure again at this scale")
         self.button.clicked.connect(self.check_requested)
@@ -122,7 +121,6 @@ class SurgeryPanel(QtWidgets.QWidget):
         text.addWidget(self.summary)
         text.addWidget(self.equivalence)
         text.addWidget(self.timing)
-        text.addWidget(self.fine)
         text.addWidget(self.button, 0, QtCore.Qt.AlignLeft)
         text.addStretch(1)
         layout = QtWidgets.QHBoxLayout(self)
@@ -139,10 +137,13 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.equivalence.setText("Equivalence: measuring...")
         self.timing.setText("Speed: measuring...")
 
-    def set_fine(self, lines: list[str]) -> None:
-        """How the fine map is computed: the layers rarefaction changed (viewer.finemap)."""
-        self.fine.setText("Fine map: " + lines[0] + "".join(f"<br>&nbsp;&nbsp;{line}"
-                                                            for line in lines[1:]))
+    def set_fine(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        """Rows after the surgery's: how the fine map is computed (viewer.gui.fine)."""
+        start = self.table.rowCount()
+        self.table.setRowCount(start + len(rows))
+        for r, row in enumerate(rows, start=start):
+            for c, text in enumerate(row):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
 
     def set_measuring(self) -> None:
         self.timing.setText("Speed: measuring...")
