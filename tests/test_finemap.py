@@ -95,3 +95,10 @@ def test_map_stride_1_writes_the_fine_grid(tmp_path, lenet_files, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip().endswith(
         "stride 3 does not divide the net's native stride 4; choose one of 1, 2, 4")
+
+
+def test_a_fine_classifier_keeps_the_preprocessing(lenet):
+    dense = DenseClassifier(lenet, "blas")
+    fine = dense.at_stride(2)
+    assert fine.settings is dense.settings and fine.unit.stride == (2, 2)
+    assert fine.at_stride(None).unit.stride == (4, 4)

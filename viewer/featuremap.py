@@ -213,8 +213,10 @@ class DenseClassifier:
         return create_fine_engine(name, self.net, self.stride)
 
     def at_stride(self, stride: int | None) -> "DenseClassifier":
-        """The same net and engine mapping every `stride` pixels (None: the native stride)."""
-        return DenseClassifier(self.classifier or self.net, self.engine_name, stride)
+        """The same net, engine and preprocessing mapping every `stride` pixels (None: the
+        native stride)."""
+        return DenseClassifier(self.classifier or self.net, self.engine_name, stride,
+                               self.settings)
 
     @property
     def engine_name(self) -> str:
