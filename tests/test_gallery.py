@@ -88,3 +88,27 @@ def test_cifar10_quick_maps_a_64x64_image_and_refuses_one_below_its_input(nets):
     assert dense.run(gallery.image(32, 32), 1.0).scores.shape == (10, 1, 1)
     with pytest.raises(ImageError, match=r"31x31 pixels, smaller than the net's 32x32 window"):
         dense.run(gallery.image(31, 31), 1.0)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "blas"])
+@pytest.mark.parametrize("name", ["resnet_bottleneck", "mobilenet_v2_block", "inception_block",
+                                  "squeezenet_fire"])
+def test_the_memory_estimate_covers_the_zoo_layers(name, engine, nets):
+    """What the 2 GB guard trusts (`viewer.cost`) is at least what a pass allocates (numpy's
+    arrays are traced by tracemalloc) on nets with BatchNorm, Eltwise, depthwise groups and
+    Concat."""
+    import tracemalloc
+
+    from viewer import cost
+
+    dense = DenseClassifier(nets[name], engine)
+    data = dense.prepare(gallery.image(160, 170), 1.0)
+    blobs = dense.wanted_blobs()
+    estimate = cost.forward_bytes(dense.engine, data.shape, blobs)
+    tracemalloc.start()
+    try:
+        dense.engine.forward(data, blobs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= estimate, (name, engine, peak, estimate)

@@ -47,15 +47,26 @@ def forward_flops(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
 
 
 def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
-    """An upper bound for engines that keep every blob: all blobs, plus the largest im2col."""
+    """An upper bound for engines that keep every blob: all blobs, plus the largest scratch of
+    a convolution (`_conv_scratch`)."""
     shapes = _shapes(net, input_shape)
     blobs = sum(math.prod(s) for s in shapes.values())
-    largest_cols = 0
-    for layer in netgraph.deploy_layers(net.param):
-        if layer.type == "Convolution":
-            outputs, fan_in = _im2col_size(layer, shapes)
-            largest_cols = max(largest_cols, outputs // shapes[layer.top[0]][1] * fan_in)
-    return (blobs + largest_cols) * FLOAT
+    scratch = max((_conv_scratch(layer, shapes) for layer in netgraph.deploy_layers(net.param)
+                   if layer.type == "Convolution"), default=0)
+    return (blobs + scratch) * FLOAT
+
+
+def _conv_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
+    """Elements a convolution holds besides its blobs: the padded input, one group's im2col,
+    and the product before it takes its final layout (per group, then joined, when grouped:
+    MobileNet's depthwise convolutions have one group per channel)."""
+    outputs, fan_in = _im2col_size(layer, shapes)
+    bottom = shapes[layer.bottom[0]]
+    ph, pw = netgraph.conv_window(layer.convolution_param).pad
+    padded = math.prod(bottom[:2]) * (bottom[2] + 2 * ph) * (bottom[3] + 2 * pw) \
+        if ph or pw else 0
+    products = outputs * (2 if layer.convolution_param.group > 1 else 1)
+    return padded + outputs // shapes[layer.top[0]][1] * fan_in + products
 
 
 def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
