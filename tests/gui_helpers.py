@@ -83,10 +83,11 @@ def settings(tmp_path) -> Settings:
     return Settings(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat))
 
 
-def open_window(qtbot, plate: Path, settings: Settings, **kwargs) -> MainWindow:
-    """A shown window on `plate` with the bundled model, after its first map is drawn and the
-    conv1 tiles have followed."""
-    model = app.initial_model(default_args())
+def open_window(qtbot, plate: Path, settings: Settings, args: argparse.Namespace | None = None,
+                **kwargs) -> MainWindow:
+    """A shown window on `plate` with the model of `args` (default: the bundled one), after
+    its first map is drawn and the conv1 tiles have followed."""
+    model = app.initial_model(args or default_args())
     window = MainWindow(model, session.read_image(plate), settings, **kwargs)
     qtbot.addWidget(window)
     window.errors = Recorder()

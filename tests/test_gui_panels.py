@@ -220,3 +220,26 @@ def test_the_panel_shows_the_checks_own_tolerance():
     text = verification_text(raw)
     assert f"tolerance {raw.tolerance:.2g} = 0.0001 x the largest score, 250: the tolerance " \
         "is relative" in text and "passed" in text
+
+
+def test_a_padded_net_shows_the_classifier_window_and_names_its_padded_field(qtbot, tmp_path,
+                                                                             settings):
+    """CaffeNet's layout on a 451x451 image at scale 1: 8x8 cells, the hover's rectangle is
+    the 227 px window at stride 32, and the status names the 355 px padded field."""
+    import gallery
+    from gui_helpers import default_args
+    from viewer import model_io
+    from viewer.export import save_png
+
+    proto, weights = tmp_path / "caffenet.prototxt", tmp_path / "caffenet.caffemodel"
+    model_io.write_net(gallery.load("caffenet_style"), proto, weights)
+    image = save_png(gallery.image(451, 451), tmp_path / "image.png")
+    win = open_window(qtbot, image, settings, default_args(prototxt=proto, weights=weights),
+                      scale=1.0)
+    try:
+        assert win.fm.probs.shape[1:] == (8, 8)
+        assert "8x8 cells, stride 32, window 227 px of the scaled image (padded field 355 px)" \
+            in win.summary.full
+        assert win.fm.geometry.cell_window(4, 4) == (128.0, 128.0, 227.0, 227.0)
+    finally:
+        win.close()

@@ -526,10 +526,11 @@ class MainWindow(QtWidgets.QMainWindow):
         h, w = (layer.values if layer.values is not None else layer.rgba).shape[:2]
         how = ", chosen automatically" if self.auto_shown else ""
         why = f" | {fm.engine_note}" if fm.engine_note else ""
+        padded = f" (padded field {g.padded_field[0]} px)" if g.padded_field else ""
         self.summary.set_summary(
             f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
-            f"{g.receptive_field[0]} px of the scaled image | scale {scale_text(fm.scale)}{how} | "
-            f"{fm.forward_ms:.0f} ms on {fm.engine}{why}")
+            f"{g.receptive_field[0]} px of the scaled image{padded} | "
+            f"scale {scale_text(fm.scale)}{how} | {fm.forward_ms:.0f} ms on {fm.engine}{why}")
 
     # picking what to show ------------------------------------------------------------------------
     def set_channel(self, label: str | None) -> None:
