@@ -62,7 +62,7 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
         if src and Path(src).is_dir() and Path(src).resolve() in out.resolve().parents:
             raise ViewerError(f"refusing to write {out} inside the input folder {src}: "
                               "choose an output outside it")
-    folder = out.parent if str(out.parent) else Path(".")
+    folder = out.parent                      # Path("out.png").parent is Path(".")
     if not folder.is_dir():
         raise ViewerError(f"output folder {folder} does not exist")
     if out.is_dir():
