@@ -21,8 +21,12 @@ def test_an_output_goes_through_a_hidden_part_file_in_its_own_folder(tmp_path, m
     renames, real_replace = [], os.replace
     monkeypatch.setattr(safe_write.os, "replace",
                         lambda src, dst: (renames.append((src, dst)), real_replace(src, dst)))
-    old_umask = os.umask(0o027)
+    old_umask = os.umask(0)
     try:
+        assert os.stat(write_bytes_atomic(tmp_path / "open.bin", b"")).st_mode & 0o777 == 0o666
+        (tmp_path / "open.bin").unlink()
+        renames.clear()
+        os.umask(0o027)
         out = write_text_atomic(tmp_path / "map.txt", "écrit\n")
     finally:
         os.umask(old_umask)
@@ -66,9 +70,21 @@ def test_a_folder_where_no_file_can_be_made_is_named_with_the_reason(tmp_path, m
         prepare_output_folder(tmp_path)
 
 
-def test_the_output_folder_is_made_with_its_parents_and_probed_without_a_trace(tmp_path):
+def test_the_output_folder_is_made_with_its_parents_and_probed_without_a_trace(tmp_path,
+                                                                              monkeypatch):
+    probes, real_mkstemp = [], safe_write.tempfile.mkstemp
+
+    def recorded_mkstemp(**kwargs):
+        fd, name = real_mkstemp(**kwargs)
+        probes.append(name)
+        return fd, name
+
+    monkeypatch.setattr(safe_write.tempfile, "mkstemp", recorded_mkstemp)
     folder = tmp_path / "a" / "b" / "c"
     assert prepare_output_folder(folder) == folder and folder.is_dir()
+    probe, = probes                                                # written in the folder
+    assert os.path.dirname(probe) == str(folder)
+    assert os.path.basename(probe).startswith(".write-probe.")     # hidden if ever left
     assert prepare_output_folder(str(folder)) == folder          # already there: fine
     assert list(folder.iterdir()) == []                            # the probe is gone
     (tmp_path / "file").write_text("x")
@@ -105,6 +121,8 @@ def test_an_input_is_recognised_under_any_name_but_other_paths_are_not(tmp_path)
     for spelling in (tmp_path / "." / "in.png", tmp_path / "hard.png", str(image)):
         with pytest.raises(ViewerError, match="refusing to overwrite the input file"):
             write_bytes_atomic(spelling, b"x", inputs=[image])
+        with pytest.raises(ViewerError, match="refusing to overwrite the input file"):
+            write_text_atomic(spelling, "x", inputs=[image])
     assert image.read_bytes() == b"png"
     old = tmp_path / "old.txt"
     old.write_text("previous")
