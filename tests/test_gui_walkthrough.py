@@ -246,3 +246,58 @@ def test_the_window_fits_a_small_screen_and_tiles_grow_on_a_large_one(auto_windo
     assert win.conv1.tiles[0].iconSize().height() > 1.2 * small_tile
     assert win.letters.buttons[0].minimumHeight() > 1.2 * small_card
     assert win.conv1.verticalScrollBar().maximum() == 0      # every tile in view
+
+
+# 10. the LMDB browser --------------------------------------------------------------------------------
+def test_a_dataset_make_folder_offers_its_lmdbs(window, qtbot, tmp_path):
+    from test_gui_files import make_lmdb
+
+    out = tmp_path / "plates"
+    out.mkdir()
+    make_lmdb(out / "train_lmdb", [0, 1, 2] * 10)
+    make_lmdb(out / "test_lmdb", [3, 4] * 5)
+    asked: list[list[str]] = []
+    window.files.ask_choice = lambda caption, question, options: asked.append(options) or \
+        "test_lmdb"
+    assert window.files.open_lmdb(out)
+    assert asked == [["test_lmdb", "train_lmdb"]] and window.errors.errors == []
+    browser = window.browser
+    qtbot.addWidget(browser)
+    qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT).wait()
+    assert browser.reader.path.name == "test_lmdb" and len(browser.index.keys) == 10
+    window.files.ask_choice = lambda *args: None                  # the user cancels
+    assert not window.files.open_lmdb(out)
+
+
+def test_the_browser_filters_by_a_table_row_shows_a_record_large_and_closes(window, qtbot,
+                                                                             tmp_path):
+    from test_gui_files import make_lmdb
+
+    make_lmdb(tmp_path / "train_lmdb", [0, 1, 2, 2, 5] * 4)
+    window.files.open_lmdb(tmp_path / "train_lmdb")
+    browser = window.browser
+    qtbot.addWidget(browser)
+    qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT).wait()
+    row = [browser.counts.item(r, 0).text() for r in range(browser.counts.rowCount())].index("C")
+    with qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT):
+        browser.counts.cellClicked.emit(row, 0)
+    captions = [c.caption.text() for c in browser.cells if c.caption.text()]
+    assert captions == ["<b>C</b>"] * 8
+    cell = browser.cells[3]
+    qtbot.mouseClick(cell, QtCore.Qt.LeftButton)
+    record = cell.record
+    assert browser.detail.pixmap().width() == record.image.shape[2] * 8
+    text = browser.detail_text.text()
+    assert f"key {record.key}" in text and "label 2" in text and "1x28x28" in text
+    with qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT):
+        browser.counts.cellClicked.emit(row, 0)                   # the same row: all again
+    assert len([c for c in browser.cells if c.caption.text()]) == 20
+    for key in (QtCore.Qt.Key_Escape, "ctrl+w"):
+        browser.show()
+        QtWidgets.QApplication.setActiveWindow(browser)
+        qtbot.waitUntil(browser.isActiveWindow, timeout=3000)
+        if key == "ctrl+w":
+            qtbot.keyClick(browser, QtCore.Qt.Key_W, QtCore.Qt.ControlModifier)
+        else:
+            qtbot.keyClick(browser, key)
+        assert not browser.isVisible()

@@ -18,7 +18,7 @@ from viewer.preprocess_options import settings_from_args
 from viewer.safe_write import check_output_path, probe_writable, write_bytes_atomic
 
 
-WINDOW_SIZE = (1280, 800)    # the window of tests and benchmarks, comparable between runs
+WINDOW_SIZE = (1280, 800)    # the smallest screenshot, and the window of benchmarks
 SCREENSHOT_DELAY_MS = 300
 
 
@@ -143,8 +143,10 @@ def run_viewer(args: argparse.Namespace) -> int:
     settings = Settings(None) if shooting else Settings.default()
     # A screenshot quits after the first map: no surgery timing running in the background.
     window = create_window(args, settings, auto_check=not shooting)
-    # The screen's available area (all of it for a screenshot: 1280x800 on a 1280x800 screen).
-    window.fit_to(app.primaryScreen().availableGeometry(), 1.0 if shooting else 0.92)
+    area = app.primaryScreen().availableGeometry()
+    if shooting:    # all of the screen, at least WINDOW_SIZE (offscreen's screen is 800x600)
+        area = area.united(QtCore.QRect(area.topLeft(), QtCore.QSize(*WINDOW_SIZE)))
+    window.fit_to(area, 1.0 if shooting else 0.92)
     if not shooting:
         window.restore_window_state()
     window.show()

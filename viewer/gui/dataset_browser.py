@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtCore, QtGui, QtWidgets
 
 from viewer.gui.pixmaps import enlarged, normalized, to_pixmap
 from viewer.gui.worker import LatestWorker
@@ -19,6 +19,7 @@ from viewer.labels import BACKGROUND_NAME, CHARACTERS
 
 COLUMNS, ROWS = 10, 5
 ZOOM = 3
+DETAIL_ZOOM = 8     # the record picked in the grid, shown large beside it
 PROGRESS_EVERY = 5000       # records between two progress reports of the index
 
 
@@ -61,12 +62,12 @@ def index_lmdb(reader, report=None, stop: threading.Event | None = None,
     return DatasetIndex(reader.path, keys, np.array(labels, int), counts)
 
 
-def sample_picture(image: np.ndarray) -> np.ndarray:
+def sample_picture(image: np.ndarray, zoom: int = ZOOM) -> np.ndarray:
     """A C x H x W record as an enlarged gray or RGB uint8 picture."""
     pixels = image[0] if image.shape[0] == 1 else image[:3].transpose(1, 2, 0)
     if pixels.dtype != np.uint8:
         pixels = normalized(pixels)
-    return enlarged(np.ascontiguousarray(pixels), ZOOM)
+    return enlarged(np.ascontiguousarray(pixels), zoom)
 
 
 class DatasetBrowser(QtWidgets.QWidget):
@@ -119,17 +120,53 @@ class DatasetBrowser(QtWidgets.QWidget):
         self.counts.setFixedWidth(190)
         self.counts.horizontalHeader().setStretchLastSection(True)
         self.counts.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
+        self.counts.setToolTip("Click a label to see only its records; click it again for all")
+        self.counts.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
+        self.counts.cellClicked.connect(lambda row, _column: self.filter_row(row))
+        self.detail = QtWidgets.QLabel()
+        self.detail.setAlignment(QtCore.Qt.AlignCenter)
+        self.detail_text = QtWidgets.QLabel("Click a record to see it large.")
+        self.detail_text.setAlignment(QtCore.Qt.AlignCenter)
+        self.detail_text.setWordWrap(True)
+        self.detail_text.setFixedWidth(190)
+        side = QtWidgets.QVBoxLayout()
+        side.addWidget(self.detail)
+        side.addWidget(self.detail_text)
+        side.addWidget(self.counts, 1)
         body = QtWidgets.QHBoxLayout()
         body.addLayout(self.grid)
-        body.addWidget(self.counts)
+        body.addLayout(side)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addLayout(body, 1)
+        # Esc and Ctrl+W close it (the platform's Close key is Ctrl+F4 on some desktops).
+        for keys in ("Esc", "Ctrl+W"):
+            QtWidgets.QShortcut(QtGui.QKeySequence(keys), self, self.close)
 
     def _cell(self, k: int) -> "SampleCell":
         cell = SampleCell()
+        cell.clicked.connect(self.show_record)
         self.grid.addWidget(cell, k // COLUMNS, k % COLUMNS)
         return cell
+
+    def filter_row(self, row: int) -> None:
+        """Only the records of the label in row `row` of the table (again: all of them)."""
+        index = row + 1 if self.filter.currentIndex() != row + 1 else 0
+        self.filter.setCurrentIndex(index)
+        if index:
+            self.counts.selectRow(row)
+        else:
+            self.counts.clearSelection()
+
+    def show_record(self, record) -> None:
+        """One record large, with its key, label and size."""
+        name = label_name(record.label, self.names)
+        picture = sample_picture(record.image, DETAIL_ZOOM)
+        self.detail.setPixmap(to_pixmap(picture))
+        self.detail.setToolTip(f"key {record.key}, label {record.label} ({name})")
+        self.detail_text.setText(
+            f"<b>{name}</b><br>key {record.key}<br>label {record.label}<br>"
+            f"{'x'.join(map(str, record.image.shape))} ({record.image.dtype})")
 
     # loading -------------------------------------------------------------------------------
     def open(self, reader) -> None:
@@ -249,10 +286,13 @@ class DatasetBrowser(QtWidgets.QWidget):
 
 
 class SampleCell(QtWidgets.QWidget):
-    """One record: its picture and its label name underneath."""
+    """One record: its picture and its label name underneath; `clicked(record)`."""
+
+    clicked = QtCore.pyqtSignal(object)
 
     def __init__(self) -> None:
         super().__init__()
+        self.record = None
         self.picture = QtWidgets.QLabel()
         self.picture.setAlignment(QtCore.Qt.AlignCenter)
         self.picture.setMinimumSize(28 * ZOOM + 4, 28 * ZOOM + 4)
@@ -264,7 +304,13 @@ class SampleCell(QtWidgets.QWidget):
         layout.addWidget(self.picture)
         layout.addWidget(self.caption)
 
+    def mousePressEvent(self, event) -> None:
+        if self.record is not None and event.button() == QtCore.Qt.LeftButton:
+            self.clicked.emit(self.record)
+        super().mousePressEvent(event)
+
     def show_record(self, record, names: list[str] | None) -> None:
+        self.record = record
         if record is None:
             self.picture.clear()
             self.caption.clear()

@@ -285,10 +285,24 @@ class WindowMenus:
         if remember:
             self.remember("models", f"{model.prototxt}|{model.weights or ''}", model.prototxt)
 
+    def ask_choice(self, caption: str, question: str, options: list[str]) -> str | None:
+        answer, ok = QtWidgets.QInputDialog.getItem(self.w, caption, question, options, 0, False)
+        return answer if ok else None
+
     def open_lmdb(self, path: Path) -> bool:
+        """Browse an LMDB; a folder holding LMDBs (what `dataset make --out` writes:
+        train_lmdb, test_lmdb) offers them."""
         from viewer.dataset.lmdb_io import open_lmdb
         from viewer.gui.dataset_browser import DatasetBrowser
 
+        inside = sorted(p.name for p in path.iterdir() if is_lmdb(p)) \
+            if path.is_dir() and not is_lmdb(path) else []
+        if inside:
+            pick = inside[0] if len(inside) == 1 else self.ask_choice(
+                "Open training data", f"{path.name} holds these LMDBs; open:", inside)
+            if pick is None:
+                return False
+            path = path / pick
         try:
             reader = open_lmdb(path)
         except (DatasetError, ViewerError) as err:
