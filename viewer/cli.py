@@ -275,17 +275,22 @@ def cmd_map(args: argparse.Namespace) -> int:
 READ_COLUMNS = ("image", "text", "scale", "weakest", "engine", "error")
 
 
-def read_one(dense, path: Path, *, scale: float | str) -> tuple[dict, str]:
-    """Read the plate text of one image with per-letter confidences: the row and note."""
-    from viewer import images, reading
+def read_one(dense, path: Path, *, scale: float | str,
+             region: tuple[int, int, int, int] | None = None) -> tuple[dict, str]:
+    """Read the plates of one image (or of its --region) with per-letter confidences: the
+    row and the engine note. With `--scale auto` plates are searched for (`locate`), and the
+    best one's text and letters lead; at a given scale the picture is read as one plate."""
+    from viewer import images, locate
 
     image = images.load_image(path)
+    region = region or (0, 0, image.shape[1], image.shape[0])
     if scale == "auto":
-        result, fm = reading.auto_read(dense, image)
+        photo = locate.read_region(dense, image, region)
     else:
-        fm = dense.run(image, scale)
-        result = reading.read_plate(fm)
-    return {"image": str(path), **result.as_dict(), "weakest": round(result.weakest, 4),
+        photo = locate.read_region_at(dense, image, region, scale)
+    fm = photo.maps[-1]
+    weakest = photo.best.reading.weakest if photo.best else 0.0
+    return {"image": str(path), **photo.as_dict(), "weakest": round(weakest, 4),
             "engine": fm.engine}, fm.engine_note
 
 
@@ -295,14 +300,27 @@ def read_text(row: dict, many: bool) -> str:
     return f"{row['image']}: {line}" if many else line
 
 
+def region_box(text: str) -> tuple[int, int, int, int]:
+    """argparse type for --region: x,y,w,h in whole pixels, width and height at least 1."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected x,y,w,h in whole pixels (e.g. 120,80,200,60), got '{text}'") from None
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise argparse.ArgumentTypeError(
+            f"x and y must be at least 0, width and height at least 1, got '{text}'")
+    return x, y, w, h
+
+
 def cmd_read(args: argparse.Namespace) -> int:
     """Read the plate text of images with per-letter confidences."""
     from viewer import batch
 
     images = batch.expand_inputs(args.images)
-    return run_images(args, images, functools.partial(read_one, scale=args.scale),
-                      READ_COLUMNS, functools.partial(read_text, many=len(images) > 1),
-                      args.out)
+    task = functools.partial(read_one, scale=args.scale, region=args.region)
+    return run_images(args, images, task, READ_COLUMNS,
+                      functools.partial(read_text, many=len(images) > 1), args.out)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -375,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--scale", type=scale_or_auto, default="auto",
                       help="input scale, or 'auto' to search for the best fit (default)")
     read.add_argument("--out", type=Path, help="write the results to this file, not stdout")
+    read.add_argument("--region", type=region_box, metavar="X,Y,W,H",
+                      help="read only this region of the image, in its pixels")
     add_model_options(read)
     add_stride_option(read)
     read.set_defaults(func=cmd_read)
