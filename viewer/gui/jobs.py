@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from viewer import locate
 from viewer.featuremap import DenseClassifier, FeatureMap
 from viewer.gui import session
 from viewer.gui.conv1_panel import filter_picture
@@ -34,6 +35,15 @@ class MapTag:
     generation: int
     scale: float
     asked: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class PlatesTag:
+    """Which plate search a result answers: the window's generation, and whether the user
+    asked for a region (then the best plate found there is chosen and zoomed to)."""
+
+    generation: int
+    region: bool
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,14 @@ def auto_map(dense: DenseClassifier, image: np.ndarray,
         raise RuntimeError("viewer.reading is missing")
     plate, fm = reading.auto_read(StoppableDense(dense, cancelled, blobs), image)
     return MapResult(fm, plate)
+
+
+def find_plates(dense: DenseClassifier, image: np.ndarray, region: tuple[int, int, int, int],
+                cancelled: Callable[[], bool] = lambda: False,
+                progress: Callable[[int, int], None] | None = None) -> locate.PhotoReading:
+    """The plates in a region of the image: `locate.read_region`, the call of `read`, ending
+    between two passes once `cancelled()` says so."""
+    return locate.read_region(StoppableDense(dense, cancelled), image, region, progress)
 
 
 def read_model(prototxt: Path, weights: Path | None) -> NetRead:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from viewer import render
+from viewer import locate, render
 from viewer.errors import ViewerError
 from viewer.featuremap import FeatureMap
 from viewer.gui import fine, jobs
@@ -25,6 +25,7 @@ from viewer.gui.letter_strip import LetterStrip
 from viewer.gui.menus import build_menus
 from viewer.gui.model_loader import ModelLoader
 from viewer.gui.plate_view import PlateView
+from viewer.gui.plates_overlay import PlatesOverlay
 from viewer.gui.readout import HoverReadout
 from viewer.gui.session import LoadedImage, LoadedModel
 from viewer.gui.settings import Settings, ViewOptions
@@ -39,7 +40,7 @@ TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".
 WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "loading the model",
         "surgery": "timing the surgery", "blob": "computing the blob",
-        "fine": "computing the fine map"}
+        "fine": "computing the fine map", "plates": "finding plates"}
 
 
 def legend_html(entries: list) -> str:
@@ -117,6 +118,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.legend = QtWidgets.QLabel()
         self.legend.setToolTip("The colours of the best-character picture: each character the "
                                "net is sure of somewhere on this map, left to right")
+        self.found = PlatesOverlay(self.plate.view)
         central = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(central)
         column.setContentsMargins(2, 2, 2, 2)
@@ -212,6 +214,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plate.hovered.connect(self.hover_at)
         self.plate.left.connect(self._hover_left)
         self.letters.letter_clicked.connect(self.select_letter)
+        self.found.plate_clicked.connect(self.select_plate)
+        self.found.region_drawn.connect(self.request_plates)
+        self.found.progressed.connect(self._show_progress)
         self.conv1.filter_clicked.connect(self.select_filter)
         self.conv1.height_wanted.connect(self._draw_conv1)
         self.blobs.blob_changed.connect(self._blob_changed)
@@ -364,10 +369,63 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop
         extra = self._extra_blobs()
-        self.maps.cancel(("map", "blob", "fine"))
+        self.maps.cancel(("map", "blob", "fine", "plates"))
         self.maps.submit("auto", lambda: jobs.auto_map(dense, pixels, stop, extra),
                          jobs.MapTag(self.generation, self.scale.value()))
         self.statusBar().showMessage("looking for the scale at which the letters fit the net...")
+
+    def request_plates(self, x: int = 0, y: int = 0, w: int = 0, h: int = 0) -> None:
+        """Find the plates in a region of the image (Shift-drag; none: the whole image) on
+        the worker: a pyramid of passes with progress, each a chance to cancel. A region
+        reaching outside the image is cut to it."""
+        height, width = self.image.pixels.shape[:2]
+        w, h = (w, h) if w and h else (width, height)
+        x0, y0 = max(0, x), max(0, y)
+        region = (x0, y0, min(width, x + w) - x0, min(height, y + h) - y0)
+        if min(region[2:]) < 1:
+            return
+        dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop
+        progress, asked = self.found.progressed.emit, region != (0, 0, width, height)
+        self.maps.submit("plates", lambda: jobs.find_plates(dense, pixels, region, stop,
+                                                            progress),
+                         jobs.PlatesTag(self.generation, asked))
+        self.statusBar().showMessage("looking for plates: rows of letters at several scales...")
+
+    def _plates_found(self, tag: jobs.PlatesTag, photo: locate.PhotoReading) -> None:
+        """Draw the found plates. The best one is chosen when the user asked for a region, or
+        when it is a plate in a photo, not the image itself (a crop keeps the map it has)."""
+        self.found.set_plates(photo.plates)
+        best = photo.best
+        if best is None:
+            self.statusBar().showMessage("no plate found", 8000)
+            return
+        height, width = self.image.pixels.shape[:2]
+        crop = locate.crop_around(best.box, (height, width)) == (0, 0, width, height)
+        if tag.region or not crop:
+            self.select_plate(0, zoom=tag.region)
+        else:
+            self.found.choose(0)
+
+    def select_plate(self, index: int, zoom: bool = True) -> None:
+        """A found plate: zoom to it, and show the map at its scale with its reading."""
+        self.found.choose(index)
+        if zoom:
+            self.found.zoom_to(index)
+        self.scale.set_scale(self.found.plates[index].scale)
+        self.request_map()
+
+    def _plate_reading(self, result: jobs.MapResult) -> jobs.MapResult:
+        """A map at the chosen plate's scale reads as that plate: the Reads strip follows the
+        plate, not the whole photo read as one."""
+        chosen = self.found.chosen
+        if chosen is not None and self.found.plates[chosen].scale == result.fm.scale:
+            result.reading = self.found.plates[chosen].reading
+        return result
+
+    def _show_progress(self, done: int, total: int) -> None:
+        if self.maps.busy_kinds() == ["plates"]:
+            self.busy.setRange(0, total)
+            self.busy.setValue(done)
 
     def request_check(self) -> None:
         """Equivalence and dense-versus-windows timing at the current scale, on the slow worker."""
@@ -382,6 +440,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if kind == "surgery":
             self.surgery.set_check(result)
             self.check_shown.emit()
+        elif kind == "plates":
+            if tag.generation == self.generation:
+                self._plates_found(tag, result)
         elif kind == "blob":
             if tag is self.fm:
                 self.fm.blobs.update(result)
@@ -397,14 +458,19 @@ class MainWindow(QtWidgets.QMainWindow):
             if self.auto_shown:
                 self.scale.set_scale(result.fm.scale)
             self.coarse = result
-            self._show_result(result)
+            self._show_result(self._plate_reading(result))
             self.request_fine()
+            if self.auto_shown:
+                self.request_plates()
 
     def _job_failed(self, kind: str, tag: jobs.MapTag, message: str) -> None:
         if kind == "surgery":
             self.surgery.set_failed(message)
         elif kind == "fine":    # the coarse map stays
             self.statusBar().showMessage(f"no fine map: {message}", 8000)
+        elif kind == "plates" and tag.generation == self.generation:
+            self.statusBar().showMessage(f"error: {message}")
+            self.map_failed.emit(message)
         elif kind in ("map", "auto") and tag.generation == self.generation:
             self.statusBar().showMessage(f"error: {message}")
             self.letters.show_message(f"<span style='color:#c22'>{message}</span>")
@@ -440,6 +506,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_busy(self) -> None:
         kinds = self.maps.busy_kinds() + self.slow.busy_kinds()
+        self.busy.setRange(0, 0)            # until a plate search reports its progress
         self.busy.setVisible(bool(kinds))
         self.cancel_button.setVisible(bool(kinds))
         self.busy_label.setText(", ".join(WORK.get(kind, kind) for kind in kinds))
