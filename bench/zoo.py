@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from bench.measure import rotated_ms
 from viewer import cost, model_io
-from viewer.engines import DEFAULT_ENGINE, available_engines
+from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.featuremap import DenseClassifier
 
@@ -154,21 +155,32 @@ def zoo_net(name: str, seed: int = 0) -> model_io.CaffeNet:
     return model_io.init_weights(param, seed)
 
 
-def zoo_section(repeat: int = 5, engines: tuple[str, ...] = (DEFAULT_ENGINE, "caffe")) -> dict:
+def _engine(name: str, net: model_io.CaffeNet, threads: int | None):
+    """The named engine; onnxruntime with `threads` intra-op threads when given (Caffe's
+    OpenBLAS follows OPENBLAS_NUM_THREADS, read when it loads)."""
+    if name == "onnx" and threads:
+        from viewer.engines.onnx_engine import OnnxEngine
+
+        return OnnxEngine(net, threads)
+    return create_engine(name, net)
+
+
+def zoo_section(repeat: int = 5, engines: tuple[str, ...] = (DEFAULT_ENGINE, "caffe"),
+                threads: int | None = None) -> dict:
     """Per net: the pass of each engine on one 448x448 colour image at scale 1, in turns."""
     names = [e for e in dict.fromkeys(engines) if e in available_engines()]
     image = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8)
     rows = {}
     for net_name in NETS:
-        dense = {e: DenseClassifier(zoo_net(net_name), e) for e in names}
-        first = dense[names[0]]
-        data = first.prepare(image, 1.0)
-        wanted = first.wanted_blobs()
-        calls = {e: (lambda d=d: d.engine.forward(data, wanted)) for e, d in dense.items()}
+        dense = DenseClassifier(zoo_net(net_name), "numpy")   # surgery, input, blobs only
+        data = dense.prepare(image, 1.0)
+        wanted = dense.wanted_blobs()
+        runs = {e: _engine(e, dense.net, threads) for e in names}
+        calls = {e: (lambda r=r: r.forward(data, wanted)) for e, r in runs.items()}
         times = rotated_ms(calls, repeat=repeat)
-        outs = {e: d.engine.forward(data, wanted)[d.score_blob][0] for e, d in dense.items()}
+        outs = {e: r.forward(data, wanted)[dense.score_blob][0] for e, r in runs.items()}
         row = {"input_shape": list(data.shape), "map": list(outs[names[0]].shape),
-               "gflop": round(cost.forward_flops(first.net, data.shape) / 1e9, 2)}
+               "gflop": round(cost.forward_flops(dense.net, data.shape) / 1e9, 2)}
         for e in names:
             row[e] = {"median_ms": round(statistics.median(times[e]), 1),
                       "all_ms": [round(t, 1) for t in times[e]],
@@ -177,13 +189,15 @@ def zoo_section(repeat: int = 5, engines: tuple[str, ...] = (DEFAULT_ENGINE, "ca
         if len(names) == 2:
             row["speedup"] = round(row[names[1]]["median_ms"] / row[names[0]]["median_ms"], 2)
         rows[net_name] = row
-    return {"engines": names, "size": SIZE, "nets": rows}
+    return {"engines": names, "size": SIZE, "threads": threads or "default", "nets": rows,
+            "load_average": list(os.getloadavg())}
 
 
 def report_lines(section: dict) -> list[str]:
     names = section["engines"]
     lines = [f"model zoo at {section['size']}x{section['size']}, scale 1 "
-             f"({' vs '.join(names)}):"]
+             f"({' vs '.join(names)}, threads {section['threads']}, load at the end "
+             f"{section['load_average'][0]:.1f}):"]
     for net, row in section["nets"].items():
         times = ", ".join(f"{e} {row[e]['median_ms']:.0f} ms" for e in names)
         ratio = f" -> {names[0]} {row['speedup']}x faster" if "speedup" in row else ""
@@ -195,8 +209,10 @@ def report_lines(section: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.zoo", description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per engine")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnxruntime threads (run with OPENBLAS_NUM_THREADS=N for Caffe)")
     args = parser.parse_args(argv)
-    section = zoo_section(args.repeat)
+    section = zoo_section(args.repeat, threads=args.threads)
     print("\n".join(report_lines(section)))
     print(json.dumps(section, indent=2))
     return 0

@@ -395,3 +395,44 @@ def test_the_non_square_net_matches_the_reference_as_classifier_and_dense(engine
         got = dense.forward(image, ["pool2", "ip2-conv"])
         for blob in want:
             _assert_close(got[blob], want[blob], f"{engine} {blob} at {size}")
+
+
+# Channels in whole blocks of 16 past the first convolution, so onnxruntime runs it in its
+# NCHWc layout (ORT_ENABLE_ALL), with a grouped convolution, BatchNorm, Scale and pooling.
+BLOCKED_NET = """
+name: "Blocked"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 20 dim: 20 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 32 kernel_size: 3 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
+        convolution_param { num_output: 64 kernel_size: 3 pad: 1 group: 2 bias_term: false } }
+layer { name: "bn2" type: "BatchNorm" bottom: "conv2" top: "conv2" }
+layer { name: "sc2" type: "Scale" bottom: "conv2" top: "conv2" scale_param { bias_term: true } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+layer { name: "score" type: "Convolution" bottom: "pool2" top: "score"
+        convolution_param { num_output: 16 kernel_size: 1 } }
+"""
+
+
+@pytest.mark.parametrize("size", [(20, 20), (27, 33)])
+def test_onnx_in_its_blocked_layout_matches_the_reference(size):
+    from viewer.engines.onnx_engine import OnnxEngine
+
+    param, _ = model_io.parse_prototxt(BLOCKED_NET, "blocked.prototxt")
+    net = random_biases(model_io.init_weights(param, seed=12), 12)
+    rng = np.random.default_rng(12)
+    net.weights["bn2"] = [rng.normal(0, 1, 64).astype(np.float32),
+                          rng.uniform(0.5, 2, 64).astype(np.float32), np.ones(1, np.float32)]
+    engine = OnnxEngine(net)
+    assert engine.blocked and not OnnxEngine(
+        model_io.init_weights(model_io.parse_prototxt(ZOO_LAYERS_NET, "z")[0])).blocked
+    data = _plate_input(*size, channels=3, seed=size[1]) / 64.0
+    blobs = ["conv1", "conv2", "pool2", "score"]
+    expected = create_engine("numpy", net).forward(data, blobs)
+    actual = engine.forward(data, blobs)
+    for blob in blobs:
+        _assert_close(actual[blob], expected[blob], f"onnx blocked {blob} at {size}")
