@@ -176,10 +176,11 @@ def test_export_overlay_of_a_channel_uses_its_colormap(window, monkeypatch, tmp_
     assert np.abs(saved[int(y), int(x)].astype(int) - expected).max() <= 1
 
 
-def test_export_maps_writes_the_map_format(window, monkeypatch, tmp_path):
+def test_export_maps_writes_the_map_format(window, qtbot, monkeypatch, tmp_path):
     out = tmp_path / "maps.npz"
     answer_saves(window, monkeypatch, out)
-    window.files.export_maps()
+    with qtbot.waitSignal(window.saved, timeout=MAP_TIMEOUT):     # written in the background
+        window.files.export_maps()
     with np.load(out) as data:
         assert set(data.files) == set(export.NPZ_KEYS)
         assert np.array_equal(data["probs"], window.fm.probs)

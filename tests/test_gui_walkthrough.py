@@ -301,3 +301,41 @@ def test_the_browser_filters_by_a_table_row_shows_a_record_large_and_closes(wind
         else:
             qtbot.keyClick(browser, key)
         assert not browser.isVisible()
+
+
+# 11. long steps show a real fraction ----------------------------------------------------------------
+def test_a_blas_pass_and_saving_the_maps_show_real_fractions(qtbot, tmp_path, settings,
+                                                              monkeypatch):
+    from gui_helpers import default_args
+    from viewer import export
+    from viewer.engines.blas_engine import BlasEngine
+    from viewer.gui import app, session
+    from viewer.gui.main_window import MainWindow
+
+    model = app.initial_model(default_args(engine="blas"))
+    model.dense.engine = BlasEngine(model.dense.net, band_bytes=128 * 1024)   # many bands
+    plate = save_png(generated_plate(120, 360), tmp_path / "wide.png")
+    win = MainWindow(model, session.read_image(plate), settings, scale=1.0, auto_check=False)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.show()
+    seen: list[tuple[str, float, int, int]] = []
+    for worker in (win.maps, win.saving):      # after the window's own slot: what it shows
+        worker.progress.connect(lambda kind, f: seen.append(
+            (kind, f, win.busy.maximum(), win.busy.value())))
+    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
+        win.scale.set_scale(1.2, emit=True)
+    shown = [(f, top, value) for kind, f, top, value in seen if kind == "map" and f >= 0]
+    assert len(shown) > 10 and shown[-1][0] == 1.0
+    assert all(top == 100 and value == round(100 * f) for f, top, value in shown)
+    monkeypatch.setattr(export, "NPZ_PIECE", 64 * 1024)
+    out = tmp_path / "maps.npz"
+    win.files.ask_save = lambda *args: out
+    seen.clear()
+    with qtbot.waitSignal(win.saved, timeout=MAP_TIMEOUT):
+        win.files.export_maps()
+        assert "saving" in win.busy_label.text() and win.busy.isVisible()
+    saving = [(f, top) for kind, f, top, _ in seen if kind == "save" and f >= 0]
+    assert len(saving) > 5 and saving[-1][0] == 1.0 and all(top == 100 for _, top in saving)
+    assert "saved" in win.statusBar().currentMessage() and out.exists()
+    win.close()

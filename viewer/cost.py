@@ -32,18 +32,20 @@ def _im2col_size(layer, shapes: dict[str, netgraph.Shape]) -> tuple[int, int]:
     return math.prod(shapes[layer.top[0]]), cin * math.prod(netgraph.conv_window(p).kernel)
 
 
+def layer_flops(layer, shapes: dict[str, netgraph.Shape]) -> int:
+    """Multiply-adds x 2 of one Convolution or InnerProduct (0 for any other layer)."""
+    if layer.type == "Convolution":
+        outputs, fan_in = _im2col_size(layer, shapes)
+        return 2 * outputs * fan_in
+    if layer.type == "InnerProduct":
+        return 2 * math.prod(shapes[layer.top[0]]) * math.prod(shapes[layer.bottom[0]][1:])
+    return 0
+
+
 def forward_flops(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds x 2 of the Convolution and InnerProduct layers for an N x C x H x W input."""
     shapes = _shapes(net, input_shape)
-    total = 0
-    for layer in netgraph.deploy_layers(net.param):
-        if layer.type == "Convolution":
-            outputs, fan_in = _im2col_size(layer, shapes)
-            total += 2 * outputs * fan_in
-        elif layer.type == "InnerProduct":
-            fan_in = math.prod(shapes[layer.bottom[0]][1:])
-            total += 2 * math.prod(shapes[layer.top[0]]) * fan_in
-    return total
+    return sum(layer_flops(layer, shapes) for layer in netgraph.deploy_layers(net.param))
 
 
 def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:

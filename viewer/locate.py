@@ -22,6 +22,7 @@ import numpy as np
 
 from viewer.errors import ImageError
 from viewer.featuremap import DenseClassifier, FeatureMap, character_confidence
+from viewer.progress import part as progress_part
 from viewer.reading import (CHAR_FILL, MIN_CONFIDENCE, Letter, PlateReading, auto_read,
                             read_plate)
 
@@ -116,7 +117,9 @@ def sweep(dense: DenseClassifier, image: np.ndarray, scales: np.ndarray,
     total = float(weights.sum())
     maps = []
     for k, scale in enumerate(scales):
-        maps.append(dense.run(image, float(scale)))
+        # Each pass's own fraction (the blas engine's bands) as its share of the sweep.
+        with progress_part(weights[:k].sum() / total, weights[:k + 1].sum() / total):
+            maps.append(dense.run(image, float(scale)))
         if progress is not None:
             progress(round(1000 * weights[:k + 1].sum() / total), 1000)
     return maps

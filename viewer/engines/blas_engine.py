@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer import netgraph
+from viewer import cost, netgraph, progress
 from viewer.engines import numpy_engine
 from viewer.engines.base import Engine
 from viewer.model_io import CaffeNet
@@ -196,6 +196,7 @@ class _Shifted:
                 np.matmul(conv.weight[0], target, out=nxt)
                 conv.finish(nxt)
                 target = nxt
+            progress.report((b1 - r0) / (r1 - r0))
 
 
 def _out_channels(chain: list[_Conv]) -> int:
@@ -234,7 +235,8 @@ def _convolve_pooled(x: Planes, chain: list[_Conv], p: caffe_pb2.PoolingParamete
         y0, y1 = max(0, py0 * sh - ph), min(oh, (py1 - 1) * sh - ph + kh)
         r1 = (y1 - 1 - y0) * pitch + ow
         flat = conv.reshape(conv.shape[0], -1)
-        shifted.compute(y0 * pitch, y0 * pitch + r1, flat[:, :r1])
+        with progress.part(py0 / out.shape[2], py1 / out.shape[2]):
+            shifted.compute(y0 * pitch, y0 * pitch + r1, flat[:, :r1])
         _pool_rows(Planes(conv[:, :, :y1 - y0], y1 - y0, ow), p, win, out, (py0, py1), y0, oh)
     _average(out, p, win, oh, ow)
     return Planes(out, out.shape[2], out.shape[3])
@@ -460,13 +462,27 @@ class BlasEngine(Engine):
                 del held[b]
         return int(peak * 1.05)  # numpy temporaries the plan does not list
 
+    def _shares(self, steps: list[_Step], input_shape: tuple[int, ...]) -> list[float]:
+        """Where each step ends, as a fraction of the pass, by its arithmetic (a layer
+        without products counts one operation per output), for `progress`."""
+        shapes = netgraph.infer_shapes(self.net.param, {self.input_name: tuple(input_shape)})
+        work = []
+        for step in steps:
+            layers = [c.layer for c in step.chain] or [step.layer]
+            work.append(sum(cost.layer_flops(l, shapes) or math.prod(shapes[l.top[0]])
+                            for l in layers))
+        total = sum(work) or 1
+        return [sum(work[:k + 1]) / total for k in range(len(work))]
+
     def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
         steps = self.plan(blobs)
         last_read = self._last_reads(steps)
+        ends = self._shares(steps, data.shape)
         # A copy: in-place layers must never write into the caller's array.
         values: dict[str, object] = {self.input_name: Planes.from_nchw(data.copy())}
         for k, step in enumerate(steps):
-            self._run(step, values)
+            with progress.part(ends[k - 1] if k else 0.0, ends[k]):
+                self._run(step, values)
             for b in [b for b in values if last_read.get(b, -1) <= k and b not in blobs]:
                 del values[b]
         return {b: _as_nchw(values[b]) for b in blobs}

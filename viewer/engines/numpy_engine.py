@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from viewer import netgraph
+from viewer import netgraph, progress
 from viewer.engines.base import Engine
 from viewer.proto import caffe_pb2
 
@@ -198,11 +198,12 @@ class NumpyEngine(Engine):
 
     def _forward(self, data: np.ndarray, blobs: list[str]) -> dict[str, np.ndarray]:
         values = {self.input_name: data}
-        for layer in self.deploy:
+        for k, layer in enumerate(self.deploy):
             if layer.type == "Input":
                 continue
             bottoms = [values[b] for b in layer.bottom]
             out = run_layer(layer, bottoms, self.net.weights.get(layer.name, []))
             for top in layer.top:
                 values[top] = out
+            progress.report((k + 1) / len(self.deploy))     # layers done
         return {b: values[b] for b in blobs}

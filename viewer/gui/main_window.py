@@ -40,7 +40,7 @@ TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".
 WORK = {"map": "computing the map", "auto": "choosing the scale", "model": "loading the model",
         "surgery": "timing the surgery", "blob": "computing the blob",
-        "fine": "computing the fine map", "plates": "finding plates"}
+        "fine": "computing the fine map", "plates": "finding plates", "save": "saving"}
 
 
 def legend_html(entries: list) -> str:
@@ -68,6 +68,7 @@ class MainWindow(QtWidgets.QMainWindow):
     map_failed = QtCore.pyqtSignal(str)
     panels_shown = QtCore.pyqtSignal()
     check_shown = QtCore.pyqtSignal()
+    saved = QtCore.pyqtSignal(str)     # a file written in the background is complete
 
     def __init__(self, model: LoadedModel, image: LoadedImage, settings: Settings,
                  channel: str | None = None, scale: float | None = None,
@@ -91,6 +92,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.maps = LatestWorker("maps")
         self.slow = LatestWorker("surgery")
         self.panels = LatestWorker("panels")   # conv1 tiles, drawn after the heatmap is shown
+        self.saving = LatestWorker("saving")   # files written in the background (maps: 64 MB)
+        self.fractions: dict[str, float] = {}  # how far each busy kind of work is, when known
         self.loader = ModelLoader(self.maps, lambda question: self.confirm(question))
         self.browser = None
         self._build()
@@ -198,8 +201,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.maps.failed.connect(self._job_failed)
         self.slow.done.connect(self._job_done)
         self.slow.failed.connect(self._job_failed)
-        for worker in (self.maps, self.slow):
+        for worker in (self.maps, self.slow, self.saving):
             worker.busy_changed.connect(self._show_busy)
+            worker.progress.connect(self._show_progress)
+        self.saving.done.connect(lambda kind, path, _result: self._saved(path))
+        self.saving.failed.connect(lambda kind, path, message: self.show_error(
+            f"could not save {path}: {message}"))
         self.panels.done.connect(self._conv1_drawn)
         self.loader.loaded.connect(self._model_loaded)
         self.loader.failed.connect(self._model_failed)
@@ -216,7 +223,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.letters.letter_clicked.connect(self.select_letter)
         self.found.plate_clicked.connect(self.select_plate)
         self.found.region_drawn.connect(self.request_plates)
-        self.found.progressed.connect(self._show_progress)
+        self.found.progressed.connect(
+            lambda done, total: self._show_progress("plates", done / max(1, total)))
         self.conv1.filter_clicked.connect(self.select_filter)
         self.conv1.height_wanted.connect(self._draw_conv1)
         self.blobs.blob_changed.connect(self._blob_changed)
@@ -422,10 +430,6 @@ class MainWindow(QtWidgets.QMainWindow):
             result.reading = self.found.plates[chosen].reading
         return result
 
-    def _show_progress(self, done: int, total: int) -> None:
-        if self.maps.busy_kinds() == ["plates"]:
-            self.busy.setRange(0, total)
-            self.busy.setValue(done)
 
     def request_check(self) -> None:
         """Equivalence and dense-versus-windows timing at the current scale, on the slow worker."""
@@ -505,11 +509,40 @@ class MainWindow(QtWidgets.QMainWindow):
                          jobs.MapTag(self.generation, coarse.fm.scale))
 
     def _show_busy(self) -> None:
-        kinds = self.maps.busy_kinds() + self.slow.busy_kinds()
-        self.busy.setRange(0, 0)            # until a plate search reports its progress
+        cancellable = self.maps.busy_kinds() + self.slow.busy_kinds()
+        kinds = cancellable + self.saving.busy_kinds()
         self.busy.setVisible(bool(kinds))
-        self.cancel_button.setVisible(bool(kinds))
+        self.cancel_button.setVisible(bool(cancellable))
         self.busy_label.setText(", ".join(WORK.get(kind, kind) for kind in kinds))
+        self.fractions = {k: f for k, f in self.fractions.items() if k in kinds}
+        self._draw_fraction()
+
+    def _show_progress(self, kind: str, fraction: float) -> None:
+        """A real fraction in the busy bar for work that reports one (a pass on the blas or
+        numpy engine, saving the maps); the bar stays indeterminate for the rest."""
+        if fraction < 0:
+            self.fractions.pop(kind, None)
+        elif kind in self.maps.busy_kinds() + self.slow.busy_kinds() + self.saving.busy_kinds():
+            self.fractions[kind] = fraction
+        self._draw_fraction()
+
+    def _draw_fraction(self) -> None:
+        if self.fractions:
+            self.busy.setRange(0, 100)
+            self.busy.setValue(round(100 * next(iter(self.fractions.values()))))
+        else:
+            self.busy.setRange(0, 0)
+
+    def save_in_background(self, write, path: Path) -> None:
+        """Write a file on the saving worker (the maps of a 12 MP photo take seconds), with
+        its progress in the status bar; `saved` or a dialog tells how it ended."""
+        self.saving.submit("save", write, path)
+        self.statusBar().showMessage(f"saving {path}...")
+
+    def _saved(self, path: Path) -> None:
+        self.settings.set_last_folder("exports", path)
+        self.statusBar().showMessage(f"saved {path}", 8000)
+        self.saved.emit(str(path))
 
     def cancel_work(self, background: bool = True) -> list[str]:
         """Stop what is running and go idle at once; returns what was stopped.
@@ -720,8 +753,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.save_view_options(self.options)
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
-        for worker in (self.maps, self.slow, self.panels):
-            worker.stop()
+        for worker in (self.maps, self.slow, self.panels, self.saving):
+            worker.stop()     # a file being saved is finished first
         if self.browser is not None:
             self.browser.shutdown()
             self.browser.close()

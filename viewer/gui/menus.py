@@ -362,7 +362,9 @@ class WindowMenus:
                              "NumPy maps (*.npz)")
         if path is None:
             return None
-        return self._saved(lambda: export.save_npz(self.w.fm, path, self._inputs()), path)
+        fm, inputs = self.w.fm, self._inputs()
+        self.w.save_in_background(lambda: export.save_npz(fm, path, inputs), path)
+        return path
 
     def export_model(self) -> Path | None:
         model = self.w.model

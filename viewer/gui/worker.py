@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from PyQt5 import QtCore
 
+from viewer import progress
 from viewer.errors import ViewerError
 
 
@@ -63,6 +64,7 @@ class LatestWorker(QtCore.QObject):
     done = QtCore.pyqtSignal(str, object, object)
     failed = QtCore.pyqtSignal(str, object, str)
     busy_changed = QtCore.pyqtSignal()
+    progress = QtCore.pyqtSignal(str, float)   # kind, fraction done (0-1; -1: just started)
     _finished = QtCore.pyqtSignal(object, bool, object)
     _wake = QtCore.pyqtSignal()
 
@@ -156,8 +158,10 @@ class LatestWorker(QtCore.QObject):
         while (job := self._next()) is not None:
             if self.stopping.is_set():
                 continue
+            self.progress.emit(job.kind, -1.0)
             try:
-                result = job.run()
+                with progress.reporting(self._reporter(job)):
+                    result = job.run()
             except ViewerError as err:
                 self._finished.emit(job, False, str(err))
             except Exception as err:  # a bug, or a cancelled job ending early
@@ -168,6 +172,18 @@ class LatestWorker(QtCore.QObject):
             else:
                 self._finished.emit(job, True, result)
         self.busy_changed.emit()
+
+    def _reporter(self, job: Job) -> Callable[[float], None]:
+        """What the core's `progress.report` calls during `job`: a `progress` signal per
+        whole percent (a pass reports once per band, hundreds of times)."""
+        last = [-1]
+
+        def report(fraction: float) -> None:
+            percent = int(fraction * 100)
+            if percent != last[0] and not self.was_cancelled(job):
+                last[0] = percent
+                self.progress.emit(job.kind, fraction)
+        return report
 
     def stop(self) -> None:
         """Drop what waits, let the running job finish, and end the thread."""
