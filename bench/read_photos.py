@@ -11,7 +11,6 @@ The data is evaluation material only: nothing here is tuned to particular images
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -20,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.read_plates import char_accuracy, verdict
+from bench.read_plates import char_accuracy, manifest_arguments, verdict
 from viewer import paths
-from viewer.engines import DEFAULT_ENGINE
 from viewer.errors import ViewerError
 from viewer.featuremap import DenseClassifier
 from viewer.images import load_image
@@ -78,12 +76,7 @@ def evaluate(folder: Path, engine: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.read_photos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, help="folder with manifest.csv and the photos")
-    parser.add_argument("--engine", default=DEFAULT_ENGINE)
-    parser.add_argument("--json", action="store_true", help="print every photo as JSON")
-    args = parser.parse_args(argv)
+    args = manifest_arguments("python -m bench.read_photos", __doc__, "photos", argv)
     result = evaluate(args.folder, args.engine)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -70,13 +70,20 @@ def evaluate(folder: Path, engine: str) -> dict:
                 p["exact"] for p in plates) / count}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.read_plates", description=__doc__,
+def manifest_arguments(prog: str, doc: str, images: str,
+                       argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of a benchmark over a manifest folder: the folder, --engine, --json."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, help="folder with manifest.csv and the crops")
+    parser.add_argument("folder", type=Path, help=f"folder with manifest.csv and the {images}")
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
-    parser.add_argument("--json", action="store_true", help="print every plate as JSON")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", action="store_true", help=f"print every one of the {images} "
+                        "as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = manifest_arguments("python -m bench.read_plates", __doc__, "crops", argv)
     result = evaluate(args.folder, args.engine)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -105,3 +105,13 @@ def test_read_plates_prints_the_figures_and_the_targets(tmp_path, capsys, monkey
     assert capsys.readouterr().out.splitlines()[3:] == [
         "character accuracy 1.000, exact 3/3 (100%)",
         "targets: character accuracy >= 0.90 met, exact >= 50% met"]
+
+
+def test_read_photos_counts_a_plate_found_by_overlap_and_centre():
+    from bench.read_photos import is_found
+
+    truth = (100.0, 50.0, 120.0, 30.0)
+    assert is_found((105.0, 55.0, 100.0, 20.0), truth)          # centre inside, IoU 0.56
+    assert not is_found((60.0, 55.0, 100.0, 20.0), truth)       # centre inside, IoU 0.27
+    assert not is_found((100.0, 20.0, 120.0, 50.0), truth)      # IoU 0.33, centre above it
+    assert not is_found(None, truth)                             # nothing read

@@ -25,7 +25,8 @@ def view_rect(win) -> tuple[float, float, float, float]:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def test_found_plates_are_drawn_and_the_best_one_is_read_at_its_scale(photo_window, qtbot):
+def test_found_plates_are_drawn_the_best_is_read_at_its_scale_and_a_click_zooms(
+        photo_window, qtbot):
     win = photo_window
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         win.request_plates()
@@ -39,12 +40,7 @@ def test_found_plates_are_drawn_and_the_best_one_is_read_at_its_scale(photo_wind
     assert win.result.reading.text == "4B40262"
     assert "4B40262" in win.letters.summary.text()
 
-
-def test_clicking_a_plate_zooms_to_it(photo_window, qtbot):
-    win = photo_window
-    with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
-        win.request_plates()
-    x, y, w, h = win.found.plates[0].box
+    x, y, w, h = best.box
     whole = view_rect(win)
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         qtbot.mouseClick(win.plate.viewport(), QtCore.Qt.LeftButton,
@@ -52,7 +48,7 @@ def test_clicking_a_plate_zooms_to_it(photo_window, qtbot):
     zoomed = view_rect(win)
     assert zoomed[2] < 0.8 * whole[2]
     assert zoomed[0] <= x and x + w <= zoomed[0] + zoomed[2]
-    assert win.fm.scale == win.found.plates[0].scale
+    assert win.fm.scale == best.scale and win.result.reading.text == "4B40262"
 
 
 def test_a_dragged_region_is_read_and_placed_in_the_image(photo_window, qtbot):

@@ -10,8 +10,8 @@ from PIL import Image
 
 from viewer.featuremap import FeatureMap, Geometry
 from viewer.labels import labels_for
-from viewer.locate import (FoundPlate, find_plates, iou, letters_tilt, plate_score, read_region,
-                           submap, trim_off_line_ends)
+from viewer.locate import (FoundPlate, distinct, find_plates, iou, letters_tilt, plate_score,
+                           read_region, submap, trim_off_line_ends)
 from viewer.reading import Letter, PlateReading
 
 
@@ -173,3 +173,13 @@ def test_tilt_is_the_angle_of_the_line_of_letters():
     rising = [Letter("A", 1.0, [], (20.0 * k, 100.0 - 20.0 * k * np.tan(np.radians(5)), 13.5,
                                     22.5), (0, 0)) for k in range(6)]
     assert letters_tilt(rising) == pytest.approx(5.0, abs=1.0)
+
+
+def test_a_part_of_a_better_plate_is_not_another_plate():
+    def plate(box, score):
+        return FoundPlate(PlateReading([]), box, score)
+
+    whole, band = plate((100.0, 50.0, 120.0, 25.0), 7.0), plate((90.0, 50.0, 30.0, 25.0), 4.0)
+    elsewhere = plate((300.0, 50.0, 120.0, 25.0), 5.0)
+    assert iou(whole.box, band.box) < 0.3
+    assert distinct([whole, band, elsewhere]) == [whole, elsewhere]

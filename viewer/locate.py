@@ -28,9 +28,9 @@ from viewer.reading import (CHAR_FILL, MIN_CONFIDENCE, Letter, PlateReading, aut
 
 Box = tuple[float, float, float, float]        # x, y, w, h in original-image pixels
 
-PYRAMID_STEP = 2 ** 0.5      # scale ratio between levels: a character is found at either
+PYRAMID_STEP = 2 ** 0.5      # scale ratio between levels: every character size is near one
 MIN_CHAR_PX = 10.0           # the smallest character height looked for, in photo pixels ...
-MIN_CHAR_SHARE = 0.01        # ... or this share of the photo's longer side, if larger
+MIN_CHAR_SHARE = 0.015       # ... or this share of the photo's longer side, if larger
 MIN_PLATE_LETTERS = 4        # fewer letters in a row is a word, not a plate
 MAX_PLATE_LETTERS = 10
 PLATE_LETTERS = 7            # letters beyond this many make a row no more plate-like
@@ -39,7 +39,8 @@ GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
 JOIN_WIDTH = 1.5             # cells of one row join across gaps of this many character heights
 MARGIN = (0.9, 0.45)         # a candidate's crop around its letters, in character heights (x, y)
 WHOLE_IMAGE = 0.8            # a crop covering this share of both sides: read the whole image
-SAME_PLATE_IOU = 0.3         # candidates overlapping this much are one plate
+SAME_PLATE_IOU = 0.3         # candidates overlapping this much are one plate ...
+SAME_PLATE_PART = 0.5        # ... and so is one with this share of its box inside another
 REFINED = 3                  # candidates read again on their own crop ...
 REFINE_SPAN = 1.5            # ... at scales within this factor of where they were found ...
 REFINE_STEPS = 12            # ... this many (the reader's crop sweep is about 7% apart)
@@ -117,9 +118,10 @@ def sweep(dense: DenseClassifier, image: np.ndarray, scales: np.ndarray,
     total = float(weights.sum())
     maps = []
     for k, scale in enumerate(scales):
-        # Each pass's own fraction (the blas engine's bands) as its share of the sweep.
+        # Each pass's own fraction (the blas engine's bands) as its share of the sweep. Only
+        # the class maps are kept: conv1 of a 12-megapixel photo's pyramid is ~0.6 GB.
         with progress_part(weights[:k].sum() / total, weights[:k + 1].sum() / total):
-            maps.append(dense.run(image, float(scale)))
+            maps.append(replace(dense.run(image, float(scale)), conv1=None, blobs={}))
         if progress is not None:
             progress(round(1000 * weights[:k + 1].sum() / total), 1000)
     return maps
@@ -202,20 +204,33 @@ def candidates(maps: list[FeatureMap]) -> list[FoundPlate]:
     return sorted(found, key=lambda plate: -plate.score)
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
+def intersection(a: Box, b: Box) -> float:
+    """The area two (x, y, w, h) boxes share."""
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
+    return max(0.0, w) * max(0.0, h)
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    inter = intersection(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
 
+def same_plate(a: Box, b: Box) -> bool:
+    """Two boxes of one plate: they overlap, or half of the smaller lies in the larger (a
+    plate's band or half its letters, found at another scale)."""
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return iou(a, b) >= SAME_PLATE_IOU or (smaller > 0 and
+                                           intersection(a, b) >= SAME_PLATE_PART * smaller)
+
+
 def distinct(plates: list[FoundPlate]) -> list[FoundPlate]:
-    """Non-maximum suppression: drop a plate that overlaps a better one (input best first)."""
+    """Non-maximum suppression: drop a plate that is part of a better one (input best first)."""
     kept: list[FoundPlate] = []
     for plate in plates:
-        if all(iou(plate.box, other.box) < SAME_PLATE_IOU for other in kept):
+        if not any(same_plate(plate.box, other.box) for other in kept):
             kept.append(plate)
     return kept
 
