@@ -22,6 +22,19 @@ def median_ms(fn: Callable[[], object], repeat: int = 5, warm: int = 1) -> float
     return statistics.median(times)
 
 
+def cpu_ms(fn: Callable[[], object], repeat: int = 5, warm: int = 1) -> float:
+    """Median CPU time of `repeat` calls, in milliseconds: the work a single-threaded pass
+    does, whatever else the machine runs (wall time on a loaded machine is mostly waiting)."""
+    for _ in range(warm):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        times.append((time.process_time() - start) * 1000.0)
+    return statistics.median(times)
+
+
 def rotated_ms(fns: dict[str, Callable[[], object]], repeat: int = 5, block: int = 3,
                settle: float = 0.3) -> dict[str, list[float]]:
     """Every timed call, in blocks of `block` per candidate, taking turns until each has

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from bench.measure import rotated_ms
+from bench.measure import cpu_ms, rotated_ms
 from viewer import cost, model_io
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.numpy_engine import softmax
@@ -186,8 +186,12 @@ def zoo_section(repeat: int = 5, engines: tuple[str, ...] = (DEFAULT_ENGINE, "ca
                       "all_ms": [round(t, 1) for t in times[e]],
                       "max_prob_diff": float(np.abs(softmax(outs[e], 0) -
                                                     softmax(outs[names[0]], 0)).max())}
+            if threads == 1:
+                row[e]["cpu_ms"] = round(cpu_ms(calls[e], repeat=repeat), 1)
         if len(names) == 2:
             row["speedup"] = round(row[names[1]]["median_ms"] / row[names[0]]["median_ms"], 2)
+            if threads == 1:
+                row["cpu_speedup"] = round(row[names[1]]["cpu_ms"] / row[names[0]]["cpu_ms"], 2)
         rows[net_name] = row
     return {"engines": names, "size": SIZE, "threads": threads or "default", "nets": rows,
             "load_average": list(os.getloadavg())}
@@ -201,6 +205,9 @@ def report_lines(section: dict) -> list[str]:
     for net, row in section["nets"].items():
         times = ", ".join(f"{e} {row[e]['median_ms']:.0f} ms" for e in names)
         ratio = f" -> {names[0]} {row['speedup']}x faster" if "speedup" in row else ""
+        if "cpu_speedup" in row:
+            cpu = ", ".join(f"{e} {row[e]['cpu_ms']:.0f} ms" for e in names)
+            ratio += f"; CPU time {cpu} -> {row['cpu_speedup']}x"
         lines.append(f"  {net}: map {row['map']}, {row['gflop']} GFLOP: {times}{ratio}, "
                      f"max |dP| {max(row[e]['max_prob_diff'] for e in names):.1e}")
     return lines

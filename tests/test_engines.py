@@ -436,3 +436,25 @@ def test_onnx_in_its_blocked_layout_matches_the_reference(size):
     actual = engine.forward(data, blobs)
     for blob in blobs:
         _assert_close(actual[blob], expected[blob], f"onnx blocked {blob} at {size}")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+@pytest.mark.parametrize("lrn", ["local_size: 5 alpha: 0.0001 beta: 0.75",
+                                 "local_size: 3 alpha: 0.5 beta: 0.6 k: 2",
+                                 "local_size: 5 alpha: 0.3 beta: 0.8 norm_region: WITHIN_CHANNEL"])
+def test_lrn_matches_the_reference_for_any_window_power_and_constant(engine, lrn):
+    """The onnx engine writes LRN as a banded 1x1 convolution and square roots for beta 0.75:
+    other settings take the general path."""
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 7 dim: 9 dim: 11 } } } '
+            f'layer {{ name: "norm" type: "LRN" bottom: "data" top: "norm" lrn_param {{ {lrn} }} }}')
+    net = model_io.init_weights(model_io.parse_prototxt(text, "lrn.prototxt")[0])
+    data = np.random.default_rng(3).normal(0, 20, (1, 7, 9, 11)).astype(np.float32)
+    if engine == "opencv" and "k: 2" in lrn:
+        from viewer.errors import EngineError
+
+        with pytest.raises(EngineError, match="OpenCV computes LRN 'norm' with k 1 instead"):
+            create_engine(engine, net)
+        return
+    _assert_close(create_engine(engine, net).forward(data, ["norm"])["norm"],
+                  create_engine("numpy", net).forward(data, ["norm"])["norm"], f"{engine} {lrn}")

@@ -50,6 +50,16 @@ def _without_scalars(net: CaffeNet) -> CaffeNet:
     return CaffeNet(net.param, weights, net.source)
 
 
+def _check_lrn(net: CaffeNet) -> None:
+    """OpenCV's LRN across channels uses 1 for Caffe's constant k (measured: 0.33 off at k 2)."""
+    for layer in netgraph.deploy_layers(net.param):
+        p = layer.lrn_param
+        if layer.type == "LRN" and p.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS \
+                and p.k != 1:
+            raise EngineError(f"OpenCV computes LRN '{layer.name}' with k 1 instead of its "
+                              f"k {p.k:g}; use another engine")
+
+
 class OpenCVEngine(Engine):
     """cv2.dnn forward pass on the CPU."""
 
@@ -62,6 +72,7 @@ class OpenCVEngine(Engine):
         if not hasattr(cv2.dnn, "readNetFromCaffe"):
             raise EngineError(f"OpenCV {cv2.__version__} has no Caffe importer; install "
                               "opencv-python-headless<5")
+        _check_lrn(net)
         plain = _without_scalars(_untransposed(net))
         proto = np.frombuffer(prototxt_text(_deploy_param(plain)).encode(), np.uint8)
         model = np.frombuffer(caffemodel_bytes(plain), np.uint8)
