@@ -1,4 +1,4 @@
-"""Full-size model-zoo nets on a 448x448 colour image at scale 1: the default engine against real Caffe.
+"""Full-size zoo nets on a 448x448 colour image at scale 1: the default engine against real Caffe.
 
 `python -m bench.zoo [--repeat N]` (also a section of `python -m bench`). The deploy nets are
 written here after the papers, with random weights: GoogLeNet (Szegedy et al. 2014, the

@@ -447,7 +447,8 @@ def test_lrn_matches_the_reference_for_any_window_power_and_constant(engine, lrn
     other settings take the general path."""
     text = ('layer { name: "data" type: "Input" top: "data" '
             'input_param { shape { dim: 1 dim: 7 dim: 9 dim: 11 } } } '
-            f'layer {{ name: "norm" type: "LRN" bottom: "data" top: "norm" lrn_param {{ {lrn} }} }}')
+            'layer { name: "norm" type: "LRN" bottom: "data" top: "norm" '
+            f'lrn_param {{ {lrn} }} }}')
     net = model_io.init_weights(model_io.parse_prototxt(text, "lrn.prototxt")[0])
     data = np.random.default_rng(3).normal(0, 20, (1, 7, 9, 11)).astype(np.float32)
     if engine == "opencv" and "k: 2" in lrn:
