@@ -339,3 +339,13 @@ def test_a_blas_pass_and_saving_the_maps_show_real_fractions(qtbot, tmp_path, se
     assert len(saving) > 5 and saving[-1][0] == 1.0 and all(top == 100 for _, top in saving)
     assert "saved" in win.statusBar().currentMessage() and out.exists()
     win.close()
+
+
+def test_a_new_image_shows_nothing_of_the_last_one_while_it_is_mapped(auto_window, tmp_path):
+    win = auto_window
+    assert win.letters.buttons and win.legend.isVisible() and win.conv1.outputs is not None
+    other = save_png(generated_plate(220, 600, seed=8), tmp_path / "next.png")
+    win.files.open_image(other)                       # its map is being computed
+    assert win.letters.buttons == [] and "once a map is drawn" in win.letters.summary.text()
+    assert not win.legend.isVisible() and win.conv1.outputs is None
+    assert all(tile.icon().isNull() for tile in win.conv1.tiles)

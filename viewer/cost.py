@@ -42,6 +42,16 @@ def layer_flops(layer, shapes: dict[str, netgraph.Shape]) -> int:
     return 0
 
 
+def layer_traffic(layer, shapes: dict[str, netgraph.Shape]) -> int:
+    """Elements one layer reads and writes: its bottoms and top, and a Convolution's im2col
+    block (what makes conv1 and the poolings memory-bound)."""
+    elements = sum(math.prod(shapes[b]) for b in layer.bottom) + math.prod(shapes[layer.top[0]])
+    if layer.type == "Convolution":
+        outputs, fan_in = _im2col_size(layer, shapes)
+        elements += outputs // shapes[layer.top[0]][1] * fan_in
+    return elements
+
+
 def forward_flops(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds x 2 of the Convolution and InnerProduct layers for an N x C x H x W input."""
     shapes = _shapes(net, input_shape)

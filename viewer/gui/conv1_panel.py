@@ -12,6 +12,7 @@ from viewer.gui.pixmaps import enlarged, fitted, normalized, to_pixmap
 
 TILE_HEIGHT = 40           # tiles drawn without a panel to fit
 MIN_TILE_HEIGHT, MAX_TILE_HEIGHT = 30, 120    # tiles shrink or grow to fit the panel
+WAITING = "conv1 filters appear here once a map is drawn."
 TILE_FRAME = 10            # a tile button's border and padding around its picture
 GAP = 4
 ACCENT = "#ff8c00"
@@ -90,7 +91,7 @@ class Conv1Panel(QtWidgets.QScrollArea):
         self.outputs: np.ndarray | None = None     # the conv1 blob the tiles show
         self.kernel_shape = (5, 5)
         self.picture_height = TILE_HEIGHT
-        self.hint.setText("conv1 filters appear here once a map is drawn.")
+        self.hint.setText(WAITING)
 
     def set_filters(self, blob: str, kernels: np.ndarray, outputs: np.ndarray,
                     pictures: list[np.ndarray] | None = None) -> None:
@@ -122,6 +123,13 @@ class Conv1Panel(QtWidgets.QScrollArea):
         return tile_height(shape[0], self.kernel_shape, shape[1:], room.width(),
                            room.height() - max(hint, 0) - self.grid.spacing(),
                            self.grid.spacing())
+
+    def clear(self) -> None:
+        """No tiles until the next map's are drawn (a new image is being mapped)."""
+        self.outputs = None
+        for tile in self.tiles:
+            tile.setIcon(QtGui.QIcon())
+        self.hint.setText(WAITING)
 
     def tiles_show(self, fm) -> bool:
         """Do the tiles show this map's conv1 (they are drawn after the map)?"""

@@ -56,7 +56,7 @@ class LetterStrip(QtWidgets.QWidget):
         self.buttons: list[LetterButton] = []
         self.size = 1.0
         self.reading: Any = None
-        self.show_message("Reading appears here once a map is drawn.")
+        self.reset()
 
     def set_size(self, size: float) -> None:
         """Cards `size` times the usual, so a large screen does not leave them small."""
@@ -64,6 +64,10 @@ class LetterStrip(QtWidgets.QWidget):
             self.size = size
             if self.reading is not None:
                 self.set_reading(self.reading)
+
+    def reset(self) -> None:
+        """Nothing read yet (a new image is being mapped)."""
+        self.show_message("Reading appears here once a map is drawn.")
 
     def show_message(self, message: str) -> None:
         self._clear()

@@ -312,7 +312,11 @@ class MainWindow(QtWidgets.QMainWindow):
         # nothing of the last image's map is drawn
         self.fm = self.result = self.layer = self.coarse = None
         self.readout.clear()
-        self.blobs.show_blob(self.blobs.blob(), None)   # until this image's map is drawn
+        # Until this image's map is drawn, no panel shows the last image's.
+        self.blobs.show_blob(self.blobs.blob(), None)
+        self.letters.reset()
+        self.legend.setVisible(False)
+        self.conv1.clear()
         self._update_range()
         self._title()
 
