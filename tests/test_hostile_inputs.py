@@ -25,6 +25,8 @@ from PIL import Image
 from bad_inputs import ROOT, TINY_NET, write_net_pair
 from conftest import plate_like
 from viewer import cli, model_io
+# Imported here, not first inside a probe: tracemalloc makes importing colorcet take seconds.
+from viewer import export, render  # noqa: F401
 from viewer.errors import ViewerError
 
 GUARD = 2 * 1024 ** 3
@@ -510,3 +512,91 @@ def test_an_unknown_prototxt_field_is_printed_as_a_warning(tmp_path, plate_png, 
     assert [line for line in err if line.startswith("warning: ")] == [
         f"warning: {proto} line 5 (in layer 'conv1'): unknown field 'weight_filer' in "
         "ConvolutionParameter (ignored)"]
+
+
+# ---- items 10 and 11: the memory estimate covers every layer, and the pictures ---------------------
+
+@pytest.mark.parametrize("layer", [
+    'layer { name: "n" type: "LRN" bottom: "conv1" top: "n"\n'
+    '        lrn_param { local_size: 40001 norm_region: WITHIN_CHANNEL } }',
+    'layer { name: "n" type: "LRN" bottom: "conv1" top: "n"\n'
+    '        lrn_param { local_size: 2001 norm_region: WITHIN_CHANNEL } }',
+    'layer { name: "n" type: "LRN" bottom: "conv1" top: "n" lrn_param { local_size: 40001 } }',
+], ids=["within-40001", "within-2001", "across-40001"])
+@pytest.mark.parametrize("engine", ["numpy", "blas", "onnx"])
+def test_a_huge_lrn_window_is_quick_and_within_its_estimate(tmp_path, engine, layer):
+    """The window sums come from integral images: the cost does not grow with local_size,
+    and what the estimate says is what the pass takes."""
+    from viewer import cost
+    from viewer.engines import available_engines
+    from viewer.featuremap import DenseClassifier
+
+    if engine not in available_engines():
+        pytest.skip(f"{engine} is not installed")
+    net = model_io.init_weights(model_io.parse_prototxt(HEAD + CONV + layer)[0], seed=1)
+    dense = DenseClassifier(net, engine)
+    image = plate_like(120, 240, seed=4)
+    plan = dense.check_scale(image.shape, 1.0)
+    tracemalloc.start()
+    try:
+        fm = dense.run(image, 1.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(fm.scores).all()
+    if plan.engine.name != "onnx":           # onnxruntime's own memory is not traced
+        assert peak <= cost.forward_bytes(plan.engine, (1, 1, 120, 240), dense.wanted_blobs())
+    reference = DenseClassifier(net, "numpy").run(image, 1.0)
+    assert np.abs(fm.scores - reference.scores).max() < 1e-4 * np.abs(reference.scores).max()
+
+
+@pytest.mark.parametrize("layers", [
+    CONV.replace("kernel_size: 5", "kernel_size: 5 pad: 15000 stride: 15000"),
+    CONV + 'layer { name: "p" type: "Pooling" bottom: "conv1" top: "p"\n'
+           '        pooling_param { pool: AVE kernel_size: 3 stride: 15000 } }\n',
+], ids=["conv-pad-and-stride", "pooling-stride"])
+def test_a_pad_or_stride_of_15000_is_counted_before_the_pass(layers, monkeypatch):
+    from viewer import cost
+    from viewer.featuremap import DenseClassifier
+
+    net = model_io.init_weights(model_io.parse_prototxt(HEAD + layers)[0], seed=1)
+    dense = DenseClassifier(net, "numpy")
+    image = plate_like(60, 120, seed=4)
+    need = dense.forward_bytes(60, 120)
+    assert need > 15000 ** 2 * 4              # the padded copy or pooling canvas is counted
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", 64 << 20)
+    tracemalloc.start()
+    try:
+        try:
+            dense.run(image, 1.0)
+        except model_io.ModelError:
+            pass
+        except Exception as err:                  # the refusal, or a run on the lean engine
+            assert "more than the 0.0625 GB limit" in str(err)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+
+
+def test_the_largest_scale_map_suggests_fits_with_its_pictures(tmp_path, capsys, monkeypatch):
+    """The full-size overlay and the conv1 tiles count: at the scale the refusal names, the
+    whole `map` (pass, pictures, files) stays within the limit."""
+    from viewer import cost
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(plate_like(600, 900, seed=5)).save(photo)
+    limit = 80 << 20
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", limit)
+    err = probe(capsys, "map", photo, "--scale", "3", "--engine", "blas", "--out",
+                tmp_path / "out", inputs=(photo,), absent=(tmp_path / "out",),
+                says=("the largest scale that fits is",))
+    largest = err.rsplit("the largest scale that fits is ", 1)[1].strip()
+    tracemalloc.start()
+    try:
+        assert cli.main(["map", str(photo), "--scale", largest, "--engine", "blas",
+                         "--out", str(tmp_path / "out")]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= limit, (largest, peak)

@@ -215,13 +215,13 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
     from viewer.safe_write import write_together
 
     image = images.load_image(path)
-    plan = dense.check_scale(image.shape, scale)
+    plan = dense.check_scale(image.shape, scale, pictures=True)  # the overlay must fit too
     inputs = (path, *inputs)
     npz, overlay, grid = prepare_outputs(out / path.stem if many else out, MAP_FILES, inputs)
     # A warm-up run steadies the timing of one short pass; a lean fallback pass is seconds
     # long, and running it twice would double the wait for no better figure. In a batch the
     # earlier images warm the engine.
-    fm = dense.run(image, scale, warm=not many and not plan.note)
+    fm = dense.run(image, scale, warm=not many and not plan.note, pictures=True)
     # Drawn first, then written together: a failure leaves no npz without its pictures.
     outputs = {"npz": (npz, export.npz_writer(fm)),
                "overlay": (overlay, export.png_writer(render.overlay_best_class(image, fm),

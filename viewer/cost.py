@@ -14,8 +14,11 @@ from typing import Sequence
 from viewer import netgraph
 from viewer.errors import ImageError
 from viewer.model_io import CaffeNet
+from viewer.proto import caffe_pb2
 
 FLOAT = 4
+# Image pixels a full-size picture is blended at a time (render.blend works in bands of rows).
+BAND_PIXELS = 1 << 18
 # A dense map must fit in this much memory, engine and results together.
 MEMORY_LIMIT = 2 * 1024 ** 3
 
@@ -58,13 +61,49 @@ def forward_flops(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     return sum(layer_flops(layer, shapes) for layer in netgraph.deploy_layers(net.param))
 
 
+def reference_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
+    """Elements the numpy reference engine allocates for a layer beyond its output: a
+    Convolution's (`_conv_scratch`), Pooling's padded canvas (as large as stride x kernel,
+    whatever the input), LRN's float64 window sums (five float64 copies). A pad or stride of
+    15000 costs gigabytes here, so it must be counted before the pass."""
+    if not layer.bottom:
+        return 0
+    bottom = shapes[layer.bottom[0]]
+    if layer.type == "Convolution":
+        return _conv_scratch(layer, shapes)
+    if layer.type == "Pooling":
+        top = shapes[layer.top[0]]
+        window = netgraph.pool_window(layer.pooling_param, bottom)
+        return top[0] * top[1] * math.prod((o - 1) * s + k for o, s, k in
+                                           zip(top[2:], window.stride, window.kernel))
+    if layer.type == "LRN":
+        return 10 * math.prod(bottom)
+    return 0
+
+
+def _onnx_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
+    """Elements onnxruntime allocates for a layer beyond its output: a Convolution's im2col
+    buffer, and for an LRN within channels its float64 integral image (the padded squares and
+    two cumulative sums of them, each twice a float's size) and the four corners read from it."""
+    if layer.type == "Convolution":
+        outputs, fan_in = _im2col_size(layer, shapes)
+        return outputs // shapes[layer.top[0]][1] * fan_in
+    if layer.type == "LRN":
+        n, c, h, w = shapes[layer.bottom[0]]
+        if layer.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
+            return 2 * n * c * h * w
+        k = layer.lrn_param.local_size
+        return n * c * (6 * (h + k) * (w + k) + 12 * h * w)
+    return 0
+
+
 def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
-    """An upper bound for engines that keep every blob: all blobs, plus the largest scratch of
-    a convolution (`_conv_scratch`)."""
+    """An upper bound for engines that keep every blob: all blobs, plus the largest scratch
+    any layer needs in the numpy reference (`reference_scratch`)."""
     shapes = _shapes(net, input_shape)
     blobs = sum(math.prod(s) for s in shapes.values())
-    scratch = max((_conv_scratch(layer, shapes) for layer in netgraph.deploy_layers(net.param)
-                   if layer.type == "Convolution"), default=0)
+    scratch = max((reference_scratch(layer, shapes)
+                   for layer in netgraph.deploy_layers(net.param)), default=0)
     return (blobs + scratch) * FLOAT
 
 
@@ -92,10 +131,7 @@ def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
     alive = {name: math.prod(shapes[name])}
     peak = alive[name]
     for k, layer in enumerate(layers):
-        scratch = 0
-        if layer.type == "Convolution":
-            outputs, fan_in = _im2col_size(layer, shapes)
-            scratch = outputs // shapes[layer.top[0]][1] * fan_in
+        scratch = _onnx_scratch(layer, shapes)
         in_place = list(layer.top) == list(layer.bottom)
         made = 0 if in_place else sum(math.prod(shapes[t]) for t in layer.top)
         peak = max(peak, sum(alive.values()) + made + scratch)
@@ -104,6 +140,16 @@ def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
         for b in [b for b in alive if last_read.get(b, -1) <= k and b not in blobs]:
             del alive[b]
     return peak * FLOAT
+
+
+def picture_bytes(image_shape: tuple[int, ...], conv1_elements: int) -> int:
+    """Memory the pictures `map` draws from a pass take on top of it: the image and its gray
+    copy, the full-size best-class overlay (its RGB bytes, the BGR copy PNG encoding makes,
+    the PNG), a band of float work, and the conv1 tile sheet with its PNG. A 120 MP photo's
+    overlay alone is 1.2 GB of these, whatever the scale of the pass."""
+    height, width = image_shape[:2]
+    channels = image_shape[2] if len(image_shape) > 2 else 1
+    return height * width * (channels + 10) + 48 * BAND_PIXELS + 2 * conv1_elements
 
 
 def forward_bytes(engine, input_shape: tuple[int, ...], blobs: Sequence[str]) -> int:

@@ -274,18 +274,28 @@ class DenseClassifier:
         except netgraph.BlobTooLarge:
             return math.inf
 
-    def max_scale(self, image_shape: tuple[int, int], extra_blobs: tuple[str, ...] = ()) -> float:
+    def picture_bytes(self, image_shape: tuple[int, ...], height: int, width: int) -> float:
+        """Memory of the pictures `map` draws after a pass at height x width (the full-size
+        overlay, the conv1 tiles), from `cost.picture_bytes`."""
+        conv1 = netgraph.infer_shapes(self.net.param)[self.first_conv][1] * height * width \
+            if self.first_conv else 0
+        return float(cost.picture_bytes(image_shape, conv1))
+
+    def max_scale(self, image_shape: tuple[int, ...], extra_blobs: tuple[str, ...] = (),
+                  pictures: bool = False) -> float:
         """The largest scale (to 0.01) whose pass fits in `cost.MEMORY_LIMIT` on the chosen
-        engine or, failing that, on the lean one (where `run` then goes); 0 if none does."""
-        return max(self._max_scale_on(engine, image_shape, extra_blobs)
+        engine or, failing that, on the lean one (where `run` then goes); 0 if none does.
+        With `pictures`, the pictures `map` draws afterwards must fit beside it."""
+        return max(self._max_scale_on(engine, image_shape, extra_blobs, pictures)
                    for engine in self.memory_engines())
 
-    def _max_scale_on(self, engine: Engine, image_shape: tuple[int, int],
-                      extra_blobs: tuple[str, ...]) -> float:
+    def _max_scale_on(self, engine: Engine, image_shape: tuple[int, ...],
+                      extra_blobs: tuple[str, ...], pictures: bool = False) -> float:
         """`max_scale` for one engine: a doubling and bisection search over the estimate."""
         def fits(scale: float) -> bool:
             size = scaled_size(image_shape, scale)
-            return self.forward_bytes(*size, extra_blobs, engine) <= cost.MEMORY_LIMIT
+            drawn = self.picture_bytes(image_shape, *size) if pictures else 0
+            return self.forward_bytes(*size, extra_blobs, engine) + drawn <= cost.MEMORY_LIMIT
 
         smallest = self.smallest_scale(image_shape)
         if not fits(smallest):
@@ -302,14 +312,15 @@ class DenseClassifier:
         return hundredths / 100
 
     def check_scale(self, image_shape: tuple[int, ...], scale: float,
-                    extra_blobs: tuple[str, ...] = ()) -> PassPlan:
+                    extra_blobs: tuple[str, ...] = (), pictures: bool = False) -> PassPlan:
         """The scaled size and the engine for the pass, or an ImageError naming the scales
         that work.
 
         Refuses an image smaller than the net's window at `scale`, and a pass that would need
         more than `cost.MEMORY_LIMIT` on the chosen engine and on the lean one, before
         anything is resized or allocated. A pass only the lean engine fits runs there: slower,
-        but a map instead of a refusal.
+        but a map instead of a refusal. With `pictures`, the pictures `map` draws afterwards
+        (`picture_bytes`) count too.
         """
         if min(image_shape[:2]) < 1:
             raise ImageError(f"the image is empty ({image_shape[1]}x{image_shape[0]} pixels)")
@@ -320,18 +331,19 @@ class DenseClassifier:
                 f"at scale {scale:g} the image is {width}x{height} pixels, smaller "
                 f"than the net's {rw}x{rh} window; the smallest scale that works is "
                 f"{self.smallest_scale(image_shape[:2]):g}")
-        needed = self.forward_bytes(height, width, extra_blobs)
+        drawn = self.picture_bytes(image_shape, height, width) if pictures else 0
+        needed = self.forward_bytes(height, width, extra_blobs) + drawn
         if needed <= cost.MEMORY_LIMIT:
             return PassPlan(height, width, self.engine)
         needs = {self.engine.name: needed}
         lean = self.lean_engine
         if lean is not self.engine:
-            needs[lean.name] = self.forward_bytes(height, width, extra_blobs, lean)
+            needs[lean.name] = self.forward_bytes(height, width, extra_blobs, lean) + drawn
             if needs[lean.name] <= cost.MEMORY_LIMIT:
                 return PassPlan(height, width, lean, (
                     f"the {width}x{height} input needs {size_text(needed)} on "
                     f"'{self.engine.name}'; using '{lean.name}' ({size_text(needs[lean.name])})"))
-        largest = self.max_scale(image_shape[:2], extra_blobs)
+        largest = self.max_scale(image_shape, extra_blobs, pictures)
         advice = (f"the largest scale that fits is {largest:g}" if largest else
                   "no scale fits, crop the image")
         sizes = " and ".join(f"{size_text(need)} on the '{name}' engine"
@@ -359,12 +371,12 @@ class DenseClassifier:
         return self.settings.transformer.prepare(image, scale)
 
     def run(self, image: np.ndarray, scale: float = 1.0, extra_blobs: tuple[str, ...] = (),
-            warm: bool = False) -> FeatureMap:
+            warm: bool = False, pictures: bool = False) -> FeatureMap:
         """Map `image` (RGB or gray uint8) at `scale`; `warm` runs once untimed first.
 
-        The pass runs on the engine `check_scale` picks; the map names it.
+        The pass runs on the engine `check_scale` picks (given `pictures`); the map names it.
         """
-        plan = self.check_scale(image.shape, scale, extra_blobs)
+        plan = self.check_scale(image.shape, scale, extra_blobs, pictures)
         data = self._input(image, scale)
         wanted = self.wanted_blobs(extra_blobs)
         with np.errstate(all="ignore"):  # an overflow shows in the scores, refused below

@@ -5,6 +5,7 @@ import colorcet
 import cv2
 import numpy as np
 
+from viewer import cost
 from viewer.featuremap import FeatureMap, character_channels, character_confidence
 from viewer.labels import is_plate_model
 
@@ -53,32 +54,48 @@ def best_class_rgba(fm: FeatureMap) -> np.ndarray:
 
 def blend(base: np.ndarray, cells: np.ndarray, fm: FeatureMap, opacity: float) -> np.ndarray:
     """`cells` (RGB, or RGBA with its own alpha) placed per the geometry over the gray or RGB
-    `base` at `opacity`, as uint8 RGB."""
-    placed, mask = place_on_image(fm, cells)
+    `base` at `opacity`, as uint8 RGB. Worked out in bands of rows (`cost.BAND_PIXELS`): a
+    120 MP overlay then costs its own 3 bytes a pixel, not the 40 that float32 copies of the
+    whole image took (4.8 GB past the memory guard)."""
+    height, width = fm.image_shape
+    out = np.empty((height, width, 3), np.uint8)
+    step = max(1, cost.BAND_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        rows = slice(top, min(height, top + step))
+        placed, mask = place_on_image(fm, cells, rows)
+        out[rows] = _blend_band(base[rows], placed, mask, opacity)
+    return out
+
+
+def _blend_band(base: np.ndarray, placed: np.ndarray, mask: np.ndarray,
+                opacity: float) -> np.ndarray:
     out = (base if base.ndim == 3 else np.repeat(base[..., None], 3, axis=2)).astype(np.float32)
     alpha = np.where(mask, np.float32(opacity), np.float32(0))[..., None]
-    if cells.shape[-1] == 4:
+    if placed.shape[-1] == 4:
         alpha = alpha * placed[..., 3:].astype(np.float32) / 255.0
     out = (1 - alpha) * out + alpha * placed[..., :3]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def place_on_image(fm: FeatureMap, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def place_on_image(fm: FeatureMap, cells: np.ndarray,
+                   rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stretch an h x w (x 3) cell array over the original image per the geometry.
 
-    Returns the array in image pixels and a mask of the pixels it covers.
+    Returns the array in image pixels (only `rows` of them, if given) and a mask of the
+    pixels it covers.
     """
     height, width = fm.image_shape
+    top, bottom = (0, height) if rows is None else (rows.start, rows.stop)
     x, y, w, h = fm.geometry.heatmap_rect(*cells.shape[:2])
     cw, ch = w / cells.shape[1], h / cells.shape[0]
     # Affine map from cell index space to image pixels, centre to centre (cell j's block
     # spans x + j*cw .. x + (j+1)*cw, pixel p's centre is p + 0.5), so that nearest-neighbour
     # sampling keeps cells as the blocks the viewer draws.
-    matrix = np.array([[cw, 0, x + cw / 2 - 0.5], [0, ch, y + ch / 2 - 0.5]], np.float32)
+    matrix = np.array([[cw, 0, x + cw / 2 - 0.5], [0, ch, y + ch / 2 - 0.5 - top]], np.float64)
     flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     inverse = cv2.invertAffineTransform(matrix)
-    placed = cv2.warpAffine(cells, inverse, (width, height), flags=flags)
-    mask = cv2.warpAffine(np.ones(cells.shape[:2], np.uint8), inverse, (width, height),
+    placed = cv2.warpAffine(cells, inverse, (width, bottom - top), flags=flags)
+    mask = cv2.warpAffine(np.ones(cells.shape[:2], np.uint8), inverse, (width, bottom - top),
                           flags=flags)
     return placed, mask.astype(bool)
 

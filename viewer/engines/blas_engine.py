@@ -459,6 +459,7 @@ class BlasEngine(Engine):
                 out = (4 * math.prod(shape),) + (tuple(shape[2:4]) if len(shape) == 4 else (1, 1))
                 if step.layer.type not in {"Pooling", "InnerProduct"} | POINTWISE:
                     scratch += sum(4 * math.prod(shapes[b]) for b in step.layer.bottom)
+                    scratch += 4 * cost.reference_scratch(step.layer, shapes)  # numpy runs it
             held[top] = out
             peak = max(peak, alive + out[0] + scratch)
             for b in [b for b in held if last_read.get(b, -1) <= k and b not in blobs]:

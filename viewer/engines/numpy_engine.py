@@ -75,18 +75,36 @@ def softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def window_sums(values: np.ndarray, half: int, axis: int) -> np.ndarray:
+    """Sums over the windows [i - half, i + half] (clipped to the array) along `axis`, in
+    float64, from one cumulative sum: the cost does not grow with the window (Caffe accepts
+    any odd LRN size; a 40001-wide window summed directly never ends)."""
+    size = values.shape[axis]
+    pad = [(0, 0)] * values.ndim
+    pad[axis] = (1, 0)
+    prefix = np.pad(np.cumsum(values, axis=axis, dtype=np.float64), pad)
+    index = np.arange(size)
+    return (np.take(prefix, np.minimum(index + half + 1, size), axis=axis)
+            - np.take(prefix, np.maximum(index - half, 0), axis=axis))
+
+
 def lrn(x: np.ndarray, p: caffe_pb2.LRNParameter) -> np.ndarray:
-    """Caffe local response normalisation, across channels or within each channel."""
+    """Caffe local response normalisation, across channels or within each channel.
+
+    Within a channel Caffe averages the squares over a size x size window padded with zeros
+    (AVE pooling with pad (size-1)/2, so the divisor is always size^2) and uses 1, not k, as
+    the constant. Each plane is summed alone, to keep the float64 sums small.
+    """
     half = p.local_size // 2
-    sq = x * x
     if p.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
-        padded = np.pad(sq, ((0, 0), (half, half), (0, 0), (0, 0)))
-        total = sliding_window_view(padded, p.local_size, axis=1).sum(-1)
+        total = window_sums(x.astype(np.float64) ** 2, half, axis=1)
         scale = p.k + p.alpha / p.local_size * total
     else:
-        padded = np.pad(sq, ((0, 0), (0, 0), (half, half), (half, half)))
-        total = sliding_window_view(padded, (p.local_size, p.local_size), axis=(2, 3)).sum((-1, -2))
-        scale = 1.0 + p.alpha / (p.local_size ** 2) * total
+        scale = np.empty(x.shape, np.float64)
+        for n, c in np.ndindex(*x.shape[:2]):
+            plane = x[n, c].astype(np.float64) ** 2
+            total = window_sums(window_sums(plane, half, axis=0), half, axis=1)
+            scale[n, c] = 1.0 + p.alpha / p.local_size ** 2 * total
     return (x / scale ** p.beta).astype(np.float32)
 
 

@@ -286,11 +286,11 @@ def _convert_lrn(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
                                g.const(f"{layer.name}.k", np.full(channels, p.k, np.float32))],
                       hint=f"{layer.name}.base", kernel_shape=[1, 1])
     else:
-        pads = g.const("pads", np.array([0, 0, half, half, 0, 0, half, half], np.int64))
-        padded = g.node("Pad", [sq, pads], hint=f"{layer.name}.pad", mode="constant")
-        mean = g.node("AveragePool", [padded], hint=f"{layer.name}.mean",
-                      kernel_shape=[p.local_size, p.local_size], strides=[1, 1],
-                      count_include_pad=1)
+        # The window sums come from an integral image (float64, so the differences stay
+        # exact): their cost does not grow with local_size (a 2001 x 2001 AveragePool took
+        # minutes).
+        mean = g.node("Div", [_window_sums_2d(g, layer, sq),
+                              g.const("area", np.float32(p.local_size ** 2))], hint=layer.name)
         scaled = g.node("Mul", [mean, g.const("alpha", np.float32(p.alpha))], hint=layer.name)
         base = g.node("Add", [scaled, g.const("one", np.float32(1.0))], hint=layer.name)
     g.node("Div", [x, _power(g, layer.name, base, p.beta)], g.write(layer.top[0]))
@@ -303,6 +303,34 @@ def _power(g: _GraphBuilder, hint: str, base: str, beta: float) -> str:
         root = g.node("Sqrt", [base], hint=hint)
         return g.node("Mul", [root, g.node("Sqrt", [root], hint=hint)], hint=hint)
     return g.node("Pow", [base, g.const("beta", np.float32(beta))], hint=hint)
+
+
+def _window_sums_2d(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, sq: str) -> str:
+    """Sums of `sq` over the size x size windows centred on each cell (zeros outside): padded
+    by half + 1 before and half after, summed cumulatively along both axes; a window's sum is
+    then four corners of that integral image, k = size apart."""
+    k = layer.lrn_param.local_size
+    half = k // 2
+    name = layer.name
+    wide = g.node("Cast", [sq], hint=f"{name}.f64", to=11)           # DOUBLE
+    pads = g.const("pads", np.array([0, 0, half + 1, half + 1, 0, 0, half, half], np.int64))
+    padded = g.node("Pad", [wide, pads], hint=f"{name}.pad", mode="constant")
+    rows = g.node("CumSum", [padded, g.const("axis", np.int64(2))], hint=f"{name}.rows")
+    table = g.node("CumSum", [rows, g.const("axis", np.int64(3))], hint=f"{name}.table")
+
+    def corner(y: bool, x_: bool) -> str:
+        """The table from k on (True) or up to k before its end (False) along y and x."""
+        starts = [k if y else 0, k if x_ else 0]
+        ends = [np.iinfo(np.int64).max if y else -k, np.iinfo(np.int64).max if x_ else -k]
+        return g.node("Slice", [table, g.const("starts", np.array(starts, np.int64)),
+                                g.const("ends", np.array(ends, np.int64)),
+                                g.const("axes", np.array([2, 3], np.int64))],
+                      hint=f"{name}.corner")
+
+    total = g.node("Sub", [g.node("Add", [corner(True, True), corner(False, False)]),
+                           g.node("Add", [corner(True, False), corner(False, True)])],
+                   hint=f"{name}.sums")
+    return g.node("Cast", [total], hint=f"{name}.f32", to=1)           # FLOAT
 
 
 def to_onnx(net: CaffeNet, outputs: Sequence[str]):
