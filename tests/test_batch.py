@@ -82,3 +82,21 @@ def test_a_closed_pipe_ends_quietly(plates):
         proc.stdout.close()                   # as `| head` does when it has its lines
         err = proc.stderr.read().decode()
     assert proc.returncode == 141 and err == ""
+
+
+def test_ctrl_c_in_a_batch_leaves_no_output_file(plates, tmp_path, monkeypatch, capsys):
+    from viewer import cli
+
+    real = cli.read_one
+
+    def interrupted(dense, path, **kwargs):
+        if path.name == "p2.png":
+            raise KeyboardInterrupt
+        return real(dense, path, **kwargs)
+
+    monkeypatch.setattr(cli, "read_one", interrupted)
+    out = tmp_path / "reads.jsonl"
+    assert main(["read", str(plates / "p1.png"), str(plates / "p2.png"), "--scale", "1",
+                 "--format", "jsonl", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plates"]
