@@ -275,9 +275,13 @@ def sidecar_path(prototxt: str | os.PathLike) -> Path:
 
 
 def sidecar_text(settings: ModelSettings) -> str:
-    """The sidecar's JSON: the format tag, the transformer's fields, the labels (maybe [])."""
-    return json.dumps({"format": SIDECAR_FORMAT, **settings.transformer.as_dict(),
-                       "labels": list(settings.labels)}, indent=1) + "\n"
+    """The sidecar's JSON: the format tag and the transformer's fields one a line, then the
+    labels (maybe none) one a line, so the file reads and diffs like a labels.txt."""
+    fields = {"format": SIDECAR_FORMAT, **settings.transformer.as_dict()}
+    lines = [f" {json.dumps(key)}: {json.dumps(value)}," for key, value in fields.items()]
+    names = ",\n".join(f"  {json.dumps(name, ensure_ascii=False)}" for name in settings.labels)
+    labels = f' "labels": [\n{names}\n ]' if names else ' "labels": []'
+    return "\n".join(["{", *lines, labels, "}"]) + "\n"
 
 
 def read_sidecar(path: str | os.PathLike) -> ModelSettings:
