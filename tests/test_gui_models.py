@@ -10,7 +10,7 @@ from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, open_window,  # no
                          plate_file, settings)
 from viewer import model_io
 from viewer.export import save_png
-from viewer.gui import app, session
+from viewer.gui import app, jobs, session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.preprocess_dialog import PreprocessDialog
 from viewer.preprocess import Transformer
@@ -63,6 +63,13 @@ def test_another_model_gets_best_class_and_no_plate_parts(thousand_window):
     assert w.layer.title == "best class (hue), as opaque as its probability"
     best, prob = w.fm.best()
     np.testing.assert_array_equal(w.layer.rgba[..., 3], np.rint(255 * prob).astype(np.uint8))
+
+
+def test_a_new_image_opens_at_scale_1_or_with_its_longer_side_at_640(thousand_window):
+    dense = thousand_window.model.dense
+    assert jobs.opening_scale(dense, (300, 451, 3)) == 1.0
+    assert jobs.opening_scale(dense, (3000, 4000)) == 0.16      # 640x480 pixels
+    assert jobs.opening_scale(dense, (40, 50)) == dense.smallest_scale((40, 50)) == 1.59
 
 
 def test_the_readout_names_the_top_classes(thousand_window):

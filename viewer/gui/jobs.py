@@ -6,6 +6,7 @@ the user has moved on cannot touch the new state; the window drops its stale res
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from viewer.model_io import CaffeNet
 from viewer.preprocess import ModelSettings
 from viewer.sliding import compare_with_windows
 from viewer.surgery import verify_equivalence
+
+
+OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,15 @@ def plate_reader(labels: list[str]) -> ModuleType | None:
     """The plate reader, for a model with the plate labels only: other classifiers get no
     reading, automatic scale or letter strip."""
     return reading_module() if is_plate_model(labels) else None
+
+
+def opening_scale(dense: DenseClassifier, image_shape: tuple[int, ...]) -> float:
+    """The scale a new image opens at when no plate reader chooses one: 1, or less so that
+    the longer side is at most OPENING_SIDE pixels (a 12 MP photo at scale 1 takes many
+    seconds a pass, and a model opened on it next would map it there too), never below the
+    net's smallest scale."""
+    fit = math.floor(OPENING_SIDE / max(image_shape[:2]) * 100) / 100
+    return max(dense.smallest_scale(image_shape[:2]), min(1.0, fit))
 
 
 def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,

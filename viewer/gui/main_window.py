@@ -374,9 +374,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def request_auto_scale(self) -> None:
         """The map at the scale where the letters read best, searched on the worker (a sweep
-        of passes, each a chance to cancel). Without a plate reader, or for a model that is no
-        plate reader: a map at the current scale."""
+        of passes, each a chance to cancel). Without a plate reader, or for a model that reads
+        no plates: a map at `jobs.opening_scale`."""
         if jobs.plate_reader(self.model.dense.labels) is None:
+            self.scale.set_scale(jobs.opening_scale(self.model.dense, self.image.pixels.shape))
             self.request_map()
             return
         dense, pixels, stop = self.model.dense, self.image.pixels, self.maps.should_stop
