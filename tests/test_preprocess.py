@@ -208,3 +208,13 @@ def test_the_bundled_lenet_keeps_gray_input_and_its_power_layer():
     assert dense.transformer == Transformer(1)
     image = plate_like(30, 40)
     np.testing.assert_array_equal(dense.prepare(image, 1.0)[0, 0], image)
+
+
+def test_the_onnx_export_says_how_to_prepare_its_input(other_net):
+    from viewer.export import surgered_onnx
+
+    t = Transformer(3, (2, 1, 0), 255.0, (104, 117, 123), 0.5)
+    model = surgered_onnx(DenseClassifier(other_net, "numpy", settings=ModelSettings(t)))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["preprocessing"]) == t.as_dict()
+    assert "BGR (swap 2,1,0), raw scale 255, mean 104,117,123, input scale 0.5" in meta["input"]
