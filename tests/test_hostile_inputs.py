@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from bad_inputs import ROOT, TINY_NET, write_net_pair
+from gui_helpers import plate_file, settings  # noqa: F401  (fixtures of the GUI probe)
 from conftest import plate_like
 from viewer import cli, model_io
 # Imported here, not first inside a probe: tracemalloc makes importing colorcet take seconds.
@@ -164,10 +165,14 @@ def test_an_in_place_layer_on_the_net_input_runs_as_caffe_runs_it(tmp_path, engi
      "scores 'f' are 1x2304, not a map"),
 ], ids=["lrn-0", "lrn-even", "softmax-axis-7", "flatten-after-last-conv"])
 def test_layer_settings_caffe_refuses_are_named(tmp_path, plate_png, capsys, layers, says):
+    """Refused when the net is read, for every engine: real Caffe would abort the process on
+    these (a Softmax on axis 7 is a CHECK failure, SIGABRT)."""
+    from viewer.engines import available_engines
+
     proto = tmp_path / "net.prototxt"
     proto.write_text(HEAD + CONV + layers)
     _, weights = net_files(tmp_path, HEAD + CONV, stem="weights")
-    for engine in ("numpy", "blas"):
+    for engine in [e for e in ("numpy", "blas", "caffe") if e in available_engines()]:
         probe(capsys, *map_args(tmp_path, plate_png, proto, weights)[:-1], engine,
               inputs=(plate_png, proto, weights), absent=(tmp_path / "out",), says=(says,))
 
@@ -600,3 +605,17 @@ def test_the_largest_scale_map_suggests_fits_with_its_pictures(tmp_path, capsys,
     finally:
         tracemalloc.stop()
     assert peak <= limit, (largest, peak)
+
+
+def test_the_viewer_shows_what_the_reader_ignored(qtbot, tmp_path, plate_file, settings):
+    from gui_helpers import load_model, open_window
+
+    window = open_window(qtbot, plate_file, settings, scale=1.0)
+    shown: list[list[str]] = []
+    window.show_warnings = shown.append
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    proto.write_text(HEAD + CONV.replace("kernel_size: 5", "kernel_size: 5 weight_filer {}"))
+    assert load_model(qtbot, window, proto, weights) == "loaded"
+    assert shown == [[f"{proto} line 5 (in layer 'conv1'): unknown field 'weight_filer' in "
+                      "ConvolutionParameter (ignored)"]]
+    window.close()
