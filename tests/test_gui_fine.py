@@ -44,3 +44,14 @@ def test_no_fine_pass_while_the_scale_is_dragged(window, qtbot):
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.slider.setSliderDown(False)  # the release starts the fine pass
     assert window.fm.geometry.stride == (1, 1) and window.fm.scale == 0.9
+
+
+def test_the_fine_pass_is_cancelled_like_any_pass(window, qtbot):
+    coarse = window.fm
+    window.set_fine(True)
+    assert "computing the fine map" in window.busy_label.text()
+    assert window.cancel_work(background=False) == ["fine"]
+    qtbot.waitUntil(lambda: not window.maps.is_running(), timeout=MAP_TIMEOUT)
+    qtbot.wait(50)      # a late result would arrive through the event loop
+    assert window.fm is coarse and "cancelled: computing the fine map" in \
+        window.statusBar().currentMessage()
