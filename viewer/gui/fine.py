@@ -11,6 +11,7 @@ import weakref
 
 import numpy as np
 
+from viewer.errors import ViewerError
 from viewer.featuremap import DenseClassifier
 from viewer.finemap import RAREFACTION, FineMethod, fine_method
 from viewer.gui.jobs import MapResult
@@ -48,7 +49,10 @@ def method_of(dense: DenseClassifier) -> FineMethod:
 def surgery_rows(dense: DenseClassifier) -> list[tuple[str, str, str, str, str]]:
     """The Surgery table's rows for the fine map, as it shows InnerProduct -> Convolution:
     each layer whose stride, dilation or pad rarefaction changed, or the fallback used."""
-    method = method_of(dense)
+    try:
+        method = method_of(dense)
+    except ViewerError as err:
+        return [(f"fine map (stride {FINE_STRIDE})", "", "", "unavailable", str(err))]
     head = (f"fine map (stride {method.stride})", "", "by", method.method, method.note)
     rows = [head]
     for c in method.changes if method.method == RAREFACTION else []:
