@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 
 NO_DISPLAY_HINT = ("for a picture of the window use `view --screenshot FILE.png` (drawn "
                    "offscreen), or the `map`, `read` and `surgery` commands")
@@ -37,10 +38,13 @@ def _x_server_answers(display: str, timeout: float = 1.0) -> bool:
     return False
 
 
-def display_problem(env: dict[str, str] | None = None) -> str | None:
+def display_problem(env: dict[str, str] | None = None,
+                    system: str = sys.platform) -> str | None:
     """Why no window can open here (one sentence), or None when Qt should manage."""
     env = os.environ if env is None else env
     platform = env.get("QT_QPA_PLATFORM", "")
+    if not system.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None                      # macOS and Windows have their own window systems
     if platform and not platform.startswith("xcb"):
         return None
     display = env.get("DISPLAY", "")
