@@ -234,12 +234,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # model and image -------------------------------------------------------------------------
     def load_model(self, prototxt: Path, weights: Path | None, engine: str | None = None) -> None:
-        """Open a model on the worker; the current one stays until the new one is ready."""
+        """Open a model on the worker; the current one stays until the new one is ready. A
+        plate search on that worker gives way (its plates are the old model's)."""
+        self.maps.cancel(("plates",))
         self.loader.load(prototxt, weights, engine or self.model.dense.engine_name)
         self.statusBar().showMessage(f"loading {prototxt.name}...")
 
     def switch_engine(self, engine: str) -> None:
-        """The same net on another engine, built on the worker."""
+        """The same net on another engine, built on the worker (a plate search gives way)."""
+        self.maps.cancel(("plates",))
         self.loader.rebuild(self.model, engine)
         self.statusBar().showMessage(f"loading {self.model.label} on the {engine} engine...")
 
