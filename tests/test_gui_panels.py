@@ -243,3 +243,27 @@ def test_a_padded_net_shows_the_classifier_window_and_names_its_padded_field(qtb
         assert win.fm.geometry.cell_window(4, 4) == (128.0, 128.0, 227.0, 227.0)
     finally:
         win.close()
+
+
+def test_the_surgery_tab_lists_a_global_pooling_with_its_new_kernel(qtbot, tmp_path, settings):
+    """SqueezeNet's layout: no InnerProduct, one global pooling that surgery gives a kernel."""
+    import gallery
+    from gui_helpers import default_args
+    from viewer import model_io
+    from viewer.export import save_png
+
+    proto, weights = tmp_path / "squeezenet.prototxt", tmp_path / "squeezenet.caffemodel"
+    model_io.write_net(gallery.load("squeezenet_fire"), proto, weights)
+    image = save_png(gallery.image(100, 120), tmp_path / "image.png")
+    win = open_window(qtbot, image, settings, default_args(prototxt=proto, weights=weights),
+                      scale=1.0)
+    try:
+        table = win.surgery.table
+        rows = [[table.item(r, c).text() for c in range(table.columnCount())]
+                for r in range(table.rowCount())]
+        assert ["pool10 (Pooling)", "global", "->", "pool10 (Pooling)",
+                "14x14 kernel, stride 1"] in rows
+        assert "global pool10 -> 14x14 pooling" in win.surgery.summary.text()
+        assert win.fm.probs.shape[1:] == (10, 15)   # (100 - 64) / 4 + 1, (120 - 64) / 4 + 1
+    finally:
+        win.close()
