@@ -85,10 +85,15 @@ def summary_text(model: LoadedModel) -> str:
                           f"global {c.layer} -> {shape_text(c.new_shape)} pooling"
                           for c in model.conversions)
     if model.dense.classifier is not None:
-        return (f"<b>{model.label}</b> is a classifier: its InnerProduct layers were cast into "
-                f"convolutions with the same weights, its global poolings given the kernel of "
-                f"their input ({converted}) in memory. File > Save surgered model writes the "
-                "result.")
+        kinds = {c.kind for c in model.conversions}
+        done = " and ".join(
+            what for kind, what in (
+                ("InnerProduct", "its InnerProduct layers were cast into convolutions with the "
+                                 "same weights"),
+                ("Pooling", "its global poolings were given the kernel of their input"))
+            if kind in kinds)
+        return (f"<b>{model.label}</b> is a classifier: {done} ({converted}) in memory. "
+                "File > Save surgered model writes the result.")
     if converted:
         return (f"<b>{model.label}</b> is the surgered twin of the classifier on the left: "
                 f"InnerProduct layers cast into convolutions with the same weights ({converted}).")
