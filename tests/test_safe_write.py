@@ -128,3 +128,48 @@ def test_an_input_is_recognised_under_any_name_but_other_paths_are_not(tmp_path)
     old.write_text("previous")
     write_text_atomic(old, "new", inputs=["", tmp_path / "not-there.png", image])
     assert old.read_text() == "new"
+
+
+def test_files_written_together_are_all_written_or_none(tmp_path, monkeypatch):
+    proto, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
+    proto.write_text("old net")
+
+    def full_disk(fh):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ViewerError) as err:
+        safe_write.write_together([(proto, lambda fh: fh.write(b"new net")),
+                                   (weights, full_disk)])
+    assert str(err.value) == (f"cannot write {weights} (no space left on device); so none of "
+                              "net.prototxt, net.caffemodel was written, and any earlier files "
+                              "there are unchanged")
+    assert proto.read_text() == "old net" and not weights.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.prototxt"]
+
+    renames, real_replace = [], os.replace
+
+    def second_rename_fails(src, dst):
+        renames.append(dst)
+        if len(renames) == 2:
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(safe_write.os, "replace", second_rename_fails)
+    with pytest.raises(ViewerError, match=r"cannot write .*net.caffemodel \(permission denied\)"):
+        safe_write.write_together([(proto, lambda fh: fh.write(b"new net")),
+                                   (weights, lambda fh: fh.write(b"weights"))])
+    assert proto.read_text() == "old net"                 # renamed, then put back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.prototxt"]
+
+
+def test_nothing_is_written_inside_an_input_folder(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with pytest.raises(ViewerError) as err:
+        write_text_atomic(photos / "maps" / ".." / "read.txt", "x", inputs=[photos])
+    assert str(err.value) == (f"refusing to write {photos / 'maps' / '..' / 'read.txt'} inside "
+                              f"the input folder {photos}: choose an output outside it")
+    (tmp_path / "photos2").mkdir()
+    write_text_atomic(tmp_path / "photos2" / "read.txt", "x", inputs=[photos])
+    monkeypatch.chdir(tmp_path)                           # an empty input name is no folder
+    assert write_text_atomic("photos2/b.txt", "y", inputs=[""]).read_text() == "y"
