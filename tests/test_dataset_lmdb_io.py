@@ -208,3 +208,21 @@ def test_non_square_raw_and_float_records_read_back_as_channels_rows_columns(tmp
     assert raw.shape == (2, 3, 5) and raw.image.shape == (2, 3, 5)
     np.testing.assert_array_equal(raw.image, image)
     np.testing.assert_array_equal(flt.image, floats)
+
+
+def test_progress_follows_each_transaction_and_bad_targets_are_named(tmp_path, monkeypatch):
+    from viewer.dataset import lmdb_io
+
+    monkeypatch.setattr(lmdb_io, "_BATCH", 3)
+    seen = []
+    assert write_lmdb(tmp_path / "db", _samples(7), progress=seen.append) == 7
+    assert seen == [3, 6, 7]
+    with open_lmdb(tmp_path / "db") as db:
+        assert [r.label for r in db] == [label for _, label in _samples(7)]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DatasetError) as err:
+        write_lmdb(tmp_path / "file", _samples(1), overwrite=True)
+    assert str(err.value) == f"{tmp_path / 'file'} exists and is not a folder"
+    with pytest.raises(DatasetError) as err:
+        write_lmdb(tmp_path / "missing" / "db", _samples(1))
+    assert str(err.value) == f"output folder {tmp_path / 'missing'} does not exist"
