@@ -226,3 +226,15 @@ def test_progress_follows_each_transaction_and_bad_targets_are_named(tmp_path, m
     with pytest.raises(DatasetError) as err:
         write_lmdb(tmp_path / "missing" / "db", _samples(1))
     assert str(err.value) == f"output folder {tmp_path / 'missing'} does not exist"
+
+
+def test_keys_round_trip_as_text_and_print_as_escapes():
+    from viewer.dataset.lmdb_io import key_bytes, key_text, shown
+
+    raw = b"k\x1b[2J\xff\x80\n\xc3\xa9"                  # ESC, undecodable bytes, newline, é
+    assert key_bytes(key_text(raw)) == raw
+    assert shown(key_text(raw)) == "k\\x1b[2J\\xff\\x80\\x0aé"
+    assert shown("bell\x07 del\x7f line\u2028") == "bell\\x07 del\\x7f line\\u2028"
+    assert shown("\x9b\xa0 ok") == "\\x9b\\xa0 ok"          # C1 control, no-break space
+    with pytest.raises(DatasetError, match="record index -1 is negative"):
+        datum_key(-1)
