@@ -62,3 +62,63 @@ def test_an_input_smaller_than_the_dilated_span_is_refused(nonsquare):
     # pool1 is 3 rows high at a 3-row input: conv2's 3-tap kernel fits, its 5-row span does not
     with pytest.raises(ModelError, match="smaller than the 5x2 kernel of 'conv2'"):
         netgraph.infer_shapes(nonsquare, {"data": (1, 2, 3, 30)})
+
+
+def test_shapes_and_counts_in_messages_stay_short():
+    assert netgraph.shape_text((1, 3, 28, 28)) == "1x3x28x28"
+    exactly_60 = (10 ** 28, 10 ** 29)                     # 29 + 1 + 30 characters
+    assert netgraph.shape_text(exactly_60) == f"{10 ** 28}x{10 ** 29}"
+    assert netgraph.shape_text((10 ** 29, 10 ** 29)) == f"2-D, dimensions up to {10 ** 29}"
+    assert netgraph.count_text(10 ** 18 - 1) == "9" * 18
+    assert netgraph.count_text(10 ** 18) == "over 10^18"
+    assert netgraph.count_text(3 * 10 ** 40) == "over 10^40"
+
+
+def _layers(text: str, shape=(1, 3, 8, 8)):
+    dims = " ".join(f"dim: {d}" for d in shape)
+    head = f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ {dims} }} }} }}'
+    return model_io.parse_prototxt(head + text, "checks.prototxt")[0]
+
+
+CONV = ('layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+        'convolution_param { num_output: 3 kernel_size: 3 pad: 1 } } ')
+FC = 'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 4 } } '
+
+
+@pytest.mark.parametrize("text, message", [
+    ('layer { name: "e" type: "Eltwise" bottom: "data" top: "e" }',
+     "Eltwise 'e' has 1 input; it needs at least 2"),
+    (CONV + 'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "c" top: "e" }', None),
+    ('layer { name: "e" type: "Eltwise" bottom: "data" bottom: "data" top: "e" '
+     'eltwise_param { operation: PROD coeff: 1 coeff: 2 } }',
+     "Eltwise 'e' gives coefficients to a PROD; only SUM takes them"),
+    ('layer { name: "e" type: "Eltwise" bottom: "data" bottom: "data" bottom: "data" top: "e" '
+     'eltwise_param { coeff: 1 coeff: 2 } }',
+     "Eltwise 'e' has 2 coefficients for 3 inputs; give one per input"),
+    ('layer { name: "b" type: "BatchNorm" bottom: "data" top: "b" '
+     'batch_norm_param { use_global_stats: false } }',
+     "BatchNorm 'b' sets use_global_stats: false; this viewer normalises with the stored "
+     "statistics only (remove the setting)"),
+    ('layer { name: "n" type: "LRN" bottom: "data" top: "n" lrn_param { local_size: 4 } }',
+     "LRN 'n': local_size 4 must be odd (Caffe's LRN sums over 1, 3, 5, ... neighbours)"),
+    (FC + 'layer { name: "n" type: "LRN" bottom: "fc" top: "n" lrn_param { local_size: 3 } }',
+     "LRN 'n' needs a 4-D input, got 1x4"),
+    (FC + 'layer { name: "b" type: "BatchNorm" bottom: "fc" top: "b" }', None),
+])
+def test_layer_checks_name_the_layer_and_the_rule(text, message):
+    param = _layers(text)
+    if message is None:                                   # allowed: shapes follow the input
+        netgraph.infer_shapes(param)
+        return
+    with pytest.raises(ModelError) as err:
+        netgraph.infer_shapes(param)
+    assert str(err.value) == message
+
+
+def test_eltwise_inputs_of_different_shapes_are_named():
+    param = _layers(CONV.replace("pad: 1", "pad: 0") +
+                    'layer { name: "e" type: "Eltwise" bottom: "data" bottom: "c" top: "e" }')
+    with pytest.raises(ModelError) as err:
+        netgraph.infer_shapes(param)
+    assert str(err.value) == ("Eltwise 'e' combines data (1, 3, 8, 8) and c (1, 3, 6, 6); its "
+                              "inputs must have the same shape")
