@@ -238,3 +238,19 @@ def test_keys_round_trip_as_text_and_print_as_escapes():
     assert shown("\x9b\xa0 ok") == "\\x9b\\xa0 ok"          # C1 control, no-break space
     with pytest.raises(DatasetError, match="record index -1 is negative"):
         datum_key(-1)
+
+
+def test_key_labels_list_every_record_and_name_a_broken_one(tmp_path):
+    samples = _samples(5, seed=3)
+    write_lmdb(tmp_path / "db", samples)
+    with open_lmdb(tmp_path / "db") as db:
+        assert list(db.key_labels()) == [(f"{k:08d}", label) for k, (_, label) in
+                                         enumerate(samples)]
+    bad = caffe_pb2.Datum(channels=1, height=2, width=3, data=b"\0" * 5).SerializeToString()
+    _raw_lmdb(tmp_path / "bad", {b"00000000": make_datum(samples[0][0], 1).SerializeToString(),
+                                 b"0000000\xff": bad})
+    with open_lmdb(tmp_path / "bad") as db:
+        with pytest.raises(DatasetError) as err:
+            list(db.key_labels())
+    assert str(err.value) == (f"record '0000000\ufffd' of {tmp_path / 'bad'}: Datum data has 5 "
+                              "bytes, expected 1*2*3 = 6")
