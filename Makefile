@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sysdeps proto caffe bench model
+.PHONY: run test sysdeps proto caffe bench model mutation
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: sysdeps $(STAMP)
 # Every engine, the per-window baseline, the GEMM bound, growth and end to end: bench/README.md.
 bench: sysdeps $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m bench
+
+# Mutation testing of the core with mutmut (docs/mutation.md): slow, not part of CI. Writes
+# out/mutation/report.md; `make mutation MODULES="netgraph surgery"` runs some modules only.
+mutation: $(STAMP)
+	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install --quiet 'mutmut==3.8.1'
+	$(BIN)/python scripts/mutation.py $(MODULES)
 
 # Regenerate viewer/proto/caffe_pb2.py from viewer/proto/caffe.proto (needs grpcio-tools).
 proto: $(STAMP)
