@@ -197,3 +197,26 @@ def test_a_non_square_net_gets_the_non_square_kernel_of_its_input(nonsquare_net,
     check = surgery.verify_equivalence(nonsquare_net, result.net, count=3, engine=engine)
     assert check.largest > 1.0
     assert check.max_abs_diff < (1e-5 if engine == "numpy" else surgery.TOLERANCE)
+
+
+def test_conversions_read_as_one_line_and_as_json(nonsquare_net):
+    ip1, ip2 = surgery.make_fully_convolutional(nonsquare_net).conversions
+    assert surgery.conversion_text(ip1) == "ip1 7x144 -> ip1-conv 7x6x4x6"
+    assert ip2.as_dict() == {"layer": "ip2", "new_layer": "ip2-conv", "type": "InnerProduct",
+                             "old_shape": [5, 7], "new_shape": [5, 7, 1, 1]}
+    pooling = surgery.Conversion("pool5", "pool5", (), (6, 13), kind="Pooling")
+    assert surgery.conversion_text(pooling) == "pool5 global -> pool5 6x13 kernel, stride 1"
+    assert pooling.as_dict() == {"layer": "pool5", "new_layer": "pool5", "type": "Pooling",
+                                 "global_pooling": True, "kernel": [6, 13], "stride": [1, 1]}
+
+
+def test_check_windows_are_noise_then_dark_glyphs_on_light_ground():
+    windows = surgery.sample_windows((1, 2, 23, 30), 3, seed=4)
+    assert windows.shape == (6, 2, 23, 30) and windows.dtype == np.float32
+    noise, glyphs = windows[:3], windows[3:]
+    assert noise.min() >= 0 and noise.max() <= 255 and 110 < noise.mean() < 145
+    for glyph in glyphs:
+        assert np.array_equal(glyph[0], glyph[1])                   # one gray picture
+        assert 170 <= np.median(glyph) <= 250 and glyph.min() < 120  # light ground, a dark stroke
+    np.testing.assert_array_equal(windows, surgery.sample_windows((1, 2, 23, 30), 3, seed=4))
+    assert not np.array_equal(windows, surgery.sample_windows((1, 2, 23, 30), 3, seed=5))
