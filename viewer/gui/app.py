@@ -97,12 +97,15 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
 
 def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
     """Save `window` once its first map and its conv1 tiles are drawn (the automatic scale's
-    map, unless --scale was given), or its error shown; the returned list gets True or False
-    when that has happened."""
+    map, unless --scale was given), or its error shown, and the work that follows (the plate
+    search) has ended; the returned list gets True or False when that has happened."""
     saved: list[bool] = []
-    signals = (window.map_shown, window.panels_shown, window.map_failed)
+    signals = (window.map_shown, window.panels_shown, window.map_failed,
+               window.maps.busy_changed)
 
     def shoot(*_message: str) -> None:
+        if window.maps.is_busy():
+            return                      # more work on its way (the plate search, a new map)
         if window.fm is not None and window.fm.conv1 is not None and \
                 not window.conv1.tiles_show(window.fm):
             return                      # the tiles follow the map: wait for panels_shown

@@ -530,7 +530,7 @@ class MainWindow(QtWidgets.QMainWindow):
         numpy engine, saving the maps); the bar stays indeterminate for the rest."""
         if fraction < 0:
             self.fractions.pop(kind, None)
-        elif kind in self.maps.busy_kinds() + self.slow.busy_kinds() + self.saving.busy_kinds():
+        else:   # reports arrive in order, before the worker's "idle" that ends them
             self.fractions[kind] = fraction
         self._draw_fraction()
 
