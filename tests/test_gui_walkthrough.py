@@ -349,3 +349,16 @@ def test_a_new_image_shows_nothing_of_the_last_one_while_it_is_mapped(auto_windo
     assert win.letters.buttons == [] and "once a map is drawn" in win.letters.summary.text()
     assert not win.legend.isVisible() and win.conv1.outputs is None
     assert all(tile.icon().isNull() for tile in win.conv1.tiles)
+
+
+def test_the_surgery_tab_shows_its_whole_explanation_in_a_short_dock(window, qtbot):
+    from viewer.gui.surgery_panel import verification_text
+    from viewer.surgery import Verification
+
+    window.tabs.setCurrentWidget(window.surgery)
+    window.fit_to(QtCore.QRect(0, 0, 1280, 720), 1.0)
+    label = window.surgery.equivalence
+    label.setText(verification_text(Verification(0.004, 16, "onnx", largest=57.0)))
+    QtWidgets.QApplication.processEvents()
+    assert "the tolerance is relative" in label.text()
+    assert label.height() >= label.heightForWidth(label.width())     # no line cut off
