@@ -13,7 +13,7 @@ from viewer.gui.pixmaps import enlarged, fitted, normalized, to_pixmap
 TILE_HEIGHT = 40           # tiles drawn without a panel to fit
 MIN_TILE_HEIGHT, MAX_TILE_HEIGHT = 30, 120    # tiles shrink or grow to fit the panel
 WAITING = "conv1 filters appear here once a map is drawn."
-TILE_FRAME = 10            # a tile button's border and padding around its picture
+TILE_FRAME = 10            # a tile button's border and padding, until a tile measures it
 GAP = 4
 ACCENT = "#ff8c00"
 # The picked tile stands out: a thick accent frame on an accent ground.
@@ -49,14 +49,15 @@ def filter_picture(kernel: np.ndarray, output: np.ndarray, height: int = TILE_HE
 
 
 def tile_height(count: int, kernel: tuple[int, int], output: tuple[int, int], width: int,
-                height: int, spacing: int) -> int:
+                height: int, spacing: int, frame: QtCore.QSize = QtCore.QSize(TILE_FRAME,
+                                                                          TILE_FRAME)) -> int:
     """The tallest tile pictures (MIN_TILE_HEIGHT to MAX_TILE_HEIGHT) of which `count` fit
     a `width` x `height` area without scrolling, so a large screen gets large tiles."""
     (kh, kw), (oh, ow) = kernel, output
     for size in range(MAX_TILE_HEIGHT, MIN_TILE_HEIGHT, -2):
-        tile_w = (size // kh) * kw + GAP + round(size * ow / oh) + TILE_FRAME + spacing
+        tile_w = (size // kh) * kw + GAP + round(size * ow / oh) + frame.width() + spacing
         columns = max(1, (width + spacing) // tile_w)
-        if -(-count // columns) * (size + TILE_FRAME + spacing) <= height:
+        if -(-count // columns) * (size + frame.height() + spacing) <= height:
             return size
     return MIN_TILE_HEIGHT
 
@@ -120,9 +121,11 @@ class Conv1Panel(QtWidgets.QScrollArea):
         room = self.viewport().size() - QtCore.QSize(margins.left() + margins.right(),
                                                      margins.top() + margins.bottom())
         hint = self.hint.heightForWidth(room.width())
+        frame = self.tiles[0].sizeHint() - self.tiles[0].iconSize() if self.tiles else \
+            QtCore.QSize(TILE_FRAME, TILE_FRAME)
         return tile_height(shape[0], self.kernel_shape, shape[1:], room.width(),
                            room.height() - max(hint, 0) - self.grid.spacing(),
-                           self.grid.spacing())
+                           self.grid.spacing(), frame)
 
     def clear(self) -> None:
         """No tiles until the next map's are drawn (a new image is being mapped)."""
