@@ -220,3 +220,14 @@ def test_check_windows_are_noise_then_dark_glyphs_on_light_ground():
         assert 170 <= np.median(glyph) <= 250 and glyph.min() < 120  # light ground, a dark stroke
     np.testing.assert_array_equal(windows, surgery.sample_windows((1, 2, 23, 30), 3, seed=4))
     assert not np.array_equal(windows, surgery.sample_windows((1, 2, 23, 30), 3, seed=5))
+
+
+def test_transplant_names_a_non_square_kernel_the_wrong_way_round(nonsquare_net):
+    text = model_io.prototxt_text(surgery.make_fully_convolutional(nonsquare_net).net.param)
+    target = model_io.parse_prototxt(text.replace("kernel_h: 4\n    kernel_w: 6",
+                                                  "kernel_h: 6\n    kernel_w: 4"))[0]
+    with pytest.raises(SurgeryError) as err:
+        surgery.transplant(nonsquare_net, target, "mine.prototxt")
+    assert str(err.value) == (
+        "mine.prototxt: layer 'ip1-conv' has a 6x4 kernel, but 'ip1' reads a 6x4x6 blob, so the "
+        "kernel must be 4x6, not 6x4 (a smaller kernel would silently drop weights)")
