@@ -838,3 +838,11 @@ def test_a_bug_is_one_line_with_exit_code_1_and_a_hint(monkeypatch, capsys):
     assert cli.main(["read", "x.png"]) == 1
     err = capsys.readouterr().err
     assert err == "error: internal error: RuntimeError: boom (run with --debug for the traceback)\n"
+
+
+def test_read_refuses_a_model_whose_classes_are_not_plate_characters(tmp_path, plate_png):
+    proto, weights = write_net_pair(tmp_path)
+    result = run_cli("read", plate_png, "--prototxt", proto, "--weights", weights)
+    assert_one_line_error(result, "this model's classes are not the plate labels",
+                          "use `map`")
+    assert result.stdout == ""

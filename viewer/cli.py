@@ -17,7 +17,7 @@ from typing import Sequence
 from viewer import __version__, paths
 from viewer.dataset import cli as dataset_cli
 from viewer.training import cli as training_cli
-from viewer.errors import ViewerError
+from viewer.errors import ModelError, ViewerError
 from viewer.preprocess_options import add_preprocess_options, settings_from_args
 
 EXIT_USER_ERROR = 2
@@ -172,16 +172,28 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
                         help="processes to spread the images over (default 1)")
 
 
+def plate_reader_from_args(args: argparse.Namespace):
+    """The DenseClassifier of `read`, refused for a model whose classes are not our plate
+    characters: the reader would print letters from class numbers that mean something else."""
+    from viewer.labels import is_plate_model
+
+    dense = dense_from_args(args)
+    if not is_plate_model(dense.labels):
+        raise ModelError("read finds plate characters, and this model's classes are not the "
+                         "plate labels (A-Z, 0-9, background): use `map` to see its classes")
+    return dense
+
+
 def run_images(args: argparse.Namespace, images: list[Path], task, columns: Sequence[str],
-               text_line, out_file: Path | None = None) -> int:
+               text_line, out_file: Path | None = None, setup=dense_from_args) -> int:
     """Run `task` on every image and write the results as they come, on stdout or
-    atomically into `out_file`; exit 2 when some image failed."""
+    atomically into `out_file`; exit 2 when some image failed. `setup(args)` makes the model."""
     import io
 
     from viewer import batch
     from viewer.safe_write import write_atomic
 
-    outcomes = batch.run_batch(images, functools.partial(dense_from_args, args), task,
+    outcomes = batch.run_batch(images, functools.partial(setup, args), task,
                                args.jobs, args.debug)
 
     def write(stream) -> int:
@@ -320,7 +332,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     images = batch.expand_inputs(args.images)
     task = functools.partial(read_one, scale=args.scale, region=args.region)
     return run_images(args, images, task, READ_COLUMNS,
-                      functools.partial(read_text, many=len(images) > 1), args.out)
+                      functools.partial(read_text, many=len(images) > 1), args.out,
+                      plate_reader_from_args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
