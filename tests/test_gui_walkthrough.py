@@ -362,3 +362,16 @@ def test_the_surgery_tab_shows_its_whole_explanation_in_a_short_dock(window, qtb
     QtWidgets.QApplication.processEvents()
     assert "the tolerance is relative" in label.text()
     assert label.height() >= label.heightForWidth(label.width())     # no line cut off
+
+
+def test_the_screenshot_hover_is_on_the_first_letter(auto_window):
+    import dataclasses
+
+    win = auto_window
+    letter = win.result.reading.letters[0]
+    # a found plate's letters count cells in the plate's own map: the box is what places them
+    win.result.reading.letters[0] = dataclasses.replace(letter, cell=(0, 0))
+    win.hover_example()
+    box = win.plate.window_box.rect()
+    assert win.readout.cell == letter.cell
+    assert np.allclose((box.x(), box.y(), box.width(), box.height()), letter.box)

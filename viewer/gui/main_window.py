@@ -710,8 +710,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def hover_example(self) -> None:
         """Show the readout of the first read letter, or of the plate's centre (screenshots)."""
         letters = getattr(self.result.reading, "letters", None) if self.result else None
-        if letters:
-            self.hover_cell(*letters[0].cell)
+        if letters:     # by its box: a found plate's letters count cells in its own map
+            x, y, w, h = letters[0].box
+            self.hover_at(x + w / 2, y + h / 2)
         else:
             h, w = self.image.pixels.shape[:2]
             self.hover_at(w / 2, h / 2)
