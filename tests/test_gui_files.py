@@ -380,3 +380,17 @@ def test_stopping_the_lmdb_browser_closes_the_lmdb(window, qtbot, dataset, monke
     qtbot.waitUntil(lambda: not browser.stop.isVisible(), timeout=MAP_TIMEOUT)
     assert browser.reader is None and browser.index is None
     assert browser.status.text().startswith("stopped reading test_lmdb")
+
+
+def test_stop_pressed_after_the_last_record_was_read_still_stops(window, qtbot, dataset,
+                                                                 monkeypatch):
+    from viewer.gui import dataset_browser
+
+    monkeypatch.setattr(dataset_browser, "PROGRESS_EVERY", 10**9)  # the worker never looks
+    window.files.open_lmdb(dataset)
+    browser = window.browser
+    qtbot.addWidget(browser)
+    browser.stop_indexing()
+    qtbot.waitUntil(lambda: not browser.stop.isVisible(), timeout=MAP_TIMEOUT)
+    assert browser.reader is None and browser.index is None
+    assert browser.status.text().startswith("stopped reading test_lmdb")

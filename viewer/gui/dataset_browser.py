@@ -206,7 +206,8 @@ class DatasetBrowser(QtWidgets.QWidget):
             if tag is not self.reader:          # an LMDB closed or replaced since
                 return
             self._show_progress(False)
-            if result is None:
+            # Stop pressed after the worker's last look at it still stops: the user asked to.
+            if result is None or self._stop.is_set():
                 self._stopped()
             else:
                 self._indexed(result)
