@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer import __version__, paths
+from viewer.argtypes import positive_count
 from viewer.dataset import cli as dataset_cli
 from viewer.training import cli as training_cli
 from viewer.errors import ModelError, ViewerError
@@ -137,17 +138,6 @@ def scale_or_auto(text: str) -> float | str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got '{text}'") from None
     return positive_scale(text)
-
-
-def positive_count(text: str) -> int:
-    """argparse type for counts: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def dense_from_args(args: argparse.Namespace):

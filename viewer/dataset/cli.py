@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from viewer.argtypes import seed_value
 from viewer.dataset import DEFAULT_COUNT
 
 
@@ -29,17 +30,6 @@ class _SplitBars:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
-
-
-def seed_value(text: str) -> int:
-    """argparse type for --seed: a whole number numpy accepts as a seed (0 or more)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is 0 or more, got {value}")
-    return value
 
 
 def cmd_make(args: argparse.Namespace) -> int:
