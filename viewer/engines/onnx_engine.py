@@ -402,11 +402,11 @@ def session_options(threads: int | None = None, blocked: bool = False):
     # only on nets whose channels come in whole blocks (`blocked_layout_pays`).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if blocked \
         else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    # Worker threads sleep between operators instead of spinning: on the shared 2-core
-    # machine (load 15) LeNet's plate pass went from 621 to 496 ms, GoogLeNet's 448x448 one
-    # from 1047 to 764 ms and ResNet-50's from 1936 to 1584 ms, and spinning threads also take
-    # the CPU from whatever runs next (bench/measure.rotated_ms).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # onnxruntime's default: worker threads spin between operators. On an idle 2-core machine,
+    # as a desktop user's is, the tutorial pass takes 67 ms spinning against 75-79 ms
+    # sleeping (2.2-2.3x OpenCV instead of 1.95x), GoogLeNet 89 against 102 ms. Only on a
+    # machine busy with a dozen other jobs does sleeping win (LeNet 496 against 621 ms at load
+    # 15), and there the timing is noisy anyway (bench/README.md, model zoo).
     # Without the arena, a pass on a large photo returns its memory instead of keeping the
     # largest size ever seen (1.3 GB instead of 1.85 GB at 2000x1500), at no cost in speed.
     options.enable_cpu_mem_arena = False
