@@ -278,6 +278,20 @@ def test_a_fifo_as_the_image_or_the_weights_is_refused_without_blocking(tmp_path
           says=(f"cannot read prototxt {fifo}: it is a FIFO",))
 
 
+def test_a_fifo_as_the_mean_or_the_labels_is_refused_without_blocking(tmp_path, plate_png,
+                                                                     capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    mean, names = tmp_path / "mean.npy", tmp_path / "labels.txt"
+    os.mkfifo(mean)
+    os.mkfifo(names)
+    probe(capsys, *map_args(tmp_path, plate_png, proto, weights, "--mean", mean),
+          inputs=(plate_png, proto, weights), absent=(tmp_path / "out",),
+          says=(f"--mean {mean} cannot be read (it is a FIFO",))
+    probe(capsys, *map_args(tmp_path, plate_png, proto, weights, "--labels", names),
+          inputs=(plate_png, proto, weights), absent=(tmp_path / "out",),
+          says=(f"--labels {names} cannot be read (it is a FIFO",))
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_an_endless_device_as_a_model_file_or_image_is_refused(tmp_path, plate_png, capsys,
                                                               device):

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer.errors import ViewerError
+from viewer.model_io import MAX_PROTOTXT_BYTES
+from viewer.safe_read import read_regular
 
 CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 BACKGROUND = len(CHARACTERS)
@@ -52,7 +54,8 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     "tabby, tabby cat". Blank lines at the end are ignored."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_regular(path, MAX_PROTOTXT_BYTES, "labels file").decode("utf-8",
+                                                                             errors="replace")
     except OSError as err:
         raise ViewerError(f"--labels {path} cannot be read ({err.strerror or err})") from None
     names = [_SYNSET_ID.sub("", line.strip()) for line in text.splitlines()]

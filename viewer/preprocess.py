@@ -22,8 +22,10 @@ import numpy as np
 from viewer import labels as labels_mod, netgraph
 from viewer.errors import ViewerError
 from viewer.images import rescale, to_gray
-from viewer.model_io import CaffeNet, blob_to_array, read_prototxt
+from viewer.model_io import (MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, CaffeNet,
+                             blob_to_array, read_prototxt)
 from viewer.proto import caffe_pb2
+from viewer.safe_read import read_regular
 
 FULL_RANGE = 255.0          # our images are uint8: Caffe's [0, 1] pixel times 255
 SIDECAR_SUFFIX = ".preprocess.json"
@@ -152,7 +154,7 @@ def read_mean_file(path: str | os.PathLike) -> tuple[float, ...]:
     """Per-channel means of a `mean.binaryproto` (Caffe's BlobProto) or `.npy` mean image."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_CAFFEMODEL_BYTES, "mean file")
     except OSError as err:
         raise PreprocessError(f"--mean {path} cannot be read ({err.strerror or err})") from None
     if path.suffix.lower() == ".npy":
@@ -288,7 +290,7 @@ def read_sidecar(path: str | os.PathLike) -> ModelSettings:
     """Settings written by `surgery --out`; a damaged file is a PreprocessError naming it."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path, MAX_PROTOTXT_BYTES, "sidecar").decode("utf-8"))
         if data.get("format") != SIDECAR_FORMAT:
             raise ValueError(f"format is {data.get('format')!r}, expected {SIDECAR_FORMAT!r}")
         transformer = Transformer(int(data["channels"]), tuple(map(int, data["channel_swap"])),
