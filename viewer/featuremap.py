@@ -195,6 +195,7 @@ class DenseClassifier:
         self.engine, self.method = self._engine(engine or DEFAULT_ENGINE)
         self.first_conv = next((l.top[0] for l in netgraph.deploy_layers(self.net.param)
                                 if l.type == "Convolution"), None)
+        self._conv1_channels = shapes[self.first_conv][1] if self.first_conv else 0
         self.channels = shapes[self.engine.input_name][1]
         self.settings = settings or ModelSettings(Transformer.default_for(self.channels))
         if self.settings.transformer.channels != self.channels:
@@ -284,9 +285,7 @@ class DenseClassifier:
     def picture_bytes(self, image_shape: tuple[int, ...], height: int, width: int) -> float:
         """Memory of the pictures `map` draws after a pass at height x width (the full-size
         overlay, the conv1 tiles), from `cost.picture_bytes`."""
-        conv1 = netgraph.infer_shapes(self.net.param)[self.first_conv][1] * height * width \
-            if self.first_conv else 0
-        return float(cost.picture_bytes(image_shape, conv1))
+        return float(cost.picture_bytes(image_shape, self._conv1_channels * height * width))
 
     def max_scale(self, image_shape: tuple[int, ...], extra_blobs: tuple[str, ...] = (),
                   pictures: bool = False) -> float:
