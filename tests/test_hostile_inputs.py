@@ -471,9 +471,38 @@ def test_a_full_disk_during_surgery_leaves_the_earlier_pair(tmp_path, capsys, mo
     monkeypatch.setattr(safe_write.os, "fsync", disk_full)
     probe(capsys, "surgery", "--prototxt", proto, "--weights", weights, "--out", out,
           inputs=(proto, weights), says=("no space left on device",
-                                         "none of net_fullconv.prototxt, net_fullconv.caffemodel "
-                                         "was written"))
+                                         "none of net_fullconv.prototxt, net_fullconv.caffemodel, "
+                                         "net_fullconv.preprocess.json was written"))
     assert sorted(out.iterdir()) == pair and fingerprint(*pair) == earlier
+
+
+def test_a_sidecar_that_cannot_be_written_leaves_the_earlier_net_too(tmp_path, capsys,
+                                                                     monkeypatch):
+    """The sidecar belongs to the pair: a new net beside the earlier sidecar would be fed with
+    the earlier mean and channel order."""
+    from viewer import safe_write
+
+    proto, weights = net_files(tmp_path, IP_NET)
+    out = tmp_path / "out"
+    assert cli.main(["surgery", "--prototxt", str(proto), "--weights", str(weights),
+                     "--out", str(out)]) == 0
+    trio = sorted(out.iterdir())
+    earlier = fingerprint(*trio)
+    weights.write_bytes(model_io.caffemodel_bytes(model_io.init_weights(
+        model_io.parse_prototxt(IP_NET)[0], seed=5)))
+    replace = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith(".preprocess.json"):
+            raise OSError(5, "Input/output error")
+        return replace(src, dst)
+
+    monkeypatch.setattr(safe_write.os, "replace", failing)
+    probe(capsys, "surgery", "--prototxt", proto, "--weights", weights, "--out", out,
+          "--mean", "3", inputs=(proto, weights),
+          says=("input/output error", "none of net_fullconv.prototxt, net_fullconv.caffemodel, "
+                                      "net_fullconv.preprocess.json was written"))
+    assert sorted(out.iterdir()) == trio and fingerprint(*trio) == earlier
 
 
 def test_a_pair_whose_second_rename_fails_puts_the_first_back(tmp_path, monkeypatch):

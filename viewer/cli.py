@@ -79,8 +79,7 @@ def print_json(data: dict) -> None:
 def cmd_surgery(args: argparse.Namespace) -> int:
     """Make a classifier fully convolutional, write it, and verify the equivalence."""
     from viewer import model_io, surgery
-    from viewer.preprocess import sidecar_path, sidecar_text
-    from viewer.safe_write import write_text_atomic
+    from viewer.preprocess import sidecar_path, write_net_with_settings
 
     classifier = model_io.load_net(args.prototxt, args.weights)
     print_warnings(classifier.warnings)
@@ -99,8 +98,7 @@ def cmd_surgery(args: argparse.Namespace) -> int:
         result = surgery.make_fully_convolutional(classifier)
     check = surgery.verify_equivalence(classifier, result.net, count=args.check_count,
                                        engine=args.engine, transformer=settings.transformer)
-    model_io.write_net(result.net, out_proto, out_weights, inputs)
-    write_text_atomic(out_sidecar, sidecar_text(settings), inputs)
+    write_net_with_settings(result.net, out_proto, out_weights, settings, inputs)
     if args.json:
         print_json({"prototxt": str(out_proto), "weights": str(out_weights),
                     "preprocessing": str(out_sidecar),

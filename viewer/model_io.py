@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from viewer.errors import ModelError
 from viewer.proto import caffe_pb2
 from viewer.safe_read import read_regular
-from viewer.safe_write import write_together
+from viewer.safe_write import Writer, write_together
 
 # A blob larger than this many elements is refused before anything is allocated.
 MAX_BLOB_ELEMENTS = 1 << 31
@@ -299,13 +299,20 @@ def caffemodel_bytes(net: CaffeNet) -> bytes:
     return to_netparameter(net).SerializeToString()
 
 
+def net_writers(net: CaffeNet, prototxt_path: str | os.PathLike,
+                weights_path: str | os.PathLike) -> list[tuple[str | os.PathLike, Writer]]:
+    """The prototxt and caffemodel of `net` as `safe_write.write_together` entries, for
+    callers that write more files with the pair (the preprocessing sidecar)."""
+    text, model = prototxt_text(net.param).encode("utf-8"), caffemodel_bytes(net)
+    return [(prototxt_path, lambda fh: fh.write(text)),
+            (weights_path, lambda fh: fh.write(model))]
+
+
 def write_net(net: CaffeNet, prototxt_path: str | os.PathLike, weights_path: str | os.PathLike,
               inputs: tuple = ()) -> None:
     """Write a prototxt and caffemodel pair atomically and together (both or neither: a new
     prototxt beside an old caffemodel would not load), never over one of `inputs`."""
-    text, model = prototxt_text(net.param).encode("utf-8"), caffemodel_bytes(net)
-    write_together([(prototxt_path, lambda fh: fh.write(text)),
-                    (weights_path, lambda fh: fh.write(model))], inputs)
+    write_together(net_writers(net, prototxt_path, weights_path), inputs)
 
 
 def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:

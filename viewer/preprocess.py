@@ -23,9 +23,10 @@ from viewer import labels as labels_mod, netgraph
 from viewer.errors import ViewerError
 from viewer.images import rescale, to_gray
 from viewer.model_io import (MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, CaffeNet,
-                             blob_to_array, read_prototxt)
+                             blob_to_array, net_writers, read_prototxt)
 from viewer.proto import caffe_pb2
 from viewer.safe_read import read_regular
+from viewer.safe_write import write_together
 
 FULL_RANGE = 255.0          # our images are uint8: Caffe's [0, 1] pixel times 255
 SIDECAR_SUFFIX = ".preprocess.json"
@@ -284,6 +285,16 @@ def sidecar_text(settings: ModelSettings) -> str:
     names = ",\n".join(f"  {json.dumps(name, ensure_ascii=False)}" for name in settings.labels)
     labels = f' "labels": [\n{names}\n ]' if names else ' "labels": []'
     return "\n".join(["{", *lines, labels, "}"]) + "\n"
+
+
+def write_net_with_settings(net: CaffeNet, prototxt_path: str | os.PathLike,
+                            weights_path: str | os.PathLike, settings: ModelSettings,
+                            inputs: tuple = ()) -> None:
+    """The prototxt, caffemodel and sidecar of a net, all written or none: a new net beside
+    an earlier sidecar would be fed with another net's mean and channel order."""
+    text = sidecar_text(settings).encode("utf-8")
+    write_together([*net_writers(net, prototxt_path, weights_path),
+                    (sidecar_path(prototxt_path), lambda fh: fh.write(text))], inputs)
 
 
 def read_sidecar(path: str | os.PathLike) -> ModelSettings:

@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING
 
 from PyQt5 import QtGui, QtWidgets
 
-from viewer import export, model_io
-from viewer.preprocess import sidecar_path, sidecar_text
-from viewer.safe_write import write_text_atomic
+from viewer import export
 from viewer.dataset.errors import DatasetError
 from viewer.engines import available_engines
 from viewer.errors import ViewerError
 from viewer.gui import session
 from viewer.gui.layers import overlay_picture
+from viewer.preprocess import write_net_with_settings
 
 if TYPE_CHECKING:
     from viewer.gui.main_window import MainWindow
@@ -379,9 +378,8 @@ class WindowMenus:
 
     def _write_model(self, model: session.LoadedModel, path: Path) -> None:
         """The net, its weights, and its preprocessing sidecar (as `surgery --out` writes)."""
-        inputs = self._inputs()
-        model_io.write_net(model.dense.net, path, path.with_suffix(".caffemodel"), inputs)
-        write_text_atomic(sidecar_path(path), sidecar_text(model.dense.settings), inputs)
+        write_net_with_settings(model.dense.net, path, path.with_suffix(".caffemodel"),
+                                model.dense.settings, self._inputs())
 
     def export_onnx(self) -> Path | None:
         model = self.w.model
