@@ -449,17 +449,24 @@ def test_a_negative_seed_is_refused_by_the_parser(tmp_path, capsys):
 
 # ---- item 3: files that belong together are written together, or not at all ----------------------
 
-def test_a_full_disk_during_surgery_leaves_the_earlier_pair(tmp_path, capsys, monkeypatch):
-    from viewer import safe_write
-
+def surgered_then_retrained(tmp_path: Path) -> tuple[Path, Path, Path, list[Path], dict]:
+    """`surgery --out` run once, then the classifier's weights changed: the next surgery
+    writes new files over the ones listed (with their fingerprint)."""
     proto, weights = net_files(tmp_path, IP_NET)
     out = tmp_path / "out"
     assert cli.main(["surgery", "--prototxt", str(proto), "--weights", str(weights),
                      "--out", str(out)]) == 0
-    pair = sorted(out.iterdir())
-    earlier = fingerprint(*pair)
+    written = sorted(out.iterdir())
+    earlier = fingerprint(*written)
     weights.write_bytes(model_io.caffemodel_bytes(model_io.init_weights(
         model_io.parse_prototxt(IP_NET)[0], seed=5)))
+    return proto, weights, out, written, earlier
+
+
+def test_a_full_disk_during_surgery_leaves_the_earlier_pair(tmp_path, capsys, monkeypatch):
+    from viewer import safe_write
+
+    proto, weights, out, pair, earlier = surgered_then_retrained(tmp_path)
     fsync = os.fsync
 
     def disk_full(fd):
@@ -482,14 +489,7 @@ def test_a_sidecar_that_cannot_be_written_leaves_the_earlier_net_too(tmp_path, c
     the earlier mean and channel order."""
     from viewer import safe_write
 
-    proto, weights = net_files(tmp_path, IP_NET)
-    out = tmp_path / "out"
-    assert cli.main(["surgery", "--prototxt", str(proto), "--weights", str(weights),
-                     "--out", str(out)]) == 0
-    trio = sorted(out.iterdir())
-    earlier = fingerprint(*trio)
-    weights.write_bytes(model_io.caffemodel_bytes(model_io.init_weights(
-        model_io.parse_prototxt(IP_NET)[0], seed=5)))
+    proto, weights, out, trio, earlier = surgered_then_retrained(tmp_path)
     replace = os.replace
 
     def failing(src, dst):
