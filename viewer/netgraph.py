@@ -117,7 +117,10 @@ def input_shapes(net: caffe_pb2.NetParameter) -> dict[str, Shape]:
             dims = [tuple(int(d) for d in s.dim) for s in net.input_shape]
         else:
             flat = list(net.input_dim)
-            dims = [tuple(flat[4 * k:4 * k + 4]) for k in range(len(flat) // 4)]
+            if len(flat) != 4 * len(net.input):
+                raise ModelError(f"net declares {len(net.input)} inputs but {len(flat)} "
+                                 "input_dim values; Caffe needs 4 per input")
+            dims = [tuple(flat[4 * k:4 * k + 4]) for k in range(len(net.input))]
         if len(dims) != len(net.input):
             raise ModelError(f"net declares {len(net.input)} inputs but {len(dims)} input shapes")
         shapes.update(zip(net.input, dims))
@@ -269,7 +272,9 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         w = pool_window(p, b)
         ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
         hw = [pooled_size(b[2 + a], w.extent[a], w.stride[a], w.pad[a], ceil) for a in range(2)]
-        if min(hw) < 1 or w.extent[0] > b[2] + 2 * w.pad[0] or w.extent[1] > b[3] + 2 * w.pad[1]:
+        # pooled_size is at least 1 when the window fits: Caffe's ceil rounding alone would
+        # give one cell of a window larger than the padded input
+        if w.extent[0] > b[2] + 2 * w.pad[0] or w.extent[1] > b[3] + 2 * w.pad[1]:
             raise ModelError(f"input {b[2]}x{b[3]} is smaller than the pooling window of "
                              f"'{layer.name}'")
         return (b[0], b[1], hw[0], hw[1])
