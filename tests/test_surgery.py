@@ -231,3 +231,176 @@ def test_transplant_names_a_non_square_kernel_the_wrong_way_round(nonsquare_net)
     assert str(err.value) == (
         "mine.prototxt: layer 'ip1-conv' has a 6x4 kernel, but 'ip1' reads a 6x4x6 blob, so the "
         "kernel must be 4x6, not 6x4 (a smaller kernel would silently drop weights)")
+
+
+def _nonsquare_target(net, old: str = "", new: str = ""):
+    """The non-square net's fully convolutional prototxt, with one piece of text changed."""
+    text = model_io.prototxt_text(surgery.make_fully_convolutional(net).net.param)
+    assert old in text
+    return model_io.parse_prototxt(text.replace(old, new), "mine.prototxt")[0]
+
+
+IP1_CONV = "num_output: 7\n    kernel_h: 4\n    kernel_w: 6"
+SLIDING = ("mine.prototxt: layer 'ip1-conv' must have stride 1, no pad and no dilation to equal an "
+           "InnerProduct")
+
+
+def test_transplant_reports_each_conversion_and_names_the_target(nonsquare_net):
+    result = surgery.transplant(nonsquare_net, _nonsquare_target(nonsquare_net), "mine.prototxt")
+    assert result.conversions == [
+        surgery.Conversion("ip1", "ip1-conv", (7, 144), (7, 6, 4, 6)),
+        surgery.Conversion("ip2", "ip2-conv", (5, 7), (5, 7, 1, 1))]
+    assert result.net.source == "mine.prototxt"
+    np.testing.assert_array_equal(result.net.weights["ip1-conv"][0],
+                                  nonsquare_net.weights["ip1"][0].reshape(7, 6, 4, 6))
+    np.testing.assert_array_equal(result.net.weights["conv2"][1],
+                                  nonsquare_net.weights["conv2"][1])
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('type: "Convolution"\n  bottom: "pool2"', 'type: "Pooling"\n  bottom: "pool2"',
+     "mine.prototxt: layer 'ip1-conv' should be a Convolution to receive the weights of 'ip1', "
+     "but it is Pooling"),
+    (IP1_CONV, IP1_CONV.replace("7", "8"),
+     "mine.prototxt: layer 'ip1-conv' has num_output 8, but 'ip1' has 7"),
+    (IP1_CONV, IP1_CONV + "\n    stride_h: 2\n    stride_w: 1", SLIDING),
+    (IP1_CONV, IP1_CONV + "\n    pad_w: 1\n    pad_h: 0", SLIDING),
+    (IP1_CONV, IP1_CONV + "\n    dilation: 2", SLIDING),
+    ("num_output: 4", "num_output: 3",
+     "mine.prototxt does not fit the classifier: layer 'conv1': shape mismatch, the prototxt "
+     "implies weights of shape (3, 2, 3, 5), but the weights of nonsquare.prototxt holds "
+     "(4, 2, 3, 5)"),
+])
+def test_transplant_refuses_a_target_that_does_not_equal_the_classifier(nonsquare_net, old, new,
+                                                                       message):
+    nonsquare_net.source = "nonsquare.prototxt"
+    with pytest.raises(SurgeryError) as err:
+        surgery.transplant(nonsquare_net, _nonsquare_target(nonsquare_net, old, new),
+                           "mine.prototxt")
+    assert str(err.value) == message
+
+
+def test_transplant_names_what_the_target_lacks(lenet):
+    with pytest.raises(SurgeryError) as err:
+        surgery.transplant(lenet, lenet.param)
+    assert str(err.value) == ("target prototxt still has InnerProduct layers (ip1, ip2-alpha): it "
+                              "is not fully convolutional")
+    target = _tutorial_target(lenet, 4)
+    target.layer[-1].name = "scores"
+    with pytest.raises(SurgeryError) as err:
+        surgery.transplant(lenet, target)
+    assert str(err.value) == ("the target prototxt has no layer 'ip2-alpha-conv' to receive the "
+                              "weights of 'ip2-alpha' (its convolutions: conv1, conv2, ip1-conv, "
+                              "scores)")
+
+
+def _classifier(text: str, seed: int = 2):
+    param, _ = model_io.parse_prototxt(text)
+    net = model_io.init_weights(param, seed=seed)
+    net.source = "small.prototxt"
+    return net
+
+
+SMALL = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 6 dim: 6 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+        inner_product_param { num_output: 3 bias_term: false
+                              weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_an_inner_product_keeps_its_settings_as_a_convolution():
+    result = surgery.make_fully_convolutional(_classifier(SMALL))
+    conv = result.net.param.layer[1]
+    p = conv.convolution_param
+    assert (conv.name, list(p.kernel_size), p.HasField("bias_term"), p.bias_term) == (
+        "fc-conv", [6], True, False)
+    assert (p.weight_filler.type, p.weight_filler.std) == ("gaussian", 0.5)
+    assert len(result.net.weights["fc-conv"]) == 1
+    assert (result.net.param.name, result.net.source) == (
+        "net-fullconv", "small.prototxt (fully convolutional)")
+    named = _classifier('name: "Tiny"\n' + SMALL.replace(
+        "weight_filler", 'bias_filler { type: "constant" value: 0.25 } weight_filler'))
+    assert surgery.make_fully_convolutional(named).net.param.name == "Tiny-fullconv"
+    assert surgery.make_fully_convolutional(
+        named).net.param.layer[1].convolution_param.bias_filler.value == 0.25
+
+
+@pytest.mark.parametrize("text, message", [
+    (SMALL.replace("dim: 6 dim: 6", "dim: 6"),
+     "InnerProduct 'fc' reads a 3-D blob (1, 1, 6); only 2-D and 4-D inputs can become "
+     "convolutions"),
+    (SMALL.replace('top: "prob"', 'top: "prob" softmax_param { axis: -1 }'),
+     "Softmax 'prob' uses axis -1; a dense map needs the class axis 1"),
+])
+def test_surgery_refuses_what_no_convolution_can_equal(text, message):
+    with pytest.raises(SurgeryError) as err:
+        surgery.make_fully_convolutional(_classifier(text))
+    assert str(err.value) == message
+
+
+def test_a_fully_convolutional_net_is_named_with_nothing_to_convert(lenet):
+    fcn = surgery.make_fully_convolutional(lenet).net
+    with pytest.raises(SurgeryError) as err:
+        surgery.make_fully_convolutional(fcn)
+    assert str(err.value) == (f"{fcn.source} has no InnerProduct layer and no global pooling: "
+                              "nothing to convert (it is already fully convolutional)")
+
+
+def test_a_square_global_pooling_gets_one_kernel_size():
+    text = GLOBAL_POOLING_NET.replace("dim: 14 dim: 12", "dim: 12 dim: 12")
+    classifier = _classifier(text)
+    result = surgery.fix_global_pooling(classifier)
+    p = {l.name: l for l in result.net.param.layer}["pool_g"].pooling_param
+    assert (p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("global_pooling")) == (5, 0, 0, False)
+    assert result.conversions == [surgery.Conversion("pool_g", "pool_g", (), (5, 5), "Pooling")]
+    assert result.net.source == "small.prototxt"
+    assert surgery.make_fully_convolutional(classifier).net.source == \
+        "small.prototxt (fully convolutional)"
+
+
+def test_the_check_runs_8_windows_of_each_kind_from_seed_0_by_default(nonsquare_net):
+    fcn = surgery.make_fully_convolutional(nonsquare_net).net
+    default = surgery.verify_equivalence(nonsquare_net, fcn, engine="numpy")
+    assert default == surgery.verify_equivalence(nonsquare_net, fcn, 8, "numpy", seed=0)
+    assert (default.inputs, default.engine) == (16, "numpy")
+    other = surgery.verify_equivalence(nonsquare_net, fcn, 1, "numpy", seed=3)
+    assert other.inputs == 2 and other.largest != surgery.verify_equivalence(
+        nonsquare_net, fcn, 1, "numpy", seed=0).largest
+    with pytest.raises(SurgeryError) as err:
+        surgery.verify_equivalence(nonsquare_net, fcn, 0, "numpy")
+    assert str(err.value) == "the equivalence check needs at least 1 window of each kind, got 0"
+
+
+def test_the_check_windows_are_preprocessed_as_the_maps_will_be(nonsquare_net):
+    from viewer.preprocess import Transformer
+
+    rng = np.random.default_rng(3)
+    colour = rng.uniform(0, 255, (2, 3, 4, 5)).astype(np.float32)
+    got = surgery.prepared_windows(colour, Transformer(3, (2, 1, 0), mean=(10.0, 20.0, 30.0)))
+    np.testing.assert_allclose(got, colour[:, ::-1] - np.float32([10, 20, 30])[:, None, None])
+    two = rng.uniform(0, 255, (2, 2, 4, 5)).astype(np.float32)       # the first channel is gray
+    got = surgery.prepared_windows(two, Transformer(2, mean=(5.0, 5.0), input_scale=0.5))
+    np.testing.assert_allclose(got, (two[:, [0, 0]] - 5) * 0.5)
+    fcn = surgery.make_fully_convolutional(nonsquare_net).net
+    check = surgery.verify_equivalence(nonsquare_net, fcn, 2, "numpy",
+                                       transformer=Transformer(2, input_scale=0.01))
+    assert check.passed and check.largest < surgery.verify_equivalence(
+        nonsquare_net, fcn, 2, "numpy").largest
+
+
+def test_a_check_that_would_not_fit_in_memory_is_refused_before_it_runs():
+    from viewer import cost
+
+    classifier = _classifier(GLOBAL_POOLING_NET.replace("dim: 14 dim: 12", "dim: 9000 dim: 7000"))
+    fcn = surgery.make_fully_convolutional(classifier).net
+    shape = (1, 2, 9000, 7000)
+    # the windows (2 x 3 of them, float32) and one forward pass at that size
+    need = 2 * 3 * 4 * 2 * 9000 * 7000 + cost.generic_peak_bytes(classifier, shape)
+    with pytest.raises(SurgeryError) as err:
+        surgery.verify_equivalence(classifier, fcn, 3, "numpy")
+    assert str(err.value) == (
+        f"small.prototxt declares an input of {shape}; checking the surgery on 6 such windows "
+        f"would need {need / 2 ** 30:.1f} GB, more than the 2 GB limit: declare the "
+        "classifier's real window size")
