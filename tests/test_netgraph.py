@@ -233,6 +233,10 @@ def test_a_bad_layer_is_refused_with_its_exact_message(shape, text, message):
     ('layer { name: "r" type: "ReLU" bottom: "x" top: "x" }',
      "net declares no input (no Input layer and no 'input:' field): give the deploy prototxt, "
      "not the train/test one"),
+    ('input: "a" input: "b" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8 '
+     'input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8',
+     "net declares 2 inputs ('a', 'b'); this viewer feeds one image, so it needs a net with "
+     "one input"),
     ('input: "data" input_dim: 1 input_dim: 1 input_dim: 28',
      "net declares 1 inputs but 3 input_dim values; Caffe needs 4 per input"),
     ('input: "data" input_dim: 1 input_dim: 1 input_dim: 28 input_dim: 28 input_dim: 5',
@@ -273,13 +277,13 @@ def test_shapes_through_every_kind_of_layer():
             _conv("c2", "num_output: 5 kernel_size: 3 pad: 1") +
             _layer("j", "Concat", "data c1 c2") +
             _layer("last", "Concat", "data data data", params="concat_param { axis: -1 }") +
-            _layer("split", "Split", top="s1 s2"))
+            _layer("split", "Split", top="s1 s2") + _layer("scale", "Scale"))
     shapes = netgraph.infer_shapes(_layers(text, (1, 3, 8, 8)))
     assert shapes == {
         "data": (1, 3, 8, 8), "whole": (1, 2, 1, 1), "g": (1, 3, 1, 1), "one": (1, 3, 1, 1),
         "flat": (1, 192), "mid": (1, 24, 8), "same": (1, 3, 8, 8), "f": (192,), "r": (192,),
         "c1": (1, 2, 8, 8), "c2": (1, 5, 8, 8), "j": (1, 10, 8, 8), "last": (1, 3, 8, 24),
-        "s1": (1, 3, 8, 8), "s2": (1, 3, 8, 8)}
+        "s1": (1, 3, 8, 8), "s2": (1, 3, 8, 8), "scale": (1, 3, 8, 8)}
     # a padded window that fits: 3 rows in 2 + 2 * 1 padded rows; the same across
     pad_rows = _pool("kernel_size: 3 pad_h: 1 pad_w: 0 stride: 2")
     assert netgraph.infer_shapes(_layers(pad_rows, (1, 3, 2, 8)))["p"] == (1, 3, 2, 4)
@@ -370,6 +374,11 @@ def test_an_input_size_that_the_inner_product_weights_do_not_fit_is_refused(nons
         "at input 47x41 layer 'ip1' would need weights [(7, 432), (7,)], but it has "
         "[(7, 144), (7,)]: this net runs only at its declared input size (make it fully "
         "convolutional with `surgery` to run it on larger images)")    # pool2 6x8x9 = 432
+    nonsquare_net.weights.pop("conv1")                # a net whose weights were never checked
+    with pytest.raises(ModelError) as err:
+        netgraph.check_input_size(nonsquare_net, "data", (1, 2, 23, 30))
+    assert str(err.value).startswith(
+        "at input 23x30 layer 'conv1' would need weights [(4, 2, 3, 5), (4,)], but it has []:")
 
 
 @pytest.mark.parametrize("change, source, message", [
