@@ -112,3 +112,74 @@ def test_the_onnx_export_keeps_a_nets_own_softmax(other_net):
     data = np.repeat(image.astype(np.float32)[None, None], 3, axis=1)
     (probs,) = session.run(["prob"], {model.graph.input[0].name: data})
     assert np.abs(probs[0] - dense.run(image).probs).max() < 1e-4
+
+
+def test_the_onnx_export_of_a_net_without_softmax_adds_one_and_says_what_it_needs(
+        nonsquare_net):
+    """Every metadata entry with its exact value, and the added softmax over the classes."""
+    import onnxruntime as ort
+
+    from conftest import plate_like
+    from viewer.export import surgered_onnx
+    from viewer.featuremap import DenseClassifier
+    from viewer.labels import labels_for
+    from viewer.model_io import structure_of
+
+    param = structure_of(nonsquare_net.param)
+    del param.layer[-1]                                             # its Softmax
+    nonsquare_net.param, nonsquare_net.source = param, "/models/nonsquare.prototxt"
+    dense = DenseClassifier(nonsquare_net, "numpy")
+    model = surgered_onnx(dense)
+    assert [o.name for o in model.graph.output] == ["ip2-conv", "prob"]
+    assert [d.dim_value or d.dim_param for d in model.graph.output[1].type.tensor_type.shape.dim
+            ] == ["", "", "", ""]                                   # rank 4, sizes open
+    meta = {p.key: p.value for p in model.metadata_props}
+    transformer = json.dumps({"channels": 2, "channel_swap": [], "raw_scale": 255.0,
+                              "mean": [], "input_scale": 1.0})
+    assert meta == {
+        "stride": "[6, 4]", "offset": "[0, 0]", "window": "[23, 30]",
+        "labels": json.dumps(labels_for(5)), "scores": "ip2-conv", "probabilities": "prob",
+        "input": "data: N x 2 x H x W float32, the image resized by the chosen scale, then "
+                 f"{dense.transformer.describe()} (Caffe's Transformer order: channel swap, raw "
+                 "scale, mean, input scale)",
+        "preprocessing": transformer, "source": "nonsquare.prototxt (fully convolutional)"}
+    image = plate_like(41, 47, seed=2)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    data = np.repeat(image.astype(np.float32)[None, None], 2, axis=1)
+    scores, probs = session.run(["ip2-conv", "prob"], {"data": data})
+    expected = dense.run(image)
+    assert np.abs(scores[0] - expected.scores).max() < 1e-4
+    assert np.abs(probs[0] - expected.probs).max() < 1e-5
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)   # over the classes
+
+
+def test_the_npz_reports_its_progress_piece_by_piece(tmp_path, monkeypatch):
+    from viewer import export, progress
+
+    monkeypatch.setattr(export, "NPZ_PIECE", 1000)
+    arrays = {"a": np.arange(600, dtype=np.float32), "empty": np.zeros(0, np.float32),
+              "b": np.ones((10, 20), np.float64)}                  # 2400, 0 and 1600 bytes
+    heard = []
+    with open(tmp_path / "p.npz", "wb") as fh, progress.reporting(heard.append):
+        export.write_npz(fh, arrays)
+    assert heard == [1000 / 4000, 2000 / 4000, 2400 / 4000, 3400 / 4000, 1.0]
+    with np.load(tmp_path / "p.npz") as npz:
+        assert npz.files == ["a", "empty", "b"]
+        np.testing.assert_array_equal(npz["a"], arrays["a"])
+        assert npz["empty"].shape == (0,) and npz["b"].dtype == np.float64
+        np.testing.assert_array_equal(npz["b"], arrays["b"])
+
+
+def test_pictures_are_written_as_png_in_their_colours(tmp_path):
+    from PIL import Image
+
+    from viewer.export import save_png
+
+    rgb = np.zeros((3, 4, 3), np.uint8)
+    rgb[..., 0], rgb[1, 2] = 200, (10, 20, 30)                      # red, one other pixel
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    for picture, mode in ((rgb, "RGB"), (gray, "L")):
+        path = save_png(picture, tmp_path / f"{mode}.png")
+        with Image.open(path) as png:
+            assert (png.format, png.mode) == ("PNG", mode)
+            np.testing.assert_array_equal(np.asarray(png), picture)
