@@ -1,11 +1,13 @@
 """Model files: prototxt and caffemodel round trips, legacy forms, and clear errors."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from viewer import model_io, netgraph
-from viewer.errors import ModelError
+from viewer.errors import ModelError, ViewerError
 from viewer.proto import caffe_pb2
 
 
@@ -182,3 +184,175 @@ def test_absurd_declared_size_is_refused_before_allocating():
         'input: "data" input_dim: 1 input_dim: 1000 input_dim: 1000000 input_dim: 1000')
     with pytest.raises(ModelError, match="too large"):
         netgraph.input_shapes(net)
+
+
+def _blob(shape, data=(), double=()):
+    blob = caffe_pb2.BlobProto()
+    blob.shape.dim.extend(shape)
+    blob.data.extend(data)
+    blob.double_data.extend(double)
+    return blob
+
+
+@pytest.mark.parametrize("blob, message", [
+    (_blob([2, -1]), "blob has a negative dimension (2x-1)"),
+    (_blob([2 ** 31 + 1]), "blob declares 2147483649 elements (2147483649), more than this "
+                           "viewer loads"),
+    (_blob([2 ** 31]), "blob has 0 values but its shape (2147483648,) needs 2147483648 (is the "
+                       "file truncated?)"),
+    (_blob([2, 2], [1, 2, 3]), "blob has 3 values but its shape (2, 2) needs 4 (is the file "
+                               "truncated?)"),
+    (_blob([3], double=[1e300, float("nan"), 1]),
+     "blob holds 2 NaN or infinite values (weights of a diverged training, or a damaged file)"),
+])
+def test_a_damaged_blob_is_refused_with_its_exact_message(blob, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # a float32 overflow is refused, not warned
+        with pytest.raises(ModelError) as err:
+            model_io.blob_to_array(blob)
+    assert str(err.value) == message
+
+
+def test_blobs_decode_as_float32_from_float_or_double_values_and_may_be_empty():
+    floats = model_io.blob_to_array(_blob([2, 1], [0.5, -2]))
+    doubles = model_io.blob_to_array(_blob([2], double=[1.5, 1e-3]))
+    empty = model_io.blob_to_array(_blob([0, 3]))
+    assert [a.dtype for a in (floats, doubles, empty)] == [np.float32] * 3
+    assert floats.tolist() == [[0.5], [-2.0]] and doubles.tolist() == [1.5, np.float32(1e-3)]
+    assert empty.shape == (0, 3)
+
+
+BROKEN_NET = 'name: "Net"\ninput: data\nlayer { name: "a" type: "ReLU" }\n'
+
+
+@pytest.mark.parametrize("text, message", [
+    # outside any layer: no layer is named, even the net's name before it
+    (BROKEN_NET, "bad.prototxt line 2: 'input: data': Expected string but found: 'data'"),
+    ('layer {\n  name: "first"\n  top: 3x\n}\nlayer {\n  name: "second"\n}\n',
+     "bad.prototxt line 3 (in layer 'first'): '  top: 3x': Expected string but found: '3x'"),
+])
+def test_a_syntax_error_names_the_line_and_only_the_layer_it_is_in(text, message):
+    with pytest.raises(ModelError) as err:
+        model_io.parse_prototxt(text, "bad.prototxt")
+    assert str(err.value) == message
+
+
+def test_an_unknown_field_is_named_with_its_message_type():
+    text = ('input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8\n'
+            'layer { name: "c" type: "ReLU" bottom: "data" top: "data"\n'
+            '        relu_param { shiny: 3 } }\n')
+    _, warnings_ = model_io.parse_prototxt(text, "my.prototxt")
+    assert warnings_ == ["my.prototxt line 3 (in layer 'c'): unknown field 'shiny' in "
+                         "ReLUParameter (ignored)"]
+
+
+def test_model_files_that_cannot_be_read_are_named_with_the_reason(tmp_path, monkeypatch):
+    missing = tmp_path / "missing.prototxt"
+    for read, what in ((model_io.read_prototxt, "prototxt"),
+                       (model_io.read_caffemodel, "caffemodel")):
+        with pytest.raises(ModelError) as err:
+            read(missing)
+        assert str(err.value) == f"cannot read {what} {missing}: No such file or directory"
+    binary = tmp_path / "net.prototxt"
+    binary.write_bytes(b"\xff\xfe name")
+    with pytest.raises(ModelError) as err:
+        model_io.read_prototxt(binary)
+    assert str(err.value) == (f"{binary} is not a text prototxt (it holds binary data: a "
+                              ".caffemodel given as --prototxt?)")
+    binary.write_text(BROKEN_NET)
+    with pytest.raises(ModelError) as err:
+        model_io.read_prototxt(binary)
+    assert str(err.value) == f"{binary} line 2: 'input: data': Expected string but found: 'data'"
+    big = tmp_path / "big"
+    big.write_bytes(b"name: 'x'" * 4)
+    monkeypatch.setattr(model_io, "MAX_PROTOTXT_BYTES", 10)
+    monkeypatch.setattr(model_io, "MAX_CAFFEMODEL_BYTES", 10)
+    for read, what in ((model_io.read_prototxt, "prototxt"),
+                       (model_io.read_caffemodel, "caffemodel")):
+        with pytest.raises(ModelError) as err:
+            read(big)
+        assert str(err.value) == (f"cannot read {what} {big}: it is over 1 MB, larger than any "
+                                  f"{what} this viewer reads")
+
+
+def _tiny_caffemodel(**blob) -> bytes:
+    """A caffemodel whose bytes are all below 0x80 (so they decode as UTF-8): one old-format
+    layer (field 2; the modern `layer` is field 100, whose tag is not ASCII)."""
+    net = caffe_pb2.NetParameter()
+    net.layers.add(name="s", type=caffe_pb2.V1LayerParameter.RELU).blobs.append(
+        _blob([1], **blob))
+    return net.SerializeToString()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "<caffemodel> is empty (0 bytes): download or copy the caffemodel again"),
+    (b'name: "LeNet"\n', "<caffemodel> is a text file, not a binary caffemodel (a .prototxt "
+                         "given as --weights?)"),
+    (caffe_pb2.NetParameter(name="x", layer=[caffe_pb2.LayerParameter(name="a")])
+     .SerializeToString(), "<caffemodel> holds no weights: not a caffemodel, or an empty one"),
+    (caffe_pb2.NetParameter(layer=[caffe_pb2.LayerParameter(name="a")],
+                            layers=[caffe_pb2.V1LayerParameter(name="b")]).SerializeToString(),
+     "<caffemodel> mixes old 'layers' and new 'layer' entries"),
+])
+def test_bytes_that_are_no_caffemodel_are_refused_with_the_reason(data, message):
+    with pytest.raises(ModelError) as err:
+        model_io.parse_caffemodel(data)
+    assert str(err.value) == message
+
+
+def test_a_caffemodel_of_ascii_bytes_is_still_binary():
+    data = _tiny_caffemodel(data=[0.0])
+    assert max(data) < 0x80 and b"\x00" in data
+    net = model_io.parse_caffemodel(data, "tiny.caffemodel")
+    assert model_io.weights_of(net, "tiny.caffemodel")["s"][0].tolist() == [0.0]
+    damaged = model_io.parse_caffemodel(_tiny_caffemodel(data=[0.0, 1.0]), "tiny.caffemodel")
+    with pytest.raises(ModelError) as err:
+        model_io.weights_of(damaged, "tiny.caffemodel")
+    assert str(err.value) == ("tiny.caffemodel: layer 's' blob 0 has 2 values but its shape (1,) "
+                              "needs 1 (is the file truncated?)")
+
+
+def test_load_net_names_its_files_and_keeps_the_warnings(lenet, tmp_path):
+    proto, weights = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
+    model_io.write_net(lenet, proto, weights)
+    text = proto.read_text().replace('name: "conv1"', 'name: "conv1"\n  shiny: 1', 1)
+    proto.write_text(text)
+    net = model_io.load_net(proto, weights)
+    assert net.source == str(proto)
+    assert len(net.warnings) == 1 and "unknown field 'shiny'" in net.warnings[0]
+    with pytest.raises(ModelError) as err:
+        model_io.load_net(proto, None)
+    assert str(err.value) == f"{proto} has no weights for layer 'conv1'"
+    partial = model_io.to_netparameter(lenet)
+    conv1 = next(layer for layer in partial.layer if layer.name == "conv1")
+    del conv1.blobs[:]                                # conv1's weights left out
+    weights.write_bytes(partial.SerializeToString())
+    with pytest.raises(ModelError) as err:
+        model_io.load_net(proto, weights)
+    assert str(err.value) == f"{weights} has no weights for layer 'conv1'"
+    conv1.blobs.append(_blob([1, 2], [1.0]))
+    weights.write_bytes(partial.SerializeToString())
+    with pytest.raises(ModelError) as err:
+        model_io.load_net(proto, weights)
+    assert str(err.value) == (f"{weights}: layer 'conv1' blob 0 has 1 values but its shape "
+                              "(1, 2) needs 2 (is the file truncated?)")
+
+
+def test_write_net_never_writes_over_one_of_its_inputs(lenet, tmp_path):
+    proto, weights = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
+    proto.write_text("the user's prototxt")
+    with pytest.raises(ViewerError) as err:
+        model_io.write_net(lenet, proto, weights, inputs=(proto,))
+    assert str(err.value) == f"refusing to overwrite the input file {proto}: choose another output"
+    assert proto.read_text() == "the user's prototxt" and not weights.exists()
+
+
+def test_initial_weights_are_seeded_with_0_by_default(other_net):
+    first, again = model_io.init_weights(other_net.param), model_io.init_weights(other_net.param)
+    seeded = model_io.init_weights(other_net.param, seed=0)
+    for name, blobs in seeded.weights.items():
+        for a, b, c in zip(first.weights[name], again.weights[name], blobs, strict=True):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, c)
+    assert not np.array_equal(seeded.weights["fc1"][0],
+                              model_io.init_weights(other_net.param, seed=1).weights["fc1"][0])
