@@ -356,3 +356,43 @@ def test_initial_weights_are_seeded_with_0_by_default(other_net):
             np.testing.assert_array_equal(b, c)
     assert not np.array_equal(seeded.weights["fc1"][0],
                               model_io.init_weights(other_net.param, seed=1).weights["fc1"][0])
+
+
+INIT_NET = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 40 kernel_size: 3 } }
+layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }
+layer { name: "scale" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }
+layer { name: "prelu" type: "PReLU" bottom: "conv" top: "conv" }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+        inner_product_param { num_output: 30 transpose: true } }
+"""
+
+
+def test_initial_weights_are_xavier_uniform_with_caffes_neutral_starts():
+    param, _ = model_io.parse_prototxt(INIT_NET)
+    net = model_io.init_weights(param, seed=4)
+    assert net.source == "<initialised>" and net.param == param
+    w = net.weights
+    assert {k: [a.shape for a in v] for k, v in w.items()} == {
+        "conv": [(40, 3, 3, 3), (40,)], "bn": [(40,), (40,), (1,)], "scale": [(40,), (40,)],
+        "prelu": [(40,)], "fc": [(1440, 30), (30,)]}
+    assert all(a.dtype == np.float32 for v in w.values() for a in v)
+    # Xavier: uniform in +-sqrt(3 / fan_in), fan_in being the inputs of one output
+    for name, fan_in in (("conv", 3 * 3 * 3), ("fc", 40 * 6 * 6)):
+        limit = np.sqrt(3.0 / fan_in)
+        assert 0.95 * limit < np.abs(w[name][0]).max() <= limit, name
+        assert w[name][0].min() < 0 < w[name][0].max()
+        assert not w[name][1].any()                                   # zero biases
+    assert (w["bn"][0].tolist(), w["bn"][1].tolist(), w["bn"][2].tolist()) == (
+        [0.0] * 40, [1.0] * 40, [1.0])
+    assert w["prelu"][0].tolist() == [0.25] * 40
+
+
+def test_weights_too_large_to_initialise_are_refused():
+    param, _ = model_io.parse_prototxt(INIT_NET.replace("num_output: 30", "num_output: 1500000"))
+    with pytest.raises(ModelError) as err:
+        model_io.init_weights(param)
+    assert str(err.value) == ("layer 'fc' would need weights of shape (1440, 1500000): too large "
+                              "to initialise")
