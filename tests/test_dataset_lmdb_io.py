@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from viewer.dataset import DatasetError
-from viewer.dataset.lmdb_io import (datum_key, decode_datum, make_datum, open_lmdb,
-                                    write_lmdb)
+from viewer.dataset.lmdb_io import (check_datum, datum_key, decode_datum, make_datum, open_lmdb,
+                                    parse_datum, write_lmdb)
 from viewer.proto import caffe_pb2
 
 
@@ -252,5 +252,136 @@ def test_key_labels_list_every_record_and_name_a_broken_one(tmp_path):
     with open_lmdb(tmp_path / "bad") as db:
         with pytest.raises(DatasetError) as err:
             list(db.key_labels())
-    assert str(err.value) == (f"record '0000000\ufffd' of {tmp_path / 'bad'}: Datum data has 5 "
+    assert str(err.value) == (f"record '0000000\\xff' of {tmp_path / 'bad'}: Datum data has 5 "
                               "bytes, expected 1*2*3 = 6")
+
+
+def test_key_labels_give_keys_that_get_finds_again(tmp_path):
+    """convert_imageset keys hold file names, which need not be ASCII: the browser pages
+    through the keys key_labels lists with get()."""
+    keys = [b"00000000_caf\xc3\xa9.png", b"00000001_\xff.png"]
+    _raw_lmdb(tmp_path / "db", {k: make_datum(np.full((2, 3), i, np.uint8), i + 4)
+                                .SerializeToString() for i, k in enumerate(keys)})
+    with open_lmdb(tmp_path / "db") as db:
+        listed = list(db.key_labels())
+        assert listed == [("00000000_café.png", 4), ("00000001_\udcff.png", 5)]
+        assert [db.get(key).image[0, 0, 0] for key, _ in listed] == [0, 1]
+
+
+def test_records_are_named_in_every_error(tmp_path):
+    _raw_lmdb(tmp_path / "db", {b"00000000": b"hello world"})
+    with open_lmdb(tmp_path / "db") as db:
+        for read in (db.key_labels, db.label_counts):
+            with pytest.raises(DatasetError) as err:
+                list(read())
+            assert str(err.value).startswith(f"record '00000000' of {tmp_path / 'db'} is not a "
+                                             "Caffe Datum (")
+        with pytest.raises(KeyError) as missing:
+            db.get("0000\x1b9")
+        assert missing.value.args == (f"no record with key '0000\\x1b9' in {tmp_path / 'db'}",)
+    _raw_lmdb(tmp_path / "empty", {b"00000000": caffe_pb2.Datum(channels=2, height=3, width=4)
+                                   .SerializeToString()})
+    with open_lmdb(tmp_path / "empty") as db:
+        with pytest.raises(DatasetError) as err:
+            db.label_counts()
+    assert str(err.value) == (f"record '00000000' of {tmp_path / 'empty'}: Datum has neither 24 "
+                              "data bytes nor as many float_data values")
+
+
+@pytest.mark.parametrize("sizes", [(0, 2, 3), (1, 0, 3), (1, 2, 0), (-1, 2, 3)])
+def test_a_datum_with_a_size_not_positive_is_no_image(sizes):
+    c, h, w = sizes
+    datum = caffe_pb2.Datum(channels=c, height=h, width=w)
+    with pytest.raises(DatasetError) as err:
+        decode_datum(datum)
+    assert str(err.value) == (f"record is not a Caffe Datum: channels/height/width are {c}/{h}/"
+                              f"{w}, expected positive sizes")
+
+
+def test_the_default_name_of_a_record_in_messages():
+    with pytest.raises(DatasetError, match=r"^record is not a Caffe Datum \("):
+        parse_datum(b"hello world")
+    with pytest.raises(DatasetError, match=r"^record: encoded Datum holds no image bytes$"):
+        decode_datum(caffe_pb2.Datum(encoded=True))
+    with pytest.raises(DatasetError, match=r"^record is not a Caffe Datum: channels/"):
+        check_datum(caffe_pb2.Datum())
+
+
+@pytest.mark.parametrize("data", [
+    b"not a png",
+    cv2.imencode(".png", np.zeros((4, 4), np.uint8))[1].tobytes()[:-20],   # cut in its pixels
+])
+def test_encoded_bytes_that_do_not_decode_are_named(data):
+    """Bytes that are no image at all, and a PNG cut short (Pillow reads its header, cv2
+    cannot decode its pixels)."""
+    with pytest.raises(DatasetError) as err:
+        decode_datum(caffe_pb2.Datum(channels=1, data=data, encoded=True), "record 7")
+    assert str(err.value) == "record 7: encoded Datum holds no PNG/JPEG image cv2 can decode"
+
+
+def test_a_colour_png_in_a_one_channel_datum_decodes_as_gray():
+    colour = np.zeros((2, 3, 3), np.uint8)
+    colour[..., 2] = 255                                 # red, in cv2's BGR order
+    png = cv2.imencode(".png", colour)[1].tobytes()
+    image = decode_datum(caffe_pb2.Datum(channels=1, data=png, encoded=True))
+    assert image.shape == (1, 2, 3) and image.tolist() == [[[76] * 3] * 2]
+
+
+def test_encoded_records_declaring_more_than_the_pixel_limit_are_refused(monkeypatch):
+    from viewer.dataset import lmdb_io
+
+    monkeypatch.setattr(lmdb_io, "MAX_RECORD_PIXELS", 12)
+    encoded = {size: cv2.imencode(".png", np.zeros(size, np.uint8))[1].tobytes()
+               for size in [(3, 4), (4, 4)]}
+    assert decode_datum(caffe_pb2.Datum(channels=1, data=encoded[3, 4], encoded=True)
+                        ).shape == (1, 3, 4)
+    with pytest.raises(DatasetError) as err:
+        decode_datum(caffe_pb2.Datum(channels=1, data=encoded[4, 4], encoded=True))
+    assert str(err.value) == ("record: encoded Datum declares an image of more than the 0 "
+                              "megapixels a record may have (4x4)")
+
+
+def test_a_data_file_one_page_short_is_refused_before_any_read(tmp_path):
+    write_lmdb(tmp_path / "db", _samples(5))
+    data = tmp_path / "db" / "data.mdb"
+    env = lmdb.open(str(tmp_path / "db"), readonly=True, lock=False)
+    pages, page = env.info()["last_pgno"] + 1, env.stat()["psize"]
+    env.close()
+    assert data.stat().st_size == pages * page
+    os.truncate(data, (pages - 1) * page)
+    with pytest.raises(DatasetError) as err:
+        open_lmdb(tmp_path / "db")
+    assert str(err.value) == (f"{data} is truncated ({(pages - 1) * page} bytes, but its pages "
+                              f"need {pages * page}): copy the dataset again or rebuild it with "
+                              "`dataset make`")
+
+
+def _access_modes(data: Path) -> list[int]:
+    """How this process has `data` open: O_RDONLY or O_RDWR, one per descriptor."""
+    modes = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(data):
+                flags = Path(f"/proc/self/fdinfo/{fd}").read_text().split()[1]
+                modes.append(int(flags, 8) & os.O_ACCMODE)
+        except OSError:
+            continue                 # the descriptor listdir itself used, closed by now
+    return modes
+
+
+def test_readers_open_the_data_file_read_only_and_share_it_until_the_last_closes(tmp_path):
+    write_lmdb(tmp_path / "a", _samples(3, seed=1))
+    write_lmdb(tmp_path / "b", _samples(4, seed=2))
+    data, other_data = tmp_path / "a" / "data.mdb", tmp_path / "b" / "data.mdb"
+    first, second, other = open_lmdb(tmp_path / "a"), open_lmdb(tmp_path / "a"), \
+        open_lmdb(tmp_path / "b")
+    assert _access_modes(data) == [os.O_RDONLY]          # one environment, read-only
+    assert (len(first), len(other)) == (3, 4)            # each path its own environment
+    first.close()
+    first.close()                                        # a second close changes nothing
+    assert [r.label for r in second] == [label for _, label in _samples(3, seed=1)]
+    second.close()
+    assert _access_modes(data) == []                     # the last reader let it go
+    assert len(other) == 4
+    other.close()
+    assert _access_modes(other_data) == []

@@ -207,7 +207,7 @@ class LmdbReader:
             if self._key not in _SHARED:
                 try:
                     env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                                    max_readers=1, subdir=True)
+                                    subdir=True)
                 except lmdb.Error as exc:
                     raise DatasetError(f"{self.path} is not an LMDB folder: {exc}") from None
                 _check_complete(env, self.path / "data.mdb")
@@ -223,10 +223,10 @@ class LmdbReader:
 
     def close(self) -> None:
         with _SHARED_LOCK:
-            entry = _SHARED.get(self._key)
-            if self._closed or entry is None or entry[0] is not self._env:
+            if self._closed:
                 return
             self._closed = True
+            entry = _SHARED[self._key]   # there while a reader of it is open
             entry[1] -= 1
             if entry[1] == 0:
                 del _SHARED[self._key]
@@ -264,12 +264,11 @@ class LmdbReader:
     def key_labels(self) -> Iterator[tuple[str, int]]:
         """(key, label) of every record in key order, each Datum checked but its image not
         decoded: what an index of a large LMDB needs, at a fraction of the cost of iterating."""
-        with self._env.begin(buffers=False) as txn:
+        with self._reading() as txn:
             for key, raw in txn.cursor():
-                where = f"record {key.decode('ascii', 'replace')!r} of {self.path}"
-                datum = parse_datum(raw, where)
-                check_datum(datum, where)
-                yield key.decode("ascii", "replace"), int(datum.label)
+                datum = parse_datum(raw, self._where(key))
+                check_datum(datum, self._where(key))
+                yield key_text(key), int(datum.label)
 
     def get(self, key: str | int) -> Record:
         """The record with `key` ("00000006", or the index 6). Raises KeyError if absent."""
