@@ -32,7 +32,6 @@ def _deep_to_gray8(img: Image.Image) -> np.ndarray:
     """
     arr = np.asarray(img, dtype=np.float64)
     finite = np.isfinite(arr)
-    arr = np.where(finite, arr, 0.0)
     low, high = (arr[finite].min(), arr[finite].max()) if finite.any() else (0.0, 0.0)
     if img.mode.startswith("I;16"):
         low, top = 0.0, 65535.0
@@ -42,19 +41,23 @@ def _deep_to_gray8(img: Image.Image) -> np.ndarray:
         low, top = 0.0, 255.0
     else:
         top = high - low if high > low else 1.0
-    return np.clip((arr - low) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # Every branch puts the finite pixels in [low, low + top] and the others at low (black),
+    # so the levels need no clipping: 0 to 255.5, truncated to 0-255.
+    arr = np.where(finite, arr, low)
+    return ((arr - low) / top * 255.0 + 0.5).astype(np.uint8)
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:
     """An H x W x 3 (or H x W for gray) uint8 array from any Pillow mode."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):   # I;16, I;16B, I;16L, I;16N
         return _deep_to_gray8(img)
-    if img.mode in ("1", "L"):
-        return np.asarray(img.convert("L"))
-    if img.mode in ("LA", "RGBA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    # an alpha channel, or a transparent colour (PNG's tRNS: palette, gray or RGB images)
+    if img.mode in ("LA", "RGBA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L"))
     return np.asarray(img.convert("RGB"))
 
 
