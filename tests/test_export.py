@@ -5,6 +5,7 @@ import json
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from viewer.export import NPZ_KEYS, save_npz
 from viewer.featuremap import FeatureMap, Geometry
@@ -183,3 +184,23 @@ def test_pictures_are_written_as_png_in_their_colours(tmp_path):
         with Image.open(path) as png:
             assert (png.format, png.mode) == ("PNG", mode)
             np.testing.assert_array_equal(np.asarray(png), picture)
+
+
+def test_no_export_writes_over_one_of_its_inputs(tmp_path, other_net):
+    from viewer.errors import ViewerError
+    from viewer.export import save_onnx, save_png
+    from viewer.featuremap import DenseClassifier
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"the user's photo")
+    fm = FeatureMap(np.zeros((2, 1, 1), np.float32), np.ones((2, 1, 1), np.float32) / 2, None,
+                    ["a", "b"], Geometry((4, 4), (0, 0), (28, 28), (1.0, 1.0)), (28, 28), 1.0,
+                    1.0)
+    for save in (lambda: save_npz(fm, image, (image,)),
+                 lambda: save_png(np.zeros((2, 2), np.uint8), image, (image,)),
+                 lambda: save_onnx(DenseClassifier(other_net, "numpy"), image, (image,))):
+        with pytest.raises(ViewerError) as err:
+            save()
+        assert str(err.value) == (f"refusing to overwrite the input file {image}: choose "
+                                  "another output")
+    assert image.read_bytes() == b"the user's photo"
