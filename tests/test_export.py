@@ -116,12 +116,13 @@ def test_the_onnx_export_keeps_a_nets_own_softmax(other_net):
 
 
 def test_the_onnx_export_of_a_net_without_softmax_adds_one_and_says_what_it_needs(
-        nonsquare_net):
+        nonsquare_net, tmp_path):
     """Every metadata entry with its exact value, and the added softmax over the classes."""
+    import onnx
     import onnxruntime as ort
 
     from conftest import plate_like
-    from viewer.export import surgered_onnx
+    from viewer.export import save_onnx, surgered_onnx
     from viewer.featuremap import DenseClassifier
     from viewer.labels import labels_for
     from viewer.model_io import structure_of
@@ -152,6 +153,7 @@ def test_the_onnx_export_of_a_net_without_softmax_adds_one_and_says_what_it_need
     assert np.abs(scores[0] - expected.scores).max() < 1e-4
     assert np.abs(probs[0] - expected.probs).max() < 1e-5
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)   # over the classes
+    assert onnx.load(save_onnx(dense, tmp_path / "nonsquare.onnx")) == model
 
 
 def test_the_npz_reports_its_progress_piece_by_piece(tmp_path, monkeypatch):
