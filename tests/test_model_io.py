@@ -396,3 +396,24 @@ def test_weights_too_large_to_initialise_are_refused():
         model_io.init_weights(param)
     assert str(err.value) == ("layer 'fc' would need weights of shape (1440, 1500000): too large "
                               "to initialise")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("\x00\x01", "<prototxt> is not a text prototxt (it holds binary data: a .caffemodel given "
+                 "as --prototxt?)"),
+    # after an unknown field, the second parse (skipping it) meets the error
+    ('layer { name: "x" shiny: 1 }\nlayer {\n  name: "y"\n  top: 3x }',
+     "<prototxt> line 4 (in layer 'y'): '  top: 3x }': Expected string but found: '3x'"),
+    # protobuf gives this error no line: nothing names a line or a layer
+    ('layer {\n  name: "x"\n  shiny: ]\n}\n', "<prototxt>: Invalid field value: ]"),
+    ("shiny " + "{ a " * 3000,
+     "<prototxt> nests blocks too deeply to be a Caffe net (unbalanced braces?)"),
+    ('layer { name: "a" } layers { name: "b" }',
+     "<prototxt> mixes old 'layers' and new 'layer' entries"),
+    ('layers { name: "d" type: HDF5_DATA }',
+     "<prototxt>: old-format layer 'd' has type HDF5_DATA, which this viewer cannot upgrade"),
+])
+def test_prototxt_text_that_is_no_net_is_refused_with_the_reason(text, message):
+    with pytest.raises(ModelError) as err:
+        model_io.parse_prototxt(text)
+    assert str(err.value) == message
