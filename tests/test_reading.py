@@ -82,6 +82,40 @@ def test_o_or_0_between_kinds_or_already_of_its_kind_is_left_as_read():
     assert read_plate(synthetic_map({10: "1", 16: "A", 22: "2"})).text == "1A2"
 
 
+def test_1_between_letters_is_read_as_i_but_not_at_a_group_end():
+    # `B1MM1AN`: a bare stroke between letters is an I; `1AB` starts a Czech plate with a 1.
+    assert read_plate(synthetic_map({10: "B", 16: "1", 22: "M", 28: "M", 34: "1", 40: "A"})
+                      ).text == "BIMMIA"
+    assert read_plate(synthetic_map({10: "1", 16: "A", 22: "B"})).text == "1AB"
+    assert read_plate(synthetic_map({10: "4", 16: "I", 22: "2"})).text == "412"
+
+
+def test_a_twin_between_kinds_is_decided_by_a_known_plate_format():
+    # `OYO9FEU` with an even pitch is one group; only GB's `LLDDLLL` is a swap away.
+    fm = synthetic_map({6: "O", 12: "Y", 18: "O", 24: "9", 30: "F", 36: "E", 42: "U"})
+    reading = read_plate(fm)
+    assert reading.text == "OY09FEU"
+    o, zero = fm.labels.index("O"), fm.labels.index("0")
+    assert reading.letters[2].prob == pytest.approx(fm.probs[o, 2, 18] + fm.probs[zero, 2, 18])
+
+
+def test_pitch_regularity_counts_gaps_at_a_plates_pitch():
+    from viewer.reading import Letter, pitch_regularity
+
+    def letters(centres, height=20.0):
+        return [Letter("A", 0.9, [("A", 0.9)], (x - 6.0, 0.0, 12.0, height), (0, k))
+                for k, x in enumerate(centres)]
+
+    assert pitch_regularity(letters([0, 20, 40, 60])) == pytest.approx(1.0)
+    assert pitch_regularity(letters([0, 20, 26, 46])) == pytest.approx(2 / 3)  # 0.3 heights
+    assert pitch_regularity(letters([0, 20, 70, 90])) == pytest.approx(5 / 6)  # 2.5: a group
+    assert pitch_regularity(letters([0, 20, 90, 110])) == pytest.approx(2 / 3)  # 3.5: too far
+    assert pitch_regularity(letters([0, 20, 40], height=40.0)) == pytest.approx(1.0)
+    assert pitch_regularity(letters([0])) == 0.0
+    reading = read_plate(synthetic_map({10: "A", 16: "B", 40: "C"}))
+    assert reading.score == pytest.approx(reading.weakest * (1 + 0) / 2)
+
+
 # With the shipped model: plates drawn by the project's own generator, so text and boxes are
 # known. Characters are drawn 22.5 / scale pixels tall, so at `scale` they fill the window as
 # in training.

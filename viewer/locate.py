@@ -23,8 +23,8 @@ import numpy as np
 from viewer.errors import ImageError
 from viewer.featuremap import DenseClassifier, FeatureMap, character_confidence
 from viewer.progress import part as progress_part
-from viewer.reading import (CHAR_FILL, MIN_CONFIDENCE, Letter, PlateReading, auto_read,
-                            read_plate)
+from viewer.reading import (CHAR_FILL, MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
+                            pitch_regularity, read_plate)
 
 Box = tuple[float, float, float, float]        # x, y, w, h in original-image pixels
 
@@ -34,8 +34,6 @@ MIN_CHAR_SHARE = 0.015       # ... or this share of the photo's longer side, if 
 MIN_PLATE_LETTERS = 4        # fewer letters in a row is a word, not a plate
 MAX_PLATE_LETTERS = 10
 PLATE_LETTERS = 7            # letters beyond this many make a row no more plate-like
-PITCH = (0.35, 1.6)          # letter centre spacing / character height inside a group ...
-GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
 JOIN_WIDTH = 1.5             # cells of one row join across gaps of this many character heights
 MARGIN = (0.9, 0.45)         # a candidate's crop around its letters, in character heights (x, y)
 WHOLE_IMAGE = 0.8            # a crop covering this share of both sides: read the whole image
@@ -164,14 +162,8 @@ def plate_score(letters: list[Letter]) -> float:
     count no plate has, and scaled by the share of gaps at a letter's pitch."""
     if not MIN_PLATE_LETTERS <= len(letters) <= MAX_PLATE_LETTERS:
         return 0.0
-    centres = np.array([l.box[0] + l.box[2] / 2 for l in letters])
-    height = float(np.median([l.box[3] for l in letters]))
-    gaps = np.diff(centres) / height
-    inside = (gaps >= PITCH[0]) & (gaps <= PITCH[1])
-    between = (gaps > PITCH[1]) & (gaps <= GROUP_PITCH)
-    regular = (inside.sum() + 0.5 * between.sum()) / len(gaps)
     sureness = float(np.mean([l.prob ** 4 for l in letters]))
-    return sureness * min(len(letters), PLATE_LETTERS) * float(regular)
+    return sureness * min(len(letters), PLATE_LETTERS) * pitch_regularity(letters)
 
 
 def rows_of_cells(fm: FeatureMap) -> list[tuple[slice, slice]]:
@@ -291,8 +283,9 @@ def trim_off_line_ends(reading: PlateReading, fm: FeatureMap) -> PlateReading:
 def best_plate_reading(dense: DenseClassifier, crop: np.ndarray,
                        scales: np.ndarray) -> tuple[PlateReading, FeatureMap]:
     """The reading of a crop, over `scales`, that looks most like a plate (`plate_score`,
-    then the weakest letter): unlike a crop's `auto_read`, which keeps the scale whose weakest
-    letter is strongest, it does not trade a letter of the plate for surer ones."""
+    then the weakest letter): unlike a crop's `auto_read`, which keeps the scale of the
+    strongest weakest letter (times the spacing's regularity), it does not trade a letter of
+    the plate for surer ones."""
     best: tuple[tuple[float, float], PlateReading, FeatureMap] | None = None
     for scale in scales:
         fm = dense.run(crop, float(scale))

@@ -3,10 +3,13 @@
 A character shows as a column of cells where the net is sure it sees *some* character (low
 background probability). Peaks of that confidence along the plate, at least a character
 apart and on one text line, are the letters. `--scale auto` tries scales and keeps the one
-whose *weakest* letter is strongest: a sum of confidences rewards scales that invent letters.
+whose *weakest* letter is strongest, times how regularly the letters are spaced: a sum of
+confidences rewards scales that invent letters, and a letter split in two (a W read as VV)
+leaves gaps of half a pitch.
 
 Plates write letters and digits in runs (`BA-123XY`, `1AB 2345`), and plate faces draw O and
-0 alike, so an O or 0 is read as whatever kind its neighbours in the same group are.
+0 alike (and I and 1 as one stroke), so such a twin is read as whatever kind its neighbours in
+the same group are, or as a known plate format wants it (`plate_formats`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.dataset.windows import WindowSpec
+from viewer.plate_formats import twin_swaps
 from viewer.featuremap import (DenseClassifier, FeatureMap, character_channels,
                                character_confidence)
 
@@ -26,7 +30,13 @@ MIN_GAP = 0.3          # letters are at least this many windows apart
 TOP_K = 3
 MIN_LETTERS = 2             # a reading with fewer letters does not compete in the scale search
 GROUP_GAP = 1.3             # a gap this many usual pitches wide separates groups of letters
-TWINS = {"O": "0", "0": "O"}  # one glyph in plate faces: the neighbours decide which it is
+PITCH = (0.35, 1.6)          # letter centre spacing / character height inside a group ...
+GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
+# One glyph in plate faces (I and 1: a bare stroke in many): the neighbours decide which.
+TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}
+END_TWINS = frozenset("O0")  # also decided at a group's end (`1AB 2345` starts with a 1)
+SWEEP_STEPS = 32             # candidate scales, about 7% apart on a crop ...
+COARSE_EVERY = 3             # ... of which every third is tried, then the best one's neighbours
 
 
 @dataclass(frozen=True)
@@ -58,12 +68,34 @@ class PlateReading:
 
     @property
     def weakest(self) -> float:
-        """The lowest letter probability: what the scale search maximises."""
+        """The lowest letter probability."""
         return min((letter.prob for letter in self.letters), default=0.0)
+
+    @property
+    def score(self) -> float:
+        """What the scale search maximises: the weakest letter times the share of gaps at a
+        plate's pitch; nothing for fewer than `MIN_LETTERS` letters."""
+        if len(self.letters) < MIN_LETTERS:
+            return 0.0
+        return self.weakest * pitch_regularity(self.letters)
 
     def as_dict(self) -> dict:
         return {"text": self.text, "scale": self.scale,
                 "letters": [letter.as_dict() for letter in self.letters]}
+
+
+def pitch_regularity(letters: list[Letter]) -> float:
+    """The share of gaps between neighbouring letters at a plate's pitch (in character
+    heights), a gap between groups counting half: a letter split in two or a stray stroke
+    beside the plate makes a gap too short, a lost letter one too long."""
+    if len(letters) < 2:
+        return 0.0
+    centres = np.array([letter.box[0] + letter.box[2] / 2 for letter in letters])
+    height = float(np.median([letter.box[3] for letter in letters]))
+    gaps = np.diff(centres) / height
+    inside = (gaps >= PITCH[0]) & (gaps <= PITCH[1])
+    between = (gaps > PITCH[1]) & (gaps <= GROUP_PITCH)
+    return float(inside.sum() + 0.5 * between.sum()) / len(gaps)
 
 
 def _column_peaks(score: np.ndarray, min_gap: int, threshold: float) -> list[int]:
@@ -105,36 +137,45 @@ def _groups(letters: list[Letter]) -> list[list[int]]:
 
 def _neighbour_kind(letters: list[Letter], group: list[int], k: int) -> str | None:
     """The kind (letter or digit) that letter k's neighbours in its group agree on: one on
-    each side, or the two on its inner side at a group's end. Only confident letters that
-    are not themselves O or 0 count."""
+    each side, or for an O or 0 the two on its inner side at a group's end. Only confident
+    letters that are not themselves twins count."""
     at = group.index(k)
     near = group[max(0, at - 1):at] + group[at + 1:at + 2]
     if len(near) == 1:
+        if letters[k].label not in END_TWINS:
+            return None
         near = group[max(0, at - 2):at] + group[at + 1:at + 3]
     kinds = {_kind(letters[i].label) for i in near
              if letters[i].label not in TWINS and letters[i].prob >= MIN_CONFIDENCE}
     return kinds.pop() if len(kinds) == 1 else None
 
 
-def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -> list[Letter]:
-    """Read each O or 0 as the kind its group's neighbours are, with the pair's probability.
+def _twin(letter: Letter, probs: np.ndarray, labels: list[str]) -> Letter:
+    """The letter read as its twin, with the pair's probability and the net's own ranking."""
+    i, j = letter.cell
+    pair = float(sum(probs[labels.index(t), i, j] for t in (letter.label, TWINS[letter.label])))
+    return Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell)
 
-    Plate faces draw O and 0 alike (on real plates the net is sure of the wrong one), and
-    plates write letters and digits in runs (`RK-026AJ`, `OY 09 FEU` stays undecided), so
-    the run decides. `probs` is the map's C x H x W probabilities, `labels` its channels.
+
+def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -> list[Letter]:
+    """Read each twin (O/0, I/1) as the kind its group's neighbours are, then as a known
+    plate format wants it, with the pair's probability.
+
+    Plate faces draw the twins alike (on real plates the net is sure of the wrong one), and
+    plates write letters and digits in runs (`RK-026AJ`); `OY 09 FEU` is left open by its
+    run and decided by its format. `probs` is the map's C x H x W probabilities, `labels`
+    its channels.
     """
     out = list(letters)
     for group in _groups(letters):
         for k in group:
-            letter = letters[k]
-            if letter.label not in TWINS:
+            if letters[k].label not in TWINS:
                 continue
             want = _neighbour_kind(letters, group, k)
-            if want is None or want == _kind(letter.label):
-                continue
-            i, j = letter.cell
-            pair = float(sum(probs[labels.index(t), i, j] for t in TWINS))
-            out[k] = Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell)
+            if want is not None and want != _kind(letters[k].label):
+                out[k] = _twin(letters[k], probs, labels)
+    for k in twin_swaps("".join(letter.label for letter in out), TWINS):
+        out[k] = _twin(out[k], probs, labels)
     return out
 
 
@@ -157,7 +198,7 @@ def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReadin
 
 
 def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
-                     steps: int = 32) -> np.ndarray:
+                     steps: int = SWEEP_STEPS) -> np.ndarray:
     """Scales from the smallest the image allows to where a character of a fifth of the
     image height would fill the window, spaced geometrically (about 7% apart on a crop)."""
     low = max(dense.min_scale(image_shape), 0.05)
@@ -166,23 +207,32 @@ def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
 
 
 def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, FeatureMap]:
-    """Read at the scale whose weakest letter is strongest, over one geometric sweep.
+    """Read at the scale of the best `PlateReading.score` over a geometric sweep.
 
-    A single dense sweep measured better on generated plates than a coarse sweep refined
-    around its best scale, which tended to drift to scales that drop or invent a letter.
-    When no scale reads anything, the result is at the candidate scale nearest 1, not at
-    the tiny first scale of the sweep.
+    Every `COARSE_EVERY`-th candidate scale is read, then the candidates beside the best of
+    them. On the dev plates and on generated plates this read as well as reading all 32
+    (dev 0.933 against 0.922 character accuracy, generated 0.946 for both) in under half
+    the passes: readable scales span about 1.5x, ten candidates. When no scale reads
+    anything, the result is at the candidate scale nearest 1, not at the tiny first scale.
     """
     scales = candidate_scales(dense, image.shape[:2])
-    nearest_one = int(np.argmin(np.abs(np.log(scales))))
-    best: tuple[float, PlateReading, FeatureMap] | None = None
-    fallback: tuple[PlateReading, FeatureMap] | None = None
-    for index, scale in enumerate(scales):
-        fm = dense.run(image, float(scale))
-        reading = read_plate(fm)
-        score = reading.weakest if len(reading.letters) >= MIN_LETTERS else 0.0
-        if best is None or score > best[0]:
-            best = (score, reading, fm)
-        if index == nearest_one:
-            fallback = (reading, fm)
-    return fallback if best[0] == 0.0 else (best[1], best[2])
+    best: tuple[int, PlateReading, FeatureMap] | None = None   # only its map is kept
+    tried: set[int] = set()
+
+    def try_scales(indices) -> None:
+        nonlocal best
+        for index in indices:
+            if index in tried:
+                continue
+            tried.add(index)
+            fm = dense.run(image, float(scales[index]))
+            reading = read_plate(fm)
+            if best is None or reading.score > best[1].score:
+                best = (index, reading, fm)
+
+    try_scales(range(0, len(scales), COARSE_EVERY))
+    try_scales(range(max(0, best[0] - COARSE_EVERY + 1), min(len(scales), best[0] + COARSE_EVERY)))
+    if best[1].score == 0.0:
+        fm = dense.run(image, float(scales[int(np.argmin(np.abs(np.log(scales))))]))
+        return read_plate(fm), fm
+    return best[1], best[2]

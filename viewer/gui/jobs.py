@@ -78,7 +78,7 @@ class StoppableDense:
     """A DenseClassifier whose `run` refuses to start once `cancelled()` says so, and whose
     maps carry `extra_blobs` (the Blobs tab's pick, so it shows the map the search chose).
 
-    The core's searches (`reading.auto_read` sweeps some 30 scales) take a DenseClassifier;
+    The core's searches (`reading.auto_read` reads some 15 scales) take a DenseClassifier;
     handing them this stand-in lets a cancelled search end after the pass in progress.
     """
 
