@@ -40,7 +40,10 @@ def test_caffe_trains_from_the_lmdb_and_the_viewer_loads_the_result(tiny_dataset
     settings = nets.SolverSettings(max_iter=12, batch_size=16, test_batch_size=50,
                                    test_interval=6, display=4, base_lr=0.01, seed=1)
     lines: list[str] = []
-    run = train_with_caffe(tiny_dataset, tmp_path, settings, progress=lines.append)
+    ticks: list[int] = []
+    run = train_with_caffe(tiny_dataset, tmp_path, settings, progress=lines.append,
+                           tick=lambda: ticks.append(len(ticks)))
+    assert len(ticks) == 12           # the progress bar moves once an iteration
     files = run.files
     for key in ("prototxt", "caffemodel", "train_test", "solver", "labels", "curves", "summary",
                 "snapshot"):

@@ -136,8 +136,10 @@ def evaluate(solver, score_blob: str, count: int, iteration: int) -> dict:
 
 
 def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threads: int = 2,
-                     progress: Progress | None = None) -> CaffeRun:
-    """Run the generated solver in real Caffe; test every `test_interval` and at the end."""
+                     progress: Progress | None = None,
+                     tick: Callable[[], None] | None = None) -> CaffeRun:
+    """Run the generated solver in real Caffe; test every `test_interval` and at the end.
+    `progress` gets the display lines, `tick()` is called after every iteration (a bar)."""
     say = progress or (lambda line: None)
     from viewer.engines import available_engines
 
@@ -166,6 +168,8 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
             run.tests.append(evaluate(solver, score, test_count, it))
             say(_test_line(run.tests[-1]))
         solver.step(1)
+        if tick is not None:
+            tick()
         recent.append(float(solver.net.blobs["loss"].data))
         if (it + 1) % s.display == 0 or it + 1 == s.max_iter:
             run.losses.append((it + 1, float(np.mean(recent)), s.learning_rate(it)))
@@ -207,16 +211,14 @@ def _count(path: Path) -> int:
 
 def cmd_train_caffe(args) -> int:
     """`main.py train --engine caffe`: the same options as the PyTorch path, run by Caffe."""
-    import sys
-
+    from viewer import progress
     from viewer.training.cli import settings_from_args
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
 
     data = Path(args.data)
     settings = settings_from_args(args, _count(data / "train_lmdb"))
-    run = train_with_caffe(data, Path(args.out), settings, args.threads, say)
+    with progress.bar(settings.max_iter, "train", "iter") as bar:
+        run = train_with_caffe(data, Path(args.out), settings, args.threads, progress.note,
+                               tick=bar.update)
     if args.json:
         print(json.dumps({"engine": "caffe", "final": run.final, "seconds": round(run.seconds, 1),
                           "files": {k: str(v) for k, v in run.files.items()}}, indent=2))
