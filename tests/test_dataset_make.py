@@ -141,4 +141,8 @@ def test_ctrl_c_in_the_test_split_leaves_no_dataset(tmp_path, monkeypatch, capsy
     out = tmp_path / "plates"
     assert main(["dataset", "make", "--out", str(out), "--count", "40"]) == 130
     assert capsys.readouterr() == ("", "error: interrupted\n")
-    assert list(out.iterdir()) == []
+    assert not out.exists()           # the run made the folder, so it takes it away
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["dataset", "make", "--out", str(out), "--count", "40"]) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]   # a user's folder stays

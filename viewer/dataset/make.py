@@ -84,6 +84,7 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
                                    f"--out or pass --force")
             check_replaceable(p)
     find_fonts()  # fail early, with the packages to install, before any work
+    created = not out.exists()
     prepare_output_folder(out)  # creates it, and says clearly if it cannot be written
 
     train_ss, test_ss = np.random.SeedSequence(seed).spawn(2)
@@ -101,6 +102,8 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
     except BaseException:       # Ctrl+C in the test split: half a dataset is none, remove it
         for path in written:
             shutil.rmtree(path, ignore_errors=True)
+        if created:             # and the --out folder too, when this run made it
+            shutil.rmtree(out, ignore_errors=True)
         raise
     seconds = time.perf_counter() - start
     summary = DatasetSummary(paths["train"], paths["test"], n_train, n_test, seed, seconds)
