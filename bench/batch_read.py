@@ -12,7 +12,6 @@ calls.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -21,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.read_plates import verdict
+from bench.read_plates import manifest_rows, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 4.0
@@ -78,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes of the third way (default: one per core)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    with open(args.folder / "manifest.csv", newline="") as fh:
-        crops = [str(args.folder / row["plate_crop_file"]) for row in csv.DictReader(fh)]
+    crops = [str(args.folder / row["plate_crop_file"]) for row in manifest_rows(args.folder)]
     result = measure(crops, args.jobs)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -9,14 +9,13 @@ resolution. Both readings are scored against the truth in the same run: on the d
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from bench.read_plates import char_accuracy
+from bench.read_plates import char_accuracy, manifest_rows
 from viewer import paths
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
@@ -46,8 +45,7 @@ def summary(rows: list[dict]) -> dict:
 
 
 def dev_rows(folder: Path, dense: DenseClassifier, fine: DenseClassifier) -> list[dict]:
-    with open(folder / "manifest.csv", newline="") as fh:
-        manifest = list(csv.DictReader(fh))
+    manifest = manifest_rows(folder)
     return [both_readings(dense, fine, load_image(folder / row["plate_crop_file"]),
                           row["plate_text"].strip().upper()) for row in manifest]
 

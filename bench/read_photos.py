@@ -11,7 +11,6 @@ The data is evaluation material only: nothing here is tuned to particular images
 """
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.read_plates import char_accuracy, manifest_arguments, verdict
+from bench.read_plates import char_accuracy, manifest_arguments, manifest_rows, verdict
 from viewer import paths
 from viewer.errors import ViewerError
 from viewer.featuremap import DenseClassifier
@@ -65,8 +64,7 @@ def read_photo(dense: DenseClassifier, folder: Path, row: dict) -> dict:
 def evaluate(folder: Path, engine: str) -> dict:
     """Search every photo of the manifest and collect per-photo results and the figures."""
     dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), engine)
-    with open(folder / "manifest.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = manifest_rows(folder)
     photos = [read_photo(dense, folder, row) for row in rows]
     seconds = [p["seconds"] for p in photos] or [0.0]
     return {"photos": photos, "count": len(photos), "engine": engine,

@@ -97,14 +97,29 @@ def test_read_plates_prints_the_figures_and_the_targets(tmp_path, capsys, monkey
     assert out[0].split() == ["ok", "a.png", "RK857AI", "RK857AI", "scale", "0.75"]
     assert out[1].split() == ["b.png", "XZ17QP", "XZ1QP", "scale", "0.75"]
     assert out[2].split() == ["c.png", "AB12CD", "scale", "-"]
-    assert out[3] == "character accuracy 0.611, exact 1/3 (33%)"     # (1 + 5/6 + 0) / 3
-    assert out[4] == "targets: character accuracy >= 0.90 MISSED, exact >= 50% MISSED"
+    assert out[3] == ("character accuracy 0.611, exact 1/3 (33%), "     # (1 + 5/6 + 0) / 3
+                      "1 read with under half of their characters")
+    assert out[4] == "errors: -7 1, -D 1, -C 1, -2 1, -1 1, -B 1, -A 1"
+    assert out[5] == ("targets: character accuracy >= 0.95 MISSED, exact >= 80% MISSED, "
+                      "none under half MISSED")
     assert "warning: c.png: c.png: not an image" in captured.err
     readings["b.png"], readings["c.png"] = "XZ17QP", "AB12CD"
     assert read_plates.main([str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[3:] == [
-        "character accuracy 1.000, exact 3/3 (100%)",
-        "targets: character accuracy >= 0.90 met, exact >= 50% met"]
+        "character accuracy 1.000, exact 3/3 (100%), 0 read with under half of their characters",
+        "errors: none",
+        "targets: character accuracy >= 0.95 met, exact >= 80% met, none under half met"]
+
+
+def test_errors_name_each_edit_of_one_cheapest_alignment():
+    assert read_plates.errors("LH025BD", "LM025BD") == {"M>H": 1}
+    assert read_plates.errors("L169A", "LM169AM") == {"-M": 2}
+    assert read_plates.errors("GVVAGEN", "GWAGEN") == {"W>V": 1, "+V": 1}
+    assert read_plates.errors("RK857AIX", "RK857AI") == {"+X": 1}
+    assert read_plates.errors("RK857AI", "RK857AI") == {}
+    with pytest.raises(SystemExit, match="^error: cannot read /nonexistent/manifest.csv: "
+                       "No such file or directory$"):
+        read_plates.main(["/nonexistent"])
 
 
 def test_read_photos_counts_a_plate_found_by_overlap_and_centre():
