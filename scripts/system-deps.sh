@@ -5,7 +5,8 @@ set -e
 PKGS="python3-venv libgl1 libegl1 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0
 libxcb-xkb1 libxcb-shape0 libxcb-cursor0
-fonts-opendin fonts-roboto-unhinted fonts-bebas-neue fonts-b612 fonts-liberation fonts-dejavu-core"
+fonts-opendin fonts-roboto-unhinted fonts-bebas-neue fonts-b612 fonts-liberation fonts-dejavu-core
+fonts-dejavu-extra"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

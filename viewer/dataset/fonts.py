@@ -36,8 +36,8 @@ FONT_FILES: tuple[tuple[str, str, str], ...] = (
     ("fonts-b612", "B612-Bold.otf", "B612 Bold"),
     ("fonts-liberation", "LiberationSansNarrow-Regular.ttf", "Liberation Sans Narrow"),
     ("fonts-liberation", "LiberationSansNarrow-Bold.ttf", "Liberation Sans Narrow Bold"),
-    ("fonts-dejavu-core", "DejaVuSansCondensed.ttf", "DejaVu Sans Condensed"),
-    ("fonts-dejavu-core", "DejaVuSansCondensed-Bold.ttf", "DejaVu Sans Condensed Bold"),
+    ("fonts-dejavu-extra", "DejaVuSansCondensed.ttf", "DejaVu Sans Condensed"),
+    ("fonts-dejavu-extra", "DejaVuSansCondensed-Bold.ttf", "DejaVu Sans Condensed Bold"),
 )
 
 FONT_PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(pkg for pkg, _, _ in FONT_FILES))
