@@ -235,6 +235,8 @@ def test_when_neither_engine_fits_the_refusal_names_the_lean_engines_largest_sca
         caps[engine.name] = hundredths / 100
     assert caps == {"onnx": 0.67, "blas": 1.15}
     assert largest == onnx_dense.max_scale((600, 800)) == caps["blas"]
+    assert onnx_dense.fits((600, 800), largest) and onnx_dense.fits((600, 800), 0.68)
+    assert not onnx_dense.fits((600, 800), largest + 0.01)    # neither engine: too large
     assert onnx_dense.run(image, largest).engine == "blas"
     with pytest.raises(ImageError, match=f"the largest scale that fits is {largest:g}$"):
         onnx_dense.run(image, largest + 0.01)

@@ -183,3 +183,20 @@ def test_a_part_of_a_better_plate_is_not_another_plate():
     elsewhere = plate((300.0, 50.0, 120.0, 25.0), 5.0)
     assert iou(whole.box, band.box) < 0.3
     assert distinct([whole, band, elsewhere]) == [whole, elsewhere]
+
+
+def test_the_pyramid_stops_at_the_largest_scale_that_fits_in_memory(shipped, monkeypatch):
+    from viewer import cost
+    from viewer.errors import ImageError
+    from viewer.locate import pyramid_scales
+
+    free = pyramid_scales(shipped, (600, 800))
+    assert free[-1] == pytest.approx(22.5 / 12)         # a 12 px character (1.5% of 800)
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", 32 * 2**20)
+    capped = pyramid_scales(shipped, (600, 800))
+    assert capped[-1] == shipped.max_scale((600, 800)) < free[-1]
+    assert shipped.fits((600, 800), capped[-1])
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", 1)
+    with pytest.raises(ImageError, match="^the 800x600 image is too large to map at any scale; "
+                                         "crop it$"):
+        pyramid_scales(shipped, (600, 800))

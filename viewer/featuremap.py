@@ -295,13 +295,24 @@ class DenseClassifier:
         return max(self._max_scale_on(engine, image_shape, extra_blobs, pictures)
                    for engine in self.memory_engines())
 
+    def fits(self, image_shape: tuple[int, ...], scale: float,
+             extra_blobs: tuple[str, ...] = ()) -> bool:
+        """Whether a pass at `scale` fits in `cost.MEMORY_LIMIT` on the chosen engine or the
+        lean one: one estimate where `max_scale` searches with dozens."""
+        return any(self._fits_on(engine, image_shape, scale, extra_blobs)
+                   for engine in self.memory_engines())
+
+    def _fits_on(self, engine: Engine, image_shape: tuple[int, ...], scale: float,
+                 extra_blobs: tuple[str, ...], pictures: bool = False) -> bool:
+        size = scaled_size(image_shape, scale)
+        drawn = self.picture_bytes(image_shape, *size) if pictures else 0
+        return self.forward_bytes(*size, extra_blobs, engine) + drawn <= cost.MEMORY_LIMIT
+
     def _max_scale_on(self, engine: Engine, image_shape: tuple[int, ...],
                       extra_blobs: tuple[str, ...], pictures: bool = False) -> float:
         """`max_scale` for one engine: a doubling and bisection search over the estimate."""
         def fits(scale: float) -> bool:
-            size = scaled_size(image_shape, scale)
-            drawn = self.picture_bytes(image_shape, *size) if pictures else 0
-            return self.forward_bytes(*size, extra_blobs, engine) + drawn <= cost.MEMORY_LIMIT
+            return self._fits_on(engine, image_shape, scale, extra_blobs, pictures)
 
         smallest = self.smallest_scale(image_shape)
         if not fits(smallest):

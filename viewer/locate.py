@@ -98,11 +98,12 @@ def pyramid_scales(dense: DenseClassifier, image_shape: tuple[int, int]) -> np.n
     low = dense.smallest_scale(image_shape)
     smallest_char = max(MIN_CHAR_PX, MIN_CHAR_SHARE * max(image_shape[:2]))
     high = max(low, char_px / smallest_char)
-    fits = dense.max_scale(image_shape)
-    if fits <= 0:
-        raise ImageError(f"the {image_shape[1]}x{image_shape[0]} image is too large to map at "
-                         f"any scale; crop it")
-    high = min(high, fits)
+    if not dense.fits(image_shape, high):      # a photo of many megapixels
+        fits = dense.max_scale(image_shape)
+        if fits <= 0:
+            raise ImageError(f"the {image_shape[1]}x{image_shape[0]} image is too large to map "
+                             f"at any scale; crop it")
+        high = min(high, fits)
     count = max(1, math.floor(math.log(high / low) / math.log(PYRAMID_STEP)) + 1)
     return high / PYRAMID_STEP ** np.arange(count)[::-1]
 
