@@ -459,3 +459,93 @@ def test_lrn_matches_the_reference_for_any_window_power_and_constant(engine, lrn
         return
     _assert_close(create_engine(engine, net).forward(data, ["norm"])["norm"],
                   create_engine("numpy", net).forward(data, ["norm"])["norm"], f"{engine} {lrn}")
+
+
+# ---- what the OpenCV engine hands over in another form --------------------------------------
+
+# Caffe stores a `transpose: true` InnerProduct's weights as inputs x outputs (here 27 x 6);
+# the OpenCV engine gives OpenCV the usual outputs x inputs, which it reads.
+TRANSPOSED_NET = """
+name: "Transposed"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 2 dim: 2 dim: 5 dim: 4 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 3 kernel_h: 3 kernel_w: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "conv" top: "ip"
+        inner_product_param { num_output: 6 transpose: true } }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
+        inner_product_param { num_output: 4 } }
+"""
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_a_transposed_inner_product_matches_the_reference_and_stays_transposed(engine):
+    param, _ = model_io.parse_prototxt(TRANSPOSED_NET, "transposed.prototxt")
+    net = random_biases(model_io.init_weights(param, seed=6), 6)
+    stored = net.weights["ip"][0].copy()
+    assert stored.shape == (27, 6)
+    data = np.random.default_rng(6).normal(0, 1, (2, 2, 5, 4)).astype(np.float32)
+    expected = create_engine("numpy", net).forward(data, ["ip", "ip2"])
+    actual = create_engine(engine, net).forward(data, ["ip", "ip2"])
+    for blob in ("ip", "ip2"):
+        _assert_close(actual[blob], expected[blob], f"{engine} {blob}")
+    assert net.param.layer[2].inner_product_param.transpose       # the caller's net as it was
+    np.testing.assert_array_equal(net.weights["ip"][0], stored)
+
+
+def test_a_net_whose_only_weight_is_a_shared_slope_runs_on_opencv():
+    """Caffe saves a shared PReLU slope as a 0-axis blob, which OpenCV cannot make."""
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } } '
+            'layer { name: "prelu" type: "PReLU" bottom: "data" top: "out" '
+            'prelu_param { channel_shared: true } }')
+    net = model_io.init_weights(model_io.parse_prototxt(text, "prelu.prototxt")[0])
+    net.weights["prelu"] = [np.array(0.25, np.float32)]
+    data = np.linspace(-4, 4, 18, dtype=np.float32).reshape(1, 2, 3, 3)
+    out = create_engine("opencv", net).forward(data, ["out"])["out"]
+    np.testing.assert_allclose(out, np.where(data > 0, data, 0.25 * data))
+    assert net.weights["prelu"][0].ndim == 0
+
+
+def test_opencv_failures_are_engine_errors_naming_the_input(lenet_fcn, monkeypatch):
+    import cv2
+
+    from viewer.errors import EngineError
+
+    engine = create_engine("opencv", lenet_fcn)
+    with pytest.raises(EngineError) as err:   # 10 rows, 9 columns: too small for the net
+        engine.forward(np.zeros((1, 1, 10, 9), np.float32), ["ip2-alpha-conv"])
+    assert str(err.value).startswith("OpenCV failed on a 9x10 input: ")
+    assert "\n" not in str(err.value) and len(str(err.value)) > len("OpenCV failed on a 9x10 "
+                                                                    "input: ")
+
+    class Failing:
+        """OpenCV's net as far as the engine uses it, failing as OpenCV 4.14 does."""
+        def ignore(self, *args):
+            pass
+
+        setPreferableBackend = setPreferableTarget = enableFusion = setInput = ignore
+
+        def forward(self, names):
+            raise cv2.error("OpenCV(4.14.0) net_impl.cpp:1193: error: (-2:Unspecified error)\n"
+                            "> (expected: 'total(os[i]) > 0'), where\n>     '0' is 0\n  \n")
+
+    monkeypatch.setattr(cv2.dnn, "readNetFromCaffe", lambda proto, model: Failing())
+    with pytest.raises(EngineError) as err:
+        create_engine("opencv", lenet_fcn).forward(np.zeros((1, 1, 30, 29), np.float32),
+                                                   ["ip2-alpha-conv"])
+    assert str(err.value) == "OpenCV failed on a 29x30 input: >     '0' is 0"
+
+    def refuse(proto, model):
+        raise cv2.error("  Can't create layer \"x\" of type \"Swish\"  \n")
+
+    monkeypatch.setattr(cv2.dnn, "readNetFromCaffe", refuse)
+    with pytest.raises(EngineError) as err:
+        create_engine("opencv", lenet_fcn)
+    assert str(err.value) == (f"OpenCV cannot load {lenet_fcn.source}: Can't create layer "
+                              '"x" of type "Swish"')
+    monkeypatch.delattr(cv2.dnn, "readNetFromCaffe")
+    with pytest.raises(EngineError) as err:
+        create_engine("opencv", lenet_fcn)
+    assert str(err.value) == (f"OpenCV {cv2.__version__} has no Caffe importer; install "
+                              "opencv-python-headless<5")

@@ -458,6 +458,6 @@ class OnnxEngine(Engine):
         try:
             outs = session.run(names, {session.get_inputs()[0].name: data})
         except Exception as err:  # onnxruntime raises its own untyped errors
-            raise EngineError(f"onnxruntime failed on a {data.shape[2]}x{data.shape[3]} input: "
+            raise EngineError(f"onnxruntime failed on a {data.shape[3]}x{data.shape[2]} input: "
                               f"{str(err).strip().splitlines()[-1]}") from None
         return dict(zip(names, outs))

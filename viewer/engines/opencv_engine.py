@@ -95,6 +95,6 @@ class OpenCVEngine(Engine):
         try:
             outs = self._net.forward(names)
         except cv2.error as err:
-            raise EngineError(f"OpenCV failed on a {data.shape[2]}x{data.shape[3]} input: "
+            raise EngineError(f"OpenCV failed on a {data.shape[3]}x{data.shape[2]} input: "
                               f"{str(err).strip().splitlines()[-1]}") from None
         return {b: np.array(o, dtype=np.float32, copy=True) for b, o in zip(blobs, outs)}
