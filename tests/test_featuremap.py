@@ -1,6 +1,8 @@
 """Dense maps: equivalence with the classifier per window, geometry, and preprocessing."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,8 +11,9 @@ from conftest import plate_like
 from viewer import cost, featuremap, netgraph
 from viewer.engines import create_engine
 from viewer.engines.numpy_engine import softmax
-from viewer.errors import ImageError
-from viewer.featuremap import DenseClassifier, Geometry, geometry_of, size_text
+from viewer.errors import ImageError, ModelError
+from viewer.featuremap import (DenseClassifier, FeatureMap, Geometry, character_channels,
+                               character_confidence, geometry_of, size_text)
 from viewer.images import load_image, rescale, scaled_size, to_gray
 from viewer.surgery import make_fully_convolutional
 
@@ -240,3 +243,198 @@ def test_when_neither_engine_fits_the_refusal_names_the_lean_engines_largest_sca
     assert onnx_dense.run(image, largest).engine == "blas"
     with pytest.raises(ImageError, match=f"the largest scale that fits is {largest:g}$"):
         onnx_dense.run(image, largest + 0.01)
+
+
+# ---- geometry, labels and sizes with exact values ------------------------------------------
+
+def test_a_padded_geometry_gives_its_layers_field_and_an_unpadded_one_itself():
+    window = Geometry((32, 32), (0, 0), (227, 227), (0.5, 0.25), padded_field=(355, 355),
+                      padded_offset=(-64, -64))
+    assert window.padded() == Geometry((32, 32), (-64, -64), (355, 355), (0.5, 0.25))
+    plain = Geometry((4, 2), (1, 3), (28, 20), (2.0, 1.0))
+    assert plain.padded() == plain
+
+
+def test_cells_inside_skip_windows_that_start_in_the_padding_or_end_past_the_image():
+    geo = Geometry((6, 4), (-5, -1), (34, 33))
+    # rows: -5 + 6i >= 0 and -5 + 6i + 34 <= 80; columns: -1 + 4j >= 0 and -1 + 4j + 33 <= 70
+    assert geo.cells_inside(80, 70) == (range(1, 9), range(1, 10))
+    assert geo.cells_inside(20, 20) == (range(1, 0), range(1, 0))
+    assert Geometry((4, 4), (2, 3), (10, 10)).cells_inside(20, 21) == (range(0, 3), range(0, 3))
+
+
+def test_classifier_window_of_a_padded_net_keeps_the_layers_field_apart():
+    """conv1 3x3 pad 1, then a 2x2 InnerProduct over a 4x4 input: the classifier's window is
+    the 4x4 input, its layers see a pixel further on each side."""
+    from viewer import model_io
+    from viewer.featuremap import classifier_window
+
+    param, _ = model_io.parse_prototxt(PADDED_NET, "padded.prototxt")
+    fcn = make_fully_convolutional(model_io.init_weights(param)).net
+    assert classifier_window(fcn, "ip-conv") == Geometry(
+        (2, 2), (0, 0), (4, 4), padded_field=(6, 6), padded_offset=(-1, -1))
+
+
+PADDED_NET = """
+name: "padded"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip" inner_product_param { num_output: 3 } }
+"""
+
+
+def test_character_confidence_is_one_minus_background_or_the_best_character():
+    probs = np.array([[[0.1, 0.6]], [[0.3, 0.1]], [[0.6, 0.3]]], np.float32)   # 3 x 1 x 2
+    geo = Geometry((4, 4), (0, 0), (28, 28))
+    with_background = FeatureMap(probs, probs, None, ["A", "B", "background"], geo, (28, 32),
+                                 1.0, 0.0)
+    assert character_channels(with_background.labels).tolist() == [0, 1]
+    np.testing.assert_allclose(character_confidence(with_background), [[0.4, 0.7]])
+    only_characters = FeatureMap(probs, probs, None, ["A", "B", "C"], geo, (28, 32), 1.0, 0.0)
+    np.testing.assert_allclose(character_confidence(only_characters), [[0.6, 0.6]])
+    best, prob = only_characters.best()
+    assert best.tolist() == [[2, 0]]
+    np.testing.assert_allclose(prob, [[0.6, 0.6]])
+
+
+def test_sizes_read_in_megabytes_below_a_gigabyte_and_in_gigabytes_from_there():
+    assert size_text(288 * 2**20) == "288 MB"
+    assert size_text(2**30 - 2**19) == "1024 MB"
+    assert size_text(2**30) == "1.0 GB"
+    assert size_text(7.24 * 2**30) == "7.2 GB"
+    assert size_text(float("inf")) == "over 8 GB"
+
+
+# ---- the dense classifier's checks and messages --------------------------------------------
+
+def test_a_flatten_after_the_last_convolution_is_named():
+    from viewer import model_io
+    from viewer.errors import ModelError
+
+    param, _ = model_io.parse_prototxt(FLATTENED_NET, "flat.prototxt")
+    with pytest.raises(ModelError) as err:
+        DenseClassifier(model_io.init_weights(param), "numpy")
+    assert str(err.value) == ("the net's scores 'flat' are 1x8, not a map of classes x height "
+                              "x width: remove the Flatten (or other reshaping layer) after the "
+                              "last convolution")
+
+
+FLATTENED_NET = """
+name: "flattened"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "flat" type: "Flatten" bottom: "pool" top: "flat" }
+"""
+
+
+def test_settings_must_fit_the_nets_channels_and_name_its_classes(lenet, classes):
+    from viewer.labels import labels_for
+    from viewer.preprocess import ModelSettings, PreprocessError, Transformer
+
+    with pytest.raises(PreprocessError) as err:
+        DenseClassifier(lenet, "numpy", settings=ModelSettings(Transformer.default_for(3)))
+    assert str(err.value) == (f"the preprocessing is for 3-channel input; {lenet.source} has 1 "
+                              "channels")
+    names = tuple(f"class {k}" for k in range(classes))
+    gray = Transformer.default_for(1)
+    assert DenseClassifier(lenet, "numpy", settings=ModelSettings(gray, names)).labels == \
+        list(names)
+    assert DenseClassifier(lenet, "numpy", settings=ModelSettings(gray, names[1:])).labels == \
+        labels_for(classes)
+
+
+def test_check_scale_needs_the_whole_window_on_each_axis(nonsquare_net):
+    """The non-square net's window is 23 rows by 30 columns."""
+    dense = DenseClassifier(nonsquare_net, "numpy")
+    plan = dense.check_scale((46, 60, 3), 0.5)
+    assert (plan.height, plan.width, plan.engine, plan.note) == (23, 30, dense.engine, "")
+    # 29 * 1.02 = 29.58 rounds to 30; 22 * 1.02 = 22.44 rounds to 22, 22 * 1.03 to 23
+    for shape, scaled, smallest in [((23, 29), "29x23", 1.02), ((22, 30), "30x22", 1.03)]:
+        with pytest.raises(ImageError) as err:
+            dense.check_scale(shape, 1.0)
+        assert str(err.value) == (f"at scale 1 the image is {scaled} pixels, smaller than the "
+                                  f"net's 30x23 window; the smallest scale that works is "
+                                  f"{smallest}")
+    for shape in [(0, 5), (5, 0)]:
+        with pytest.raises(ImageError) as err:
+            dense.check_scale(shape, 1.0)
+        assert str(err.value) == f"the image is empty ({shape[1]}x{shape[0]} pixels)"
+
+
+def test_smallest_and_min_scales_of_a_non_square_window(nonsquare_net):
+    dense = DenseClassifier(nonsquare_net, "numpy")
+    assert dense.min_scale((46, 300)) == 0.5                 # 23 / 46 rows, 30 / 300 columns
+    assert dense.min_scale((230, 60)) == 0.5                 # 23 / 230 rows, 30 / 60 columns
+    # 23 x 30 when rounded: 0.45 * 50 = 22.5 rounds to 22 (half to even), 0.46 * 50 to 23
+    assert dense.smallest_scale((50, 1000)) == 0.46
+    assert dense.smallest_scale((1000, 64)) == 0.47          # 0.46 * 64 = 29.44, 0.47 -> 30
+    assert dense.smallest_scale((23_000, 30_000)) == 0.01    # never below one hundredth
+
+
+def test_a_run_warms_up_once_and_returns_the_extra_blobs_at_the_actual_scale(lenet, monkeypatch):
+    dense = DenseClassifier(lenet, "numpy")
+    calls, forward = [], dense.engine.forward
+
+    def counted(data, blobs):
+        calls.append((data.shape, list(blobs)))
+        return forward(data, blobs)
+
+    monkeypatch.setattr(dense.engine, "forward", counted)
+    fm = dense.run(plate_like(40, 90), 0.75, extra_blobs=("pool1", "conv1"), warm=True)
+    assert calls == [((1, 1, 30, 68), ["ip2-alpha-conv", "conv1", "pool1"])] * 2
+    assert fm.geometry == replace(dense.unit, scale=(30 / 40, 68 / 90))    # 67.5 -> 68
+    assert sorted(fm.blobs) == ["conv1", "pool1"] and fm.blobs["pool1"].shape == (20, 13, 32)
+    # rows 30 -> 26 -> 13 -> 9 -> 5 (Caffe's pooling rounds up) -> 2
+    assert fm.conv1.shape == (20, 26, 64) and fm.scores.shape == fm.probs.shape == (
+        len(fm.labels), 2, 11)
+    assert (fm.image_shape, fm.scale, fm.engine, fm.engine_note) == ((40, 90), 0.75, "numpy", "")
+    calls.clear()
+    dense.run(plate_like(40, 90), 1.0)
+    assert calls == [((1, 1, 40, 90), ["ip2-alpha-conv", "conv1"])]
+
+
+def test_scores_that_overflow_are_named(lenet):
+    lenet.weights["ip1"][0] *= np.float32(1e3)
+    lenet.weights["ip2-alpha"][0] *= np.float32(1e38)
+    dense = DenseClassifier(lenet, "numpy")
+    with pytest.raises(ModelError) as err:
+        dense.run(plate_like(28, 28), 1.0)
+    assert str(err.value) == (f"{dense.net.source}: the scores overflow to infinity or NaN at "
+                              "scale 1; the weights or Power/Scale parameters are too large for "
+                              "float32")
+
+
+def test_memory_estimates_are_kept_and_infinite_past_the_largest_blob(lenet, monkeypatch):
+    dense = DenseClassifier(lenet, "numpy")
+    asked = []
+    estimate = cost.forward_bytes
+    monkeypatch.setattr(cost, "forward_bytes", lambda *args: asked.append(args[1]) or
+                        estimate(*args))
+    first = dense.forward_bytes(40, 90)
+    assert dense.forward_bytes(40, 90) == first and asked == [(1, 1, 40, 90)]
+    dense.forward_bytes(40, 90, ("pool1",))
+    assert len(asked) == 2
+    assert dense.forward_bytes(10**6, 10**6) == float("inf")
+    assert dense.picture_bytes((40, 90), 30, 68) == cost.picture_bytes((40, 90), 20 * 30 * 68)
+
+
+def test_the_lean_engine_of_the_lean_engine_is_itself(lenet):
+    dense = DenseClassifier(lenet, "blas")
+    assert dense.lean_engine is dense.engine and dense.memory_engines() == [dense.engine]
+    assert dense.wanted_blobs(("conv1", "pool1", "ip2-alpha-conv")) == [
+        "ip2-alpha-conv", "conv1", "pool1"]
+
+
+def test_at_stride_keeps_the_classifier_engine_and_settings(lenet):
+    dense = DenseClassifier(lenet, "numpy")
+    fine = dense.at_stride(2)
+    assert (fine.stride, fine.engine_name, fine.classifier) == (2, "numpy", lenet)
+    assert fine.settings is dense.settings and fine.unit.stride == (2, 2)
+    native = fine.at_stride(None)
+    assert (native.stride, native.unit) == (4, dense.unit)
