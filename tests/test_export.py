@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def _assert_npz_holds(path, fm: FeatureMap) -> None:
         np.testing.assert_array_equal(npz["scores"], fm.scores)
         conv1 = fm.conv1 if fm.conv1 is not None else np.zeros((0, 0, 0), np.float32)
         np.testing.assert_array_equal(npz["conv1"], conv1)
-        assert npz["conv1"].shape == conv1.shape
+        assert (npz["conv1"].shape, npz["conv1"].dtype) == (conv1.shape, np.float32)
         assert list(npz["labels"]) == fm.labels
         assert npz["scale"].dtype == np.float64 and float(npz["scale"]) == fm.scale
         assert tuple(npz["stride"]) == fm.geometry.stride
@@ -133,6 +134,8 @@ def test_the_onnx_export_of_a_net_without_softmax_adds_one_and_says_what_it_need
     dense = DenseClassifier(nonsquare_net, "numpy")
     model = surgered_onnx(dense)
     assert [o.name for o in model.graph.output] == ["ip2-conv", "prob"]
+    assert [(n.op_type, n.name, n.input, n.output) for n in model.graph.node][-1] == (
+        "Softmax", "prob", ["ip2-conv"], ["prob"])
     assert [d.dim_value or d.dim_param for d in model.graph.output[1].type.tensor_type.shape.dim
             ] == ["", "", "", ""]                                   # rank 4, sizes open
     meta = {p.key: p.value for p in model.metadata_props}
@@ -161,16 +164,20 @@ def test_the_npz_reports_its_progress_piece_by_piece(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "NPZ_PIECE", 1000)
     arrays = {"a": np.arange(600, dtype=np.float32), "empty": np.zeros(0, np.float32),
-              "b": np.ones((10, 20), np.float64)}                  # 2400, 0 and 1600 bytes
+              "b": np.arange(200.0).reshape(20, 10).T}             # 2400, 0 and 1600 bytes
     heard = []
     with open(tmp_path / "p.npz", "wb") as fh, progress.reporting(heard.append):
         export.write_npz(fh, arrays)
     assert heard == [1000 / 4000, 2000 / 4000, 2400 / 4000, 3400 / 4000, 1.0]
+    with zipfile.ZipFile(tmp_path / "p.npz") as archive:
+        # compressed, and zip64 throughout: an entry over 2 GiB must not fail after the rest
+        assert {(i.compress_type, i.extract_version) for i in archive.infolist()} == {
+            (zipfile.ZIP_DEFLATED, zipfile.ZIP64_VERSION)}
     with np.load(tmp_path / "p.npz") as npz:
         assert npz.files == ["a", "empty", "b"]
         np.testing.assert_array_equal(npz["a"], arrays["a"])
         assert npz["empty"].shape == (0,) and npz["b"].dtype == np.float64
-        np.testing.assert_array_equal(npz["b"], arrays["b"])
+        np.testing.assert_array_equal(npz["b"], arrays["b"])       # in order though transposed
 
 
 def test_pictures_are_written_as_png_in_their_colours(tmp_path):
