@@ -117,6 +117,15 @@ def test_pitch_regularity_counts_gaps_at_a_plates_pitch():
     assert reading.score == pytest.approx(reading.weakest * (1 + 0) / 2)
 
 
+def test_two_sure_letters_score_two_thirds_of_three():
+    # the country code `SK` beside a plate: sure, evenly spaced, but only two letters
+    two = read_plate(synthetic_map({10: "S", 16: "K"}))
+    three = read_plate(synthetic_map({10: "S", 16: "K", 22: "A"}))
+    assert two.weakest == pytest.approx(three.weakest)
+    assert two.score == pytest.approx(three.score * 2 / 3)
+    assert read_plate(synthetic_map({10: "S"})).score == 0.0
+
+
 # With the shipped model: plates drawn by the project's own generator, so text and boxes are
 # known. Characters are drawn 22.5 / scale pixels tall, so at `scale` they fill the window as
 # in training.

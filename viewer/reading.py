@@ -30,6 +30,7 @@ MIN_CONFIDENCE = 0.5        # a peak weaker than this is not a letter
 MIN_GAP = 0.3          # letters are at least this many windows apart
 TOP_K = 3
 MIN_LETTERS = 2             # a reading with fewer letters does not compete in the scale search
+PLATE_LETTERS = 3           # ... and one with fewer than this scores in proportion
 GROUP_GAP = 1.3             # a gap this many usual pitches wide separates groups of letters
 PITCH = (0.35, 1.6)          # letter centre spacing / character height inside a group ...
 GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
@@ -77,10 +78,13 @@ class PlateReading:
     @property
     def score(self) -> float:
         """What the scale search maximises: the weakest letter times the share of gaps at a
-        plate's pitch; nothing for fewer than `MIN_LETTERS` letters."""
-        if len(self.letters) < MIN_LETTERS:
+        plate's pitch, times the count up to `PLATE_LETTERS` over it (two sure letters of a
+        country code do not beat seven of the plate); nothing for fewer than `MIN_LETTERS`."""
+        count = len(self.letters)
+        if count < MIN_LETTERS:
             return 0.0
-        return self.weakest * pitch_regularity(self.letters)
+        return (self.weakest * pitch_regularity(self.letters)
+                * min(count, PLATE_LETTERS) / PLATE_LETTERS)
 
     def as_dict(self) -> dict:
         return {"text": self.text, "scale": self.scale,
