@@ -181,3 +181,185 @@ def test_auto_scale_finds_a_scale_that_fits_the_characters(shipped, char_height)
     assert reading.text == "RK857AI"
     assert fm.scale == reading.scale
     assert 17.0 <= reading.scale * char_height <= 28.0
+
+
+# ---- exact behaviour of the pieces (mutation survivors of `make mutation MODULES=reading`)
+
+def _letters(centres, widths=None, height=20.0, labels=None, prob=0.9):
+    from viewer.reading import Letter
+
+    widths = widths or [12.0] * len(centres)
+    labels = labels or ["A"] * len(centres)
+    return [Letter(label, prob, [(label, prob)], (x - w / 2, 5.0, w, height), (0, k))
+            for k, (x, w, label) in enumerate(zip(centres, widths, labels))]
+
+
+def test_readings_as_dicts_hold_every_field_rounded():
+    from viewer.reading import Letter, PlateReading
+
+    letter = Letter("K", 0.987654, [("K", 0.987654), ("X", 0.012346)],
+                    (10.04, 20.06, 30.0, 40.55), (3, 4))
+    assert letter.as_dict() == {"label": "K", "prob": 0.9877,
+                                "top": [["K", 0.9877], ["X", 0.0123]],
+                                "box": [10.0, 20.1, 30.0, 40.5]}
+    reading = PlateReading([letter, letter], 0.75)
+    assert reading.as_dict() == {"text": "KK", "scale": 0.75,
+                                 "letters": [letter.as_dict(), letter.as_dict()]}
+
+
+def test_pitch_regularity_at_its_bounds_and_with_uneven_widths():
+    from viewer.reading import GROUP_PITCH, PITCH, pitch_regularity
+
+    # centres from x + w / 2: uneven widths must not move them
+    assert pitch_regularity(_letters([0, 20, 40], widths=[4.0, 16.0, 8.0])) == 1.0
+    assert pitch_regularity(_letters([0, 20])) == 1.0                      # two letters count
+    assert pitch_regularity(_letters([0, PITCH[0] * 20])) == 1.0           # 0.35: inside
+    assert pitch_regularity(_letters([0, PITCH[1] * 20])) == 1.0           # 1.6: inside
+    assert pitch_regularity(_letters([0, GROUP_PITCH * 20])) == 0.5        # 3.2: a group gap
+    # a box wider than tall: the height is the unit
+    assert pitch_regularity(_letters([0, 40], widths=[60.0, 60.0], height=20.0)) == 0.5
+
+
+def test_groups_split_at_gaps_wider_than_their_median_pitch():
+    from viewer.reading import GROUP_GAP, _groups
+
+    assert _groups(_letters([0, 20, 60])) == [[0, 1], [2]]     # three letters are split too
+    assert _groups(_letters([0, 20])) == [[0, 1]]
+    # exactly GROUP_GAP times the median gap is no cut; uneven widths keep the centres
+    assert _groups(_letters([0, 20, 40, 40 + GROUP_GAP * 20],
+                            widths=[4.0, 16.0, 8.0, 30.0])) == [[0, 1, 2, 3]]
+    assert _groups(_letters([0, 20, 40, 100, 120])) == [[0, 1, 2], [3, 4]]
+
+
+def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
+    from viewer.reading import resolve_twins
+
+    labels = labels_for(37)
+    probs = np.zeros((37, 1, 8), np.float32)
+
+    def read(text, prob=0.9):
+        letters = _letters([20 * k for k in range(len(text))], labels=list(text), prob=prob)
+        letters = [letter.__class__(letter.label, letter.prob, letter.top, letter.box, (0, k))
+                   for k, letter in enumerate(letters)]
+        return "".join(letter.label for letter in resolve_twins(letters, probs, labels))
+
+    assert read("ABO12") == "ABO12"      # one letter and one digit beside it: left open
+    assert read("AO1BC") == "AO1BC"
+    assert read("A0BC1") == "AOBC1"      # second place: A before, B after
+    assert read("O12AB") == "012AB"      # at the start: the two after it
+    assert read("AB12O") == "AB120"      # at the end: the two before it
+    assert read("ABO1C") == "ABO1C"
+    assert read("1AO2") == "1AO2"        # inner neighbours A and 2 disagree
+    assert read("AB0", prob=0.5) == "ABO"     # neighbours at exactly MIN_CONFIDENCE count
+    assert read("AB0", prob=0.49) == "AB0"    # unsure neighbours do not
+
+
+def test_a_twin_keeps_its_cell_and_box():
+    fm = synthetic_map({6: "O", 12: "Y", 18: "O", 24: "9", 30: "F", 36: "E", 42: "U"})
+    letter = read_plate(fm).letters[2]
+    assert letter.label == "0" and letter.cell == (2, 18)
+
+
+def test_column_peaks_take_ties_left_first_and_allow_the_minimum_gap():
+    from viewer.reading import _column_peaks
+
+    score = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    assert _column_peaks(score, 3, 0.5) == [0, 3, 6]          # stable: leftmost of equals
+    score = np.array([0.6, 0.7, 0.7, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.6, 0.7, 0.6, 0.7, 0.7,
+                      0.6, 0.6, 0.7, 0.7, 0.7, 0.6, 0.9, 0.6, 0.6, 0.9])
+    assert _column_peaks(score, 3, 0.5) == [0, 3, 6, 10, 13, 16, 20, 23]   # numpy's quicksort
+    # takes 17 before 16 here
+    assert _column_peaks(np.array([0.5, 0.2, 0.7]), 2, 0.5) == [0, 2]   # at the threshold
+    assert _column_peaks(np.array([0.49, 0.2, 0.7]), 2, 0.5) == [2]
+
+
+def test_read_plate_geometry_of_a_non_square_map():
+    # strides 4 down, 8 across: the minimum gap round(0.3 * 28 / 8) = 1 cell lets neighbours
+    # both read; the line's tolerance is 0.5 * 56 / 4 = 7 rows (height over height)
+    labels = labels_for(37)
+    scores = np.zeros((37, 16, 12), np.float32)
+    scores[-1] = 4.0
+    for col, row, label in ((3, 7, "A"), (4, 7, "B"), (6, 12, "C"), (8, 0, "D"), (10, 15, "E")):
+        scores[labels.index(label), row, col] = 9.0
+    probs = np.exp(scores) / np.exp(scores).sum(axis=0)
+    geometry = Geometry((4, 8), (0, 0), (56, 28), (0.5, 0.5))
+    fm = FeatureMap(scores, probs, None, labels, geometry, (100, 200), 0.5, 1.0)
+    reading = read_plate(fm)
+    assert reading.text == "ABCD"       # D exactly 7 rows off stays, E 8 rows off does not
+    x, y, w, h = reading.letters[0].box
+    assert h == pytest.approx(112 * CHAR_FILL)                 # the window is 56 / 0.5 tall
+    assert w == pytest.approx(h * 0.6)                          # GLYPH_ASPECT
+    empty = read_plate(synthetic_map({}, scale=0.3))
+    assert empty.letters == [] and empty.scale == 0.3
+
+
+class ScriptedDense:
+    """A stand-in for DenseClassifier: `strengths[k]` is how sure the letters of the map at
+    the k-th candidate scale are (None: nothing reads), and every pass is recorded."""
+
+    unit = type("Unit", (), {"receptive_field": (28, 20)})()
+
+    def __init__(self, strengths=None, smallest=0.5):
+        self.strengths, self.smallest, self.passes, self.image = strengths, smallest, [], None
+
+    def min_scale(self, image_shape):
+        assert len(image_shape) == 2
+        return self.smallest
+
+    def run(self, image, scale):
+        from viewer.reading import candidate_scales
+
+        assert image is self.image
+        index = int(np.argmin(np.abs(candidate_scales(self, image.shape[:2]) - scale)))
+        self.passes.append(index)
+        fm = synthetic_map({10 + 6 * k: "A" for k in range(5 if self.strengths[index] else 0)},
+                           scale=scale)
+        if self.strengths[index]:        # the letters' peaks, surer with a larger strength
+            fm.scores[fm.labels.index("A"), 2, 10:35:6] = self.strengths[index]
+            fm.probs[:] = np.exp(fm.scores) / np.exp(fm.scores).sum(axis=0)
+        return fm
+
+
+def test_candidate_scales_run_from_the_smallest_to_a_fifth_of_the_height():
+    from viewer.reading import SWEEP_STEPS, candidate_scales
+
+    dense = ScriptedDense(smallest=0.5)
+    scales = candidate_scales(dense, (40, 300))
+    high = 28 * CHAR_FILL / (0.2 * 40)                    # the window's height, not width
+    assert len(scales) == SWEEP_STEPS == 32
+    assert scales[0] == pytest.approx(0.5) and scales[-1] == pytest.approx(high)
+    assert candidate_scales(dense, (20, 300))[-1] == pytest.approx(4.0)       # capped
+    dense.smallest = high
+    assert candidate_scales(dense, (40, 300)).tolist() == [pytest.approx(high)]
+    dense.smallest = 0.01
+    assert candidate_scales(dense, (40, 300))[0] == pytest.approx(0.05)
+
+
+def test_auto_read_tries_every_third_scale_then_the_best_ones_neighbours():
+    from viewer.reading import auto_read, candidate_scales
+
+    strengths = [7.0] * 32
+    strengths[6], strengths[7], strengths[8] = 8.0, 9.0, 9.0     # 7 and 8 tie: the first wins
+    strengths[0] = None
+    dense = ScriptedDense(strengths)
+    dense.image = np.zeros((40, 300), np.uint8)
+    reading, fm = auto_read(dense, dense.image)
+    assert dense.passes == list(range(0, 32, 3)) + [4, 5, 7, 8]
+    scales = candidate_scales(dense, (40, 300))
+    assert reading.scale == fm.scale == pytest.approx(scales[7])
+    assert reading.text == "AAAAA"
+
+
+def test_auto_read_with_nothing_readable_maps_the_scale_nearest_1():
+    from viewer.reading import auto_read, candidate_scales
+
+    dense = ScriptedDense([None] * 32)
+    dense.image = np.zeros((40, 300), np.uint8)
+    reading, fm = auto_read(dense, dense.image)
+    scales = candidate_scales(dense, (40, 300))
+    nearest = int(np.argmin(np.abs(np.log(scales))))
+    # nothing beats the first coarse scale, so its neighbours 1 and 2 are tried, then the map
+    # nearest 1 is made again
+    assert dense.passes == list(range(0, 32, 3)) + [1, 2, nearest]
+    assert fm.scale == pytest.approx(scales[nearest]) and reading.scale == fm.scale
+    assert reading.letters == []
