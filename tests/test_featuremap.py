@@ -260,6 +260,7 @@ def test_cells_inside_skip_windows_that_start_in_the_padding_or_end_past_the_ima
     # rows: -5 + 6i >= 0 and -5 + 6i + 34 <= 80; columns: -1 + 4j >= 0 and -1 + 4j + 33 <= 70
     assert geo.cells_inside(80, 70) == (range(1, 9), range(1, 10))
     assert geo.cells_inside(20, 20) == (range(1, 0), range(1, 0))
+    assert Geometry((4, 4), (0, 0), (28, 28)).cells_inside(20, 40) == (range(0, 0), range(0, 4))
     assert Geometry((4, 4), (2, 3), (10, 10)).cells_inside(20, 21) == (range(0, 3), range(0, 3))
 
 
@@ -287,17 +288,17 @@ layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip" inner_product_p
 
 
 def test_character_confidence_is_one_minus_background_or_the_best_character():
-    probs = np.array([[[0.1, 0.6]], [[0.3, 0.1]], [[0.6, 0.3]]], np.float32)   # 3 x 1 x 2
+    probs = np.array([[[0.1, 0.5]], [[0.3, 0.2]], [[0.6, 0.3]]], np.float32)   # 3 x 1 x 2
     geo = Geometry((4, 4), (0, 0), (28, 28))
     with_background = FeatureMap(probs, probs, None, ["A", "B", "background"], geo, (28, 32),
                                  1.0, 0.0)
     assert character_channels(with_background.labels).tolist() == [0, 1]
     np.testing.assert_allclose(character_confidence(with_background), [[0.4, 0.7]])
     only_characters = FeatureMap(probs, probs, None, ["A", "B", "C"], geo, (28, 32), 1.0, 0.0)
-    np.testing.assert_allclose(character_confidence(only_characters), [[0.6, 0.6]])
+    np.testing.assert_allclose(character_confidence(only_characters), [[0.6, 0.5]])
     best, prob = only_characters.best()
-    assert best.tolist() == [[2, 0]]
-    np.testing.assert_allclose(prob, [[0.6, 0.6]])
+    assert best.tolist() == [[2, 0]] and prob.shape == (1, 2)
+    np.testing.assert_allclose(prob, [[0.6, 0.5]])
 
 
 def test_sizes_read_in_megabytes_below_a_gigabyte_and_in_gigabytes_from_there():
@@ -438,3 +439,63 @@ def test_at_stride_keeps_the_classifier_engine_and_settings(lenet):
     assert fine.settings is dense.settings and fine.unit.stride == (2, 2)
     native = fine.at_stride(None)
     assert (native.stride, native.unit) == (4, dense.unit)
+
+
+def test_the_largest_scale_leaves_room_for_the_pictures_when_asked(lenet, monkeypatch):
+    """Counted up in hundredths, independently of max_scale's bisection."""
+    dense = DenseClassifier(lenet, "blas")                   # its own lean engine
+    shape = (300, 400)
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", 96 * 2**20)
+
+    def largest(pictures: bool) -> float:
+        def fits(scale: float) -> bool:
+            size = scaled_size(shape, scale)
+            drawn = dense.picture_bytes(shape, *size) if pictures else 0
+            return dense.forward_bytes(*size) + drawn <= cost.MEMORY_LIMIT
+
+        hundredths = round(dense.smallest_scale(shape) * 100)
+        while fits((hundredths + 1) / 100):
+            hundredths += 1
+        return hundredths / 100
+
+    with_pictures, without = largest(True), largest(False)
+    assert with_pictures < without
+    assert dense.max_scale(shape, pictures=True) == with_pictures
+    assert dense.max_scale(shape) == without
+
+
+def test_a_pass_that_needs_exactly_the_limit_fits(lenet, monkeypatch):
+    dense = DenseClassifier(lenet, "blas")
+    image = plate_like(300, 400)
+    height, width = scaled_size(image.shape, 1.5)
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", dense.forward_bytes(height, width))
+    assert dense.max_scale(image.shape) == 1.5
+    assert dense.prepare(image, 1.5).shape == (1, 1, height, width)
+    with pytest.raises(ImageError, match=r"the dense pass would need 91 MB on the 'blas' "):
+        dense.prepare(image, 1.5, extra_blobs=("conv2",))   # kept for the caller: more memory
+
+
+def test_fits_asks_the_chosen_engine_then_the_lean_one(onnx_dense, monkeypatch):
+    shape = (600, 800)
+    onnx_need = onnx_dense.forward_bytes(600, 800)
+    blas_need = onnx_dense.forward_bytes(600, 800, engine=onnx_dense.lean_engine)
+    assert blas_need < onnx_need
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", onnx_need)
+    assert onnx_dense.fits(shape, 1.0)
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", blas_need)           # only on the lean engine
+    assert onnx_dense.fits(shape, 1.0) and not onnx_dense.fits(shape, 1.01)
+    assert not onnx_dense.fits(shape, 1.0, extra_blobs=("conv2",))
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", blas_need - 1)
+    assert not onnx_dense.fits(shape, 1.0)
+
+
+def test_the_native_stride_of_a_non_square_net_is_its_row_stride(nonsquare_net, lenet):
+    from viewer.finemap import FineMethod
+
+    assert DenseClassifier(nonsquare_net, "numpy").method == FineMethod(6, "native")
+    assert DenseClassifier(lenet, "numpy").stride == 4
+
+
+def test_the_smallest_scale_is_found_when_the_window_is_reached_exactly_at_a_hundredth(lenet):
+    # 55 rows at 0.5 are 27.5, which rounds to 28 (half to even): the 28-row window at 0.50
+    assert DenseClassifier(lenet, "numpy").smallest_scale((55, 1000)) == 0.5
