@@ -189,7 +189,7 @@ def test_a_net_of_another_shape_matches_the_reference(engine, size, branchy):
 @pytest.mark.parametrize("engine", OTHERS)
 def test_batched_classifier_of_another_shape_matches_the_reference(engine, other_net):
     data = np.random.default_rng(2).uniform(0, 255, (3, 3, 32, 32)).astype(np.float32)
-    blobs = ["conv_a", "pool_a", "norm_b", "fc1", "prob"]
+    blobs = ["conv_a", "pool_a", "norm_b", "flat", "fc1", "prob"]
     expected = create_engine("numpy", other_net).forward(data, blobs)
     actual = create_engine(engine, other_net).forward(data, blobs)
     for blob in blobs:
@@ -493,18 +493,26 @@ def test_a_transposed_inner_product_matches_the_reference_and_stays_transposed(e
     np.testing.assert_array_equal(net.weights["ip"][0], stored)
 
 
-def test_a_net_whose_only_weight_is_a_shared_slope_runs_on_opencv():
-    """Caffe saves a shared PReLU slope as a 0-axis blob, which OpenCV cannot make."""
+@pytest.mark.parametrize("engine", OTHERS)
+@pytest.mark.parametrize("slope", [np.array(0.25, np.float32),      # shared, as Caffe saves it
+                                   np.array([0.25, -2.0], np.float32)])
+def test_a_net_whose_only_weights_are_prelu_slopes(engine, slope):
+    """OpenCV cannot make a 0-axis blob: its engine hands over a 1-element one."""
+    shared = "true" if slope.ndim == 0 else "false"
     text = ('layer { name: "data" type: "Input" top: "data" '
             'input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } } '
             'layer { name: "prelu" type: "PReLU" bottom: "data" top: "out" '
-            'prelu_param { channel_shared: true } }')
+            f'prelu_param {{ channel_shared: {shared} }} }} '
+            'layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "out" top: "sum" '
+            'eltwise_param { coeff: 2 coeff: 2 } }')
     net = model_io.init_weights(model_io.parse_prototxt(text, "prelu.prototxt")[0])
-    net.weights["prelu"] = [np.array(0.25, np.float32)]
+    net.weights["prelu"] = [slope]
     data = np.linspace(-4, 4, 18, dtype=np.float32).reshape(1, 2, 3, 3)
-    out = create_engine("opencv", net).forward(data, ["out"])["out"]
-    np.testing.assert_allclose(out, np.where(data > 0, data, 0.25 * data))
-    assert net.weights["prelu"][0].ndim == 0
+    out = create_engine(engine, net).forward(data, ["out", "sum"])
+    prelu = np.where(data > 0, data, slope.reshape(-1, 1, 1) * data)
+    _assert_close(out["out"], prelu, f"{engine} PReLU")
+    _assert_close(out["sum"], 2 * data + 2 * prelu, f"{engine} Eltwise SUM with coefficients 2")
+    assert net.weights["prelu"][0].ndim == slope.ndim
 
 
 def test_opencv_failures_are_engine_errors_naming_the_input(lenet_fcn, monkeypatch):
@@ -549,3 +557,19 @@ def test_opencv_failures_are_engine_errors_naming_the_input(lenet_fcn, monkeypat
         create_engine("opencv", lenet_fcn)
     assert str(err.value) == (f"OpenCV {cv2.__version__} has no Caffe importer; install "
                               "opencv-python-headless<5")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+@pytest.mark.parametrize("flatten, shape", [("", (2, 60)), ("axis: 2", (2, 3, 20)),
+                                            ("axis: -3 end_axis: -2", (2, 12, 5)),
+                                            ("axis: 0 end_axis: 1", (6, 4, 5))])
+def test_flatten_merges_the_axes_it_names(engine, flatten, shape):
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 2 dim: 3 dim: 4 dim: 5 } } } '
+            'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" } '
+            f'layer {{ name: "flat" type: "Flatten" bottom: "relu" top: "flat" '
+            f'flatten_param {{ {flatten} }} }}')
+    net = model_io.init_weights(model_io.parse_prototxt(text, "flatten.prototxt")[0])
+    data = np.random.default_rng(4).normal(0, 1, (2, 3, 4, 5)).astype(np.float32)
+    out = create_engine(engine, net).forward(data, ["flat"])["flat"]
+    _assert_close(out, np.maximum(data, 0).reshape(shape), f"{engine} Flatten {flatten}")
