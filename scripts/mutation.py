@@ -1,6 +1,7 @@
 """`make mutation`: mutmut over the core modules, each with the tests that exercise it.
 
     python scripts/mutation.py [MODULE ...]     # all of MODULES by default
+    python scripts/mutation.py --survivors MODULE ...   # retest only last run's survivors
 
 mutmut reads its settings from the working folder and mutates a copy of the sources in
 `mutants/`, so each module runs in its own scratch folder `out/mutation/NAME/` (links to
@@ -105,15 +106,26 @@ def scratch_folder(name: str) -> Path:
     return folder
 
 
-def run_module(name: str, jobs: int) -> float | None:
+def run_module(name: str, jobs: int, again: bool = False) -> float | None:
     """Run mutmut for one module in its scratch folder (its output in mutmut.log there);
-    returns the wall time in seconds, or None when mutmut failed (a red test, say)."""
+    returns the wall time in seconds, or None when mutmut failed (a red test, say).
+
+    With `again`, only the mutants that survived the last run (but those listed as
+    equivalent) are tested again: mutmut keeps the other verdicts, and a test added since
+    reaches a survivor only if the survivor is named."""
     folder = scratch_folder(name)
+    mutants = ONLY.get(name, [])
+    if again and (folder / "mutants").exists():
+        equivalent = equivalent_mutants()
+        mutants = [m for m, v in statuses(name).items()
+                   if v not in ("killed", "timeout") and m not in equivalent]
+        if not mutants:
+            return 0.0
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONDONTWRITEBYTECODE="1")
     start = time.monotonic()
     with open(folder / "mutmut.log", "w") as log:
         done = subprocess.run(["nice", "-n", "19", str(MUTMUT), "run", "--max-children",
-                               str(jobs), *ONLY.get(name, [])], cwd=folder, env=env,
+                               str(jobs), *mutants], cwd=folder, env=env,
                               stdout=log, stderr=log)
     return time.monotonic() - start if done.returncode == 0 else None
 
@@ -170,7 +182,8 @@ def module_report(name: str, seconds: float, equivalent: dict[str, str]) -> tupl
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(MODULES)
+    again = "--survivors" in argv
+    names = [a for a in argv if a != "--survivors"] or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         print(f"error: unknown module {', '.join(unknown)}; choose from {', '.join(MODULES)}",
@@ -183,7 +196,7 @@ def main(argv: list[str]) -> int:
     equivalent = equivalent_mutants()
     rows, sections = [], []
     for name in names:
-        seconds = run_module(name, jobs)
+        seconds = run_module(name, jobs, again)
         if seconds is None:
             row, survivors = f"| {name} | mutmut failed: see {OUT / name / 'mutmut.log'} |", []
         else:
