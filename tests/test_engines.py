@@ -573,3 +573,26 @@ def test_flatten_merges_the_axes_it_names(engine, flatten, shape):
     data = np.random.default_rng(4).normal(0, 1, (2, 3, 4, 5)).astype(np.float32)
     out = create_engine(engine, net).forward(data, ["flat"])["flat"]
     _assert_close(out, np.maximum(data, 0).reshape(shape), f"{engine} Flatten {flatten}")
+
+
+@pytest.mark.parametrize("engine", ["blas", "onnx"])               # finemap.RAREFYING
+@pytest.mark.parametrize("pool, stride", [("AVE", 1), ("MAX", 1), ("AVE", 2)])
+def test_dilated_pooling_of_a_rarefied_net_matches_the_reference(engine, pool, stride):
+    """Rarefied nets pool with dilated windows: non-square dilation, kernel and pad."""
+    from viewer.errors import EngineError
+
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 2 dim: 13 dim: 11 } } } '
+            'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+            f'pooling_param {{ pool: {pool} kernel_h: 3 kernel_w: 2 stride: {stride} '
+            'pad_h: 3 pad_w: 1 dilation: 3 dilation: 2 } }')
+    net = model_io.init_weights(model_io.parse_prototxt(text, "dilated.prototxt")[0])
+    data = np.random.default_rng(7).normal(0, 1, (1, 2, 13, 11)).astype(np.float32)
+    if engine == "onnx" and (pool, stride) == ("AVE", 2):
+        with pytest.raises(EngineError, match=r"^the onnx engine runs a dilated AVE pooling "
+                                              r"\('pool'\) only at stride 1$"):
+            create_engine(engine, net).forward(data, ["pool"])
+        return
+    expected = create_engine("numpy", net).forward(data, ["pool"])["pool"]
+    _assert_close(create_engine(engine, net).forward(data, ["pool"])["pool"], expected,
+                  f"{engine} dilated {pool} at stride {stride}")
