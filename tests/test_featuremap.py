@@ -499,3 +499,12 @@ def test_the_native_stride_of_a_non_square_net_is_its_row_stride(nonsquare_net, 
 def test_the_smallest_scale_is_found_when_the_window_is_reached_exactly_at_a_hundredth(lenet):
     # 55 rows at 0.5 are 27.5, which rounds to 28 (half to even): the 28-row window at 0.50
     assert DenseClassifier(lenet, "numpy").smallest_scale((55, 1000)) == 0.5
+
+
+def test_when_not_even_the_smallest_scale_fits_the_refusal_says_to_crop(lenet, monkeypatch):
+    dense = DenseClassifier(lenet, "blas")
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", dense.forward_bytes(28, 28) - 1)
+    assert dense.max_scale((300, 400)) == 0.0
+    with pytest.raises(ImageError, match=r"more than the [0-9.e-]+ GB limit; no scale fits, "
+                                         r"crop the image$"):
+        dense.check_scale((300, 400), 1.0)
