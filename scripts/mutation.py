@@ -102,7 +102,9 @@ def scratch_folder(name: str) -> Path:
         # viewer/models and viewer/resources are links, which mutmut's copy does not follow
         'also_copy = ["viewer/models", "viewer/resources", "bench", "main.py"]\n'
         f"pytest_add_cli_args_test_selection = [{quoted(tests)}]\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n')
+        'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
+        # a mutant that loops forever is stopped after 6x its tests' CPU time (mutmut: 30x)
+        "timeout_multiplier = 3.0\n")
     return folder
 
 
