@@ -213,6 +213,7 @@ def test_pitch_regularity_at_its_bounds_and_with_uneven_widths():
     # centres from x + w / 2: uneven widths must not move them
     assert pitch_regularity(_letters([0, 20, 40], widths=[4.0, 16.0, 8.0])) == 1.0
     assert pitch_regularity(_letters([0, 20])) == 1.0                      # two letters count
+    assert pitch_regularity(_letters([0, 20], widths=[0.0, 120.0])) == 1.0  # centres, not edges
     assert pitch_regularity(_letters([0, PITCH[0] * 20])) == 1.0           # 0.35: inside
     assert pitch_regularity(_letters([0, PITCH[1] * 20])) == 1.0           # 1.6: inside
     assert pitch_regularity(_letters([0, GROUP_PITCH * 20])) == 0.5        # 3.2: a group gap
@@ -229,6 +230,7 @@ def test_groups_split_at_gaps_wider_than_their_median_pitch():
     assert _groups(_letters([0, 20, 40, 40 + GROUP_GAP * 20],
                             widths=[4.0, 16.0, 8.0, 30.0])) == [[0, 1, 2, 3]]
     assert _groups(_letters([0, 20, 40, 100, 120])) == [[0, 1, 2], [3, 4]]
+    assert _groups(_letters([0, 20, 40, 100], widths=[0.0, 120.0, 0.0, 60.0])) == [[0, 1, 2], [3]]
 
 
 def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
@@ -250,6 +252,10 @@ def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
     assert read("AB12O") == "AB120"      # at the end: the two before it
     assert read("ABO1C") == "ABO1C"
     assert read("1AO2") == "1AO2"        # inner neighbours A and 2 disagree
+    assert read("1A0B") == "1AOB"        # one neighbour on each side, not two before ...
+    assert read("A0B2") == "AOB2"        # ... nor two after
+    assert read("A0") == "AO"            # a group of two: its one neighbour decides
+    assert read("01BC") == "01BC"        # at the start: the next two, 1 and B, disagree
     assert read("AB0", prob=0.5) == "ABO"     # neighbours at exactly MIN_CONFIDENCE count
     assert read("AB0", prob=0.49) == "AB0"    # unsure neighbours do not
 
