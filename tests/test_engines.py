@@ -596,3 +596,21 @@ def test_dilated_pooling_of_a_rarefied_net_matches_the_reference(engine, pool, s
     expected = create_engine("numpy", net).forward(data, ["pool"])["pool"]
     _assert_close(create_engine(engine, net).forward(data, ["pool"])["pool"], expected,
                   f"{engine} dilated {pool} at stride {stride}")
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_global_pooling_and_an_explicit_split_match_the_reference(engine):
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 3 dim: 7 dim: 5 } } } '
+            'layer { name: "split" type: "Split" bottom: "data" top: "a" top: "b" } '
+            'layer { name: "gmax" type: "Pooling" bottom: "a" top: "gmax" '
+            'pooling_param { pool: MAX global_pooling: true } } '
+            'layer { name: "gave" type: "Pooling" bottom: "b" top: "gave" '
+            'pooling_param { pool: AVE global_pooling: true } }')
+    net = model_io.init_weights(model_io.parse_prototxt(text, "global.prototxt")[0])
+    data = np.random.default_rng(9).normal(0, 1, (1, 3, 7, 5)).astype(np.float32)
+    out = create_engine(engine, net).forward(data, ["b", "gmax", "gave"])
+    _assert_close(out["b"], data, f"{engine} Split")
+    _assert_close(out["gmax"], data.max(axis=(2, 3), keepdims=True), f"{engine} global MAX")
+    _assert_close(out["gave"], data.mean(axis=(2, 3), keepdims=True), f"{engine} global AVE")
+
