@@ -614,3 +614,18 @@ def test_global_pooling_and_an_explicit_split_match_the_reference(engine):
     _assert_close(out["gmax"], data.max(axis=(2, 3), keepdims=True), f"{engine} global MAX")
     _assert_close(out["gave"], data.mean(axis=(2, 3), keepdims=True), f"{engine} global AVE")
 
+
+
+@pytest.mark.parametrize("engine", OTHERS)
+def test_power_and_a_relu_written_over_the_input_match_the_reference(engine):
+    """Power with every term (shift, scale, power 2), and a ReLU in place on the input blob."""
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 2 dim: 3 dim: 4 } } } '
+            'layer { name: "relu" type: "ReLU" bottom: "data" top: "data" } '
+            'layer { name: "sq" type: "Power" bottom: "data" top: "sq" '
+            'power_param { power: 2 scale: 0.5 shift: 1 } }')
+    net = model_io.init_weights(model_io.parse_prototxt(text, "power.prototxt")[0])
+    data = np.linspace(-3, 3, 24, dtype=np.float32).reshape(1, 2, 3, 4)
+    out = create_engine(engine, net).forward(data, ["sq"])["sq"]
+    _assert_close(out, (0.5 * np.maximum(data, 0) + 1) ** 2, f"{engine} Power")
+
