@@ -508,3 +508,18 @@ def test_when_not_even_the_smallest_scale_fits_the_refusal_says_to_crop(lenet, m
     with pytest.raises(ImageError, match=r"more than the [0-9.e-]+ GB limit; no scale fits, "
                                          r"crop the image$"):
         dense.check_scale((300, 400), 1.0)
+
+
+def test_a_net_without_a_convolution_maps_without_conv1():
+    from viewer import model_io
+
+    text = ('layer { name: "data" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } } '
+            'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+            'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }')
+    dense = DenseClassifier(model_io.init_weights(model_io.parse_prototxt(text, "p")[0]),
+                            "numpy")
+    assert dense.first_conv is None and dense.wanted_blobs() == ["pool"]
+    fm = dense.run(np.full((4, 6), 9, np.uint8), 1.0)
+    assert fm.conv1 is None and fm.scores.shape == (1, 2, 3)
+    assert dense.picture_bytes((4, 6), 4, 6) == cost.picture_bytes((4, 6), 0)
