@@ -276,15 +276,16 @@ def test_classifier_window_of_a_padded_net_keeps_the_layers_field_apart():
         (2, 2), (0, 0), (4, 4), padded_field=(6, 6), padded_offset=(-1, -1))
 
 
-PADDED_NET = """
-name: "padded"
+# A padded convolution and a pooling on a 4x4 input: 2x2 cells of 2 channels.
+CONV_POOL = """
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
 layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
         convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
 layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool"
         pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip" inner_product_param { num_output: 3 } }
 """
+PADDED_NET = CONV_POOL + ('layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip" '
+                          'inner_product_param { num_output: 3 } }')
 
 
 def test_character_confidence_is_one_minus_background_or_the_best_character():
@@ -323,15 +324,7 @@ def test_a_flatten_after_the_last_convolution_is_named():
                               "last convolution")
 
 
-FLATTENED_NET = """
-name: "flattened"
-layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
-layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
-        convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
-layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool"
-        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "flat" type: "Flatten" bottom: "pool" top: "flat" }
-"""
+FLATTENED_NET = CONV_POOL + 'layer { name: "flat" type: "Flatten" bottom: "pool" top: "flat" }'
 
 
 def test_settings_must_fit_the_nets_channels_and_name_its_classes(lenet, classes):
