@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.dataset.windows import WindowSpec
-from viewer.plate_formats import twin_swaps
 from viewer.featuremap import (DenseClassifier, FeatureMap, character_channels,
                                character_confidence)
+from viewer.plate_formats import kinds, twin_swaps
 
 # How much of the window height a training character fills: sets the box and the scale search.
 CHAR_FILL = float(np.mean(WindowSpec().char_height)) / WindowSpec().size
@@ -127,10 +127,6 @@ def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
     return Letter(top[0][0], top[0][1], top, box, (i, j))
 
 
-def _kind(label: str) -> str:
-    return "digit" if label.isdigit() else "letter"
-
-
 def _groups(letters: list[Letter]) -> list[list[int]]:
     """Indices of the letters split where the gap is much wider than the usual pitch (a
     separator, a coat of arms or a stamp between the groups of a plate)."""
@@ -143,16 +139,16 @@ def _groups(letters: list[Letter]) -> list[list[int]]:
 
 
 def _neighbour_kind(letters: list[Letter], group: list[int], k: int) -> str | None:
-    """The kind (letter or digit) that letter k's neighbours in its group agree on: one on
-    each side, or the two on its inner side at a group's end. Only confident letters that
-    are not themselves O or 0 count."""
+    """The kind (L or D, as `plate_formats.kinds` says) that letter k's neighbours in its
+    group agree on: one on each side, or the two on its inner side at a group's end. Only
+    confident letters that are not themselves O or 0 count."""
     at = group.index(k)
     near = group[max(0, at - 1):at] + group[at + 1:at + 2]
     if len(near) == 1:
         near = group[max(0, at - 2):at] + group[at + 1:at + 3]
-    kinds = {_kind(letters[i].label) for i in near
-             if letters[i].label not in NEIGHBOUR_TWINS and letters[i].prob >= MIN_CONFIDENCE}
-    return kinds.pop() if len(kinds) == 1 else None
+    agreed = {kinds(letters[i].label) for i in near
+              if letters[i].label not in NEIGHBOUR_TWINS and letters[i].prob >= MIN_CONFIDENCE}
+    return agreed.pop() if len(agreed) == 1 else None
 
 
 def _twin(letter: Letter, probs: np.ndarray, labels: list[str]) -> Letter:
@@ -177,7 +173,7 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
             if letters[k].label not in NEIGHBOUR_TWINS:
                 continue
             want = _neighbour_kind(letters, group, k)
-            if want is not None and want != _kind(letters[k].label):
+            if want is not None and want != kinds(letters[k].label):
                 out[k] = _twin(letters[k], probs, labels)
     for k in twin_swaps("".join(letter.label for letter in out), TWINS):
         out[k] = _twin(out[k], probs, labels)
