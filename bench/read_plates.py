@@ -33,13 +33,9 @@ COLLAPSED = 0.5
 
 
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: insertions, deletions and substitutions each cost one."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[-1]
+    """Levenshtein distance: insertions, deletions and substitutions each cost one (the
+    number of edits `errors` finds)."""
+    return sum(errors(a, b).values())
 
 
 def errors(read: str, truth: str) -> Counter:
