@@ -19,7 +19,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "HU": ("LLLDDD", "LLLLDDD"),         # ABC-123, AA AA-123
     "RO": ("LLDDLLL",),                  # CJ 12 ABC
 }
-PATTERNS: frozenset[str] = frozenset(p for patterns in FORMATS.values() for p in patterns)
+# Sorted, so that the search visits them in the same order in every process (string hashes,
+# and so a set's order, change from run to run).
+PATTERNS: tuple[str, ...] = tuple(sorted({p for patterns in FORMATS.values() for p in patterns}))
 MAX_SWAPS = 2        # a reading that needs more twins swapped is not of a known format
 
 
