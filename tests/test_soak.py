@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import os
 import time
 from pathlib import Path
@@ -55,12 +54,11 @@ def flat(samples: list[float]) -> tuple[float, float]:
 
 
 def rss_mb() -> float:
-    """Resident memory of this process, from /proc (Linux), after a collection and a heap trim.
+    """Resident memory of this process, from /proc (Linux), after a heap trim.
 
     glibc keeps freed memory mapped for reuse, so without the trim RSS follows the largest map
     of the recent past (and what earlier tests in the same process left), not what is live.
     """
-    gc.collect()
     LIBC.malloc_trim(0)
     with open("/proc/self/status") as status:
         for line in status:
