@@ -239,8 +239,9 @@ class LmdbReader:
         return f"record '{shown(key_text(key))}' of {self.path}"
 
     def _record(self, key: bytes, raw: bytes) -> Record:
-        datum = parse_datum(raw, self._where(key))
-        return Record(key_text(key), int(datum.label), decode_datum(datum, self._where(key)))
+        where = self._where(key)
+        datum = parse_datum(raw, where)
+        return Record(key_text(key), int(datum.label), decode_datum(datum, where))
 
     @contextmanager
     def _reading(self) -> Iterator[lmdb.Transaction]:
@@ -266,8 +267,9 @@ class LmdbReader:
         decoded: what an index of a large LMDB needs, at a fraction of the cost of iterating."""
         with self._reading() as txn:
             for key, raw in txn.cursor():
-                datum = parse_datum(raw, self._where(key))
-                check_datum(datum, self._where(key))
+                where = self._where(key)
+                datum = parse_datum(raw, where)
+                check_datum(datum, where)
                 yield key_text(key), int(datum.label)
 
     def get(self, key: str | int) -> Record:
@@ -281,12 +283,7 @@ class LmdbReader:
 
     def label_counts(self) -> dict[int, int]:
         """How many records carry each label, in label order."""
-        counts: Counter[int] = Counter()
-        with self._reading() as txn:
-            for key, raw in txn.cursor():
-                datum = parse_datum(raw, self._where(key))
-                check_datum(datum, self._where(key))
-                counts[int(datum.label)] += 1
+        counts = Counter(label for _, label in self.key_labels())
         return dict(sorted(counts.items()))
 
 
