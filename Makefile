@@ -32,10 +32,10 @@ mutation: $(STAMP)
 	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install --quiet 'mutmut==3.8.1'
 	$(BIN)/python scripts/mutation.py $(MODULES)
 
-# Regenerate viewer/proto/caffe_pb2.py from viewer/proto/caffe.proto (needs grpcio-tools).
+# Regenerate viewer/caffe/proto/caffe_pb2.py from viewer/caffe/proto/caffe.proto (needs grpcio-tools).
 proto: $(STAMP)
 	$(BIN)/pip install --quiet 'grpcio-tools==1.85.1'
-	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. viewer/proto/caffe.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. viewer/caffe/proto/caffe.proto
 
 # Real Caffe (pycaffe, CPU only) built from Debian's source package; cached, see docs/real-caffe.md.
 caffe: $(STAMP)

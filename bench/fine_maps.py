@@ -16,10 +16,10 @@ import numpy as np
 
 from bench.measure import machine, rotated_ms
 from bench.sections import Workload
-from viewer import cost, netgraph
+from viewer.net import cost, netgraph
 from viewer.engines import available_engines, create_engine
-from viewer.finemap import RAREFYING, StitchedEngine, create_fine_engine
-from viewer.rarefaction import native_stride, rarefy
+from viewer.maps.finemap import RAREFYING, StitchedEngine, create_fine_engine
+from viewer.surgery.rarefaction import native_stride, rarefy
 
 TARGET = 12.0    # the bound for a stride-1 map, in native passes
 RESULTS = Path(__file__).parent / "results" / "fine_maps.json"

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from viewer.model_io import CaffeNet
+from viewer.caffe.model_io import CaffeNet
 
 
 def torch_available() -> bool:

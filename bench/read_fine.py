@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.read_plates import char_accuracy, manifest_rows
-from viewer import paths
+from viewer.files import paths
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
-from viewer.featuremap import DenseClassifier
-from viewer.images import load_image
-from viewer.model_io import load_net
-from viewer.reading import auto_read, read_plate
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
+from viewer.caffe.model_io import load_net
+from viewer.plates.reading import auto_read, read_plate
 
 
 def both_readings(dense: DenseClassifier, fine: DenseClassifier, image: np.ndarray,

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.read_plates import char_accuracy, manifest_arguments, manifest_rows, verdict
-from viewer import paths
+from viewer.files import paths
 from viewer.errors import ViewerError
-from viewer.featuremap import DenseClassifier
-from viewer.images import load_image
-from viewer.locate import Box, find_plates, iou
-from viewer.model_io import load_net
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
+from viewer.plates.locate import Box, find_plates, iou
+from viewer.caffe.model_io import load_net
 
 # Issue 16's targets on the 30 dev photos.
 TARGET_FOUND = 27 / 30

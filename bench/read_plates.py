@@ -17,13 +17,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from viewer import paths
+from viewer.files import paths
 from viewer.engines import DEFAULT_ENGINE
 from viewer.errors import ViewerError
-from viewer.featuremap import DenseClassifier
-from viewer.images import load_image
-from viewer.model_io import load_net
-from viewer.reading import auto_read
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
+from viewer.caffe.model_io import load_net
+from viewer.plates.reading import auto_read
 
 # Issue 14's targets for real plates (Tesseract 5 reaches 0.63 and 4 of 30 on the dev set), and
 # no plate read with fewer than half of its characters.

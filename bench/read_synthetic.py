@@ -14,12 +14,12 @@ import sys
 import numpy as np
 
 from bench.read_plates import char_accuracy
-from viewer import paths
+from viewer.files import paths
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
-from viewer.featuremap import DenseClassifier
-from viewer.model_io import load_net
-from viewer.reading import auto_read
+from viewer.maps.featuremap import DenseClassifier
+from viewer.caffe.model_io import load_net
+from viewer.plates.reading import auto_read
 
 
 def main(argv: list[str] | None = None) -> int:

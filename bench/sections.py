@@ -16,12 +16,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from bench.measure import median_ms, rotated_ms
 from bench.peers import TorchPass, torch_available
-from viewer import cost, netgraph, paths
+from viewer.files import paths
+from viewer.net import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.numpy_engine import softmax
-from viewer.featuremap import DenseClassifier
-from viewer.images import load_image
-from viewer.model_io import CaffeNet, load_net
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
+from viewer.caffe.model_io import CaffeNet, load_net
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
@@ -214,10 +215,10 @@ def end_to_end_section(timeout: float = 120.0) -> dict:
 
 LARGE_SCRIPT = """
 import json, sys, numpy as np
-from viewer import paths
+from viewer.files import paths
 from viewer.errors import ImageError
-from viewer.featuremap import DenseClassifier
-from viewer.model_io import load_net
+from viewer.maps.featuremap import DenseClassifier
+from viewer.caffe.model_io import load_net
 dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), sys.argv[1])
 image = np.random.default_rng(0).integers(0, 256, (3000, 4000), dtype=np.uint8)
 report = {"estimate_mb": round(dense.forward_bytes(3000, 4000) / 2**20, 1)}

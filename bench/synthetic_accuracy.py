@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.read_plates import verdict
-from viewer import paths
+from viewer.files import paths
 from viewer.errors import ViewerError
-from viewer.labels import BACKGROUND, CHARACTERS
-from viewer.model_io import load_net
-from viewer.reading import TWINS
+from viewer.maps.labels import BACKGROUND, CHARACTERS
+from viewer.caffe.model_io import load_net
+from viewer.plates.reading import TWINS
 from viewer.training.data import TEST_LMDB, load_lmdb
 from viewer.training.metrics import engine_scores, evaluation
 

@@ -19,10 +19,11 @@ import sys
 import numpy as np
 
 from bench.measure import cpu_ms, rotated_ms
-from viewer import cost, model_io
+from viewer.caffe import model_io
+from viewer.net import cost
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.numpy_engine import softmax
-from viewer.featuremap import DenseClassifier
+from viewer.maps.featuremap import DenseClassifier
 
 SIZE = 448
 INPUT = ('name: "{name}"\nlayer {{ name: "data" type: "Input" top: "data"\n'

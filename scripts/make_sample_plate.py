@@ -7,8 +7,8 @@ Run: .venv/bin/python scripts/make_sample_plate.py
 import numpy as np
 
 from viewer.dataset.plates import PhotoAugment, PlateStyle, synthesize_plate
-from viewer.export import save_png
-from viewer.paths import SAMPLE_PLATE
+from viewer.maps.export import save_png
+from viewer.files.paths import SAMPLE_PLATE
 
 WIDTH, HEIGHT = 800, 322
 

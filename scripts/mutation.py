@@ -36,29 +36,29 @@ MUTMUT = Path(sys.executable).parent / "mutmut"
 # from run to run. test_bad_inputs is cut to the tests about the module (-k: its words must
 # not be part of "test_bad_inputs.py", which -k matches too).
 MODULES: dict[str, tuple[list[str], list[str]]] = {
-    "model_io": (["viewer/model_io.py"],
+    "model_io": (["viewer/caffe/model_io.py"],
                  ["tests/test_model_io.py", "tests/test_netgraph.py", "tests/test_surgery.py"]),
-    "netgraph": (["viewer/netgraph.py"], ["tests/test_netgraph.py", "tests/test_model_io.py"]),
-    "surgery": (["viewer/surgery.py"], ["tests/test_surgery.py"]),
-    "featuremap": (["viewer/featuremap.py"],
+    "netgraph": (["viewer/net/netgraph.py"], ["tests/test_netgraph.py", "tests/test_model_io.py"]),
+    "surgery": (["viewer/surgery/convolutional.py"], ["tests/test_surgery.py"]),
+    "featuremap": (["viewer/maps/featuremap.py"],
                    ["tests/test_featuremap.py", "tests/test_surgery.py",
                     "tests/test_reading.py"]),
-    "reading": (["viewer/reading.py", "viewer/plate_formats.py"],
+    "reading": (["viewer/plates/reading.py", "viewer/plates/formats.py"],
                 ["tests/test_reading.py", "tests/test_plate_formats.py"]),
-    "images": (["viewer/images.py"], ["tests/test_images.py", "tests/test_featuremap.py",
+    "images": (["viewer/maps/images.py"], ["tests/test_images.py", "tests/test_featuremap.py",
                                       "tests/test_bad_inputs.py",
                                       "-k", "featuremap or image or scale or photo or pixel"]),
-    "safe_write": (["viewer/safe_write.py"],
+    "safe_write": (["viewer/files/safe_write.py"],
                    ["tests/test_safe_write.py", "tests/test_bad_inputs.py", "-k",
                     "export or overwrite or linked or read_only or interrupted or "
                     "system_folder or output_folder or byte_for_byte or screenshot or "
                     "test_safe_write"]),
-    "lmdb_io": (["viewer/dataset/lmdb_io.py"],
+    "lmdb_io": (["viewer/caffe/lmdb_io.py"],
                 ["tests/test_dataset_lmdb_io.py", "tests/test_hostile_inputs.py",
                  "tests/test_bad_inputs.py", "-k", "lmdb or datum or record or dataset"]),
     # without the 120 MB streaming test and the CLI's ONNX round trip, which time out under
     # mutation on a busy machine: the direct ONNX export tests check the same metadata
-    "export": (["viewer/export.py"], ["tests/test_export.py", "-k",
+    "export": (["viewer/maps/export.py"], ["tests/test_export.py", "-k",
                                       "not streams_to_disk and not runs_alone"]),
     # The engines' conversion code (see ONLY), with the engine tests: each mutant runs only
     # the tests that reach its function, so the other engines' tests cost nothing.

@@ -18,8 +18,8 @@ import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
 
-from viewer import model_io
-from viewer.proto import caffe_pb2
+from viewer.caffe import model_io
+from viewer.caffe.proto import caffe_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 

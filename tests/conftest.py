@@ -9,7 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from viewer import model_io, paths
+from viewer.caffe import model_io
+from viewer.files import paths
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

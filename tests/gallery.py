@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer import model_io
+from viewer.caffe import model_io
 
 NETS = Path(__file__).parent / "nets"
 NAMES = ["lenet_mnist", "cifar10_quick", "caffenet_style", "inception_block",

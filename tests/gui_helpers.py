@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.cli import build_parser
-from viewer.export import save_png
+from viewer.cli.commands import build_parser
+from viewer.maps.export import save_png
 from viewer.gui import app, session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
@@ -127,7 +127,7 @@ def load_model(qtbot, window: MainWindow, prototxt: Path, weights: Path | None =
 
 def fake_reading(fm, cells: list[tuple[int, int]], labels: list[str]):
     """A PlateReading with letters at chosen cells, built from the map's own numbers."""
-    from viewer.reading import Letter, PlateReading
+    from viewer.plates.reading import Letter, PlateReading
 
     letters = []
     for (i, j), label in zip(cells, labels):
@@ -141,7 +141,7 @@ def fake_reading(fm, cells: list[tuple[int, int]], labels: list[str]):
 
 
 def fake_reading_module(cells, labels, auto_scale: float = 0.7):
-    """Stands in for viewer.reading so letters exist whatever the provisional weights say."""
+    """Stands in for viewer.plates.reading so letters exist whatever the provisional weights say."""
     def auto_read(dense, image):
         fm = dense.run(image, auto_scale)
         return fake_reading(fm, cells, labels), fm

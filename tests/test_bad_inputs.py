@@ -27,13 +27,17 @@ from PIL import Image
 from bad_inputs import (TINY_NET, as_v1, assert_one_line_error, encoded, gradient,
                         make_read_only, png_declaring, run_cli, write_net_pair)
 from conftest import plate_like
-from viewer import cost, model_io, netgraph, paths, preprocess, safe_write, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.files import paths, safe_write
+from viewer.maps import preprocess
+from viewer.net import cost, netgraph
 from viewer.dataset.errors import DatasetError
-from viewer.dataset.lmdb_io import make_datum, open_lmdb, write_lmdb
+from viewer.caffe.lmdb_io import make_datum, open_lmdb, write_lmdb
 from viewer.errors import ImageError, ModelError, SurgeryError, ViewerError
-from viewer.featuremap import DenseClassifier
-from viewer.images import MAX_PIXELS, load_image, scaled_size, to_gray
-from viewer.proto import caffe_pb2
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import MAX_PIXELS, load_image, scaled_size, to_gray
+from viewer.caffe.proto import caffe_pb2
 
 
 @pytest.fixture(scope="module")
@@ -829,7 +833,8 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
 
 
 def test_a_bug_is_one_line_with_exit_code_1_and_a_hint(monkeypatch, capsys):
-    from viewer import cli, images
+    from viewer import cli
+    from viewer.maps import images
 
     def broken(path):
         raise RuntimeError("boom")

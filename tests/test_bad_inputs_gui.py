@@ -10,9 +10,10 @@ from PIL import Image
 from bad_inputs import TINY_NET, encoded, png_declaring, write_net_pair
 from gui_helpers import (MAP_TIMEOUT, generated_plate, load_model, open_window,  # noqa: F401
                          plate_file, settings, window)
-from viewer import cost, paths
-from viewer.featuremap import size_text
-from viewer.images import scaled_size
+from viewer.files import paths
+from viewer.net import cost
+from viewer.maps.featuremap import size_text
+from viewer.maps.images import scaled_size
 
 
 def still_maps(window, qtbot) -> None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
-from viewer.batch import expand_inputs
+from viewer.cli.batch import expand_inputs
 from viewer.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def test_a_closed_pipe_ends_quietly(plates):
 
 
 def test_ctrl_c_in_a_batch_leaves_no_output_file(plates, tmp_path, monkeypatch, capsys):
-    from viewer import cli
+    from viewer.cli import commands as cli
 
     real = cli.read_one
 

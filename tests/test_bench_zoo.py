@@ -6,7 +6,8 @@ import math
 import pytest
 
 from bench import zoo
-from viewer import model_io, netgraph
+from viewer.caffe import model_io
+from viewer.net import netgraph
 
 
 @pytest.mark.parametrize("name, layers, parameters", [

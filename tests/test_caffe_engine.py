@@ -22,13 +22,15 @@ else:
     caffe = pytest.importorskip("caffe")
 
 from conftest import plate_like  # noqa: E402
-from viewer import model_io, paths, surgery  # noqa: E402
-from viewer.cli import main as cli_main  # noqa: E402
+from viewer import surgery  # noqa: E402
+from viewer.caffe import model_io
+from viewer.files import paths
+from viewer.cli.commands import main as cli_main  # noqa: E402
 from viewer.engines import create_engine  # noqa: E402
 from viewer.engines.caffe_engine import import_caffe  # noqa: E402
 from viewer.engines.numpy_engine import softmax  # noqa: E402
-from viewer.featuremap import DenseClassifier  # noqa: E402
-from viewer.proto import caffe_pb2  # noqa: E402
+from viewer.maps.featuremap import DenseClassifier  # noqa: E402
+from viewer.caffe.proto import caffe_pb2  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
@@ -101,7 +103,7 @@ def test_dense_map_equals_opencv(lenet):
 
 
 def test_bundled_trained_model_equals_opencv_on_the_sample_plate():
-    from viewer.images import load_image
+    from viewer.maps.images import load_image
 
     net = model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
     image = load_image(paths.SAMPLE_PLATE)
@@ -217,7 +219,9 @@ def test_old_format_model_is_upgraded_as_caffe_upgrades_it(tmp_path):
 # a child process so that a missing guard fails this test instead of killing the test session.
 BAD_CASES = r'''
 import numpy as np
-from viewer import model_io, paths, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.files import paths
 from viewer.engines import create_engine
 from viewer.errors import ViewerError
 
@@ -302,7 +306,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 from test_engines import BRANCHY_NET
 from test_fuzz_model_loader import SEED_CAFFEMODELS, SEED_NETS, mutated_nets
-from viewer import model_io
+from viewer.caffe import model_io
 from viewer.engines import create_engine
 from viewer.errors import ViewerError
 

@@ -15,12 +15,12 @@ else:
     caffe = pytest.importorskip("caffe")
 
 import gallery  # noqa: E402
-from viewer import model_io  # noqa: E402
+from viewer.caffe import model_io  # noqa: E402
 from viewer.engines.caffe_engine import import_caffe  # noqa: E402
-from viewer.featuremap import DenseClassifier  # noqa: E402
-from viewer.images import load_image  # noqa: E402
-from viewer.preprocess import ModelSettings, Transformer  # noqa: E402
-from viewer.surgery import make_fully_convolutional  # noqa: E402
+from viewer.maps.featuremap import DenseClassifier  # noqa: E402
+from viewer.maps.images import load_image  # noqa: E402
+from viewer.maps.preprocess import ModelSettings, Transformer  # noqa: E402
+from viewer.surgery.convolutional import make_fully_convolutional  # noqa: E402
 
 TOLERANCE = 1e-4
 MEAN = (104.0, 117.0, 123.0)        # BGR, the net's channel order, as Caffe's ImageNet mean

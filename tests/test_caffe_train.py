@@ -18,7 +18,7 @@ else:
     pytest.importorskip("caffe")
 
 from conftest import plate_like  # noqa: E402
-from viewer import model_io  # noqa: E402
+from viewer.caffe import model_io  # noqa: E402
 from viewer.engines import create_engine  # noqa: E402
 from viewer.training import nets  # noqa: E402
 from viewer.training.caffe_train import train_with_caffe  # noqa: E402
@@ -99,8 +99,8 @@ def test_records_caffe_would_abort_on_are_refused(tmp_path):
 
     import lmdb
 
-    from viewer.dataset.lmdb_io import write_lmdb
-    from viewer.proto import caffe_pb2
+    from viewer.caffe.lmdb_io import write_lmdb
+    from viewer.caffe.proto import caffe_pb2
     from viewer.training import TrainingError
     from viewer.training.caffe_train import check_records
 

@@ -12,9 +12,11 @@ from PIL import Image
 
 from conftest import plate_like
 import viewer
-from viewer import cost, model_io, paths
+from viewer.caffe import model_io
+from viewer.files import paths
+from viewer.net import cost
 from viewer.cli import main
-from viewer.featuremap import DenseClassifier, size_text
+from viewer.maps.featuremap import DenseClassifier, size_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,7 +197,7 @@ def test_python_m_viewer_prints_the_version():
 
 
 def test_the_wheel_declares_every_bundled_file():
-    """setup.cfg's package data lists exactly the files `viewer.paths` names (a file missing
+    """setup.cfg's package data lists exactly the files `viewer.files.paths` names (a file missing
     there is missing from the wheel: scripts/check-wheel.sh builds and runs one)."""
     import configparser
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from viewer.dataset import DatasetError
-from viewer.dataset.lmdb_io import (check_datum, datum_key, decode_datum, make_datum, open_lmdb,
+from viewer.caffe.lmdb_io import (check_datum, datum_key, decode_datum, make_datum, open_lmdb,
                                     parse_datum, write_lmdb)
-from viewer.proto import caffe_pb2
+from viewer.caffe.proto import caffe_pb2
 
 
 def _samples(n: int, seed: int = 0) -> list[tuple[np.ndarray, int]]:
@@ -211,7 +211,7 @@ def test_non_square_raw_and_float_records_read_back_as_channels_rows_columns(tmp
 
 
 def test_progress_follows_each_transaction_and_bad_targets_are_named(tmp_path, monkeypatch):
-    from viewer.dataset import lmdb_io
+    from viewer.caffe import lmdb_io
 
     monkeypatch.setattr(lmdb_io, "_BATCH", 3)
     seen = []
@@ -229,7 +229,7 @@ def test_progress_follows_each_transaction_and_bad_targets_are_named(tmp_path, m
 
 
 def test_keys_round_trip_as_text_and_print_as_escapes():
-    from viewer.dataset.lmdb_io import key_bytes, key_text, shown
+    from viewer.caffe.lmdb_io import key_bytes, key_text, shown
 
     raw = b"k\x1b[2J\xff\x80\n\xc3\xa9"                  # ESC, undecodable bytes, newline, é
     assert key_bytes(key_text(raw)) == raw
@@ -328,7 +328,7 @@ def test_a_colour_png_in_a_one_channel_datum_decodes_as_gray():
 
 
 def test_encoded_records_declaring_more_than_the_pixel_limit_are_refused(monkeypatch):
-    from viewer.dataset import lmdb_io
+    from viewer.caffe import lmdb_io
 
     monkeypatch.setattr(lmdb_io, "MAX_RECORD_PIXELS", 12)
     encoded = {size: cv2.imencode(".png", np.zeros(size, np.uint8))[1].tobytes()

@@ -12,7 +12,7 @@ import pytest
 
 from viewer.cli import main
 from viewer.dataset import DatasetError
-from viewer.dataset.lmdb_io import open_lmdb
+from viewer.caffe.lmdb_io import open_lmdb
 from viewer.dataset.make import make_dataset, show_records
 
 

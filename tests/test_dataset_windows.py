@@ -11,7 +11,7 @@ from viewer.dataset.fonts import find_fonts
 from viewer.dataset.plates import PlateStyle, synthesize_plate, twin_characters
 from viewer.dataset.windows import (WindowSpec, box_centre, centred_character,
                                     generate_windows, reference_width, sample_windows)
-from viewer.labels import BACKGROUND, CHARACTERS
+from viewer.maps.labels import BACKGROUND, CHARACTERS
 
 SPEC = WindowSpec()
 

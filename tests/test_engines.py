@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import plate_like, random_biases
-from viewer import model_io, netgraph, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.net import netgraph
 from viewer.engines import available_engines, create_engine, engine_names
 from viewer.engines.numpy_engine import softmax
 
@@ -77,7 +79,7 @@ def _scale_weights(net: model_io.CaffeNet) -> model_io.CaffeNet:
 
 @pytest.fixture(scope="module")
 def lenet_fcn() -> model_io.CaffeNet:
-    from viewer import paths
+    from viewer.files import paths
 
     param, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
     classifier = random_biases(model_io.init_weights(param, seed=11), 11)

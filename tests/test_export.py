@@ -8,8 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from viewer.export import NPZ_KEYS, save_npz
-from viewer.featuremap import FeatureMap, Geometry
+from viewer.maps.export import NPZ_KEYS, save_npz
+from viewer.maps.featuremap import FeatureMap, Geometry
 
 
 def test_the_npz_streams_to_disk_and_reads_back_equal(tmp_path):
@@ -101,8 +101,8 @@ def test_the_onnx_export_keeps_a_nets_own_softmax(other_net):
     import onnxruntime as ort
 
     from conftest import plate_like
-    from viewer.export import surgered_onnx
-    from viewer.featuremap import DenseClassifier
+    from viewer.maps.export import surgered_onnx
+    from viewer.maps.featuremap import DenseClassifier
 
     dense = DenseClassifier(other_net, "numpy")
     model = surgered_onnx(dense)
@@ -123,10 +123,10 @@ def test_the_onnx_export_of_a_net_without_softmax_adds_one_and_says_what_it_need
     import onnxruntime as ort
 
     from conftest import plate_like
-    from viewer.export import save_onnx, surgered_onnx
-    from viewer.featuremap import DenseClassifier
-    from viewer.labels import labels_for
-    from viewer.model_io import structure_of
+    from viewer.maps.export import save_onnx, surgered_onnx
+    from viewer.maps.featuremap import DenseClassifier
+    from viewer.maps.labels import labels_for
+    from viewer.caffe.model_io import structure_of
 
     param = structure_of(nonsquare_net.param)
     del param.layer[-1]                                             # its Softmax
@@ -160,7 +160,8 @@ def test_the_onnx_export_of_a_net_without_softmax_adds_one_and_says_what_it_need
 
 
 def test_the_npz_reports_its_progress_piece_by_piece(tmp_path, monkeypatch):
-    from viewer import export, progress
+    from viewer import progress
+    from viewer.maps import export
 
     monkeypatch.setattr(export, "NPZ_PIECE", 1000)
     arrays = {"a": np.arange(600, dtype=np.float32), "empty": np.zeros(0, np.float32),
@@ -183,7 +184,7 @@ def test_the_npz_reports_its_progress_piece_by_piece(tmp_path, monkeypatch):
 def test_pictures_are_written_as_png_in_their_colours(tmp_path):
     from PIL import Image
 
-    from viewer.export import save_png
+    from viewer.maps.export import save_png
 
     rgb = np.zeros((3, 4, 3), np.uint8)
     rgb[..., 0], rgb[1, 2] = 200, (10, 20, 30)                      # red, one other pixel
@@ -197,8 +198,8 @@ def test_pictures_are_written_as_png_in_their_colours(tmp_path):
 
 def test_no_export_writes_over_one_of_its_inputs(tmp_path, other_net):
     from viewer.errors import ViewerError
-    from viewer.export import save_onnx, save_png
-    from viewer.featuremap import DenseClassifier
+    from viewer.maps.export import save_onnx, save_png
+    from viewer.maps.featuremap import DenseClassifier
 
     image = tmp_path / "photo.png"
     image.write_bytes(b"the user's photo")

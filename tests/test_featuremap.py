@@ -8,14 +8,15 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
-from viewer import cost, featuremap, netgraph
+from viewer.maps import featuremap
+from viewer.net import cost, netgraph
 from viewer.engines import create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError, ModelError
-from viewer.featuremap import (DenseClassifier, FeatureMap, Geometry, character_channels,
+from viewer.maps.featuremap import (DenseClassifier, FeatureMap, Geometry, character_channels,
                                character_confidence, geometry_of, size_text)
-from viewer.images import load_image, rescale, scaled_size, to_gray
-from viewer.surgery import make_fully_convolutional
+from viewer.maps.images import load_image, rescale, scaled_size, to_gray
+from viewer.surgery.convolutional import make_fully_convolutional
 
 
 @pytest.mark.parametrize("engine", ["opencv", "numpy"])
@@ -43,7 +44,7 @@ def test_branches_widen_the_field_whichever_input_comes_first():
     """An Eltwise or Concat cell sees the union of its branches' windows: in ZOO_LAYERS_NET
     `sum` adds conv1 (3x3, pad 1) and conv_b (two 3x3, pad 1 each), listed in that order."""
     from test_engines import ZOO_LAYERS_NET
-    from viewer import model_io
+    from viewer.caffe import model_io
 
     param, _ = model_io.parse_prototxt(ZOO_LAYERS_NET, "zoo_layers.prototxt")
     net = model_io.init_weights(param)
@@ -267,8 +268,8 @@ def test_cells_inside_skip_windows_that_start_in_the_padding_or_end_past_the_ima
 def test_classifier_window_of_a_padded_net_keeps_the_layers_field_apart():
     """conv1 3x3 pad 1, then a 2x2 InnerProduct over a 4x4 input: the classifier's window is
     the 4x4 input, its layers see a pixel further on each side."""
-    from viewer import model_io
-    from viewer.featuremap import classifier_window
+    from viewer.caffe import model_io
+    from viewer.maps.featuremap import classifier_window
 
     param, _ = model_io.parse_prototxt(PADDED_NET, "padded.prototxt")
     fcn = make_fully_convolutional(model_io.init_weights(param)).net
@@ -313,7 +314,7 @@ def test_sizes_read_in_megabytes_below_a_gigabyte_and_in_gigabytes_from_there():
 # ---- the dense classifier's checks and messages --------------------------------------------
 
 def test_a_flatten_after_the_last_convolution_is_named():
-    from viewer import model_io
+    from viewer.caffe import model_io
     from viewer.errors import ModelError
 
     param, _ = model_io.parse_prototxt(FLATTENED_NET, "flat.prototxt")
@@ -328,8 +329,8 @@ FLATTENED_NET = CONV_POOL + 'layer { name: "flat" type: "Flatten" bottom: "pool"
 
 
 def test_settings_must_fit_the_nets_channels_and_name_its_classes(lenet, classes):
-    from viewer.labels import labels_for
-    from viewer.preprocess import ModelSettings, PreprocessError, Transformer
+    from viewer.maps.labels import labels_for
+    from viewer.maps.preprocess import ModelSettings, PreprocessError, Transformer
 
     with pytest.raises(PreprocessError) as err:
         DenseClassifier(lenet, "numpy", settings=ModelSettings(Transformer.default_for(3)))
@@ -483,7 +484,7 @@ def test_fits_asks_the_chosen_engine_then_the_lean_one(onnx_dense, monkeypatch):
 
 
 def test_the_native_stride_of_a_non_square_net_is_its_row_stride(nonsquare_net, lenet):
-    from viewer.finemap import FineMethod
+    from viewer.maps.finemap import FineMethod
 
     assert DenseClassifier(nonsquare_net, "numpy").method == FineMethod(6, "native")
     assert DenseClassifier(lenet, "numpy").stride == 4
@@ -504,7 +505,7 @@ def test_when_not_even_the_smallest_scale_fits_the_refusal_says_to_crop(lenet, m
 
 
 def test_a_net_without_a_convolution_maps_without_conv1():
-    from viewer import model_io
+    from viewer.caffe import model_io
 
     text = ('layer { name: "data" type: "Input" top: "data" '
             'input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } } '

@@ -6,11 +6,14 @@ import pytest
 
 from conftest import plate_like
 from test_rarefaction import ODD_NET
-from viewer import cost, model_io, rarefaction, surgery
-from viewer.cli import main as cli_main
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.net import cost
+from viewer.surgery import rarefaction
+from viewer.cli.commands import main as cli_main
 from viewer.engines import available_engines, create_engine
-from viewer.featuremap import DenseClassifier
-from viewer.finemap import RAREFACTION, RAREFYING, SHIFT_AND_STITCH, StitchedEngine, stitch
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.finemap import RAREFACTION, RAREFYING, SHIFT_AND_STITCH, StitchedEngine, stitch
 
 ENGINES = available_engines()
 

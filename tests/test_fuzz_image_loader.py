@@ -19,7 +19,7 @@ from PIL import Image
 
 from bad_inputs import encoded, gradient, mutated_bytes
 from viewer.errors import ImageError
-from viewer.images import load_image
+from viewer.maps.images import load_image
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 

@@ -22,9 +22,13 @@ from hypothesis import strategies as st
 
 from bad_inputs import TINY_NET, mutated_bytes
 from conftest import OTHER_NET
-from viewer import featuremap, model_io, netgraph, paths, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.files import paths
+from viewer.maps import featuremap
+from viewer.net import netgraph
 from viewer.errors import ViewerError
-from viewer.proto import caffe_pb2
+from viewer.caffe.proto import caffe_pb2
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -13,7 +13,7 @@ import gallery
 from test_engines import OTHERS
 from viewer import surgery
 from viewer.errors import ImageError
-from viewer.featuremap import DenseClassifier, Geometry
+from viewer.maps.featuremap import DenseClassifier, Geometry
 
 TOLERANCE = 1e-4
 
@@ -94,12 +94,12 @@ def test_cifar10_quick_maps_a_64x64_image_and_refuses_one_below_its_input(nets):
 @pytest.mark.parametrize("name", ["resnet_bottleneck", "mobilenet_v2_block", "inception_block",
                                   "squeezenet_fire"])
 def test_the_memory_estimate_covers_the_zoo_layers(name, engine, nets):
-    """What the 2 GB guard trusts (`viewer.cost`) is at least what a pass allocates (numpy's
+    """What the 2 GB guard trusts (`viewer.net.cost`) is at least what a pass allocates (numpy's
     arrays are traced by tracemalloc) on nets with BatchNorm, Eltwise, depthwise groups and
     Concat."""
     import tracemalloc
 
-    from viewer import cost
+    from viewer.net import cost
 
     dense = DenseClassifier(nets[name], engine)
     data = dense.prepare(gallery.image(160, 170), 1.0)

@@ -14,13 +14,13 @@ else:
     caffe = pytest.importorskip("caffe")
 
 from gui_helpers import MAP_TIMEOUT, generated_plate, open_window, settings  # noqa: E402,F401
-from viewer import paths  # noqa: E402
-from viewer.export import save_png  # noqa: E402
-from viewer.featuremap import DenseClassifier  # noqa: E402
+from viewer.files import paths  # noqa: E402
+from viewer.maps.export import save_png  # noqa: E402
+from viewer.maps.featuremap import DenseClassifier  # noqa: E402
 from viewer.gui import app  # noqa: E402
 from viewer.gui.latency import LatencyProbe  # noqa: E402
-from viewer.images import load_image  # noqa: E402
-from viewer.model_io import load_net  # noqa: E402
+from viewer.maps.images import load_image  # noqa: E402
+from viewer.caffe.model_io import load_net  # noqa: E402
 
 
 def test_pycaffe_says_its_forward_releases_the_gil():

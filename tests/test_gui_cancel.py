@@ -14,7 +14,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from gui_helpers import MAP_TIMEOUT, plate_file, settings, window  # noqa: F401
 from viewer.gui import jobs
-from viewer.sliding import MeasurementCancelled
+from viewer.maps.sliding import MeasurementCancelled
 
 
 class Gate:

@@ -16,11 +16,13 @@ from PyQt5 import QtCore, QtGui
 
 from gui_helpers import (MAP_TIMEOUT, cell_centre, generated_plate, load_model,  # noqa: F401
                          open_window, plate_file, settings, window)
-from viewer import export, model_io, paths, render
-from viewer.export import save_png
+from viewer.caffe import model_io
+from viewer.files import paths
+from viewer.maps import export, render
+from viewer.maps.export import save_png
 from viewer.gui.layers import colored
-from viewer.proto import caffe_pb2
-from viewer.surgery import is_fully_convolutional
+from viewer.caffe.proto import caffe_pb2
+from viewer.surgery.convolutional import is_fully_convolutional
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -356,7 +358,7 @@ def test_screenshot_never_overwrites_the_image_shown(window, capsys):
 def test_the_lmdb_index_reports_progress_and_stops(dataset):
     import threading
 
-    from viewer.dataset.lmdb_io import open_lmdb
+    from viewer.caffe.lmdb_io import open_lmdb
     from viewer.gui.dataset_browser import index_lmdb
 
     reports = []

@@ -8,12 +8,12 @@ from PyQt5 import QtCore, QtWidgets
 
 from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, open_window,  # noqa: F401
                          plate_file, settings)
-from viewer import model_io
-from viewer.export import save_png
+from viewer.caffe import model_io
+from viewer.maps.export import save_png
 from viewer.gui import app, jobs, session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.preprocess_dialog import PreprocessDialog
-from viewer.preprocess import Transformer
+from viewer.maps.preprocess import Transformer
 
 # 1000 classes over a 64x64 colour window: ImageNet's outputs on a net small enough to be fast.
 THOUSAND = """

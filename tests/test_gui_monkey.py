@@ -27,8 +27,8 @@ from PyQt5 import QtCore, QtWidgets
 from conftest import OTHER_NET, random_biases
 from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, generated_plate,  # noqa: F401
                          settings)
-from viewer import model_io
-from viewer.export import save_png
+from viewer.caffe import model_io
+from viewer.maps.export import save_png
 from viewer.gui import app, session
 from viewer.gui.controls import scale_text
 from viewer.gui.main_window import MainWindow

@@ -7,8 +7,8 @@ from PyQt5 import QtCore, QtGui
 
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_window,  # noqa: F401
                          plate_file, settings, window)
-from viewer import render
-from viewer.featuremap import geometry_of
+from viewer.maps import render
+from viewer.maps.featuremap import geometry_of
 from viewer.gui import jobs
 from viewer.gui.conv1_panel import filter_picture
 
@@ -194,7 +194,7 @@ def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screensho
 def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_window, qtbot,
                                                                         tmp_path):
     from gui_helpers import generated_plate
-    from viewer.export import save_png
+    from viewer.maps.export import save_png
 
     win = reading_window                 # opened with scale=1.0: no search
     assert win.fm.scale == 1.0 and not win.auto_shown
@@ -211,7 +211,7 @@ def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_w
 
 def test_the_panel_shows_the_checks_own_tolerance():
     from viewer.gui.surgery_panel import verification_text
-    from viewer.surgery import Verification
+    from viewer.surgery.convolutional import Verification
 
     small = Verification(max_abs_diff=3e-5, inputs=64, engine="onnx", largest=0.8)
     assert "tolerance 0.0001 = 0.0001, as no score exceeds 1)" in verification_text(small) \
@@ -228,8 +228,8 @@ def test_a_padded_net_shows_the_classifier_window_and_names_its_padded_field(qtb
     the 227 px window at stride 32, and the status names the 355 px padded field."""
     import gallery
     from gui_helpers import default_args
-    from viewer import model_io
-    from viewer.export import save_png
+    from viewer.caffe import model_io
+    from viewer.maps.export import save_png
 
     proto, weights = tmp_path / "caffenet.prototxt", tmp_path / "caffenet.caffemodel"
     model_io.write_net(gallery.load("caffenet_style"), proto, weights)
@@ -249,8 +249,8 @@ def test_the_surgery_tab_lists_a_global_pooling_with_its_new_kernel(qtbot, tmp_p
     """SqueezeNet's layout: no InnerProduct, one global pooling that surgery gives a kernel."""
     import gallery
     from gui_helpers import default_args
-    from viewer import model_io
-    from viewer.export import save_png
+    from viewer.caffe import model_io
+    from viewer.maps.export import save_png
 
     proto, weights = tmp_path / "squeezenet.prototxt", tmp_path / "squeezenet.caffemodel"
     model_io.write_net(gallery.load("squeezenet_fire"), proto, weights)

@@ -8,8 +8,8 @@ from PyQt5 import QtCore
 
 from gui_helpers import (MAP_TIMEOUT, cell_centre, item_rect, open_window, pixel_at,  # noqa: F401
                          plate_file, settings, window)
-from viewer import render
-from viewer.featuremap import geometry_of
+from viewer.maps import render
+from viewer.maps.featuremap import geometry_of
 from viewer.gui import jobs
 from viewer.gui.controls import BEST
 
@@ -32,7 +32,7 @@ def text_window(qtbot, tmp_path, settings):
     """A window on a generated plate with real characters, drawn at the net's height at scale 1,
     so that some cells are sure of a character (the bars of `plate_file` need not be)."""
     from viewer.dataset.plates import PlateStyle, synthesize_plate
-    from viewer.export import save_png
+    from viewer.maps.export import save_png
 
     plate = synthesize_plate("RK857AI", char_height_px=22.5, style=PlateStyle(layout="plain"))
     win = open_window(qtbot, save_png(plate.image, tmp_path / "text.png"), settings, scale=1.0)

@@ -6,8 +6,8 @@ from PyQt5 import QtCore
 
 from gui_helpers import MAP_TIMEOUT, open_window, settings  # noqa: F401
 from test_locate import scene
-from viewer.export import save_png
-from viewer.locate import iou
+from viewer.maps.export import save_png
+from viewer.plates.locate import iou
 
 
 @pytest.fixture

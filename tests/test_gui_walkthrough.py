@@ -10,7 +10,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, generated_plate,  # noqa: F401
                          open_window, plate_file, settings, window)
-from viewer.export import save_png
+from viewer.maps.export import save_png
 from viewer.gui import jobs
 from viewer.gui.menus import MENU_ROWS
 
@@ -216,7 +216,7 @@ def test_the_chart_names_the_winner_without_overlaps(window, qtbot):
 
 # 8. best-class colours that differ, with a legend ------------------------------------------------
 def test_the_best_class_picture_has_a_legend(window):
-    from viewer import render
+    from viewer.maps import render
 
     assert window.legend.isVisible()
     text = window.legend.text()
@@ -307,7 +307,7 @@ def test_the_browser_filters_by_a_table_row_shows_a_record_large_and_closes(wind
 def test_a_blas_pass_and_saving_the_maps_show_real_fractions(qtbot, tmp_path, settings,
                                                               monkeypatch):
     from gui_helpers import default_args
-    from viewer import export
+    from viewer.maps import export
     from viewer.engines.blas_engine import BlasEngine
     from viewer.gui import app, session
     from viewer.gui.main_window import MainWindow
@@ -353,7 +353,7 @@ def test_a_new_image_shows_nothing_of_the_last_one_while_it_is_mapped(auto_windo
 
 def test_the_surgery_tab_shows_its_whole_explanation_in_a_short_dock(window, qtbot):
     from viewer.gui.surgery_panel import verification_text
-    from viewer.surgery import Verification
+    from viewer.surgery.convolutional import Verification
 
     window.tabs.setCurrentWidget(window.surgery)
     window.fit_to(QtCore.QRect(0, 0, 1280, 720), 1.0)

@@ -4,7 +4,7 @@ the guard, LMDBs that fight back. Every input is generated here at test time.
 Each probe runs the command line as a user would and holds it to the contract: it ends within
 seconds, allocates less than the 2 GB guard, exits with code 1 or 2 and exactly one
 `error: ...` line, leaves its inputs byte for byte and writes no partial output. Most run in
-this process (`viewer.cli.main`, a few milliseconds each); those that could kill or block the
+this process (`viewer.cli.commands.main`, a few milliseconds each); those that could kill or block the
 process (SIGBUS, a FIFO, no display) run as a child with a memory limit.
 """
 from __future__ import annotations
@@ -25,9 +25,11 @@ from PIL import Image
 from bad_inputs import ROOT, TINY_NET, write_net_pair
 from gui_helpers import plate_file, settings  # noqa: F401  (fixtures of the GUI probe)
 from conftest import plate_like
-from viewer import cli, model_io
+from viewer import cli
+from viewer.caffe import model_io
 # Imported here, not first inside a probe: tracemalloc makes importing colorcet take seconds.
-from viewer import export, render  # noqa: F401
+from viewer.maps import render  # noqa: F401
+from viewer.maps import export
 from viewer.errors import ViewerError
 
 GUARD = 2 * 1024 ** 3
@@ -138,7 +140,7 @@ layer { name: "b" type: "ReLU" bottom: "x" top: "data" }
 def test_an_in_place_layer_on_the_net_input_runs_as_caffe_runs_it(tmp_path, engine):
     """Caffe allows ReLU in place on a net-level input; following it must not loop."""
     from viewer.engines import available_engines
-    from viewer.featuremap import DenseClassifier
+    from viewer.maps.featuremap import DenseClassifier
 
     if engine not in available_engines():
         pytest.skip(f"{engine} is not installed")
@@ -328,7 +330,7 @@ def lmdb_of(path: Path, records: list[tuple[bytes, bytes]]) -> Path:
 
 
 def datum(image: np.ndarray, label: int = 1, **fields) -> bytes:
-    from viewer.dataset.lmdb_io import make_datum
+    from viewer.caffe.lmdb_io import make_datum
 
     d = make_datum(image, label)
     for name, value in fields.items():
@@ -410,7 +412,7 @@ def test_records_too_large_to_decode_or_draw_are_refused_first(tmp_path, capsys,
 def test_keys_with_control_characters_are_printed_escaped(tmp_path, capsys):
     """ESC, BEL and newline in a key would drive the terminal; they are shown as escapes and
     still round-trip through `--key`-style lookups."""
-    from viewer.dataset.lmdb_io import open_lmdb
+    from viewer.caffe.lmdb_io import open_lmdb
 
     key = b"\x1b[2J\x07evil\nkey\xff"
     path = lmdb_of(tmp_path / "keys_lmdb", [(key, datum(np.zeros((4, 4), np.uint8), 3))])
@@ -464,7 +466,7 @@ def surgered_then_retrained(tmp_path: Path) -> tuple[Path, Path, Path, list[Path
 
 
 def test_a_full_disk_during_surgery_leaves_the_earlier_pair(tmp_path, capsys, monkeypatch):
-    from viewer import safe_write
+    from viewer.files import safe_write
 
     proto, weights, out, pair, earlier = surgered_then_retrained(tmp_path)
     fsync = os.fsync
@@ -487,7 +489,7 @@ def test_a_sidecar_that_cannot_be_written_leaves_the_earlier_net_too(tmp_path, c
                                                                      monkeypatch):
     """The sidecar belongs to the pair: a new net beside the earlier sidecar would be fed with
     the earlier mean and channel order."""
-    from viewer import safe_write
+    from viewer.files import safe_write
 
     proto, weights, out, trio, earlier = surgered_then_retrained(tmp_path)
     replace = os.replace
@@ -506,7 +508,7 @@ def test_a_sidecar_that_cannot_be_written_leaves_the_earlier_net_too(tmp_path, c
 
 
 def test_a_pair_whose_second_rename_fails_puts_the_first_back(tmp_path, monkeypatch):
-    from viewer import safe_write
+    from viewer.files import safe_write
 
     proto, weights = write_net_pair(tmp_path, TINY_NET, "pair")
     before = fingerprint(proto, weights)
@@ -576,9 +578,9 @@ def test_an_unknown_prototxt_field_is_printed_as_a_warning(tmp_path, plate_png, 
 def test_a_huge_lrn_window_is_quick_and_within_its_estimate(tmp_path, engine, layer):
     """The window sums come from integral images: the cost does not grow with local_size,
     and what the estimate says is what the pass takes."""
-    from viewer import cost
+    from viewer.net import cost
     from viewer.engines import available_engines
-    from viewer.featuremap import DenseClassifier
+    from viewer.maps.featuremap import DenseClassifier
 
     if engine not in available_engines():
         pytest.skip(f"{engine} is not installed")
@@ -605,8 +607,8 @@ def test_a_huge_lrn_window_is_quick_and_within_its_estimate(tmp_path, engine, la
            '        pooling_param { pool: AVE kernel_size: 3 stride: 15000 } }\n',
 ], ids=["conv-pad-and-stride", "pooling-stride"])
 def test_a_pad_or_stride_of_15000_is_counted_before_the_pass(layers, monkeypatch):
-    from viewer import cost
-    from viewer.featuremap import DenseClassifier
+    from viewer.net import cost
+    from viewer.maps.featuremap import DenseClassifier
 
     net = model_io.init_weights(model_io.parse_prototxt(HEAD + layers)[0], seed=1)
     dense = DenseClassifier(net, "numpy")
@@ -631,7 +633,7 @@ def test_a_pad_or_stride_of_15000_is_counted_before_the_pass(layers, monkeypatch
 def test_the_largest_scale_map_suggests_fits_with_its_pictures(tmp_path, capsys, monkeypatch):
     """The full-size overlay and the conv1 tiles count: at the scale the refusal names, the
     whole `map` (pass, pictures, files) stays within the limit."""
-    from viewer import cost
+    from viewer.net import cost
 
     photo = tmp_path / "photo.png"
     Image.fromarray(plate_like(600, 900, seed=5)).save(photo)

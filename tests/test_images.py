@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from bad_inputs import png_declaring
-from viewer import images
+from viewer.maps import images
 from viewer.errors import ImageError
-from viewer.images import load_image, rescale, scaled_size
-from viewer.safe_read import NotRegularFile
+from viewer.maps.images import load_image, rescale, scaled_size
+from viewer.files.safe_read import NotRegularFile
 
 
 def saved(tmp_path, image: Image.Image, fmt: str) -> np.ndarray:

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viewer.featuremap import FeatureMap, Geometry
-from viewer.labels import labels_for
-from viewer.locate import (FoundPlate, distinct, find_plates, iou, letters_tilt, plate_score,
+from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.labels import labels_for
+from viewer.plates.locate import (FoundPlate, distinct, find_plates, iou, letters_tilt, plate_score,
                            read_region, submap, trim_off_line_ends)
-from viewer.reading import Letter, PlateReading
+from viewer.plates.reading import Letter, PlateReading
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    from viewer import paths
-    from viewer.featuremap import DenseClassifier
-    from viewer.model_io import load_net
+    from viewer.files import paths
+    from viewer.maps.featuremap import DenseClassifier
+    from viewer.caffe.model_io import load_net
 
     return DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
 
@@ -90,7 +90,7 @@ def test_a_plate_in_a_generated_scene_is_found_and_read(shipped, seed, text):
 
 def test_a_crop_is_read_as_one_plate_as_before(shipped):
     from viewer.dataset.plates import PlateStyle, synthesize_plate
-    from viewer.reading import auto_read
+    from viewer.plates.reading import auto_read
 
     crop = synthesize_plate("RK857AI", char_height_px=20.0, style=PlateStyle(layout="plain"))
     best = find_plates(shipped, crop.image).best
@@ -186,9 +186,9 @@ def test_a_part_of_a_better_plate_is_not_another_plate():
 
 
 def test_the_pyramid_stops_at_the_largest_scale_that_fits_in_memory(shipped, monkeypatch):
-    from viewer import cost
+    from viewer.net import cost
     from viewer.errors import ImageError
-    from viewer.locate import pyramid_scales
+    from viewer.plates.locate import pyramid_scales
 
     free = pyramid_scales(shipped, (600, 800))
     assert free[-1] == pytest.approx(22.5 / 12)         # a 12 px character (1.5% of 800)

@@ -6,9 +6,10 @@ import warnings
 import numpy as np
 import pytest
 
-from viewer import model_io, netgraph
+from viewer.caffe import model_io
+from viewer.net import netgraph
 from viewer.errors import ModelError, ViewerError
-from viewer.proto import caffe_pb2
+from viewer.caffe.proto import caffe_pb2
 
 
 def test_caffemodel_round_trip_keeps_every_weight(lenet, tmp_path):

@@ -6,10 +6,11 @@ import pytest
 import numpy as np
 
 from conftest import NONSQUARE_NET
-from viewer import model_io, netgraph
+from viewer.caffe import model_io
+from viewer.net import netgraph
 from viewer.errors import ModelError
-from viewer.model_io import CaffeNet
-from viewer.netgraph import Field, Window
+from viewer.caffe.model_io import CaffeNet
+from viewer.net.netgraph import Field, Window
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from viewer.plate_formats import MAX_SWAPS, PATTERNS, kinds, twin_swaps
-from viewer.reading import TWINS
+from viewer.plates.formats import MAX_SWAPS, PATTERNS, kinds, twin_swaps
+from viewer.plates.reading import TWINS
 
 
 def test_kinds_of_a_text():

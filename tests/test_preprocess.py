@@ -1,4 +1,4 @@
-"""Caffe's preprocessing (viewer/preprocess.py): the Transformer's steps and order, mean files,
+"""Caffe's preprocessing (viewer/maps/preprocess.py): the Transformer's steps and order, mean files,
 a train_val net's transform_param, the sidecar `surgery --out` writes, and the flags' errors."""
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import pytest
 from PIL import Image
 
 from conftest import OTHER_NET, plate_like, random_biases
-from viewer import model_io, paths
+from viewer.caffe import model_io
+from viewer.files import paths
 from viewer.cli import main
-from viewer.featuremap import DenseClassifier
-from viewer.labels import read_labels
-from viewer.model_io import array_to_blob
-from viewer.preprocess import (ModelSettings, PreprocessError, Transformer, parse_overrides,
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.labels import read_labels
+from viewer.caffe.model_io import array_to_blob
+from viewer.maps.preprocess import (ModelSettings, PreprocessError, Transformer, parse_overrides,
                                read_sidecar, read_train_transform, settings_for, sidecar_path)
 
 # One pixel per RGB primary and a gray one, so every channel of the result is identifiable.
@@ -211,7 +212,7 @@ def test_the_bundled_lenet_keeps_gray_input_and_its_power_layer():
 
 
 def test_the_onnx_export_says_how_to_prepare_its_input(other_net):
-    from viewer.export import surgered_onnx
+    from viewer.maps.export import surgered_onnx
 
     t = Transformer(3, (2, 1, 0), 255.0, (104, 117, 123), 0.5)
     model = surgered_onnx(DenseClassifier(other_net, "numpy", settings=ModelSettings(t)))

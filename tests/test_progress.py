@@ -6,9 +6,10 @@ import io
 import numpy as np
 
 from conftest import plate_like
-from viewer import export, progress
+from viewer import progress
+from viewer.maps import export
 from viewer.engines.blas_engine import BlasEngine
-from viewer.featuremap import DenseClassifier
+from viewer.maps.featuremap import DenseClassifier
 
 
 def heard(call) -> list[float]:

@@ -22,12 +22,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bad_inputs import as_v1
-from viewer import featuremap, model_io, netgraph, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.maps import featuremap
+from viewer.net import netgraph
 from viewer.engines import create_engine
 from viewer.errors import ModelError
-from viewer.featuremap import Geometry, geometry_of
-from viewer.images import scaled_size
-from viewer.proto import caffe_pb2
+from viewer.maps.featuremap import Geometry, geometry_of
+from viewer.maps.images import scaled_size
+from viewer.caffe.proto import caffe_pb2
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "25"))
 FEW = settings(max_examples=EXAMPLES, deadline=None, database=None,

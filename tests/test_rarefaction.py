@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer import model_io, netgraph, rarefaction, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.net import netgraph
+from viewer.surgery import rarefaction
 from viewer.engines import create_engine
 from viewer.errors import SurgeryError
-from viewer.featuremap import geometry_of
+from viewer.maps.featuremap import geometry_of
 
 # Odd strides and padding: a stride-3 padded convolution, then a padded AVE pooling (dilated
 # by 3 once rarefied) and a padded stride-3 MAX pooling (dilated by 3), a 2x2 classifier head.

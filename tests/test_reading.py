@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.featuremap import FeatureMap, Geometry
-from viewer.labels import labels_for
-from viewer.reading import CHAR_FILL, TWINS, read_plate
+from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.labels import labels_for
+from viewer.plates.reading import CHAR_FILL, TWINS, read_plate
 
 
 def synthetic_map(letters: dict[int, str], rows: int = 6, cols: int = 60, line: int = 2,
@@ -101,7 +101,7 @@ def test_a_twin_between_kinds_is_decided_by_a_known_plate_format():
 
 
 def test_pitch_regularity_counts_gaps_at_a_plates_pitch():
-    from viewer.reading import Letter, pitch_regularity
+    from viewer.plates.reading import Letter, pitch_regularity
 
     def letters(centres, height=20.0):
         return [Letter("A", 0.9, [("A", 0.9)], (x - 6.0, 0.0, 12.0, height), (0, k))
@@ -131,9 +131,9 @@ def test_two_sure_letters_score_two_thirds_of_three():
 # in training.
 @pytest.fixture(scope="module")
 def shipped():
-    from viewer import paths
-    from viewer.featuremap import DenseClassifier
-    from viewer.model_io import load_net
+    from viewer.files import paths
+    from viewer.maps.featuremap import DenseClassifier
+    from viewer.caffe.model_io import load_net
 
     return DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
 
@@ -173,7 +173,7 @@ def test_generated_plates_read_with_boxes_on_the_characters(shipped):
 @pytest.mark.parametrize("char_height", [18.0, 40.0])
 def test_auto_scale_finds_a_scale_that_fits_the_characters(shipped, char_height):
     from viewer.dataset.plates import PlateStyle, synthesize_plate
-    from viewer.reading import auto_read
+    from viewer.plates.reading import auto_read
 
     plate = synthesize_plate("RK857AI", char_height_px=char_height,
                              style=PlateStyle(layout="plain"))
@@ -186,7 +186,7 @@ def test_auto_scale_finds_a_scale_that_fits_the_characters(shipped, char_height)
 # ---- exact behaviour of the pieces (mutation survivors of `make mutation MODULES=reading`)
 
 def _letters(centres, widths=None, height=20.0, labels=None, prob=0.9):
-    from viewer.reading import Letter
+    from viewer.plates.reading import Letter
 
     widths = widths or [12.0] * len(centres)
     labels = labels or ["A"] * len(centres)
@@ -195,7 +195,7 @@ def _letters(centres, widths=None, height=20.0, labels=None, prob=0.9):
 
 
 def test_readings_as_dicts_hold_every_field_rounded():
-    from viewer.reading import Letter, PlateReading
+    from viewer.plates.reading import Letter, PlateReading
 
     letter = Letter("K", 0.987654, [("K", 0.987654), ("X", 0.012346)],
                     (10.04, 20.06, 30.0, 40.55), (3, 4))
@@ -208,7 +208,7 @@ def test_readings_as_dicts_hold_every_field_rounded():
 
 
 def test_pitch_regularity_at_its_bounds_and_with_uneven_widths():
-    from viewer.reading import GROUP_PITCH, PITCH, pitch_regularity
+    from viewer.plates.reading import GROUP_PITCH, PITCH, pitch_regularity
 
     # centres from x + w / 2: uneven widths must not move them
     assert pitch_regularity(_letters([0, 20, 40], widths=[4.0, 16.0, 8.0])) == 1.0
@@ -222,7 +222,7 @@ def test_pitch_regularity_at_its_bounds_and_with_uneven_widths():
 
 
 def test_groups_split_at_gaps_wider_than_their_median_pitch():
-    from viewer.reading import GROUP_GAP, _groups
+    from viewer.plates.reading import GROUP_GAP, _groups
 
     assert _groups(_letters([0, 20, 60])) == [[0, 1], [2]]     # three letters are split too
     assert _groups(_letters([0, 20])) == [[0, 1]]
@@ -234,7 +234,7 @@ def test_groups_split_at_gaps_wider_than_their_median_pitch():
 
 
 def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
-    from viewer.reading import resolve_twins
+    from viewer.plates.reading import resolve_twins
 
     labels = labels_for(37)
     probs = np.zeros((37, 1, 8), np.float32)
@@ -267,7 +267,7 @@ def test_a_twin_keeps_its_cell_and_box():
 
 
 def test_column_peaks_take_ties_left_first_and_allow_the_minimum_gap():
-    from viewer.reading import _column_peaks
+    from viewer.plates.reading import _column_peaks
 
     score = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
     assert _column_peaks(score, 3, 0.5) == [0, 3, 6]          # stable: leftmost of equals
@@ -313,7 +313,7 @@ class ScriptedDense:
         return self.smallest
 
     def run(self, image, scale):
-        from viewer.reading import candidate_scales
+        from viewer.plates.reading import candidate_scales
 
         assert image is self.image
         index = int(np.argmin(np.abs(candidate_scales(self, image.shape[:2]) - scale)))
@@ -327,7 +327,7 @@ class ScriptedDense:
 
 
 def test_candidate_scales_run_from_the_smallest_to_a_fifth_of_the_height():
-    from viewer.reading import SWEEP_STEPS, candidate_scales
+    from viewer.plates.reading import SWEEP_STEPS, candidate_scales
 
     dense = ScriptedDense(smallest=0.5)
     scales = candidate_scales(dense, (40, 300))
@@ -342,7 +342,7 @@ def test_candidate_scales_run_from_the_smallest_to_a_fifth_of_the_height():
 
 
 def test_auto_read_tries_every_third_scale_then_the_best_ones_neighbours():
-    from viewer.reading import auto_read, candidate_scales
+    from viewer.plates.reading import auto_read, candidate_scales
 
     strengths = [7.0] * 32
     strengths[6], strengths[7], strengths[8] = 8.0, 9.0, 9.0     # 7 and 8 tie: the first wins
@@ -357,7 +357,7 @@ def test_auto_read_tries_every_third_scale_then_the_best_ones_neighbours():
 
 
 def test_auto_read_with_nothing_readable_maps_the_scale_nearest_1():
-    from viewer.reading import auto_read, candidate_scales
+    from viewer.plates.reading import auto_read, candidate_scales
 
     dense = ScriptedDense([None] * 32)
     dense.image = np.zeros((40, 300), np.uint8)

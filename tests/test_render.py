@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from viewer import render
-from viewer.featuremap import FeatureMap, Geometry
-from viewer.labels import labels_for
+from viewer.maps import render
+from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.labels import labels_for
 
 
 def one_letter_map(background: bool = True) -> FeatureMap:

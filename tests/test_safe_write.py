@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from viewer import safe_write
+from viewer.files import safe_write
 from viewer.errors import ViewerError
-from viewer.safe_write import (check_output_path, prepare_output_folder, write_atomic,
+from viewer.files.safe_write import (check_output_path, prepare_output_folder, write_atomic,
                                write_bytes_atomic, write_text_atomic)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import plate_like
-from viewer import cost
-from viewer.featuremap import DenseClassifier
-from viewer.sliding import compare_with_windows, window_batches
+from viewer.net import cost
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.sliding import compare_with_windows, window_batches
 
 
 def test_batches_hold_every_window_once_in_row_major_order():

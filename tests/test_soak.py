@@ -26,10 +26,11 @@ from PyQt5 import QtCore
 from bad_inputs import TINY_NET, encoded, png_declaring, write_net_pair
 from conftest import OTHER_NET, plate_like
 from gui_helpers import generated_plate, load_model, open_window, settings  # noqa: F401
-from viewer import model_io, paths
+from viewer.caffe import model_io
+from viewer.files import paths
 from viewer.errors import ViewerError
-from viewer.featuremap import DenseClassifier
-from viewer.images import load_image
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
 
 IMAGES = int(os.environ.get("SOAK_IMAGES", "200"))
 MODELS = int(os.environ.get("SOAK_MODELS", "20"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer import model_io, netgraph, surgery
+from viewer import surgery
+from viewer.caffe import model_io
+from viewer.net import netgraph
 from viewer.engines import create_engine
 from viewer.errors import ModelError, SurgeryError
 
@@ -161,7 +163,7 @@ def test_fully_convolutional_output_at_each_cell_is_the_classifier(other_net):
     rng = np.random.default_rng(5)
     image = rng.uniform(0, 255, (1, 3, 52, 60)).astype(np.float32)
     dense = create_engine("numpy", fcn).forward(image, ["fc2-conv"])["fc2-conv"][0]
-    from viewer.featuremap import geometry_of
+    from viewer.maps.featuremap import geometry_of
 
     geo = geometry_of(fcn, "fc2-conv")
     assert (geo.stride, geo.offset, geo.receptive_field) == ((8, 8), (0, 0), (36, 36))
@@ -374,7 +376,7 @@ def test_the_check_runs_8_windows_of_each_kind_from_seed_0_by_default(nonsquare_
 
 
 def test_the_check_windows_are_preprocessed_as_the_maps_will_be(nonsquare_net):
-    from viewer.preprocess import Transformer
+    from viewer.maps.preprocess import Transformer
 
     rng = np.random.default_rng(3)
     colour = rng.uniform(0, 255, (2, 3, 4, 5)).astype(np.float32)
@@ -391,7 +393,7 @@ def test_the_check_windows_are_preprocessed_as_the_maps_will_be(nonsquare_net):
 
 
 def test_a_check_that_would_not_fit_in_memory_is_refused_before_it_runs():
-    from viewer import cost
+    from viewer.net import cost
 
     classifier = _classifier(GLOBAL_POOLING_NET.replace("dim: 14 dim: 12", "dim: 9000 dim: 7000"))
     fcn = surgery.make_fully_convolutional(classifier).net

@@ -14,12 +14,13 @@ from google.protobuf import text_format
 
 torch = pytest.importorskip("torch")
 
-from viewer import model_io, surgery  # noqa: E402
-from viewer.cli import main  # noqa: E402
-from viewer.dataset.lmdb_io import write_lmdb  # noqa: E402
+from viewer import surgery  # noqa: E402
+from viewer.caffe import model_io
+from viewer.cli.commands import main  # noqa: E402
+from viewer.caffe.lmdb_io import write_lmdb  # noqa: E402
 from viewer.engines import create_engine  # noqa: E402
-from viewer.labels import BACKGROUND  # noqa: E402
-from viewer.proto import caffe_pb2  # noqa: E402
+from viewer.maps.labels import BACKGROUND  # noqa: E402
+from viewer.caffe.proto import caffe_pb2  # noqa: E402
 from viewer.training import nets  # noqa: E402
 from viewer.training.data import load_dataset  # noqa: E402
 from viewer.training.solver import CaffeSGD, predict, train  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.labels import BACKGROUND, labels_for
+from viewer.maps.labels import BACKGROUND, labels_for
 from viewer.training.metrics import evaluation, top_confusions
 
 

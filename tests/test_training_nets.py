@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from viewer import model_io, netgraph, paths
+from viewer.caffe import model_io
+from viewer.files import paths
+from viewer.net import netgraph
 from viewer.engines import create_engine
-from viewer.labels import labels_for
-from viewer.proto import caffe_pb2
+from viewer.maps.labels import labels_for
+from viewer.caffe.proto import caffe_pb2
 from viewer.training import TrainingError, nets
 
 TUTORIAL_LAYERS = ["data", "scale", "conv1", "pool1", "conv2", "pool2", "dropout", "ip1",

@@ -21,10 +21,10 @@ import numpy as np
 from viewer.dataset import DEFAULT_COUNT
 from viewer.dataset.errors import DatasetError
 from viewer.dataset.fonts import find_fonts
-from viewer.dataset.lmdb_io import Record, open_lmdb, shown, write_lmdb
+from viewer.caffe.lmdb_io import Record, open_lmdb, shown, write_lmdb
 from viewer.dataset.windows import WindowSpec, generate_windows
-from viewer.labels import BACKGROUND, CHARACTERS
-from viewer.safe_write import (check_output_path, prepare_output_folder, write_bytes_atomic,
+from viewer.maps.labels import BACKGROUND, CHARACTERS
+from viewer.files.safe_write import (check_output_path, prepare_output_folder, write_bytes_atomic,
                                write_text_atomic)
 
 DEFAULT_TEST_FRACTION = 0.1

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from viewer.dataset.errors import DatasetError
 from viewer.dataset.fonts import FontFace, find_fonts
-from viewer.labels import CHARACTERS
+from viewer.maps.labels import CHARACTERS
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels of the plate image
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from viewer.dataset.plates import PLATE_FORMATS, Box, Plate, random_plate, twin_characters
-from viewer.labels import BACKGROUND, CHARACTERS
+from viewer.maps.labels import BACKGROUND, CHARACTERS
 
 
 @dataclass(frozen=True)

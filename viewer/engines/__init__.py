@@ -6,7 +6,7 @@ import importlib.util
 
 from viewer.engines.base import Engine
 from viewer.errors import EngineError
-from viewer.model_io import CaffeNet
+from viewer.caffe.model_io import CaffeNet
 
 # name -> (module, class, the import that must work, how to get it)
 _REGISTRY = {

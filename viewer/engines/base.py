@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from viewer import netgraph
-from viewer.model_io import CaffeNet
+from viewer.net import netgraph
+from viewer.caffe.model_io import CaffeNet
 
 
 class Engine(ABC):

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer import cost, netgraph, progress
+from viewer import progress
+from viewer.net import cost, netgraph
 from viewer.engines import numpy_engine
 from viewer.engines.base import Engine
-from viewer.model_io import CaffeNet
-from viewer.proto import caffe_pb2
+from viewer.caffe.model_io import CaffeNet
+from viewer.caffe.proto import caffe_pb2
 
 # Bytes of im2col block and fused intermediates per band of a convolution's product. Few large
 # products beat many small ones on a busy machine (every product synchronises BLAS's threads),

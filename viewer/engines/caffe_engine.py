@@ -17,11 +17,11 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
-from viewer import cost, netgraph
+from viewer.net import cost, netgraph
 from viewer.engines.base import Engine
 from viewer.errors import EngineError, ModelError
-from viewer.model_io import CaffeNet, caffemodel_bytes, prototxt_text
-from viewer.proto import caffe_pb2
+from viewer.caffe.model_io import CaffeNet, caffemodel_bytes, prototxt_text
+from viewer.caffe.proto import caffe_pb2
 
 MAX_SETTING = 1 << 24      # for any unsigned layer setting
 
@@ -130,7 +130,7 @@ class CaffeEngine(Engine):
         self._sizes_checked: set[tuple[int, ...]] = set()
 
     def peak_bytes(self, input_shape: tuple[int, ...], blobs: list[str]) -> int:
-        """What Caffe holds after a pass (`viewer.cost`): every blob whatever was asked for,
+        """What Caffe holds after a pass (`viewer.net.cost`): every blob whatever was asked for,
         each Convolution's own im2col buffer (1x1 ones have none), MAX pooling's index map,
         LRN's scale (and the four blobs of its WITHIN_CHANNEL sub-net), and the copies the
         zoo layers keep for a backward pass (`_backward_copies`)."""

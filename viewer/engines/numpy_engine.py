@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from viewer import netgraph, progress
+from viewer import progress
+from viewer.net import netgraph
 from viewer.engines.base import Engine
-from viewer.proto import caffe_pb2
+from viewer.caffe.proto import caffe_pb2
 
 
 def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,

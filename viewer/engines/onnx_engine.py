@@ -18,11 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.engines.base import Engine
 from viewer.errors import EngineError
-from viewer.model_io import CaffeNet
-from viewer.proto import caffe_pb2
+from viewer.caffe.model_io import CaffeNet
+from viewer.caffe.proto import caffe_pb2
 
 OPSET = 17
 
@@ -418,7 +418,7 @@ class OnnxEngine(Engine):
     """onnxruntime forward pass on the CPU, one cached session per set of requested blobs."""
 
     name = "onnx"
-    frees_blobs = True  # no memory arena: see session_options and viewer.cost
+    frees_blobs = True  # no memory arena: see session_options and viewer.net.cost
 
     def __init__(self, net: CaffeNet, threads: int | None = None) -> None:
         super().__init__(net)

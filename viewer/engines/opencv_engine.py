@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.engines.base import Engine
 from viewer.errors import EngineError
-from viewer.model_io import CaffeNet, caffemodel_bytes, prototxt_text
-from viewer.proto import caffe_pb2
+from viewer.caffe.model_io import CaffeNet, caffemodel_bytes, prototxt_text
+from viewer.caffe.proto import caffe_pb2
 
 
 def _deploy_param(net: CaffeNet) -> caffe_pb2.NetParameter:

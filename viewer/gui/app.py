@@ -9,13 +9,13 @@ from pathlib import Path
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from viewer import paths
+from viewer.files import paths
 from viewer.errors import ViewerError
 from viewer.gui import display, session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
-from viewer.preprocess_options import settings_from_args
-from viewer.safe_write import check_output_path, probe_writable, write_bytes_atomic
+from viewer.cli.preprocess_options import settings_from_args
+from viewer.files.safe_write import check_output_path, probe_writable, write_bytes_atomic
 
 
 WINDOW_SIZE = (1280, 800)    # the smallest screenshot, and the window of benchmarks

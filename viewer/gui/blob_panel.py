@@ -5,7 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from viewer import render
+from viewer.maps import render
 
 MAX_CHANNELS = 256
 

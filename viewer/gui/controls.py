@@ -9,7 +9,7 @@ from typing import Sequence
 
 from PyQt5 import QtCore, QtWidgets
 
-from viewer import cost
+from viewer.net import cost
 
 SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
 SCALE_FLOOR = 0.05  # below 0.2 only when the image is so large that its letters need it

@@ -15,7 +15,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 
 from viewer.gui.pixmaps import enlarged, normalized, to_pixmap
 from viewer.gui.worker import LatestWorker
-from viewer.labels import BACKGROUND_NAME, CHARACTERS
+from viewer.maps.labels import BACKGROUND_NAME, CHARACTERS
 
 COLUMNS, ROWS = 10, 5
 ZOOM = 3

@@ -12,8 +12,8 @@ import weakref
 import numpy as np
 
 from viewer.errors import ViewerError
-from viewer.featuremap import DenseClassifier
-from viewer.finemap import RAREFACTION, FineMethod, fine_method
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.finemap import RAREFACTION, FineMethod, fine_method
 from viewer.gui.jobs import MapResult
 
 FINE_STRIDE = 1

@@ -15,17 +15,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from viewer import locate
-from viewer.featuremap import DenseClassifier, FeatureMap
+from viewer.plates import locate
+from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.gui import session
 from viewer.gui.conv1_panel import filter_picture
 from viewer.gui.session import LoadedModel
 from viewer.gui.surgery_panel import SurgeryCheck
-from viewer.labels import is_plate_model
-from viewer.model_io import CaffeNet
-from viewer.preprocess import ModelSettings
-from viewer.sliding import compare_with_windows
-from viewer.surgery import verify_equivalence
+from viewer.maps.labels import is_plate_model
+from viewer.caffe.model_io import CaffeNet
+from viewer.maps.preprocess import ModelSettings
+from viewer.maps.sliding import compare_with_windows
+from viewer.surgery.convolutional import verify_equivalence
 
 
 OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader
@@ -113,9 +113,9 @@ def conv1_pictures(kernels: np.ndarray, outputs: np.ndarray, height: int) -> lis
 
 
 def reading_module() -> ModuleType | None:
-    """`viewer.reading` (read_plate, auto_scale) when it is installed in this tree."""
+    """`viewer.plates.reading` (read_plate, auto_scale) when it is installed in this tree."""
     try:
-        return importlib.import_module("viewer.reading")
+        return importlib.import_module("viewer.plates.reading")
     except ImportError:
         return None
 
@@ -157,7 +157,7 @@ def auto_map(dense: DenseClassifier, image: np.ndarray,
     """The map at the scale where the plate reads best (`reading.auto_read`)."""
     reading = reading_module()
     if reading is None:
-        raise RuntimeError("viewer.reading is missing")
+        raise RuntimeError("viewer.plates.reading is missing")
     plate, fm = reading.auto_read(StoppableDense(dense, cancelled, blobs), image)
     return MapResult(fm, plate)
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 
-from viewer import render
-from viewer.featuremap import DenseClassifier, FeatureMap, Geometry, geometry_of
-from viewer.labels import is_plate_model
+from viewer.maps import render
+from viewer.maps.featuremap import DenseClassifier, FeatureMap, Geometry, geometry_of
+from viewer.maps.labels import is_plate_model
 
 Rect = tuple[float, float, float, float]
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from viewer import locate, render
+from viewer.maps import render
+from viewer.plates import locate
 from viewer.errors import ViewerError
-from viewer.featuremap import FeatureMap
+from viewer.maps.featuremap import FeatureMap
 from viewer.gui import fine, jobs
 from viewer.gui.blob_panel import BlobPanel
 from viewer.gui.controls import (ChannelPicker, LayerControls, ScaleControl, scale_limit_text,
@@ -33,8 +34,8 @@ from viewer.gui.summary import SummaryLabel
 from viewer.gui.surgery_panel import SurgeryPanel
 from viewer.gui.worker import LatestWorker
 from viewer.gui.preprocess_dialog import PreprocessDialog
-from viewer.labels import is_plate_model
-from viewer.preprocess import Transformer
+from viewer.maps.labels import is_plate_model
+from viewer.maps.preprocess import Transformer
 
 TITLE = "Net Surgery Viewer"
 # What each kind of job is called in the busy indicator and in "cancelled: ...".

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from PyQt5 import QtGui, QtWidgets
 
-from viewer import export
+from viewer.maps import export
 from viewer.dataset.errors import DatasetError
 from viewer.engines import available_engines
 from viewer.errors import ViewerError
 from viewer.gui import session
 from viewer.gui.layers import overlay_picture
-from viewer.preprocess import write_net_with_settings
+from viewer.maps.preprocess import write_net_with_settings
 
 if TYPE_CHECKING:
     from viewer.gui.main_window import MainWindow
@@ -291,7 +291,7 @@ class WindowMenus:
     def open_lmdb(self, path: Path) -> bool:
         """Browse an LMDB; a folder holding LMDBs (what `dataset make --out` writes:
         train_lmdb, test_lmdb) offers them."""
-        from viewer.dataset.lmdb_io import open_lmdb
+        from viewer.caffe.lmdb_io import open_lmdb
         from viewer.gui.dataset_browser import DatasetBrowser
 
         inside = sorted(p.name for p in path.iterdir() if is_lmdb(p)) \

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.locate import Box, FoundPlate
+from viewer.plates.locate import Box, FoundPlate
 
 PLATE_PEN = pg.mkPen((255, 200, 0), width=2, cosmetic=True)
 CHOSEN_PEN = pg.mkPen((255, 80, 40), width=3, cosmetic=True)

@@ -10,8 +10,8 @@ import numpy as np
 from PyQt5 import QtCore, QtWidgets
 
 from viewer.gui.pixmaps import fitted, normalized, to_pixmap
-from viewer.images import scaled_size
-from viewer.preprocess import PreprocessError, Transformer, parse_overrides
+from viewer.maps.images import scaled_size
+from viewer.maps.preprocess import PreprocessError, Transformer, parse_overrides
 
 PREVIEW_HEIGHT = 150
 PREVIEW_SIDE = 600

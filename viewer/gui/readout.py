@@ -5,7 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtWidgets
 
-from viewer.featuremap import FeatureMap
+from viewer.maps.featuremap import FeatureMap
 
 TOP = 5
 NAMED = 0.01        # runners-up below this are not named over their bar (the winner always is)

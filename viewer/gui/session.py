@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer import paths
-from viewer.featuremap import DenseClassifier
-from viewer.images import load_image
-from viewer.model_io import CaffeNet, load_net
-from viewer.preprocess import ModelSettings, net_sizes, settings_for
-from viewer.surgery import Conversion, is_fully_convolutional, make_fully_convolutional
+from viewer.files import paths
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
+from viewer.caffe.model_io import CaffeNet, load_net
+from viewer.maps.preprocess import ModelSettings, net_sizes, settings_for
+from viewer.surgery.convolutional import Conversion, is_fully_convolutional, make_fully_convolutional
 
 MODEL_SUFFIXES = (".prototxt",)
 WEIGHT_SUFFIXES = (".caffemodel",)

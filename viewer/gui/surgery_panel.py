@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from PyQt5 import QtCore, QtWidgets
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.gui.controls import scale_text
 from viewer.gui.session import LoadedModel
-from viewer.model_io import CaffeNet
-from viewer.sliding import WindowComparison
-from viewer.surgery import TOLERANCE, Verification
+from viewer.caffe.model_io import CaffeNet
+from viewer.maps.sliding import WindowComparison
+from viewer.surgery.convolutional import TOLERANCE, Verification
 
 COLUMNS = ("classifier layer", "weights", "", "fully convolutional layer", "weights")
 

@@ -16,13 +16,13 @@ from typing import Callable
 
 import numpy as np
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.dataset.errors import DatasetError
-from viewer.dataset.lmdb_io import check_datum, open_lmdb, parse_datum
-from viewer.labels import BACKGROUND, labels_for
-from viewer.model_io import CaffeNet, load_net, prototxt_text
-from viewer.proto import caffe_pb2
-from viewer.safe_write import write_text_atomic
+from viewer.caffe.lmdb_io import check_datum, open_lmdb, parse_datum
+from viewer.maps.labels import BACKGROUND, labels_for
+from viewer.caffe.model_io import CaffeNet, load_net, prototxt_text
+from viewer.caffe.proto import caffe_pb2
+from viewer.files.safe_write import write_text_atomic
 from viewer.training import TrainingError, nets
 from viewer.training.curves import save_curves
 
@@ -88,7 +88,7 @@ def check_records(path: Path, shape: tuple[int, ...], classes: int) -> int:
 def write_training_files(deploy: caffe_pb2.NetParameter, data: Path, out: Path,
                          settings: nets.SolverSettings, test_count: int) -> dict[str, Path]:
     """The deploy prototxt, Caffe's train/test net and solver, and labels.txt, into `out`."""
-    from viewer.training.cli import SOLVER_NAME, TRAIN_TEST_HEADER, TRAIN_TEST_NAME
+    from viewer.cli.train import SOLVER_NAME, TRAIN_TEST_HEADER, TRAIN_TEST_NAME
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"prototxt": out / f"{MODEL_NAME}.prototxt",
@@ -212,7 +212,7 @@ def _count(path: Path) -> int:
 def cmd_train_caffe(args) -> int:
     """`main.py train --engine caffe`: the same options as the PyTorch path, run by Caffe."""
     from viewer import progress
-    from viewer.training.cli import settings_from_args
+    from viewer.cli.train import settings_from_args
 
     data = Path(args.data)
     settings = settings_from_args(args, _count(data / "train_lmdb"))

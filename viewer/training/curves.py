@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from viewer.safe_write import write_bytes_atomic
+from viewer.files.safe_write import write_bytes_atomic
 
 Series = tuple[str, list[float], list[float], tuple[int, int, int]]  # name, xs, ys, BGR
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from viewer.dataset.errors import DatasetError
-from viewer.dataset.lmdb_io import open_lmdb
-from viewer.labels import BACKGROUND
+from viewer.caffe.lmdb_io import open_lmdb
+from viewer.maps.labels import BACKGROUND
 from viewer.training import TrainingError
 
 TRAIN_LMDB = "train_lmdb"

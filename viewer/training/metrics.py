@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from viewer.labels import BACKGROUND
+from viewer.maps.labels import BACKGROUND
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def engine_scores(net, images: np.ndarray, engine: str = "opencv",
                   batch_size: int = 1000) -> np.ndarray:
     """Class scores of N x C x H x W uint8 windows by an inference engine, as the viewer runs
     the model (so a shipped caffemodel is measured without PyTorch)."""
-    from viewer import netgraph
+    from viewer.net import netgraph
     from viewer.engines import create_engine
 
     runner = create_engine(engine, net)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from google.protobuf import text_format
 
-from viewer import netgraph
-from viewer.labels import CHARACTERS
-from viewer.model_io import parse_prototxt
-from viewer.proto import caffe_pb2
+from viewer.net import netgraph
+from viewer.maps.labels import CHARACTERS
+from viewer.caffe.model_io import parse_prototxt
+from viewer.caffe.proto import caffe_pb2
 from viewer.training import TrainingError
 
 LEARNABLE = {"Convolution", "InnerProduct"}

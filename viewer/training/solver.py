@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from viewer.labels import labels_for
-from viewer.model_io import CaffeNet, init_weights
-from viewer.proto import caffe_pb2
+from viewer.maps.labels import labels_for
+from viewer.caffe.model_io import CaffeNet, init_weights
+from viewer.caffe.proto import caffe_pb2
 from viewer.training import nets
 from viewer.training.data import WindowSet
 from viewer.training.metrics import Evaluation, evaluation, top_confusions

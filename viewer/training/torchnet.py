@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from viewer import netgraph
-from viewer.model_io import CaffeNet, structure_of
-from viewer.proto import caffe_pb2
+from viewer.net import netgraph
+from viewer.caffe.model_io import CaffeNet, structure_of
+from viewer.caffe.proto import caffe_pb2
 from viewer.training import TrainingError
 
 

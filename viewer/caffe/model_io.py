@@ -17,9 +17,9 @@ from google.protobuf import message as pb_message
 from google.protobuf import text_format
 
 from viewer.errors import ModelError
-from viewer.proto import caffe_pb2
-from viewer.safe_read import read_regular
-from viewer.safe_write import Writer, write_together
+from viewer.caffe.proto import caffe_pb2
+from viewer.files.safe_read import read_regular
+from viewer.files.safe_write import Writer, write_together
 
 # A blob larger than this many elements is refused before anything is allocated.
 MAX_BLOB_ELEMENTS = 1 << 31
@@ -74,7 +74,7 @@ def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
 
 def blob_to_array(blob: caffe_pb2.BlobProto, what: str = "blob") -> np.ndarray:
     """Decode a BlobProto into a float32 array of its Caffe shape."""
-    from viewer.netgraph import count_text, shape_text
+    from viewer.net.netgraph import count_text, shape_text
 
     shape = blob_shape(blob)
     if any(d < 0 for d in shape):
@@ -269,7 +269,7 @@ def load_net(prototxt: str | os.PathLike, weights: str | os.PathLike | None) -> 
     The shapes are checked against the structure (see `netgraph.check_weights`), so a
     mismatched pair fails here with both shapes named rather than inside an engine.
     """
-    from viewer import netgraph
+    from viewer.net import netgraph
 
     param, warnings = read_prototxt(prototxt)
     param = structure_of(param)
@@ -320,7 +320,7 @@ def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:
 
     Used for provisional models and for tests, which must hold for any weights.
     """
-    from viewer import netgraph
+    from viewer.net import netgraph
 
     rng = np.random.default_rng(seed)
     shapes = netgraph.infer_shapes(param)

@@ -9,9 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from viewer import netgraph, paths
-from viewer.model_io import CaffeNet
-from viewer.preprocess import (ModelSettings, net_sizes, parse_overrides, power_scale_note,
+from viewer.files import paths
+from viewer.net import netgraph
+from viewer.caffe.model_io import CaffeNet
+from viewer.maps.preprocess import (ModelSettings, net_sizes, parse_overrides, power_scale_note,
                                settings_for)
 
 

@@ -13,10 +13,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.engines import create_engine
-from viewer.featuremap import DenseClassifier
-from viewer.model_io import CaffeNet
+from viewer.maps.featuremap import DenseClassifier
+from viewer.caffe.model_io import CaffeNet
 
 
 class MeasurementCancelled(Exception):

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from viewer import progress
-from viewer.labels import labels_for
-from viewer.model_io import write_net
-from viewer.safe_write import write_text_atomic
+from viewer.maps.labels import labels_for
+from viewer.caffe.model_io import write_net
+from viewer.files.safe_write import write_text_atomic
 from viewer.training import TrainingError, nets
 
 MODEL_NAME = "lenet_plates"
@@ -98,7 +98,7 @@ def export(run, out: Path, data: Path, settings: nets.SolverSettings, test_set,
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Test figures of the model in --out on --data's test LMDB, run by the opencv engine."""
-    from viewer.model_io import load_net
+    from viewer.caffe.model_io import load_net
     from viewer.training.data import TEST_LMDB, load_lmdb
     from viewer.training.metrics import engine_scores, evaluation, top_confusions
 

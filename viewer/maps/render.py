@@ -5,9 +5,9 @@ import colorcet
 import cv2
 import numpy as np
 
-from viewer import cost
-from viewer.featuremap import FeatureMap, character_channels, character_confidence
-from viewer.labels import is_plate_model
+from viewer.net import cost
+from viewer.maps.featuremap import FeatureMap, character_channels, character_confidence
+from viewer.maps.labels import is_plate_model
 
 
 def class_colors(count: int) -> np.ndarray:

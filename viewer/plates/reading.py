@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.dataset.windows import WindowSpec
-from viewer.featuremap import (DenseClassifier, FeatureMap, character_channels,
+from viewer.maps.featuremap import (DenseClassifier, FeatureMap, character_channels,
                                character_confidence)
-from viewer.plate_formats import kinds, twin_swaps
+from viewer.plates.formats import kinds, twin_swaps
 
 # How much of the window height a training character fills: sets the box and the scale search.
 CHAR_FILL = float(np.mean(WindowSpec().char_height)) / WindowSpec().size

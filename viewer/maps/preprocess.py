@@ -19,14 +19,15 @@ from typing import Sequence
 
 import numpy as np
 
-from viewer import labels as labels_mod, netgraph
+from viewer.maps import labels as labels_mod
+from viewer.net import netgraph
 from viewer.errors import ViewerError
-from viewer.images import rescale, to_gray
-from viewer.model_io import (MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, CaffeNet,
+from viewer.maps.images import rescale, to_gray
+from viewer.caffe.model_io import (MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, CaffeNet,
                              blob_to_array, net_writers, read_prototxt)
-from viewer.proto import caffe_pb2
-from viewer.safe_read import read_regular
-from viewer.safe_write import write_together
+from viewer.caffe.proto import caffe_pb2
+from viewer.files.safe_read import read_regular
+from viewer.files.safe_write import write_together
 
 FULL_RANGE = 255.0          # our images are uint8: Caffe's [0, 1] pixel times 255
 SIDECAR_SUFFIX = ".preprocess.json"

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from viewer import cost, netgraph
+from viewer.net import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError, ModelError
-from viewer.finemap import NATIVE, FineMethod, create_fine_engine
-from viewer.images import scaled_size
-from viewer.labels import BACKGROUND_NAME, labels_for
-from viewer.model_io import CaffeNet
-from viewer.preprocess import ModelSettings, PreprocessError, Transformer
-from viewer.surgery import is_fully_convolutional, make_fully_convolutional
+from viewer.maps.finemap import NATIVE, FineMethod, create_fine_engine
+from viewer.maps.images import scaled_size
+from viewer.maps.labels import BACKGROUND_NAME, labels_for
+from viewer.caffe.model_io import CaffeNet
+from viewer.maps.preprocess import ModelSettings, PreprocessError, Transformer
+from viewer.surgery.convolutional import is_fully_convolutional, make_fully_convolutional
 
 # The engine a pass falls back to when the chosen engine's estimate is over the memory limit.
 # It holds fused intermediates only as bands: a 4000x3000 photo at scale 1 needs 1.4 GB on it
@@ -188,7 +188,7 @@ class DenseClassifier:
         shapes = netgraph.infer_shapes(self.net.param)
         _check_score_map(self.score_blob, shapes[self.score_blob])
         native = classifier_window(self.net, self.score_blob, shapes)
-        # A map every `stride` pixels (default: the net's own stride), see viewer.finemap.
+        # A map every `stride` pixels (default: the net's own stride), see viewer.maps.finemap.
         self.native_stride = native.stride
         self.stride = stride or native.stride[0]
         self.unit = replace(native, stride=(self.stride, self.stride)) if stride else native
@@ -267,7 +267,7 @@ class DenseClassifier:
     def forward_bytes(self, height: int, width: int, extra_blobs: tuple[str, ...] = (),
                       engine: Engine | None = None) -> float:
         """Memory a pass over a height x width input needs on `engine` (default: the chosen
-        one), from `viewer.cost`.
+        one), from `viewer.net.cost`.
 
         Infinite when a blob would exceed netgraph.MAX_ELEMENTS. Nothing is allocated.
         """

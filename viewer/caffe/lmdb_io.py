@@ -27,7 +27,7 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
 from viewer.dataset.errors import DatasetError
-from viewer.proto import caffe_pb2
+from viewer.caffe.proto import caffe_pb2
 
 KEY_DIGITS = 8
 _BATCH = 2000  # records per write transaction

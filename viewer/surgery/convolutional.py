@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.errors import ModelError, SurgeryError
-from viewer.model_io import CaffeNet, structure_of
-from viewer.preprocess import Transformer
-from viewer.proto import caffe_pb2
+from viewer.caffe.model_io import CaffeNet, structure_of
+from viewer.maps.preprocess import Transformer
+from viewer.caffe.proto import caffe_pb2
 
 CONV_SUFFIX = "-conv"
 
@@ -337,7 +337,7 @@ def sample_windows(shape: tuple[int, ...], count: int, seed: int = 0) -> np.ndar
 def _check_affordable(classifier: CaffeNet, shape: tuple[int, ...], count: int) -> None:
     """Refuse, before allocating, a check whose windows and forward pass exceed the memory
     limit: a prototxt may declare an absurd input that global pooling makes cheap to store."""
-    from viewer import cost
+    from viewer.net import cost
 
     need = 2 * count * 4 * int(np.prod(shape, dtype=np.float64)) + \
         cost.generic_peak_bytes(classifier, tuple(shape))

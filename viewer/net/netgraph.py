@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from viewer.errors import ModelError
-from viewer.proto import caffe_pb2
+from viewer.caffe.proto import caffe_pb2
 
 if TYPE_CHECKING:
-    from viewer.model_io import CaffeNet
+    from viewer.caffe.model_io import CaffeNet
 
 Shape = tuple[int, ...]
 
@@ -73,7 +73,7 @@ def conv_window(p: caffe_pb2.ConvolutionParameter) -> Window:
 def pool_window(p: caffe_pb2.PoolingParameter, bottom: Shape) -> Window:
     """Kernel/stride/pad of a Pooling layer; global pooling covers the whole input.
 
-    Its dilation is 1 except in nets made by `viewer.rarefaction` (a field Caffe lacks)."""
+    Its dilation is 1 except in nets made by `viewer.surgery.rarefaction` (a field Caffe lacks)."""
     if p.global_pooling:
         return Window((bottom[2], bottom[3]), (1, 1), (0, 0))
     kernel = (p.kernel_h, p.kernel_w) if p.kernel_h else (p.kernel_size, p.kernel_size)

@@ -8,7 +8,7 @@ them. Strides are kept from the first layers on, where a map is cheapest to comp
 removed from the later ones, until the output stride is the one asked for.
 
 Caffe's Pooling has no dilation: a rarefied net's pooling layers carry one in our caffe.proto's
-extra `dilation` field, which the numpy, blas and onnx engines run (see viewer.finemap).
+extra `dilation` field, which the numpy, blas and onnx engines run (see viewer.maps.finemap).
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.errors import SurgeryError
-from viewer.model_io import CaffeNet, structure_of
-from viewer.proto import caffe_pb2
-from viewer.surgery import Verification
+from viewer.caffe.model_io import CaffeNet, structure_of
+from viewer.caffe.proto import caffe_pb2
+from viewer.surgery.convolutional import Verification
 
 Pair = tuple[int, int]
 # Layers whose output at a position depends on the input at that position only.
@@ -187,7 +187,7 @@ def verify_rarefaction(net: CaffeNet, rarefied: Rarefaction, data: np.ndarray,
     one, at the cells whose whole window lies inside the input (the others see padding,
     which the two grids meet at different places)."""
     from viewer.engines import DEFAULT_ENGINE, create_engine
-    from viewer.featuremap import geometry_of
+    from viewer.maps.featuremap import geometry_of
 
     name = engine or DEFAULT_ENGINE
     blob = netgraph.score_blob(net.param)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from viewer.errors import ImageError
-from viewer.safe_read import NotRegularFile, open_regular
+from viewer.files.safe_read import NotRegularFile, open_regular
 
 # Pillow's own bomb guard stays on; this is the pixel count we accept before decoding.
 MAX_PIXELS = 120_000_000

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from viewer import netgraph
+from viewer.net import netgraph
 from viewer.errors import ImageError
-from viewer.model_io import CaffeNet
-from viewer.proto import caffe_pb2
+from viewer.caffe.model_io import CaffeNet
+from viewer.caffe.proto import caffe_pb2
 
 FLOAT = 4
 # Image pixels a full-size picture is blended at a time (render.blend works in bands of rows).

@@ -14,12 +14,13 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from viewer import __version__, paths
-from viewer.argtypes import positive_count
-from viewer.dataset import cli as dataset_cli
-from viewer.training import cli as training_cli
+from viewer import __version__
+from viewer.files import paths
+from viewer.cli.argtypes import positive_count
+from viewer.cli import dataset as dataset_cli
+from viewer.cli import train as training_cli
 from viewer.errors import ModelError, ViewerError
-from viewer.preprocess_options import add_preprocess_options, settings_from_args
+from viewer.cli.preprocess_options import add_preprocess_options, settings_from_args
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 3
@@ -46,7 +47,7 @@ def add_stride_option(parser: argparse.ArgumentParser) -> None:
 
 def load_model_args(args: argparse.Namespace):
     """The net named by --prototxt/--weights, or the bundled fully convolutional one."""
-    from viewer.model_io import load_net
+    from viewer.caffe.model_io import load_net
 
     if (args.prototxt is None) != (args.weights is None):
         raise ViewerError("give --prototxt and --weights together")
@@ -66,7 +67,7 @@ def print_warnings(warnings: Sequence[str]) -> None:
 
 def prepare_outputs(folder: Path, names: Sequence[str], inputs: tuple) -> list[Path]:
     """Create --out and check every file to be written there, before any long work."""
-    from viewer.safe_write import check_output_path, prepare_output_folder
+    from viewer.files.safe_write import check_output_path, prepare_output_folder
 
     prepare_output_folder(folder)
     return [check_output_path(folder / name, inputs) for name in names]
@@ -78,8 +79,9 @@ def print_json(data: dict) -> None:
 
 def cmd_surgery(args: argparse.Namespace) -> int:
     """Make a classifier fully convolutional, write it, and verify the equivalence."""
-    from viewer import model_io, surgery
-    from viewer.preprocess import sidecar_path, write_net_with_settings
+    from viewer import surgery
+    from viewer.caffe import model_io
+    from viewer.maps.preprocess import sidecar_path, write_net_with_settings
 
     classifier = model_io.load_net(args.prototxt, args.weights)
     print_warnings(classifier.warnings)
@@ -141,7 +143,7 @@ def scale_or_auto(text: str) -> float | str:
 def dense_from_args(args: argparse.Namespace):
     """The DenseClassifier of the model options with its preprocessing: what `read` and `map`
     run, once per process."""
-    from viewer.featuremap import DenseClassifier
+    from viewer.maps.featuremap import DenseClassifier
 
     net = load_model_args(args)
     return DenseClassifier(net, args.engine, getattr(args, "stride", None),
@@ -163,7 +165,7 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
 def plate_reader_from_args(args: argparse.Namespace):
     """The DenseClassifier of `read`, refused for a model whose classes are not our plate
     characters: the reader would print letters from class numbers that mean something else."""
-    from viewer.labels import is_plate_model
+    from viewer.maps.labels import is_plate_model
 
     dense = dense_from_args(args)
     if not is_plate_model(dense.labels):
@@ -178,8 +180,8 @@ def run_images(args: argparse.Namespace, images: list[Path], task, columns: Sequ
     atomically into `out_file`; exit 2 when some image failed. `setup(args)` makes the model."""
     import io
 
-    from viewer import batch
-    from viewer.safe_write import write_atomic
+    from viewer.cli import batch
+    from viewer.files.safe_write import write_atomic
 
     outcomes = batch.run_batch(images, functools.partial(setup, args), task,
                                args.jobs, args.debug)
@@ -211,8 +213,8 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
             inputs: tuple) -> tuple[dict, str]:
     """Map one image and write its npz and pictures into `out` (of several images: into
     `out`/its name); the summary row and the engine note."""
-    from viewer import export, images, render
-    from viewer.safe_write import write_together
+    from viewer.maps import export, images, render
+    from viewer.files.safe_write import write_together
 
     image = images.load_image(path)
     plan = dense.check_scale(image.shape, scale, pictures=True)  # the overlay must fit too
@@ -258,7 +260,7 @@ def map_text(row: dict) -> str:
 def cmd_map(args: argparse.Namespace) -> int:
     """Compute the dense maps of images and save them with pictures of them (one image: into
     --out; several: into a folder per image there, named by the image)."""
-    from viewer import batch
+    from viewer.cli import batch
 
     images = batch.expand_inputs(args.images)
     many = len(images) > 1
@@ -280,7 +282,8 @@ def read_one(dense, path: Path, *, scale: float | str,
     """Read the plates of one image (or of its --region) with per-letter confidences: the
     row and the engine note. With `--scale auto` plates are searched for (`locate`), and the
     best one's text and letters lead; at a given scale the picture is read as one plate."""
-    from viewer import images, locate
+    from viewer.maps import images
+    from viewer.plates import locate
 
     image = images.load_image(path)
     region = region or (0, 0, image.shape[1], image.shape[0])
@@ -315,7 +318,7 @@ def region_box(text: str) -> tuple[int, int, int, int]:
 
 def cmd_read(args: argparse.Namespace) -> int:
     """Read the plate text of images with per-letter confidences."""
-    from viewer import batch
+    from viewer.cli import batch
 
     images = batch.expand_inputs(args.images)
     task = functools.partial(read_one, scale=args.scale, region=args.region)
@@ -326,7 +329,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the surgered net as a standalone ONNX model with its geometry and labels."""
-    from viewer import export
+    from viewer.maps import export
 
     inputs = tuple(p for p in (args.prototxt, args.weights) if p)
     out = prepare_outputs(args.onnx.parent, [args.onnx.name], inputs)[0]

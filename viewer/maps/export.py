@@ -13,10 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viewer import netgraph, progress
+from viewer import progress
+from viewer.net import netgraph
 from viewer.errors import ViewerError
-from viewer.featuremap import DenseClassifier, FeatureMap
-from viewer.safe_write import Writer, write_atomic, write_bytes_atomic
+from viewer.maps.featuremap import DenseClassifier, FeatureMap
+from viewer.files.safe_write import Writer, write_atomic, write_bytes_atomic
 
 PROB_OUTPUT = "prob"  # the exported softmax output (the map of `map`) of a net without one
 NPZ_KEYS = ("probs", "scores", "conv1", "labels", "scale", "stride", "offset",

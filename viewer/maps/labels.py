@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer.errors import ViewerError
-from viewer.model_io import MAX_PROTOTXT_BYTES
-from viewer.safe_read import read_regular
+from viewer.caffe.model_io import MAX_PROTOTXT_BYTES
+from viewer.files.safe_read import read_regular
 
 CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 BACKGROUND = len(CHARACTERS)

@@ -1,6 +1,6 @@
 """Engines for fine maps: a rarefied net where the engine runs one, shift-and-stitch elsewhere.
 
-Rarefaction (viewer.rarefaction) shares the work between the cells of a fine map; it needs an
+Rarefaction (viewer.surgery.rarefaction) shares the work between the cells of a fine map; it needs an
 engine that runs dilated pooling (numpy, blas, onnx). Caffe and OpenCV have no dilated pooling,
 and some layers cannot be rarefied (global pooling, LRN within a channel): those maps come from
 shift-and-stitch, the native net run once per shift of the input, its outputs interleaved.
@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import numpy as np
 
-from viewer import cost, netgraph
+from viewer.net import cost, netgraph
 from viewer.engines import Engine, create_engine
 from viewer.errors import EngineError
-from viewer.model_io import CaffeNet
-from viewer.rarefaction import Change, RarefactionError, check_stride, rarefy
+from viewer.caffe.model_io import CaffeNet
+from viewer.surgery.rarefaction import Change, RarefactionError, check_stride, rarefy
 
 # Engines that run dilated pooling, so a rarefied net.
 RAREFYING = ("numpy", "blas", "onnx")
