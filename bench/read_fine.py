@@ -21,7 +21,7 @@ from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.caffe.model_io import load_net
+from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read, read_plate
 
 

@@ -24,7 +24,7 @@ from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
 from viewer.plates.locate import Box, find_plates, iou
-from viewer.caffe.model_io import load_net
+from viewer.net.weights import load_net
 
 # Issue 16's targets on the 30 dev photos.
 TARGET_FOUND = 27 / 30

@@ -22,7 +22,7 @@ from viewer.engines import DEFAULT_ENGINE
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.caffe.model_io import load_net
+from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
 
 # Issue 14's targets for real plates (Tesseract 5 reaches 0.63 and 4 of 30 on the dev set), and

@@ -22,7 +22,8 @@ from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.caffe.model_io import CaffeNet, load_net
+from viewer.caffe.model_io import CaffeNet
+from viewer.net.weights import load_net
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
@@ -218,7 +219,7 @@ import json, sys, numpy as np
 from viewer.files import paths
 from viewer.errors import ImageError
 from viewer.maps.featuremap import DenseClassifier
-from viewer.caffe.model_io import load_net
+from viewer.net.weights import load_net
 dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), sys.argv[1])
 image = np.random.default_rng(0).integers(0, 256, (3000, 4000), dtype=np.uint8)
 report = {"estimate_mb": round(dense.forward_bytes(3000, 4000) / 2**20, 1)}

@@ -22,7 +22,7 @@ from bench.read_plates import verdict
 from viewer.files import paths
 from viewer.errors import ViewerError
 from viewer.maps.labels import BACKGROUND, CHARACTERS
-from viewer.caffe.model_io import load_net
+from viewer.net.weights import load_net
 from viewer.plates.reading import TWINS
 from viewer.training.data import TEST_LMDB, load_lmdb
 from viewer.training.metrics import engine_scores, evaluation

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from bench.measure import cpu_ms, rotated_ms
+from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.net import cost
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
@@ -153,7 +154,7 @@ NETS = {"GoogLeNet": googlenet, "ResNet-50": resnet50}
 def zoo_net(name: str, seed: int = 0) -> model_io.CaffeNet:
     """The named full-size net with random weights (BatchNorm with its neutral statistics)."""
     param, _ = model_io.parse_prototxt(NETS[name](), f"{name}.prototxt")
-    return model_io.init_weights(param, seed)
+    return init_weights(param, seed)
 
 
 def _engine(name: str, net: model_io.CaffeNet, threads: int | None):

@@ -39,7 +39,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "model_io": (["viewer/caffe/model_io.py"],
                  ["tests/test_model_io.py", "tests/test_netgraph.py", "tests/test_surgery.py"]),
     "netgraph": (["viewer/net/netgraph.py"], ["tests/test_netgraph.py", "tests/test_model_io.py"]),
-    "surgery": (["viewer/surgery/convolutional.py"], ["tests/test_surgery.py"]),
+    "surgery": (["viewer/surgery/convolutional.py", "viewer/surgery/verify.py"], ["tests/test_surgery.py"]),
     "featuremap": (["viewer/maps/featuremap.py"],
                    ["tests/test_featuremap.py", "tests/test_surgery.py",
                     "tests/test_reading.py"]),

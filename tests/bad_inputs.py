@@ -18,6 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
 
+from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.caffe.proto import caffe_pb2
 
@@ -61,7 +62,7 @@ def write_net_pair(folder: Path, text: str = TINY_NET, stem: str = "tiny",
                    seed: int = 0) -> tuple[Path, Path]:
     """A prototxt and a caffemodel of random weights for `text`."""
     param, _ = model_io.parse_prototxt(text, f"{stem}.prototxt")
-    net = model_io.init_weights(param, seed)
+    net = init_weights(param, seed)
     proto, weights = folder / f"{stem}.prototxt", folder / f"{stem}.caffemodel"
     model_io.write_net(net, proto, weights)
     return proto, weights

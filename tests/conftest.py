@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.files import paths
 
@@ -82,7 +83,7 @@ def random_biases(net: model_io.CaffeNet, seed: int) -> model_io.CaffeNet:
 def lenet() -> model_io.CaffeNet:
     """The bundled classifier structure with random weights."""
     param, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
-    return random_biases(model_io.init_weights(param, seed=7), 7)
+    return random_biases(init_weights(param, seed=7), 7)
 
 
 @pytest.fixture
@@ -94,14 +95,14 @@ def classes(lenet) -> int:
 @pytest.fixture
 def other_net() -> model_io.CaffeNet:
     param, _ = model_io.parse_prototxt(OTHER_NET, "other.prototxt")
-    return random_biases(model_io.init_weights(param, seed=3), 3)
+    return random_biases(init_weights(param, seed=3), 3)
 
 
 @pytest.fixture
 def nonsquare_net() -> model_io.CaffeNet:
     """NONSQUARE_NET with random weights and biases."""
     param, _ = model_io.parse_prototxt(NONSQUARE_NET, "nonsquare.prototxt")
-    return random_biases(model_io.init_weights(param, seed=13), 13)
+    return random_biases(init_weights(param, seed=13), 13)
 
 
 @pytest.fixture

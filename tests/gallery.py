@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 
 NETS = Path(__file__).parent / "nets"
@@ -33,7 +34,7 @@ def prototxt(name: str) -> Path:
 def load(name: str, seed: int = 0) -> model_io.CaffeNet:
     """The gallery net `name` with random weights that make every layer count."""
     param, _ = model_io.read_prototxt(prototxt(name))
-    net = model_io.init_weights(param, seed)
+    net = init_weights(param, seed)
     net.source = str(prototxt(name))
     rng = np.random.default_rng(seed)
     kinds = {l.name: l.type for l in param.layer}

@@ -27,12 +27,13 @@ from PIL import Image
 from bad_inputs import (TINY_NET, as_v1, assert_one_line_error, encoded, gradient,
                         make_read_only, png_declaring, run_cli, write_net_pair)
 from conftest import plate_like
+from viewer.net.weights import init_weights, load_net
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.files import paths, safe_write
 from viewer.maps import preprocess
 from viewer.net import cost, netgraph
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.caffe.lmdb_io import make_datum, open_lmdb, write_lmdb
 from viewer.errors import ImageError, ModelError, SurgeryError, ViewerError
 from viewer.maps.featuremap import DenseClassifier
@@ -43,7 +44,7 @@ from viewer.caffe.proto import caffe_pb2
 @pytest.fixture(scope="module")
 def dense() -> DenseClassifier:
     """The bundled fully convolutional LeNet (28x28 window, stride 4) on OpenCV."""
-    return DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "opencv")
+    return DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "opencv")
 
 
 @pytest.fixture
@@ -300,7 +301,7 @@ def test_a_phone_photo_too_large_even_for_blas_names_the_scale_blas_can_do(tmp_p
     Image.new("L", (4000, 3000), 200).save(tmp_path / "photo.png")
     result = run_cli("map", tmp_path / "photo.png", "--scale", "2", "--engine", "onnx",
                      "--out", tmp_path / "out")
-    dense = DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
+    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
     largest = dense.max_scale((3000, 4000), pictures=True)   # map draws a full-size overlay
     lean = dense.lean_engine
 
@@ -358,14 +359,14 @@ def test_random_bytes_as_a_caffemodel(tmp_path, seed):
     junk = tmp_path / "junk.caffemodel"
     junk.write_bytes(random.Random(seed).randbytes(random.Random(seed).randint(1, 20000)))
     with pytest.raises(ModelError, match="junk.caffemodel"):
-        model_io.load_net(proto, junk)
+        load_net(proto, junk)
 
 
 def test_an_empty_caffemodel(tmp_path):
     proto, _ = write_net_pair(tmp_path)
     (tmp_path / "empty.caffemodel").touch()
     with pytest.raises(ModelError, match=r"empty.caffemodel is empty \(0 bytes\)"):
-        model_io.load_net(proto, tmp_path / "empty.caffemodel")
+        load_net(proto, tmp_path / "empty.caffemodel")
 
 
 def test_a_prototxt_syntax_error_names_the_line(tmp_path, plate_png):
@@ -409,7 +410,7 @@ def test_prototxt_and_caffemodel_that_disagree_name_the_layer_and_both_shapes(tm
 def test_swapped_model_files(tmp_path, plate_png, proto_arg, weights_arg, message):
     files = dict(zip(("prototxt", "caffemodel"), write_net_pair(tmp_path)))
     with pytest.raises(ModelError, match=re_escape(message)):
-        model_io.load_net(files[proto_arg], files[weights_arg])
+        load_net(files[proto_arg], files[weights_arg])
 
 
 def test_swapped_model_files_on_the_command_line(tmp_path, plate_png):
@@ -436,7 +437,7 @@ def test_a_net_without_inner_product_has_nothing_to_convert(tmp_path):
 
 
 def test_an_already_convolutional_net_maps_directly(tmp_path, plate_png):
-    net = model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
+    net = load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
     dense = DenseClassifier(net, "numpy")
     assert dense.classifier is None and dense.net is net
     result = run_cli("map", plate_png, "--prototxt", paths.FCN_PROTOTXT, "--weights",
@@ -446,13 +447,13 @@ def test_an_already_convolutional_net_maps_directly(tmp_path, plate_png):
 
 def test_a_v1_layers_model_is_upgraded_and_converts_exactly(tmp_path, plate_png):
     param, _ = model_io.parse_prototxt(TINY_NET)
-    net = model_io.init_weights(param, seed=4)
+    net = init_weights(param, seed=4)
     old = as_v1(net)
     (tmp_path / "old.prototxt").write_text(text_format.MessageToString(model_io.structure_of(old)))
     (tmp_path / "old.caffemodel").write_bytes(old.SerializeToString())
     assert "layers {" in (tmp_path / "old.prototxt").read_text()
     assert "type: CONVOLUTION" in (tmp_path / "old.prototxt").read_text()
-    loaded = model_io.load_net(tmp_path / "old.prototxt", tmp_path / "old.caffemodel")
+    loaded = load_net(tmp_path / "old.prototxt", tmp_path / "old.caffemodel")
     assert [l.type for l in loaded.param.layer] == ["Convolution", "ReLU", "Pooling",
                                                     "InnerProduct", "Softmax"]
     for name, blobs in net.weights.items():
@@ -473,7 +474,7 @@ def test_a_v1_layer_type_without_an_upgrade_is_refused_by_name():
 def test_inner_product_with_transpose_converts_exactly(tmp_path):
     text = TINY_NET.replace("num_output: 5 }", "num_output: 5 transpose: true }")
     param, _ = model_io.parse_prototxt(text)
-    net = model_io.init_weights(param, seed=5)
+    net = init_weights(param, seed=5)
     assert net.weights["ip1"][0].shape == (100, 5)
     fcn = surgery.make_fully_convolutional(net).net
     assert fcn.weights["ip1-conv"][0].shape == (5, 4, 5, 5)
@@ -528,16 +529,16 @@ def test_a_flatten_or_concat_with_bad_axes_is_named():
 
 def test_nan_or_infinite_weights_are_refused(tmp_path):
     param, _ = model_io.parse_prototxt(TINY_NET)
-    net = model_io.init_weights(param, seed=1)
+    net = init_weights(param, seed=1)
     net.weights["conv1"][0][0, 0, 1, 1] = np.nan
     net.weights["ip1"][1][2] = np.inf
     model_io.write_net(net, tmp_path / "nan.prototxt", tmp_path / "nan.caffemodel")
     with pytest.raises(ModelError, match="layer 'conv1' blob 0 holds 1 NaN or infinite value"):
-        model_io.load_net(tmp_path / "nan.prototxt", tmp_path / "nan.caffemodel")
+        load_net(tmp_path / "nan.prototxt", tmp_path / "nan.caffemodel")
 
 
 def test_weights_that_overflow_float32_are_an_error_not_a_nan_map():
-    net = model_io.init_weights(model_io.parse_prototxt(TINY_NET)[0], seed=1)
+    net = init_weights(model_io.parse_prototxt(TINY_NET)[0], seed=1)
     net.weights["conv1"][0][:] = 3e38                  # finite, but the first sum overflows
     dense = DenseClassifier(surgery.make_fully_convolutional(net).net, "numpy")
     with warnings.catch_warnings():
@@ -555,7 +556,7 @@ def test_a_declared_10_to_the_12_element_blob_is_never_allocated(tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(ModelError, match=r"declares 1000000000000 elements"):
-            model_io.load_net(proto, tmp_path / "huge.caffemodel")
+            load_net(proto, tmp_path / "huge.caffemodel")
         assert tracemalloc.get_traced_memory()[1] < 5_000_000
     finally:
         tracemalloc.stop()
@@ -576,7 +577,7 @@ def test_an_absurd_declared_input_is_not_allocated_by_the_surgery_check():
             pooling_param { pool: AVE global_pooling: true } }
     layer { name: "ip1" type: "InnerProduct" bottom: "pool" top: "ip1"
             inner_product_param { num_output: 5 } }"""
-    net = model_io.init_weights(model_io.parse_prototxt(text, "big.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "big.prototxt")[0])
     fcn = surgery.make_fully_convolutional(net).net
     tracemalloc.start()
     try:
@@ -816,7 +817,7 @@ def test_an_interrupted_model_export_keeps_both_old_files(tmp_path, monkeypatch)
     param, _ = model_io.parse_prototxt(TINY_NET)
     monkeypatch.setattr(safe_write.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        model_io.write_net(model_io.init_weights(param, seed=9), proto, weights)
+        model_io.write_net(init_weights(param, seed=9), proto, weights)
     assert fingerprint(weights) == before[1:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.caffemodel", "out.prototxt"]
 

@@ -10,7 +10,7 @@ from bench import read_plates, synthetic_accuracy
 from viewer.files import paths
 from viewer.caffe.lmdb_io import write_lmdb
 from viewer.maps.labels import BACKGROUND, CHARACTERS
-from viewer.caffe.model_io import load_net
+from viewer.net.weights import load_net
 from viewer.training.metrics import engine_scores
 
 

@@ -22,6 +22,7 @@ else:
     caffe = pytest.importorskip("caffe")
 
 from conftest import plate_like  # noqa: E402
+from viewer.net.weights import init_weights, load_net
 from viewer import surgery  # noqa: E402
 from viewer.caffe import model_io
 from viewer.files import paths
@@ -105,7 +106,7 @@ def test_dense_map_equals_opencv(lenet):
 def test_bundled_trained_model_equals_opencv_on_the_sample_plate():
     from viewer.maps.images import load_image
 
-    net = model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
+    net = load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
     image = load_image(paths.SAMPLE_PLATE)
     real = DenseClassifier(net, "caffe").run(image, 1.0)
     ref = DenseClassifier(net, "opencv").run(image, 1.0)
@@ -123,7 +124,7 @@ def test_caffe_loads_what_our_surgery_command_writes(lenet_files, tmp_path):
                      "--out", str(tmp_path), "--engine", "caffe"]) == 0
     fcn_proto, fcn_weights = tmp_path / "lenet_fullconv.prototxt", \
         tmp_path / "lenet_fullconv.caffemodel"
-    ours = model_io.load_net(fcn_proto, fcn_weights)
+    ours = load_net(fcn_proto, fcn_weights)
     real = import_caffe().Net(str(fcn_proto), str(fcn_weights), caffe.TEST)
     theirs = _caffe_params(real)
     assert set(theirs) == set(ours.weights) == {"conv1", "conv2", "ip1-conv", "ip2-alpha-conv"}
@@ -144,7 +145,7 @@ def test_our_reader_loads_what_caffe_saves(tmp_path, other_net):
             blob.data[...] = rng.normal(0, 1, blob.data.shape)
     saved = tmp_path / "saved_by_caffe.caffemodel"
     real.save(str(saved))
-    ours = model_io.load_net(proto, saved)
+    ours = load_net(proto, saved)
     theirs = _caffe_params(real)
     assert set(ours.weights) == set(theirs)
     for name, arrays in theirs.items():
@@ -186,7 +187,7 @@ def test_old_format_model_is_upgraded_as_caffe_upgrades_it(tmp_path):
     """A pre-2015 `layers {}` model with legacy 4-D blobs: Caffe upgrades it when it loads it
     (`UpgradeNetAsNeeded`, the code of its upgrade tools); our reader must agree."""
     param, _ = model_io.parse_prototxt(V1_LENET, "v1")
-    net = model_io.init_weights(param, seed=2)
+    net = init_weights(param, seed=2)
     old = text_format.Parse(V1_LENET, caffe_pb2.NetParameter())
     for v1 in old.layers:
         for blob in net.weights.get(v1.name, []):
@@ -196,7 +197,7 @@ def test_old_format_model_is_upgraded_as_caffe_upgrades_it(tmp_path):
     proto, weights = tmp_path / "v1.prototxt", tmp_path / "v1.caffemodel"
     proto.write_text(V1_LENET)
     weights.write_bytes(old.SerializeToString())
-    ours = model_io.load_net(proto, weights)
+    ours = load_net(proto, weights)
     real = import_caffe().Net(str(proto), str(weights), caffe.TEST)
     for name, arrays in _caffe_params(real).items():
         for a, b in zip(arrays, ours.weights[name]):
@@ -209,7 +210,7 @@ def test_old_format_model_is_upgraded_as_caffe_upgrades_it(tmp_path):
     resaved = tmp_path / "upgraded_by_caffe.caffemodel"
     real.save(str(resaved))
     assert not model_io.read_caffemodel(resaved).layers, "Caffe writes the new format"
-    again = model_io.load_net(proto, resaved)
+    again = load_net(proto, resaved)
     for name, arrays in ours.weights.items():
         for a, b in zip(arrays, again.weights[name]):
             np.testing.assert_array_equal(a, b)
@@ -221,13 +222,14 @@ BAD_CASES = r'''
 import numpy as np
 from viewer import surgery
 from viewer.caffe import model_io
+from viewer.net.weights import init_weights, load_net
 from viewer.files import paths
 from viewer.engines import create_engine
 from viewer.errors import ViewerError
 
 def net_of(text):
     param, _ = model_io.parse_prototxt(text, "bad.prototxt")
-    return model_io.init_weights(param, seed=0)
+    return init_weights(param, seed=0)
 
 HEAD = """input: "data" input_dim: 1 input_dim: 4 input_dim: 16 input_dim: 16
 """
@@ -262,7 +264,7 @@ for name, text in CASES.items():
     except ViewerError as err:
         print(name, "refused:", err)
 
-classifier = model_io.load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
+classifier = load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
 engine = create_engine("caffe", classifier)
 fcn = create_engine("caffe", surgery.make_fully_convolutional(classifier).net)
 for name, eng, size in [("classifier_33", engine, 33), ("fcn_20", fcn, 20),
@@ -307,11 +309,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from test_engines import BRANCHY_NET
 from test_fuzz_model_loader import SEED_CAFFEMODELS, SEED_NETS, mutated_nets
 from viewer.caffe import model_io
+from viewer.net.weights import init_weights, load_net
 from viewer.engines import create_engine
 from viewer.errors import ViewerError
 
 param, _ = model_io.parse_prototxt(BRANCHY_NET, "branchy.prototxt")
-SEED_NETS["branchy"] = model_io.init_weights(param, seed=0)
+SEED_NETS["branchy"] = init_weights(param, seed=0)
 LAST = Path(sys.argv[2])
 
 @settings(max_examples=int(sys.argv[1]), deadline=None, database=None,
@@ -326,7 +329,7 @@ def run(seed_and_net, with_its_weights, grow):
         proto.write_text(text)
         model.write_bytes(weights)
         try:
-            loaded = model_io.load_net(proto, model)
+            loaded = load_net(proto, model)
         except ViewerError:
             return
     LAST.write_text(f"{text}\n# weights: {'its own' if with_its_weights else 'tiny'}, "

@@ -15,6 +15,7 @@ else:
     caffe = pytest.importorskip("caffe")
 
 import gallery  # noqa: E402
+from viewer.net.weights import load_net
 from viewer.caffe import model_io  # noqa: E402
 from viewer.engines.caffe_engine import import_caffe  # noqa: E402
 from viewer.maps.featuremap import DenseClassifier  # noqa: E402
@@ -58,7 +59,7 @@ def test_one_cell_equals_pycaffes_classifier_predict(caffenet_files, tmp_path):
     classifier = caffe.Classifier(str(proto), str(weights), mean=np.array(MEAN),
                                   channel_swap=(2, 1, 0), raw_scale=255)
     theirs = classifier.predict([caffe.io.load_image(str(image))], oversample=False)[0]
-    net = model_io.load_net(proto, weights)
+    net = load_net(proto, weights)
     fm = DenseClassifier(net, None, settings=ModelSettings(BGR_MEAN)).run(load_image(image), 1.0)
     assert fm.probs.shape == (10, 1, 1)
     diff = float(np.abs(fm.probs[:, 0, 0] - theirs).max())
@@ -71,7 +72,7 @@ def test_one_cell_equals_pycaffes_classifier_predict(caffenet_files, tmp_path):
 def test_dense_map_equals_pycaffes_fully_convolutional_forward(caffenet_files, tmp_path):
     proto, weights = caffenet_files
     image = picture_file(tmp_path, 454, 454)
-    fcn = make_fully_convolutional(model_io.load_net(proto, weights)).net
+    fcn = make_fully_convolutional(load_net(proto, weights)).net
     fcn_proto, fcn_weights = tmp_path / "fcn.prototxt", tmp_path / "fcn.caffemodel"
     model_io.write_net(fcn, fcn_proto, fcn_weights)
     real = import_caffe().Net(str(fcn_proto), str(fcn_weights), caffe.TEST)

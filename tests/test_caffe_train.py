@@ -18,6 +18,7 @@ else:
     pytest.importorskip("caffe")
 
 from conftest import plate_like  # noqa: E402
+from viewer.net.weights import init_weights, load_net
 from viewer.caffe import model_io  # noqa: E402
 from viewer.engines import create_engine  # noqa: E402
 from viewer.training import nets  # noqa: E402
@@ -57,10 +58,10 @@ def test_caffe_trains_from_the_lmdb_and_the_viewer_loads_the_result(tiny_dataset
     # Caffe wrote the weights (its file also lists the Data and loss layers, without blobs).
     written = model_io.read_caffemodel(files["caffemodel"])
     assert {"Data", "SoftmaxWithLoss"} <= {l.type for l in written.layer}
-    net = model_io.load_net(files["prototxt"], files["caffemodel"])
-    snapshot = model_io.load_net(files["prototxt"], files["snapshot"])
+    net = load_net(files["prototxt"], files["caffemodel"])
+    snapshot = load_net(files["prototxt"], files["snapshot"])
     assert sorted(net.weights) == ["conv1", "conv2", "ip1", "ip2-alpha"]
-    start = model_io.init_weights(nets.lenet_deploy(), seed=0)
+    start = init_weights(nets.lenet_deploy(), seed=0)
     for name, arrays in net.weights.items():
         np.testing.assert_array_equal(arrays[0], snapshot.weights[name][0])
         assert arrays[0].shape == start.weights[name][0].shape
@@ -75,7 +76,7 @@ def test_caffe_trains_from_the_lmdb_and_the_viewer_loads_the_result(tiny_dataset
 
 
 def test_a_missing_dataset_is_one_clear_error(tmp_path):
-    from viewer.training import TrainingError
+    from viewer.errors import TrainingError
 
     with pytest.raises(TrainingError, match="dataset make"):
         train_with_caffe(tmp_path / "nowhere", tmp_path / "out", nets.SolverSettings(max_iter=1))
@@ -89,7 +90,7 @@ def test_train_command_with_the_caffe_engine(tiny_dataset, tmp_path, capsys):
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["engine"] == "caffe" and report["final"]["iteration"] == 3
-    net = model_io.load_net(report["files"]["prototxt"], report["files"]["caffemodel"])
+    net = load_net(report["files"]["prototxt"], report["files"]["caffemodel"])
     assert net.weights["ip2-alpha"][0].shape == (37, 500)
 
 
@@ -101,7 +102,7 @@ def test_records_caffe_would_abort_on_are_refused(tmp_path):
 
     from viewer.caffe.lmdb_io import write_lmdb
     from viewer.caffe.proto import caffe_pb2
-    from viewer.training import TrainingError
+    from viewer.errors import TrainingError
     from viewer.training.caffe_train import check_records
 
     good = np.full((1, 28, 28), 200, np.uint8)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import plate_like
 import viewer
+from viewer.net.weights import load_net
 from viewer.caffe import model_io
 from viewer.files import paths
 from viewer.net import cost
@@ -46,7 +47,7 @@ def test_surgery_json_reports_shapes_paths_and_equivalence(lenet_files, classes,
         {"layer": "ip2-alpha", "new_layer": "ip2-alpha-conv", "type": "InnerProduct",
          "old_shape": [classes, 500], "new_shape": [classes, 500, 1, 1]}]
     assert report["max_abs_diff"] < 1e-4 and report["passed"] is True
-    fcn = model_io.load_net(report["prototxt"], report["weights"])
+    fcn = load_net(report["prototxt"], report["weights"])
     assert fcn.weights["ip1-conv"][0].shape == (500, 50, 4, 4)
     assert (proto.read_bytes(), weights.read_bytes()) == before
 
@@ -65,7 +66,7 @@ def test_surgery_json_lists_a_global_pooling_with_the_inner_products(tmp_path):
     assert report["layers"] == [{"layer": "pool6", "new_layer": "pool6", "type": "Pooling",
                                  "global_pooling": True, "kernel": [16, 16], "stride": [1, 1]}]
     assert report["passed"] is True and report["inputs_checked"] == 4
-    fcn = model_io.load_net(report["prototxt"], report["weights"])
+    fcn = load_net(report["prototxt"], report["weights"])
     fm = DenseClassifier(fcn, "onnx").run(gallery.image(96, 80), 1.0)
     assert fm.scores.shape == (10, 9, 5)   # (96 - 64) / 4 + 1, (80 - 64) / 4 + 1
 
@@ -120,7 +121,7 @@ SMALL_LIMIT = 160 * 2**20
 def test_map_and_read_fall_back_to_blas_with_a_note_on_stderr(tmp_path, monkeypatch, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(plate_like(600, 800, seed=3)).save(photo)
-    dense = DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
+    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
     pictures = dense.picture_bytes((600, 800), 600, 800)       # what `map` draws afterwards
 
     def note_for(drawn: float) -> str:

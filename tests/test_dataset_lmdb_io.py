@@ -10,7 +10,7 @@ import lmdb
 import numpy as np
 import pytest
 
-from viewer.dataset import DatasetError
+from viewer.errors import DatasetError
 from viewer.caffe.lmdb_io import (check_datum, datum_key, decode_datum, make_datum, open_lmdb,
                                     parse_datum, write_lmdb)
 from viewer.caffe.proto import caffe_pb2

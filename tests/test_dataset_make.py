@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from viewer.cli import main
-from viewer.dataset import DatasetError
+from viewer.errors import DatasetError
 from viewer.caffe.lmdb_io import open_lmdb
 from viewer.dataset.make import make_dataset, show_records
 

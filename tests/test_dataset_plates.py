@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.dataset import DatasetError
+from viewer.errors import DatasetError
 from viewer.dataset.fonts import FONT_PACKAGES, find_fonts
 from viewer.dataset.plates import (PhotoAugment, PlateStyle, char_height_for, random_plate,
                                    random_plate_text, random_style, render_plate,

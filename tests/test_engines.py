@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import plate_like, random_biases
+from viewer.net.weights import init_weights
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.net import netgraph
@@ -82,14 +83,14 @@ def lenet_fcn() -> model_io.CaffeNet:
     from viewer.files import paths
 
     param, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
-    classifier = random_biases(model_io.init_weights(param, seed=11), 11)
+    classifier = random_biases(init_weights(param, seed=11), 11)
     return surgery.make_fully_convolutional(classifier).net
 
 
 @pytest.fixture(scope="module")
 def branchy() -> model_io.CaffeNet:
     param, _ = model_io.parse_prototxt(BRANCHY_NET, "branchy.prototxt")
-    return _scale_weights(random_biases(model_io.init_weights(param, seed=5), 5))
+    return _scale_weights(random_biases(init_weights(param, seed=5), 5))
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +240,7 @@ def test_blas_pools_in_bands_of_rows_exactly(band_bytes, size, monkeypatch):
 
     monkeypatch.setattr(blas_engine, "MIN_BAND", 1)
     param, _ = model_io.parse_prototxt(POOLED_NET, "pooled.prototxt")
-    net = random_biases(model_io.init_weights(param, seed=4), 4)
+    net = random_biases(init_weights(param, seed=4), 4)
     data = _plate_input(*size, seed=size[0])
     expected = create_engine("numpy", net).forward(data, ["score"])["score"]
     engine = BlasEngine(net, band_bytes=band_bytes)
@@ -292,7 +293,7 @@ def zoo_layers() -> model_io.CaffeNet:
     """ZOO_LAYERS_NET with random statistics: bn1's factor is 2.5, bn2's is 0 (so its stored
     statistics count as 0, as in Caffe), slopes and gains random."""
     param, _ = model_io.parse_prototxt(ZOO_LAYERS_NET, "zoo_layers.prototxt")
-    net = random_biases(model_io.init_weights(param, seed=8), 8)
+    net = random_biases(init_weights(param, seed=8), 8)
     rng = np.random.default_rng(8)
     for name, factor in (("bn1", 2.5), ("bn2", 0.0)):
         mean, var, _ = net.weights[name]
@@ -425,13 +426,13 @@ def test_onnx_in_its_blocked_layout_matches_the_reference(size):
     from viewer.engines.onnx_engine import OnnxEngine
 
     param, _ = model_io.parse_prototxt(BLOCKED_NET, "blocked.prototxt")
-    net = random_biases(model_io.init_weights(param, seed=12), 12)
+    net = random_biases(init_weights(param, seed=12), 12)
     rng = np.random.default_rng(12)
     net.weights["bn2"] = [rng.normal(0, 1, 64).astype(np.float32),
                           rng.uniform(0.5, 2, 64).astype(np.float32), np.ones(1, np.float32)]
     engine = OnnxEngine(net)
     assert engine.blocked and not OnnxEngine(
-        model_io.init_weights(model_io.parse_prototxt(ZOO_LAYERS_NET, "z")[0])).blocked
+        init_weights(model_io.parse_prototxt(ZOO_LAYERS_NET, "z")[0])).blocked
     data = _plate_input(*size, channels=3, seed=size[1]) / 64.0
     blobs = ["conv1", "conv2", "pool2", "score"]
     expected = create_engine("numpy", net).forward(data, blobs)
@@ -451,7 +452,7 @@ def test_lrn_matches_the_reference_for_any_window_power_and_constant(engine, lrn
             'input_param { shape { dim: 1 dim: 7 dim: 9 dim: 11 } } } '
             'layer { name: "norm" type: "LRN" bottom: "data" top: "norm" '
             f'lrn_param {{ {lrn} }} }}')
-    net = model_io.init_weights(model_io.parse_prototxt(text, "lrn.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "lrn.prototxt")[0])
     data = np.random.default_rng(3).normal(0, 20, (1, 7, 9, 11)).astype(np.float32)
     if engine == "opencv" and "k: 2" in lrn:
         from viewer.errors import EngineError
@@ -483,7 +484,7 @@ layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
 @pytest.mark.parametrize("engine", OTHERS)
 def test_a_transposed_inner_product_matches_the_reference_and_stays_transposed(engine):
     param, _ = model_io.parse_prototxt(TRANSPOSED_NET, "transposed.prototxt")
-    net = random_biases(model_io.init_weights(param, seed=6), 6)
+    net = random_biases(init_weights(param, seed=6), 6)
     stored = net.weights["ip"][0].copy()
     assert stored.shape == (27, 6)
     data = np.random.default_rng(6).normal(0, 1, (2, 2, 5, 4)).astype(np.float32)
@@ -507,7 +508,7 @@ def test_a_net_whose_only_weights_are_prelu_slopes(engine, slope):
             f'prelu_param {{ channel_shared: {shared} }} }} '
             'layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "out" top: "sum" '
             'eltwise_param { coeff: 2 coeff: 2 } }')
-    net = model_io.init_weights(model_io.parse_prototxt(text, "prelu.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "prelu.prototxt")[0])
     net.weights["prelu"] = [slope]
     data = np.linspace(-4, 4, 18, dtype=np.float32).reshape(1, 2, 3, 3)
     out = create_engine(engine, net).forward(data, ["out", "sum"])
@@ -571,7 +572,7 @@ def test_flatten_merges_the_axes_it_names(engine, flatten, shape):
             'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" } '
             f'layer {{ name: "flat" type: "Flatten" bottom: "relu" top: "flat" '
             f'flatten_param {{ {flatten} }} }}')
-    net = model_io.init_weights(model_io.parse_prototxt(text, "flatten.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "flatten.prototxt")[0])
     data = np.random.default_rng(4).normal(0, 1, (2, 3, 4, 5)).astype(np.float32)
     out = create_engine(engine, net).forward(data, ["flat"])["flat"]
     _assert_close(out, np.maximum(data, 0).reshape(shape), f"{engine} Flatten {flatten}")
@@ -588,7 +589,7 @@ def test_dilated_pooling_of_a_rarefied_net_matches_the_reference(engine, pool, s
             'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
             f'pooling_param {{ pool: {pool} kernel_h: 3 kernel_w: 2 stride: {stride} '
             'pad_h: 3 pad_w: 1 dilation: 3 dilation: 2 } }')
-    net = model_io.init_weights(model_io.parse_prototxt(text, "dilated.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "dilated.prototxt")[0])
     data = np.random.default_rng(7).normal(0, 1, (1, 2, 13, 11)).astype(np.float32)
     if engine == "onnx" and (pool, stride) == ("AVE", 2):
         with pytest.raises(EngineError, match=r"^the onnx engine runs a dilated AVE pooling "
@@ -609,7 +610,7 @@ def test_global_pooling_and_an_explicit_split_match_the_reference(engine):
             'pooling_param { pool: MAX global_pooling: true } } '
             'layer { name: "gave" type: "Pooling" bottom: "b" top: "gave" '
             'pooling_param { pool: AVE global_pooling: true } }')
-    net = model_io.init_weights(model_io.parse_prototxt(text, "global.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "global.prototxt")[0])
     data = np.random.default_rng(9).normal(0, 1, (1, 3, 7, 5)).astype(np.float32)
     out = create_engine(engine, net).forward(data, ["b", "gmax", "gave"])
     _assert_close(out["b"], data, f"{engine} Split")
@@ -626,7 +627,7 @@ def test_power_and_a_relu_written_over_the_input_match_the_reference(engine):
             'layer { name: "relu" type: "ReLU" bottom: "data" top: "data" } '
             'layer { name: "sq" type: "Power" bottom: "data" top: "sq" '
             'power_param { power: 2 scale: 0.5 shift: 1 } }')
-    net = model_io.init_weights(model_io.parse_prototxt(text, "power.prototxt")[0])
+    net = init_weights(model_io.parse_prototxt(text, "power.prototxt")[0])
     data = np.linspace(-3, 3, 24, dtype=np.float32).reshape(1, 2, 3, 4)
     out = create_engine(engine, net).forward(data, ["sq"])["sq"]
     _assert_close(out, (0.5 * np.maximum(data, 0) + 1) ** 2, f"{engine} Power")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from viewer.maps.export import NPZ_KEYS, save_npz
-from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.featuremap import FeatureMap
+from viewer.net.geometry import Geometry
 
 
 def test_the_npz_streams_to_disk_and_reads_back_equal(tmp_path):

@@ -8,13 +8,14 @@ import pytest
 from PIL import Image
 
 from conftest import plate_like
+from viewer.net.weights import init_weights
 from viewer.maps import featuremap
 from viewer.net import cost, netgraph
 from viewer.engines import create_engine
 from viewer.engines.numpy_engine import softmax
 from viewer.errors import ImageError, ModelError
-from viewer.maps.featuremap import (DenseClassifier, FeatureMap, Geometry, character_channels,
-                               character_confidence, geometry_of, size_text)
+from viewer.maps.featuremap import DenseClassifier, FeatureMap, character_channels, character_confidence, size_text
+from viewer.net.geometry import Geometry, geometry_of
 from viewer.maps.images import load_image, rescale, scaled_size, to_gray
 from viewer.surgery.convolutional import make_fully_convolutional
 
@@ -47,7 +48,7 @@ def test_branches_widen_the_field_whichever_input_comes_first():
     from viewer.caffe import model_io
 
     param, _ = model_io.parse_prototxt(ZOO_LAYERS_NET, "zoo_layers.prototxt")
-    net = model_io.init_weights(param)
+    net = init_weights(param)
     assert geometry_of(net, "conv1") == Geometry((1, 1), (-1, -1), (3, 3))
     assert geometry_of(net, "sum") == Geometry((1, 1), (-2, -2), (5, 5))
     assert geometry_of(net, "score") == Geometry((2, 2), (-2, -2), (7, 7))
@@ -269,10 +270,10 @@ def test_classifier_window_of_a_padded_net_keeps_the_layers_field_apart():
     """conv1 3x3 pad 1, then a 2x2 InnerProduct over a 4x4 input: the classifier's window is
     the 4x4 input, its layers see a pixel further on each side."""
     from viewer.caffe import model_io
-    from viewer.maps.featuremap import classifier_window
+    from viewer.net.geometry import classifier_window
 
     param, _ = model_io.parse_prototxt(PADDED_NET, "padded.prototxt")
-    fcn = make_fully_convolutional(model_io.init_weights(param)).net
+    fcn = make_fully_convolutional(init_weights(param)).net
     assert classifier_window(fcn, "ip-conv") == Geometry(
         (2, 2), (0, 0), (4, 4), padded_field=(6, 6), padded_offset=(-1, -1))
 
@@ -319,7 +320,7 @@ def test_a_flatten_after_the_last_convolution_is_named():
 
     param, _ = model_io.parse_prototxt(FLATTENED_NET, "flat.prototxt")
     with pytest.raises(ModelError) as err:
-        DenseClassifier(model_io.init_weights(param), "numpy")
+        DenseClassifier(init_weights(param), "numpy")
     assert str(err.value) == ("the net's scores 'flat' are 1x8, not a map of classes x height "
                               "x width: remove the Flatten (or other reshaping layer) after the "
                               "last convolution")
@@ -330,7 +331,8 @@ FLATTENED_NET = CONV_POOL + 'layer { name: "flat" type: "Flatten" bottom: "pool"
 
 def test_settings_must_fit_the_nets_channels_and_name_its_classes(lenet, classes):
     from viewer.maps.labels import labels_for
-    from viewer.maps.preprocess import ModelSettings, PreprocessError, Transformer
+    from viewer.maps.preprocess import ModelSettings, Transformer
+    from viewer.errors import PreprocessError
 
     with pytest.raises(PreprocessError) as err:
         DenseClassifier(lenet, "numpy", settings=ModelSettings(Transformer.default_for(3)))
@@ -511,7 +513,7 @@ def test_a_net_without_a_convolution_maps_without_conv1():
             'input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } } '
             'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" '
             'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }')
-    dense = DenseClassifier(model_io.init_weights(model_io.parse_prototxt(text, "p")[0]),
+    dense = DenseClassifier(init_weights(model_io.parse_prototxt(text, "p")[0]),
                             "numpy")
     assert dense.first_conv is None and dense.wanted_blobs() == ["pool"]
     fm = dense.run(np.full((4, 6), 9, np.uint8), 1.0)

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import plate_like
 from test_rarefaction import ODD_NET
+from viewer.net.weights import init_weights
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.net import cost
@@ -43,7 +44,7 @@ def test_lenet_stride_1_on_every_engine_is_the_classifier_per_window(lenet, engi
 @pytest.mark.parametrize("text, channels", [("other", 3), (ODD_NET, 2)])
 def test_nets_of_other_shapes_give_their_native_map_on_the_fine_grid(other_net, engine, text,
                                                                      channels):
-    net = other_net if text == "other" else model_io.init_weights(
+    net = other_net if text == "other" else init_weights(
         model_io.parse_prototxt(text, "odd.prototxt")[0], seed=5)
     fcn = surgery.make_fully_convolutional(net).net
     data = np.random.default_rng(6).uniform(0, 255, (1, channels, 58, 64)).astype(np.float32)

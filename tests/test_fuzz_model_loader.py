@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from bad_inputs import TINY_NET, mutated_bytes
 from conftest import OTHER_NET
+from viewer.net.weights import init_weights, load_net
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.files import paths
-from viewer.maps import featuremap
-from viewer.net import netgraph
+from viewer.net import geometry, netgraph
 from viewer.errors import ViewerError
 from viewer.caffe.proto import caffe_pb2
 
@@ -41,7 +41,7 @@ _SEEDS = {"tiny": TINY_NET, "other": OTHER_NET,
 
 def _seed_net(name: str) -> model_io.CaffeNet:
     param, _ = model_io.parse_prototxt(_SEEDS[name], f"{name}.prototxt")
-    return model_io.init_weights(param, seed=0)
+    return init_weights(param, seed=0)
 
 
 SEED_NETS = {name: _seed_net(name) for name in ("tiny", "other")}
@@ -66,13 +66,13 @@ def exercise(prototxt: str | None, caffemodel: bytes | None) -> None:
         proto_path.write_text(prototxt, encoding="utf-8", errors="surrogatepass")
         if caffemodel is not None:
             weights_path.write_bytes(caffemodel)
-        net = model_io.load_net(proto_path, weights_path if caffemodel is not None else None)
+        net = load_net(proto_path, weights_path if caffemodel is not None else None)
     shapes = netgraph.infer_shapes(net.param)
     for layer in netgraph.deploy_layers(net.param):
         if layer.bottom:
             netgraph.param_shapes(layer, shapes[layer.bottom[0]])
     blob = netgraph.score_blob(net.param)
-    featuremap.geometry_of(net, blob, shapes=shapes)
+    geometry.geometry_of(net, blob, shapes=shapes)
     if caffemodel is not None and not surgery.is_fully_convolutional(net.param):
         surgery.make_fully_convolutional(net)
 

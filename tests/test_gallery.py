@@ -13,7 +13,8 @@ import gallery
 from test_engines import OTHERS
 from viewer import surgery
 from viewer.errors import ImageError
-from viewer.maps.featuremap import DenseClassifier, Geometry
+from viewer.maps.featuremap import DenseClassifier
+from viewer.net.geometry import Geometry
 
 TOLERANCE = 1e-4
 

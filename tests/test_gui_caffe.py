@@ -20,7 +20,7 @@ from viewer.maps.featuremap import DenseClassifier  # noqa: E402
 from viewer.gui import app  # noqa: E402
 from viewer.gui.latency import LatencyProbe  # noqa: E402
 from viewer.maps.images import load_image  # noqa: E402
-from viewer.caffe.model_io import load_net  # noqa: E402
+from viewer.net.weights import load_net  # noqa: E402
 
 
 def test_pycaffe_says_its_forward_releases_the_gil():

@@ -16,6 +16,7 @@ from PyQt5 import QtCore, QtGui
 
 from gui_helpers import (MAP_TIMEOUT, cell_centre, generated_plate, load_model,  # noqa: F401
                          open_window, plate_file, settings, window)
+from viewer.net.weights import load_net
 from viewer.caffe import model_io
 from viewer.files import paths
 from viewer.maps import export, render
@@ -194,7 +195,7 @@ def test_export_surgered_model_writes_a_loadable_pair(window, monkeypatch, tmp_p
     out = tmp_path / "fcn.prototxt"
     answer_saves(window, monkeypatch, out)
     window.files.export_model()
-    net = model_io.load_net(out, out.with_suffix(".caffemodel"))
+    net = load_net(out, out.with_suffix(".caffemodel"))
     assert is_fully_convolutional(net.param)
     for name, arrays in window.model.dense.net.weights.items():
         assert all(np.array_equal(a, b) for a, b in zip(arrays, net.weights[name]))

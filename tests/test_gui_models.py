@@ -8,6 +8,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, open_window,  # noqa: F401
                          plate_file, settings)
+from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
 from viewer.gui import app, jobs, session
@@ -37,7 +38,7 @@ def thousand_window(qtbot, tmp_path, settings):
     """A window on a colour picture with the 1000-class net and its synset_words.txt."""
     param, _ = model_io.parse_prototxt(THOUSAND, "thousand.prototxt")
     proto, weights = tmp_path / "thousand.prototxt", tmp_path / "thousand.caffemodel"
-    model_io.write_net(model_io.init_weights(param, seed=2), proto, weights)
+    model_io.write_net(init_weights(param, seed=2), proto, weights)
     names = [f"n{k:08d} thing number {k}" for k in range(1000)]
     names[TABBY] = "n02123045 tabby, tabby cat"
     (tmp_path / "synset_words.txt").write_text("\n".join(names) + "\n")

@@ -27,6 +27,7 @@ from PyQt5 import QtCore, QtWidgets
 from conftest import OTHER_NET, random_biases
 from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, generated_plate,  # noqa: F401
                          settings)
+from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
 from viewer.gui import app, session
@@ -49,7 +50,7 @@ class Monkey:
         self.w, self.qtbot, self.folder, self.rng = window, qtbot, folder, rng
         self.files: dict[str, Path] = {}
         self.opened_image = False
-        other = random_biases(model_io.init_weights(
+        other = random_biases(init_weights(
             model_io.parse_prototxt(OTHER_NET, "other.prototxt")[0], seed=3), 3)
         self.other = (folder / "other.prototxt", folder / "other.caffemodel")
         model_io.write_net(other, *self.other)

@@ -8,7 +8,7 @@ from PyQt5 import QtCore, QtGui
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_window,  # noqa: F401
                          plate_file, settings, window)
 from viewer.maps import render
-from viewer.maps.featuremap import geometry_of
+from viewer.net.geometry import geometry_of
 from viewer.gui import jobs
 from viewer.gui.conv1_panel import filter_picture
 
@@ -211,7 +211,7 @@ def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_w
 
 def test_the_panel_shows_the_checks_own_tolerance():
     from viewer.gui.surgery_panel import verification_text
-    from viewer.surgery.convolutional import Verification
+    from viewer.surgery.verify import Verification
 
     small = Verification(max_abs_diff=3e-5, inputs=64, engine="onnx", largest=0.8)
     assert "tolerance 0.0001 = 0.0001, as no score exceeds 1)" in verification_text(small) \

@@ -9,7 +9,7 @@ from PyQt5 import QtCore
 from gui_helpers import (MAP_TIMEOUT, cell_centre, item_rect, open_window, pixel_at,  # noqa: F401
                          plate_file, settings, window)
 from viewer.maps import render
-from viewer.maps.featuremap import geometry_of
+from viewer.net.geometry import geometry_of
 from viewer.gui import jobs
 from viewer.gui.controls import BEST
 

@@ -353,7 +353,7 @@ def test_a_new_image_shows_nothing_of_the_last_one_while_it_is_mapped(auto_windo
 
 def test_the_surgery_tab_shows_its_whole_explanation_in_a_short_dock(window, qtbot):
     from viewer.gui.surgery_panel import verification_text
-    from viewer.surgery.convolutional import Verification
+    from viewer.surgery.verify import Verification
 
     window.tabs.setCurrentWidget(window.surgery)
     window.fit_to(QtCore.QRect(0, 0, 1280, 720), 1.0)

@@ -25,6 +25,7 @@ from PIL import Image
 from bad_inputs import ROOT, TINY_NET, write_net_pair
 from gui_helpers import plate_file, settings  # noqa: F401  (fixtures of the GUI probe)
 from conftest import plate_like
+from viewer.net.weights import init_weights, load_net
 from viewer import cli
 from viewer.caffe import model_io
 # Imported here, not first inside a probe: tracemalloc makes importing colorcet take seconds.
@@ -146,7 +147,7 @@ def test_an_in_place_layer_on_the_net_input_runs_as_caffe_runs_it(tmp_path, engi
         pytest.skip(f"{engine} is not installed")
     text = HEAD + 'layer { name: "r" type: "ReLU" bottom: "data" top: "data" }\n' + CONV
     param, _ = model_io.parse_prototxt(text)
-    net = model_io.init_weights(param, seed=3)
+    net = init_weights(param, seed=3)
     image = plate_like(60, 120, seed=2)
     fm = DenseClassifier(net, engine).run(image, 1.0)
     reference = DenseClassifier(net, "numpy").run(image, 1.0)
@@ -202,7 +203,7 @@ def test_twenty_dimensions_of_2_to_the_62_in_a_prototxt_and_a_caffemodel(tmp_pat
     err = probe(capsys, *map_args(tmp_path, plate_png, proto, weights), inputs=(proto,),
                 says=("input 'data' would hold over 10^373 elements", "20-D"))
     assert len(err) < 300
-    model = model_io.to_netparameter(model_io.load_net(good, weights))
+    model = model_io.to_netparameter(load_net(good, weights))
     model.layer[0].blobs[0].shape.dim[:] = [2 ** 62] * 20
     huge = tmp_path / "huge.caffemodel"
     huge.write_bytes(model.SerializeToString())
@@ -221,7 +222,7 @@ def reshaped(proto: Path, weights: Path, layer: str, shape: tuple[int, ...], *,
              legacy: bool = False, also_shape: tuple[int, ...] | None = None) -> bytes:
     """The caffemodel with one layer's weight blob declared as `shape` (same values), in the
     `shape` field or the legacy num/channels/height/width fields (or both)."""
-    model = model_io.to_netparameter(model_io.load_net(proto, weights))
+    model = model_io.to_netparameter(load_net(proto, weights))
     blob = next(l for l in model.layer if l.name == layer).blobs[0]
     blob.ClearField("shape")
     if legacy:
@@ -250,15 +251,15 @@ def test_legacy_4d_blobs_are_read_as_caffe_reads_them(tmp_path):
     """The pre-2015 num/channels/height/width fields: an InnerProduct's 37 x 2304 weights as
     1 x 1 x 37 x 2304, its bias as 1 x 1 x 1 x 37; they win over a `shape` field beside them."""
     proto, weights = net_files(tmp_path, IP_NET)
-    original = model_io.load_net(proto, weights)
+    original = load_net(proto, weights)
     weights.write_bytes(reshaped(proto, weights, "ip", (1, 1, 37, 2304), legacy=True,
                                  also_shape=(9, 9)))
-    net = model_io.load_net(proto, weights)
+    net = load_net(proto, weights)
     assert net.weights["ip"][0].shape == (37, 2304)
     assert np.array_equal(net.weights["ip"][0], original.weights["ip"][0])
     weights.write_bytes(reshaped(proto, weights, "ip", (1, 37, 2304, 1), legacy=True))
     with pytest.raises(model_io.ModelError, match=r"shape mismatch.*legacy \(1, 37, 2304, 1\)"):
-        model_io.load_net(proto, weights)
+        load_net(proto, weights)
 
 
 # ---- item 5: FIFOs and devices are refused before a byte is read --------------------------------
@@ -460,7 +461,7 @@ def surgered_then_retrained(tmp_path: Path) -> tuple[Path, Path, Path, list[Path
                      "--out", str(out)]) == 0
     written = sorted(out.iterdir())
     earlier = fingerprint(*written)
-    weights.write_bytes(model_io.caffemodel_bytes(model_io.init_weights(
+    weights.write_bytes(model_io.caffemodel_bytes(init_weights(
         model_io.parse_prototxt(IP_NET)[0], seed=5)))
     return proto, weights, out, written, earlier
 
@@ -520,7 +521,7 @@ def test_a_pair_whose_second_rename_fails_puts_the_first_back(tmp_path, monkeypa
         return replace(src, dst)
 
     monkeypatch.setattr(safe_write.os, "replace", failing)
-    net = model_io.init_weights(model_io.parse_prototxt(TINY_NET.replace("Tiny", "New"))[0])
+    net = init_weights(model_io.parse_prototxt(TINY_NET.replace("Tiny", "New"))[0])
     with pytest.raises(ViewerError, match="input/output error.*none of pair.prototxt"):
         model_io.write_net(net, proto, weights)
     assert fingerprint(proto, weights) == before
@@ -584,7 +585,7 @@ def test_a_huge_lrn_window_is_quick_and_within_its_estimate(tmp_path, engine, la
 
     if engine not in available_engines():
         pytest.skip(f"{engine} is not installed")
-    net = model_io.init_weights(model_io.parse_prototxt(HEAD + CONV + layer)[0], seed=1)
+    net = init_weights(model_io.parse_prototxt(HEAD + CONV + layer)[0], seed=1)
     dense = DenseClassifier(net, engine)
     image = plate_like(120, 240, seed=4)
     plan = dense.check_scale(image.shape, 1.0)
@@ -610,7 +611,7 @@ def test_a_pad_or_stride_of_15000_is_counted_before_the_pass(layers, monkeypatch
     from viewer.net import cost
     from viewer.maps.featuremap import DenseClassifier
 
-    net = model_io.init_weights(model_io.parse_prototxt(HEAD + layers)[0], seed=1)
+    net = init_weights(model_io.parse_prototxt(HEAD + layers)[0], seed=1)
     dense = DenseClassifier(net, "numpy")
     image = plate_like(60, 120, seed=4)
     need = dense.forward_bytes(60, 120)

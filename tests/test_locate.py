@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.featuremap import FeatureMap
+from viewer.net.geometry import Geometry
 from viewer.maps.labels import labels_for
 from viewer.plates.locate import (FoundPlate, distinct, find_plates, iou, letters_tilt, plate_score,
                            read_region, submap, trim_off_line_ends)
@@ -19,7 +20,7 @@ from viewer.plates.reading import Letter, PlateReading
 def shipped():
     from viewer.files import paths
     from viewer.maps.featuremap import DenseClassifier
-    from viewer.caffe.model_io import load_net
+    from viewer.net.weights import load_net
 
     return DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
 

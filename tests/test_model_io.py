@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
+from viewer.net.weights import init_weights, load_net
 from viewer.caffe import model_io
 from viewer.net import netgraph
 from viewer.errors import ModelError, ViewerError
@@ -15,7 +16,7 @@ from viewer.caffe.proto import caffe_pb2
 def test_caffemodel_round_trip_keeps_every_weight(lenet, tmp_path):
     proto, weights = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
     model_io.write_net(lenet, proto, weights)
-    back = model_io.load_net(proto, weights)
+    back = load_net(proto, weights)
     assert set(back.weights) == {"conv1", "conv2", "ip1", "ip2-alpha"}
     for name, blobs in lenet.weights.items():
         for a, b in zip(blobs, back.weights[name]):
@@ -51,7 +52,7 @@ def test_legacy_blob_dimensions_are_read_and_fitted(lenet, tmp_path):
     ip1 = next(layer for layer in raw.layer if layer.name == "ip1")
     assert model_io.blob_to_array(ip1.blobs[0]).shape == (1, 1, 500, 800)
     model_io.write_net(lenet, tmp_path / "old.prototxt", tmp_path / "unused.caffemodel")
-    net = model_io.load_net(tmp_path / "old.prototxt", tmp_path / "old.caffemodel")
+    net = load_net(tmp_path / "old.prototxt", tmp_path / "old.caffemodel")
     assert net.weights["ip1"][0].shape == (500, 800)
     assert net.weights["ip1"][1].shape == (500,)
     np.testing.assert_array_equal(net.weights["ip1"][0], lenet.weights["ip1"][0])
@@ -153,7 +154,7 @@ def test_shape_mismatch_names_layer_and_both_shapes(lenet, tmp_path):
     text = (tmp_path / "a.prototxt").read_text().replace("num_output: 500", "num_output: 400")
     (tmp_path / "b.prototxt").write_text(text)
     with pytest.raises(ModelError) as err:
-        model_io.load_net(tmp_path / "b.prototxt", tmp_path / "a.caffemodel")
+        load_net(tmp_path / "b.prototxt", tmp_path / "a.caffemodel")
     assert "'ip1'" in str(err.value)
     assert "(400, 800)" in str(err.value) and "(500, 800)" in str(err.value)
 
@@ -163,7 +164,7 @@ def test_truncated_caffemodel_is_a_clear_error(lenet_files, tmp_path):
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(weights.read_bytes()[:100_000])
     with pytest.raises(ModelError, match="cut.caffemodel"):
-        model_io.load_net(proto, cut)
+        load_net(proto, cut)
 
 
 def test_train_phase_data_layers_are_left_out_of_the_deploy_net():
@@ -318,23 +319,23 @@ def test_load_net_names_its_files_and_keeps_the_warnings(lenet, tmp_path):
     model_io.write_net(lenet, proto, weights)
     text = proto.read_text().replace('name: "conv1"', 'name: "conv1"\n  shiny: 1', 1)
     proto.write_text(text)
-    net = model_io.load_net(proto, weights)
+    net = load_net(proto, weights)
     assert net.source == str(proto)
     assert len(net.warnings) == 1 and "unknown field 'shiny'" in net.warnings[0]
     with pytest.raises(ModelError) as err:
-        model_io.load_net(proto, None)
+        load_net(proto, None)
     assert str(err.value) == f"{proto} has no weights for layer 'conv1'"
     partial = model_io.to_netparameter(lenet)
     conv1 = next(layer for layer in partial.layer if layer.name == "conv1")
     del conv1.blobs[:]                                # conv1's weights left out
     weights.write_bytes(partial.SerializeToString())
     with pytest.raises(ModelError) as err:
-        model_io.load_net(proto, weights)
+        load_net(proto, weights)
     assert str(err.value) == f"{weights} has no weights for layer 'conv1'"
     conv1.blobs.append(_blob([1, 2], [1.0]))
     weights.write_bytes(partial.SerializeToString())
     with pytest.raises(ModelError) as err:
-        model_io.load_net(proto, weights)
+        load_net(proto, weights)
     assert str(err.value) == (f"{weights}: layer 'conv1' blob 0 has 1 values but its shape "
                               "(1, 2) needs 2 (is the file truncated?)")
 
@@ -349,14 +350,14 @@ def test_write_net_never_writes_over_one_of_its_inputs(lenet, tmp_path):
 
 
 def test_initial_weights_are_seeded_with_0_by_default(other_net):
-    first, again = model_io.init_weights(other_net.param), model_io.init_weights(other_net.param)
-    seeded = model_io.init_weights(other_net.param, seed=0)
+    first, again = init_weights(other_net.param), init_weights(other_net.param)
+    seeded = init_weights(other_net.param, seed=0)
     for name, blobs in seeded.weights.items():
         for a, b, c in zip(first.weights[name], again.weights[name], blobs, strict=True):
             np.testing.assert_array_equal(a, c)
             np.testing.assert_array_equal(b, c)
     assert not np.array_equal(seeded.weights["fc1"][0],
-                              model_io.init_weights(other_net.param, seed=1).weights["fc1"][0])
+                              init_weights(other_net.param, seed=1).weights["fc1"][0])
 
 
 INIT_NET = """
@@ -373,7 +374,7 @@ layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
 
 def test_initial_weights_are_xavier_uniform_with_caffes_neutral_starts():
     param, _ = model_io.parse_prototxt(INIT_NET)
-    net = model_io.init_weights(param, seed=4)
+    net = init_weights(param, seed=4)
     assert net.source == "<initialised>" and net.param == param
     w = net.weights
     assert {k: [a.shape for a in v] for k, v in w.items()} == {
@@ -394,7 +395,7 @@ def test_initial_weights_are_xavier_uniform_with_caffes_neutral_starts():
 def test_weights_too_large_to_initialise_are_refused():
     param, _ = model_io.parse_prototxt(INIT_NET.replace("num_output: 30", "num_output: 1500000"))
     with pytest.raises(ModelError) as err:
-        model_io.init_weights(param)
+        init_weights(param)
     assert str(err.value) == ("layer 'fc' would need weights of shape (1440, 1500000): too large "
                               "to initialise")
 

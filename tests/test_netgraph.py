@@ -6,11 +6,13 @@ import pytest
 import numpy as np
 
 from conftest import NONSQUARE_NET
+from viewer.net.weights import check_input_size, check_weights
 from viewer.caffe import model_io
 from viewer.net import netgraph
 from viewer.errors import ModelError
 from viewer.caffe.model_io import CaffeNet
-from viewer.net.netgraph import Field, Window
+from viewer.net.geometry import Geometry, geometry_of
+from viewer.net.netgraph import Kernel
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +38,19 @@ def test_a_larger_input_changes_each_axis_on_its_own(nonsquare):
 
 def test_windows_and_parameter_shapes_keep_height_before_width(nonsquare):
     layers = {l.name: l for l in nonsquare.layer}
-    assert netgraph.conv_window(layers["conv1"].convolution_param) == \
-        Window((3, 5), (1, 2), (2, 1), (1, 1))
-    conv2 = netgraph.conv_window(layers["conv2"].convolution_param)
-    assert (conv2, conv2.extent) == (Window((3, 2), (1, 1), (0, 0), (2, 1)), (5, 2))
-    assert netgraph.pool_window(layers["pool1"].pooling_param, (1, 4, 25, 14)) == \
-        Window((2, 3), (2, 1), (1, 0))
+    assert netgraph.conv_kernel(layers["conv1"].convolution_param) == \
+        Kernel((3, 5), (1, 2), (2, 1), (1, 1))
+    conv2 = netgraph.conv_kernel(layers["conv2"].convolution_param)
+    assert (conv2, conv2.extent) == (Kernel((3, 2), (1, 1), (0, 0), (2, 1)), (5, 2))
+    assert netgraph.pool_kernel(layers["pool1"].pooling_param, (1, 4, 25, 14)) == \
+        Kernel((2, 3), (2, 1), (1, 0))
     assert netgraph.param_shapes(layers["conv1"], (1, 2, 23, 30)) == [(4, 2, 3, 5), (4,)]
     assert netgraph.param_shapes(layers["conv2"], (1, 4, 13, 12)) == [(6, 4, 3, 2), (6,)]
     assert netgraph.param_shapes(layers["ip1"], (1, 6, 4, 6)) == [(7, 144), (7,)]
     shapes = netgraph.infer_shapes(nonsquare)
     # ip1 reads all of pool2's 4x6 cells, 6 and 4 pixels apart: 3 * 6 and 5 * 4 more pixels
-    assert netgraph.field_of(nonsquare, "pool2", shapes) == Field((6, 4), (-5, -1), (16, 13))
-    assert netgraph.field_of(nonsquare, "ip1", shapes) == Field((6, 4), (-5, -1), (34, 33))
+    assert geometry_of(CaffeNet(nonsquare), "pool2", shapes=shapes) == Geometry((6, 4), (-5, -1), (16, 13))
+    assert geometry_of(CaffeNet(nonsquare), "ip1", shapes=shapes) == Geometry((6, 4), (-5, -1), (34, 33))
 
 
 @pytest.mark.parametrize("size, k, s, pad, ceil, out", [
@@ -70,13 +72,13 @@ def test_an_input_smaller_than_the_dilated_span_is_refused(nonsquare):
 
 
 def test_shapes_and_counts_in_messages_stay_short():
-    assert netgraph.shape_text((1, 3, 28, 28)) == "1x3x28x28"
+    assert model_io.shape_text((1, 3, 28, 28)) == "1x3x28x28"
     exactly_60 = (10 ** 28, 10 ** 29)                     # 29 + 1 + 30 characters
-    assert netgraph.shape_text(exactly_60) == f"{10 ** 28}x{10 ** 29}"
-    assert netgraph.shape_text((10 ** 29, 10 ** 29)) == f"2-D, dimensions up to {10 ** 29}"
-    assert netgraph.count_text(10 ** 18 - 1) == "9" * 18
-    assert netgraph.count_text(10 ** 18) == "over 10^18"
-    assert netgraph.count_text(3 * 10 ** 40) == "over 10^40"
+    assert model_io.shape_text(exactly_60) == f"{10 ** 28}x{10 ** 29}"
+    assert model_io.shape_text((10 ** 29, 10 ** 29)) == f"2-D, dimensions up to {10 ** 29}"
+    assert model_io.count_text(10 ** 18 - 1) == "9" * 18
+    assert model_io.count_text(10 ** 18) == "over 10^18"
+    assert model_io.count_text(3 * 10 ** 40) == "over 10^40"
 
 
 def _layers(text: str, shape=(1, 3, 8, 8)):
@@ -299,9 +301,9 @@ def _first(text: str, shape=(1, 3, 8, 8)):
 
 def test_pooling_windows_global_padded_and_dilated():
     glob = _first(_pool("global_pooling: true")).pooling_param
-    assert netgraph.pool_window(glob, (1, 3, 5, 7)) == Window((5, 7), (1, 1), (0, 0))
+    assert netgraph.pool_kernel(glob, (1, 3, 5, 7)) == Kernel((5, 7), (1, 1), (0, 0))
     padded = _first(_pool("kernel_size: 3 pad: 1 dilation: 2")).pooling_param
-    assert netgraph.pool_window(padded, (1, 3, 8, 8)) == Window((3, 3), (1, 1), (1, 1), (2, 2))
+    assert netgraph.pool_kernel(padded, (1, 3, 8, 8)) == Kernel((3, 3), (1, 1), (1, 1), (2, 2))
 
 
 @pytest.mark.parametrize("text, bottom, shapes", [
@@ -367,17 +369,17 @@ def test_creators_producers_and_the_score_blob():
 
 
 def test_an_input_size_that_the_inner_product_weights_do_not_fit_is_refused(nonsquare_net):
-    netgraph.check_input_size(nonsquare_net, "data", (1, 2, 23, 30))
-    netgraph.check_input_size(nonsquare_net, "data", (3, 2, 24, 30))  # pool2 still 4x6
+    check_input_size(nonsquare_net, "data", (1, 2, 23, 30))
+    check_input_size(nonsquare_net, "data", (3, 2, 24, 30))  # pool2 still 4x6
     with pytest.raises(ModelError) as err:
-        netgraph.check_input_size(nonsquare_net, "data", (1, 2, 47, 41))
+        check_input_size(nonsquare_net, "data", (1, 2, 47, 41))
     assert str(err.value) == (
         "at input 47x41 layer 'ip1' would need weights [(7, 432), (7,)], but it has "
         "[(7, 144), (7,)]: this net runs only at its declared input size (make it fully "
         "convolutional with `surgery` to run it on larger images)")    # pool2 6x8x9 = 432
     nonsquare_net.weights.pop("conv1")                # a net whose weights were never checked
     with pytest.raises(ModelError) as err:
-        netgraph.check_input_size(nonsquare_net, "data", (1, 2, 23, 30))
+        check_input_size(nonsquare_net, "data", (1, 2, 23, 30))
     assert str(err.value).startswith(
         "at input 23x30 layer 'conv1' would need weights [(4, 2, 3, 5), (4,)], but it has []:")
 
@@ -396,7 +398,7 @@ def test_weights_that_do_not_fit_name_the_layer_and_the_file(nonsquare_net, chan
     change(weights)
     net = CaffeNet(nonsquare_net.param, weights, source="nonsquare.prototxt")
     with pytest.raises(ModelError) as err:
-        netgraph.check_weights(net, source)
+        check_weights(net, source)
     assert str(err.value) == message
 
 
@@ -405,7 +407,7 @@ def test_legacy_blobs_fit_only_as_the_needed_shape_after_leading_ones(nonsquare_
     weights["ip1"][0] = np.zeros((1, 1, 7, 100), np.float32)
     net = CaffeNet(nonsquare_net.param, weights, source="nonsquare.prototxt")
     with pytest.raises(ModelError) as err:
-        netgraph.check_weights(net, "old.caffemodel", {("ip1", 0)})
+        check_weights(net, "old.caffemodel", {("ip1", 0)})
     assert str(err.value) == ("layer 'ip1': shape mismatch, the prototxt implies weights of "
                               "shape (7, 144), but old.caffemodel holds legacy (1, 1, 7, 100)")
 
@@ -413,17 +415,17 @@ def test_legacy_blobs_fit_only_as_the_needed_shape_after_leading_ones(nonsquare_
 def test_receptive_fields_through_flatten_global_pooling_and_joined_branches(nonsquare):
     shapes = netgraph.infer_shapes(nonsquare)
     # ip2 reads a 1x1 blob: its cells see what ip1's see
-    assert netgraph.field_of(nonsquare, "ip2", shapes) == Field((6, 4), (-5, -1), (34, 33))
+    assert geometry_of(CaffeNet(nonsquare), "ip2", shapes=shapes) == Geometry((6, 4), (-5, -1), (34, 33))
     text = (CONV + _layer("f", "Flatten", "c") +
             _layer("g", "Pooling", params="pooling_param { global_pooling: true }") +
             _layer("j", "Concat", "data c"))
     param = _layers(text, (1, 3, 5, 7))
     shapes = netgraph.infer_shapes(param)
-    assert netgraph.field_of(param, "f", shapes) == Field((1, 1), (-1, -1), (3, 3))
-    assert netgraph.field_of(param, "g", shapes) == Field((1, 1), (0, 0), (5, 7))
-    assert netgraph.field_of(param, "j", shapes) == Field((1, 1), (-1, -1), (3, 3))
+    assert geometry_of(CaffeNet(param), "f", shapes=shapes) == Geometry((1, 1), (-1, -1), (3, 3))
+    assert geometry_of(CaffeNet(param), "g", shapes=shapes) == Geometry((1, 1), (0, 0), (5, 7))
+    assert geometry_of(CaffeNet(param), "j", shapes=shapes) == Geometry((1, 1), (-1, -1), (3, 3))
     with pytest.raises(ModelError) as err:
-        netgraph.field_of(param, "nothing", shapes)
+        geometry_of(CaffeNet(param), "nothing", shapes=shapes)
     assert str(err.value) == "net has no blob named 'nothing'"
 
 
@@ -434,9 +436,9 @@ def test_branches_with_different_strides_or_an_unknown_input_have_no_field():
     shapes = netgraph.infer_shapes(param)
     assert shapes["j"] == (1, 4, 4, 4)
     with pytest.raises(ModelError) as err:
-        netgraph.field_of(param, "j", shapes)
+        geometry_of(CaffeNet(param), "j", shapes=shapes)
     assert str(err.value) == ("layer 'j' (Concat) joins branches with strides 1x1, 2x1; their "
                               "cells do not line up")
     with pytest.raises(ModelError) as err:
-        netgraph.field_of(_layers(_layer("r", "ReLU", "nope")), "r", {})
+        geometry_of(CaffeNet(_layers(_layer("r", "ReLU", "nope"))), "r", shapes={})
     assert str(err.value) == "cannot follow the geometry into layer 'r'"

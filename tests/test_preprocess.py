@@ -9,14 +9,15 @@ import pytest
 from PIL import Image
 
 from conftest import OTHER_NET, plate_like, random_biases
+from viewer.net.weights import init_weights, load_net
 from viewer.caffe import model_io
 from viewer.files import paths
 from viewer.cli import main
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.labels import read_labels
 from viewer.caffe.model_io import array_to_blob
-from viewer.maps.preprocess import (ModelSettings, PreprocessError, Transformer, parse_overrides,
-                               read_sidecar, read_train_transform, settings_for, sidecar_path)
+from viewer.maps.preprocess import ModelSettings, Transformer, parse_overrides, read_sidecar, read_train_transform, settings_for, sidecar_path
+from viewer.errors import PreprocessError
 
 # One pixel per RGB primary and a gray one, so every channel of the result is identifiable.
 PIXELS = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], np.uint8)
@@ -53,7 +54,7 @@ def test_the_image_is_resized_before_the_steps():
 
 def test_a_colour_net_sees_the_colours_of_the_image():
     param, _ = model_io.parse_prototxt(OTHER_NET, "other.prototxt")
-    dense = DenseClassifier(random_biases(model_io.init_weights(param, 3), 3), "numpy")
+    dense = DenseClassifier(random_biases(init_weights(param, 3), 3), "numpy")
     red = np.zeros((40, 40, 3), np.uint8)
     red[..., 0] = 255
     data = dense.prepare(red, 1.0)
@@ -205,7 +206,7 @@ def test_a_labels_file_of_the_wrong_length_warns_and_numbers_the_classes(colour_
 
 
 def test_the_bundled_lenet_keeps_gray_input_and_its_power_layer():
-    dense = DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "numpy")
+    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "numpy")
     assert dense.transformer == Transformer(1)
     image = plate_like(30, 40)
     np.testing.assert_array_equal(dense.prepare(image, 1.0)[0, 0], image)

@@ -22,13 +22,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bad_inputs import as_v1
+from viewer.net.weights import init_weights, load_net
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.maps import featuremap
 from viewer.net import netgraph
 from viewer.engines import create_engine
 from viewer.errors import ModelError
-from viewer.maps.featuremap import Geometry, geometry_of
+from viewer.net.geometry import Geometry, geometry_of
 from viewer.maps.images import scaled_size
 from viewer.caffe.proto import caffe_pb2
 
@@ -111,7 +112,7 @@ def build(text: str, seed: int) -> model_io.CaffeNet:
         netgraph.infer_shapes(param)
     except ModelError:
         assume(False)
-    net = model_io.init_weights(param, seed)
+    net = init_weights(param, seed)
     rng = np.random.default_rng(seed)
     for blobs in net.weights.values():
         for k in range(1, len(blobs)):
@@ -128,7 +129,7 @@ def test_prototxt_and_caffemodel_round_trip_exactly(text, seed):
     with tempfile.TemporaryDirectory() as tmp:
         proto, weights = Path(tmp) / "n.prototxt", Path(tmp) / "n.caffemodel"
         model_io.write_net(net, proto, weights)
-        back = model_io.load_net(proto, weights)
+        back = load_net(proto, weights)
     assert back.param == net.param
     assert model_io.parse_prototxt(model_io.prototxt_text(net.param))[0] == net.param
     assert set(back.weights) == set(net.weights)

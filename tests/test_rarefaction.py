@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viewer.net.weights import init_weights
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.net import netgraph
 from viewer.surgery import rarefaction
 from viewer.engines import create_engine
 from viewer.errors import SurgeryError
-from viewer.maps.featuremap import geometry_of
+from viewer.net.geometry import geometry_of
 
 # Odd strides and padding: a stride-3 padded convolution, then a padded AVE pooling (dilated
 # by 3 once rarefied) and a padded stride-3 MAX pooling (dilated by 3), a 2x2 classifier head.
@@ -32,7 +33,7 @@ layer { name: "fc" type: "InnerProduct" bottom: "pool_b" top: "fc"
 @pytest.fixture
 def odd_net() -> model_io.CaffeNet:
     param, _ = model_io.parse_prototxt(ODD_NET, "odd.prototxt")
-    return model_io.init_weights(param, seed=5)
+    return init_weights(param, seed=5)
 
 
 def fcn_of(net: model_io.CaffeNet) -> model_io.CaffeNet:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.featuremap import FeatureMap
+from viewer.net.geometry import Geometry
 from viewer.maps.labels import labels_for
 from viewer.plates.reading import CHAR_FILL, TWINS, read_plate
 
@@ -133,7 +134,7 @@ def test_two_sure_letters_score_two_thirds_of_three():
 def shipped():
     from viewer.files import paths
     from viewer.maps.featuremap import DenseClassifier
-    from viewer.caffe.model_io import load_net
+    from viewer.net.weights import load_net
 
     return DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
 

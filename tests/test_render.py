@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.maps import render
-from viewer.maps.featuremap import FeatureMap, Geometry
+from viewer.maps.featuremap import FeatureMap
+from viewer.net.geometry import Geometry
 from viewer.maps.labels import labels_for
 
 

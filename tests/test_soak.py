@@ -26,6 +26,7 @@ from PyQt5 import QtCore
 from bad_inputs import TINY_NET, encoded, png_declaring, write_net_pair
 from conftest import OTHER_NET, plate_like
 from gui_helpers import generated_plate, load_model, open_window, settings  # noqa: F401
+from viewer.net.weights import init_weights, load_net
 from viewer.caffe import model_io
 from viewer.files import paths
 from viewer.errors import ViewerError
@@ -97,7 +98,7 @@ def image_pool(folder: Path) -> list[tuple[Path, bool]]:
 
 def model_pool(folder: Path) -> list[tuple[Path, Path, bool]]:
     """(prototxt, caffemodel, should load): classifiers, a fully convolutional net, broken."""
-    lenet = model_io.init_weights(model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)[0], 3)
+    lenet = init_weights(model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)[0], 3)
     model_io.write_net(lenet, folder / "lenet.prototxt", folder / "lenet.caffemodel")
     other = write_net_pair(folder, OTHER_NET, "other", seed=2)
     tiny = write_net_pair(folder, TINY_NET.replace("dim: 12 dim: 12", "dim: 28 dim: 28"),
@@ -120,7 +121,7 @@ def model_pool(folder: Path) -> list[tuple[Path, Path, bool]]:
 def test_core_soak(tmp_path):
     images, models = image_pool(tmp_path), model_pool(tmp_path)
     loaded_models = errors = maps = 0
-    dense = DenseClassifier(model_io.load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
+    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS))
     every = max(1, IMAGES // MODELS)
     samples = []
     started = time.perf_counter()
@@ -129,7 +130,7 @@ def test_core_soak(tmp_path):
         if k % every == 0:
             proto, weights, ok = models[(k // every) % len(models)]
             try:
-                dense = DenseClassifier(model_io.load_net(proto, weights))
+                dense = DenseClassifier(load_net(proto, weights))
                 loaded_models += 1
                 assert ok, proto
             except ViewerError:

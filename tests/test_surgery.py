@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viewer.net.weights import init_weights
 from viewer import surgery
 from viewer.caffe import model_io
 from viewer.net import netgraph
@@ -99,7 +100,7 @@ def test_global_pooling_becomes_the_classifier_sliding(engine):
     from conftest import random_biases
 
     param, _ = model_io.parse_prototxt(GLOBAL_POOLING_NET, "global.prototxt")
-    classifier = random_biases(model_io.init_weights(param, seed=6), 6)
+    classifier = random_biases(init_weights(param, seed=6), 6)
     assert not surgery.is_fully_convolutional(classifier.param)
     result = surgery.make_fully_convolutional(classifier)
     assert [c.as_dict() for c in result.conversions] == [
@@ -158,12 +159,12 @@ def test_fully_convolutional_output_at_each_cell_is_the_classifier(other_net):
     param.layer[0].convolution_param.ClearField("pad")
     param.layer[2].pooling_param.kernel_size = 2
     param.layer[5].pooling_param.ClearField("pad")
-    classifier = model_io.init_weights(param, seed=11)
+    classifier = init_weights(param, seed=11)
     fcn = surgery.make_fully_convolutional(classifier).net
     rng = np.random.default_rng(5)
     image = rng.uniform(0, 255, (1, 3, 52, 60)).astype(np.float32)
     dense = create_engine("numpy", fcn).forward(image, ["fc2-conv"])["fc2-conv"][0]
-    from viewer.maps.featuremap import geometry_of
+    from viewer.net.geometry import geometry_of
 
     geo = geometry_of(fcn, "fc2-conv")
     assert (geo.stride, geo.offset, geo.receptive_field) == ((8, 8), (0, 0), (36, 36))
@@ -213,15 +214,15 @@ def test_conversions_read_as_one_line_and_as_json(nonsquare_net):
 
 
 def test_check_windows_are_noise_then_dark_glyphs_on_light_ground():
-    windows = surgery.sample_windows((1, 2, 23, 30), 3, seed=4)
+    windows = surgery.probe_windows((1, 2, 23, 30), 3, seed=4)
     assert windows.shape == (6, 2, 23, 30) and windows.dtype == np.float32
     noise, glyphs = windows[:3], windows[3:]
     assert noise.min() >= 0 and noise.max() <= 255 and 110 < noise.mean() < 145
     for glyph in glyphs:
         assert np.array_equal(glyph[0], glyph[1])                   # one gray picture
         assert 170 <= np.median(glyph) <= 250 and glyph.min() < 120  # light ground, a dark stroke
-    np.testing.assert_array_equal(windows, surgery.sample_windows((1, 2, 23, 30), 3, seed=4))
-    assert not np.array_equal(windows, surgery.sample_windows((1, 2, 23, 30), 3, seed=5))
+    np.testing.assert_array_equal(windows, surgery.probe_windows((1, 2, 23, 30), 3, seed=4))
+    assert not np.array_equal(windows, surgery.probe_windows((1, 2, 23, 30), 3, seed=5))
 
 
 def test_transplant_names_a_non_square_kernel_the_wrong_way_round(nonsquare_net):
@@ -298,7 +299,7 @@ def test_transplant_names_what_the_target_lacks(lenet):
 
 def _classifier(text: str, seed: int = 2):
     param, _ = model_io.parse_prototxt(text)
-    net = model_io.init_weights(param, seed=seed)
+    net = init_weights(param, seed=seed)
     net.source = "small.prototxt"
     return net
 

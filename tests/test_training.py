@@ -14,6 +14,7 @@ from google.protobuf import text_format
 
 torch = pytest.importorskip("torch")
 
+from viewer.net.weights import load_net
 from viewer import surgery  # noqa: E402
 from viewer.caffe import model_io
 from viewer.cli.commands import main  # noqa: E402
@@ -69,7 +70,7 @@ def torch_scores(net: model_io.CaffeNet, images: np.ndarray) -> np.ndarray:
 def test_exported_weights_reproduce_torch_outputs_in_opencv(trained, tmp_path):
     run, test_set = trained
     model_io.write_net(run.net, tmp_path / "n.prototxt", tmp_path / "n.caffemodel")
-    loaded = model_io.load_net(tmp_path / "n.prototxt", tmp_path / "n.caffemodel")
+    loaded = load_net(tmp_path / "n.prototxt", tmp_path / "n.caffemodel")
     images = test_set.images.astype(np.float32)
     model = CaffeTorchNet(run.net.param)
     model.load_caffe(run.net)
@@ -147,7 +148,7 @@ def test_train_command_writes_the_model_and_the_caffe_training_files(dataset, tm
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "iter 4/4" in captured.err and "test @ iter 4" in captured.err
-    net = model_io.load_net(out / "lenet_plates.prototxt", out / "lenet_plates.caffemodel")
+    net = load_net(out / "lenet_plates.prototxt", out / "lenet_plates.caffemodel")
     assert net.weights["ip2-alpha"][0].shape == (37, 500)
     train_test, _ = model_io.read_prototxt(out / "lenet_train_test.prototxt")
     sources = [l.data_param.source for l in train_test.layer if l.type == "Data"]

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from viewer.net.weights import init_weights, load_net
 from viewer.caffe import model_io
 from viewer.files import paths
 from viewer.net import netgraph
 from viewer.engines import create_engine
 from viewer.maps.labels import labels_for
 from viewer.caffe.proto import caffe_pb2
-from viewer.training import TrainingError, nets
+from viewer.training import nets
+from viewer.errors import TrainingError
 
 TUTORIAL_LAYERS = ["data", "scale", "conv1", "pool1", "conv2", "pool2", "dropout", "ip1",
                    "relu1", "ip2-alpha"]
@@ -70,7 +72,7 @@ def test_train_test_net_computes_what_the_deploy_net_computes():
     """Caffe's transform scales raw pixels before the train/test net; the deploy net scales them
     itself. With the same weights both give the same scores, so nothing is scaled twice."""
     deploy = nets.lenet_deploy()
-    weights = model_io.init_weights(deploy, seed=5).weights
+    weights = init_weights(deploy, seed=5).weights
     train_test = nets.train_test_net(deploy, "a", "b", 4, 4)
     raw = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28)).astype(np.float32)
     scale = next(l for l in train_test.layer if l.type == "Data").transform_param.scale
@@ -138,7 +140,7 @@ def test_an_unknown_policy_is_named():
 def test_shipped_classifier_is_the_net_training_builds():
     shipped, _ = model_io.read_prototxt(paths.CLASSIFIER_PROTOTXT)
     assert model_io.structure_of(shipped) == model_io.structure_of(nets.lenet_deploy())
-    net = model_io.load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
+    net = load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
     assert net.weights["ip2-alpha"][0].shape == (37, 500)
 
 

@@ -23,3 +23,23 @@ class ImageError(ViewerError):
 
 class EngineError(ViewerError):
     """An inference engine that is not installed or cannot run the net."""
+
+
+class BlobTooLarge(ModelError):
+    """A blob whose declared or inferred size exceeds `model_io.MAX_BLOB_ELEMENTS` (refused, never allocated)."""
+
+
+class RarefactionError(SurgeryError):
+    """A layer whose stride cannot be removed exactly (fine maps then use shift-and-stitch)."""
+
+
+class PreprocessError(ViewerError):
+    """A preprocessing setting that cannot apply to the net; the message names the flag."""
+
+
+class DatasetError(ViewerError):
+    """A dataset folder, record or font setup that cannot be used, said in one sentence."""
+
+
+class TrainingError(ViewerError):
+    """A training run that cannot start or an export that would be wrong, said in one sentence."""

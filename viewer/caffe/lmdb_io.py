@@ -26,7 +26,7 @@ import numpy as np
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.caffe.proto import caffe_pb2
 
 KEY_DIGITS = 8

@@ -42,6 +42,17 @@ _V1_PARAMS = (
 )
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape for a message: in full, or its rank and largest dimension when that is long."""
+    text = "x".join(map(str, shape))
+    return text if len(text) <= 60 else f"{len(shape)}-D, dimensions up to {max(shape)}"
+
+
+def count_text(count: int) -> str:
+    """An element count for a message, without printing hundreds of digits."""
+    return str(count) if count < 10 ** 18 else f"over 10^{len(str(count)) - 1}"
+
+
 @dataclass
 class CaffeNet:
     """A net's layers (without blobs) and its weights, one list of arrays per layer name."""
@@ -74,8 +85,6 @@ def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
 
 def blob_to_array(blob: caffe_pb2.BlobProto, what: str = "blob") -> np.ndarray:
     """Decode a BlobProto into a float32 array of its Caffe shape."""
-    from viewer.net.netgraph import count_text, shape_text
-
     shape = blob_shape(blob)
     if any(d < 0 for d in shape):
         raise ModelError(f"{what} has a negative dimension ({shape_text(shape)})")
@@ -263,23 +272,6 @@ def legacy_blobs(net: caffe_pb2.NetParameter) -> set[tuple[str, int]]:
             if is_legacy_blob(b)}
 
 
-def load_net(prototxt: str | os.PathLike, weights: str | os.PathLike | None) -> CaffeNet:
-    """Load a net as Caffe does: structure from the prototxt, weights matched by layer name.
-
-    The shapes are checked against the structure (see `netgraph.check_weights`), so a
-    mismatched pair fails here with both shapes named rather than inside an engine.
-    """
-    from viewer.net import netgraph
-
-    param, warnings = read_prototxt(prototxt)
-    param = structure_of(param)
-    model = read_caffemodel(weights) if weights else caffe_pb2.NetParameter()
-    net = CaffeNet(param, weights_of(model, str(weights)), source=str(prototxt),
-                   warnings=warnings)
-    netgraph.check_weights(net, str(weights) if weights else None, legacy_blobs(model))
-    return net
-
-
 def to_netparameter(net: CaffeNet) -> caffe_pb2.NetParameter:
     """The net with its weights embedded, as a caffemodel holds it."""
     full = structure_of(net.param)
@@ -313,41 +305,3 @@ def write_net(net: CaffeNet, prototxt_path: str | os.PathLike, weights_path: str
     """Write a prototxt and caffemodel pair atomically and together (both or neither: a new
     prototxt beside an old caffemodel would not load), never over one of `inputs`."""
     write_together(net_writers(net, prototxt_path, weights_path), inputs)
-
-
-def init_weights(param: caffe_pb2.NetParameter, seed: int = 0) -> CaffeNet:
-    """A net with Xavier-uniform weights and zero biases, as Caffe's "xavier" filler makes.
-
-    Used for provisional models and for tests, which must hold for any weights.
-    """
-    from viewer.net import netgraph
-
-    rng = np.random.default_rng(seed)
-    shapes = netgraph.infer_shapes(param)
-    weights = {}
-    for layer in netgraph.deploy_layers(param):
-        wanted = netgraph.param_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
-        if not wanted:
-            continue
-        if any(math.prod(s) > MAX_BLOB_ELEMENTS for s in wanted):
-            raise ModelError(f"layer '{layer.name}' would need weights of shape {wanted[0]}: "
-                             "too large to initialise")
-        fan_in = int(np.prod(wanted[0][1:])) if layer.type == "Convolution" else \
-            int(np.prod(shapes[layer.bottom[0]][1:]))
-        limit = np.sqrt(3.0 / fan_in)
-        weights[layer.name] = _neutral_blobs(layer.type, wanted) or \
-            [rng.uniform(-limit, limit, wanted[0]).astype(np.float32)] + \
-            [np.zeros(s, np.float32) for s in wanted[1:]]
-    return CaffeNet(structure_of(param), weights, source="<initialised>")
-
-
-def _neutral_blobs(kind: str, wanted: list[tuple[int, ...]]) -> list[np.ndarray] | None:
-    """Caffe's own starting values where random ones would blow activations up: BatchNorm
-    with mean 0, variance 1 and factor 1 (zero statistics would divide by sqrt(eps)), and
-    PReLU slopes of 0.25 (its default filler)."""
-    if kind == "BatchNorm":
-        return [np.zeros(wanted[0], np.float32), np.ones(wanted[1], np.float32),
-                np.ones(wanted[2], np.float32)]
-    if kind == "PReLU":
-        return [np.full(wanted[0], 0.25, np.float32)]
-    return None

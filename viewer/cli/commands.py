@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+from viewer.net.weights import load_net
 from viewer import __version__
 from viewer.files import paths
 from viewer.cli.argtypes import positive_count
@@ -47,7 +48,7 @@ def add_stride_option(parser: argparse.ArgumentParser) -> None:
 
 def load_model_args(args: argparse.Namespace):
     """The net named by --prototxt/--weights, or the bundled fully convolutional one."""
-    from viewer.caffe.model_io import load_net
+    from viewer.net.weights import load_net
 
     if (args.prototxt is None) != (args.weights is None):
         raise ViewerError("give --prototxt and --weights together")
@@ -83,7 +84,7 @@ def cmd_surgery(args: argparse.Namespace) -> int:
     from viewer.caffe import model_io
     from viewer.maps.preprocess import sidecar_path, write_net_with_settings
 
-    classifier = model_io.load_net(args.prototxt, args.weights)
+    classifier = load_net(args.prototxt, args.weights)
     print_warnings(classifier.warnings)
     settings = settings_from_args(args, classifier)
     inputs = tuple(p for p in (args.prototxt, args.weights, args.fcn_prototxt, args.mean,

@@ -21,7 +21,8 @@ from viewer import progress
 from viewer.maps.labels import labels_for
 from viewer.caffe.model_io import write_net
 from viewer.files.safe_write import write_text_atomic
-from viewer.training import TrainingError, nets
+from viewer.training import nets
+from viewer.errors import TrainingError
 
 MODEL_NAME = "lenet_plates"
 TRAIN_TEST_NAME = "lenet_train_test.prototxt"
@@ -98,7 +99,7 @@ def export(run, out: Path, data: Path, settings: nets.SolverSettings, test_set,
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Test figures of the model in --out on --data's test LMDB, run by the opencv engine."""
-    from viewer.caffe.model_io import load_net
+    from viewer.net.weights import load_net
     from viewer.training.data import TEST_LMDB, load_lmdb
     from viewer.training.metrics import engine_scores, evaluation, top_confusions
 

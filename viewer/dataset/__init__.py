@@ -5,7 +5,6 @@ character boxes, `windows.sample_windows` cuts labelled 28x28 windows from it, a
 `lmdb_io.write_lmdb` stores them the way Caffe's Data layer reads them. `make.make_dataset`
 runs the whole chain.
 """
-from viewer.dataset.errors import DatasetError
 
 # Windows `dataset make` writes by default (here, so the CLI can show it without the heavy
 # imports). 600k with 8 epochs trains in about the time 300k with 10 took before training ran
@@ -13,4 +12,4 @@ from viewer.dataset.errors import DatasetError
 # dropout 0.2: models/README.md).
 DEFAULT_COUNT = 600_000
 
-__all__ = ["DEFAULT_COUNT", "DatasetError"]
+__all__ = ["DEFAULT_COUNT"]

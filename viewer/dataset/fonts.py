@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from viewer.dataset import DEFAULT_COUNT
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.dataset.fonts import find_fonts
 from viewer.caffe.lmdb_io import Record, open_lmdb, shown, write_lmdb
 from viewer.dataset.windows import WindowSpec, generate_windows

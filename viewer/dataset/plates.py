@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.dataset.fonts import FontFace, find_fonts
 from viewer.maps.labels import CHARACTERS
+from viewer.plates.alphabet import DIGITS, LETTERS
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels of the plate image
 
@@ -682,8 +683,6 @@ def render_plate(text: str, rng: np.random.Generator | None = None, *,
 
 # ------------------------------------------------------------------------ random plates
 
-LETTERS = CHARACTERS[:26]
-DIGITS = CHARACTERS[26:]
 
 # Formats: L letter, D digit, X either; separators as in the text. Real layouts first.
 PLATE_FORMATS = (

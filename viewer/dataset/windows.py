@@ -21,14 +21,15 @@ import numpy as np
 
 from viewer.dataset.plates import PLATE_FORMATS, Box, Plate, random_plate, twin_characters
 from viewer.maps.labels import BACKGROUND, CHARACTERS
+from viewer.plates.alphabet import CHAR_HEIGHT, WINDOW_SIZE
 
 
 @dataclass(frozen=True)
 class WindowSpec:
     """What a window is and how the two classes are drawn."""
 
-    size: int = 28
-    char_height: tuple[float, float] = (20.0, 25.0)  # character height in window pixels
+    size: int = WINDOW_SIZE
+    char_height: tuple[float, float] = CHAR_HEIGHT  # character height in window pixels
     max_jitter: float = 1 / 8        # centred: |dx| < max_jitter * reference width
     max_jitter_y: float = 1 / 10     # centred: |dy| < max_jitter_y * character height
     min_shift: float = 1 / 4         # background: |dx| >= min_shift * reference width ...

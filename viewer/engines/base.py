@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from viewer.net.weights import check_input_size
 from viewer.net import netgraph
 from viewer.caffe.model_io import CaffeNet
 
@@ -43,7 +44,7 @@ class Engine(ABC):
         if data.ndim != 4 or data.shape[1] != self.input_shape[1]:
             raise ValueError(f"input must be N x {self.input_shape[1]} x H x W, got {data.shape}")
         if self.fixed_size and data.shape[2:] != tuple(self.input_shape[2:]):
-            netgraph.check_input_size(self.net, self.input_name, data.shape)
+            check_input_size(self.net, self.input_name, data.shape)
         unknown = [b for b in blobs if b not in self.blob_names and b != self.input_name]
         if unknown:
             raise KeyError(f"net has no blob named {unknown[0]!r}")

@@ -94,7 +94,7 @@ class _Conv:
     """One convolution's matrices: weights as (groups, cout, cin * taps), bias as a column."""
 
     layer: caffe_pb2.LayerParameter
-    window: netgraph.Window
+    window: netgraph.Kernel
     group: int
     weight: np.ndarray
     bias: np.ndarray | None
@@ -106,7 +106,7 @@ class _Conv:
         w = params[0]
         weight = np.ascontiguousarray(w.reshape(p.group, w.shape[0] // p.group, -1))
         bias = params[1].reshape(-1, 1).astype(np.float32) if p.bias_term else None
-        return cls(layer, netgraph.conv_window(p), p.group, weight, bias)
+        return cls(layer, netgraph.conv_kernel(p), p.group, weight, bias)
 
     @property
     def is_pointwise(self) -> bool:
@@ -283,8 +283,8 @@ def convolve(x: Planes, chain: list[_Conv], budget: int = BAND_BYTES) -> Planes:
 
 
 def _pool_output(c: int, n: int, h: int, w: int,
-                 p: caffe_pb2.PoolingParameter) -> tuple[np.ndarray, netgraph.Window]:
-    win = netgraph.pool_window(p, (n, c, h, w))
+                 p: caffe_pb2.PoolingParameter) -> tuple[np.ndarray, netgraph.Kernel]:
+    win = netgraph.pool_kernel(p, (n, c, h, w))
     (kh, kw), (sh, sw), (ph, pw) = win.extent, win.stride, win.pad
     ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
     oh = netgraph.pooled_size(h, kh, sh, ph, ceil)
@@ -295,7 +295,7 @@ def _pool_output(c: int, n: int, h: int, w: int,
     return np.full((c, n, oh, ow), start, np.float32), win
 
 
-def _pool_rows(x: Planes, p: caffe_pb2.PoolingParameter, win: netgraph.Window, out: np.ndarray,
+def _pool_rows(x: Planes, p: caffe_pb2.PoolingParameter, win: netgraph.Kernel, out: np.ndarray,
                rows: tuple[int, int], y_offset: int, height: int) -> None:
     """Max or sum into output rows [rows) from `x`, which holds input rows from `y_offset` of
     an input `height` rows tall (all the rows those outputs read)."""
@@ -318,7 +318,7 @@ def _pool_rows(x: Planes, p: caffe_pb2.PoolingParameter, win: netgraph.Window, o
                 dst += src
 
 
-def _average(out: np.ndarray, p: caffe_pb2.PoolingParameter, win: netgraph.Window,
+def _average(out: np.ndarray, p: caffe_pb2.PoolingParameter, win: netgraph.Kernel,
              h: int, w: int) -> None:
     """Turn AVE pooling's sums into means over Caffe's window (pad counts, overhang not)."""
     if p.pool != caffe_pb2.PoolingParameter.AVE:

@@ -2,7 +2,7 @@
 
 pycaffe is built by `make caffe`. Caffe does not report errors: a bad prototxt or a shape
 mismatch is a glog CHECK failure that aborts the whole process. So Caffe only ever sees a net
-that our reader validated (`netgraph.check_weights`), that we re-serialized and that Caffe's own
+that our reader validated (`check_weights`), that we re-serialized and that Caffe's own
 schema parsed first; the few Caffe checks our reader does not make are made here in words, and
 every new input size is shape-checked before Caffe reshapes to it.
 """
@@ -17,6 +17,7 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
+from viewer.net.weights import LEARNABLE, check_input_size, check_weights
 from viewer.net import cost, netgraph
 from viewer.engines.base import Engine
 from viewer.errors import EngineError, ModelError
@@ -42,7 +43,7 @@ def deploy_net(net: CaffeNet) -> CaffeNet:
     del param.layer[:]
     param.layer.extend(netgraph.deploy_layers(net.param))
     weights = {l.name: net.weights[l.name] for l in param.layer
-               if l.type in netgraph.LEARNABLE and l.name in net.weights}
+               if l.type in LEARNABLE and l.name in net.weights}
     return CaffeNet(param, weights, source=net.source)
 
 
@@ -50,7 +51,7 @@ def check_layers(param: caffe_pb2.NetParameter) -> None:
     """Refuse, in words, what Caffe aborts on at load time and `netgraph` lets through."""
     names = [layer.name for layer in param.layer]
     for layer in param.layer:
-        if layer.type in netgraph.LEARNABLE and names.count(layer.name) > 1:
+        if layer.type in LEARNABLE and names.count(layer.name) > 1:
             raise ModelError(f"{names.count(layer.name)} layers are named '{layer.name}'; Caffe "
                              "gives weights to layers by name, so the name of a layer with "
                              "weights must be unique")
@@ -111,10 +112,10 @@ class CaffeEngine(Engine):
 
     def __init__(self, net: CaffeNet) -> None:
         super().__init__(net)
-        netgraph.check_weights(net, None)
+        check_weights(net, None)
         deploy = deploy_net(net)
         check_layers(deploy.param)
-        netgraph.check_input_size(net, self.input_name, self.input_shape)
+        check_input_size(net, self.input_name, self.input_shape)
         text = prototxt_text(deploy.param)
         caffe = import_caffe()
         try:
@@ -141,7 +142,7 @@ class CaffeEngine(Engine):
                 continue
             bottom, top = shapes[layer.bottom[0]], shapes[layer.top[0]]
             if layer.type == "Convolution":
-                w = netgraph.conv_window(layer.convolution_param)
+                w = netgraph.conv_kernel(layer.convolution_param)
                 if (w.kernel, w.stride, w.pad) != ((1, 1), (1, 1), (0, 0)):
                     total += bottom[1] * math.prod(w.kernel) * math.prod(top[2:])
             elif layer.type == "Pooling" and layer.pooling_param.pool == \
@@ -157,7 +158,7 @@ class CaffeEngine(Engine):
         """Give Caffe a new input size once our shape arithmetic accepted it and it fits in
         memory: Caffe aborts when an allocation fails."""
         if shape not in self._sizes_checked:
-            netgraph.check_input_size(self.net, self.input_name, shape)
+            check_input_size(self.net, self.input_name, shape)
             cost.check_fits(self, shape, blobs)
             self._sizes_checked.add(shape)
         if tuple(self._net.blobs[self.input_name].data.shape) != shape:

@@ -16,7 +16,7 @@ from viewer.caffe.proto import caffe_pb2
 
 
 def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                window: netgraph.Window, group: int) -> np.ndarray:
+                window: netgraph.Kernel, group: int) -> np.ndarray:
     """Caffe Convolution as im2col + tensordot, with pad, stride, dilation and groups."""
     (ph, pw), (sh, sw), (dh, dw) = window.pad, window.stride, window.dilation
     eh, ew = window.extent
@@ -39,7 +39,7 @@ def pooling(x: np.ndarray, p: caffe_pb2.PoolingParameter) -> np.ndarray:
     """Caffe Pooling (MAX, AVE) with its ceil rounding and clipped edge windows, and the
     dilated windows of a rarefied net."""
     n, c, h, w = x.shape
-    win = netgraph.pool_window(p, x.shape)
+    win = netgraph.pool_kernel(p, x.shape)
     ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = win.kernel, win.stride, win.pad, win.dilation
     (eh, ew) = win.extent
@@ -117,7 +117,7 @@ def run_layer(layer: caffe_pb2.LayerParameter, bottoms: list[np.ndarray],
     if kind == "Convolution":
         p = layer.convolution_param
         bias = params[1] if p.bias_term else None
-        return convolution(x, params[0], bias, netgraph.conv_window(p), p.group)
+        return convolution(x, params[0], bias, netgraph.conv_kernel(p), p.group)
     if kind == "InnerProduct":
         p = layer.inner_product_param
         weight = params[0].T if p.transpose else params[0]

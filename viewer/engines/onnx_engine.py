@@ -79,7 +79,7 @@ def _convert_layer(g: _GraphBuilder, layer: caffe_pb2.LayerParameter,
     top = layer.top[0]
     if kind == "Convolution":
         p = layer.convolution_param
-        w = netgraph.conv_window(p)
+        w = netgraph.conv_kernel(p)
         inputs = [x, g.const(f"{layer.name}.w", params[0])]
         if p.bias_term:
             inputs.append(g.const(f"{layer.name}.b", params[1]))
@@ -228,7 +228,7 @@ def _convert_pooling(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
         op = "GlobalMaxPool" if p.pool == caffe_pb2.PoolingParameter.MAX else "GlobalAveragePool"
         g.node(op, [x], g.write(top))
         return
-    w = netgraph.pool_window(p, bottom)
+    w = netgraph.pool_kernel(p, bottom)
     ceil = int(p.round_mode == caffe_pb2.PoolingParameter.CEIL)
     (ph, pw) = w.pad
     attrs = dict(kernel_shape=list(w.kernel), strides=list(w.stride), ceil_mode=ceil)
@@ -253,7 +253,7 @@ def _convert_pooling(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
 
 
 def _dilated_average(g: _GraphBuilder, layer: caffe_pb2.LayerParameter, x: str,
-                     w: netgraph.Window, channels: int) -> None:
+                     w: netgraph.Kernel, channels: int) -> None:
     """AVE pooling with a dilated window (rarefied nets) as a per-channel Conv of weights
     1 / taps: AveragePool has dilations only from opset 19. At stride 1 every window lies
     within the padded input, so Caffe's divisor is the whole window; strided ones are refused."""
@@ -383,7 +383,7 @@ def blocked_layout_pays(net: CaffeNet) -> bool:
             continue
         p = layer.convolution_param
         cin, cout = shapes[layer.bottom[0]][1] // p.group, p.num_output // p.group
-        work = math.prod(shapes[layer.top[0]]) * cin * math.prod(netgraph.conv_window(p).kernel)
+        work = math.prod(shapes[layer.top[0]]) * cin * math.prod(netgraph.conv_kernel(p).kernel)
         total += work
         if cin % CHANNEL_BLOCK == 0 and cout % CHANNEL_BLOCK == 0:
             blocked += work

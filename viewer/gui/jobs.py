@@ -25,7 +25,7 @@ from viewer.maps.labels import is_plate_model
 from viewer.caffe.model_io import CaffeNet
 from viewer.maps.preprocess import ModelSettings
 from viewer.maps.sliding import compare_with_windows
-from viewer.surgery.convolutional import verify_equivalence
+from viewer.surgery.verify import verify_equivalence
 
 
 OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader

@@ -13,7 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 
 from viewer.maps import render
-from viewer.maps.featuremap import DenseClassifier, FeatureMap, Geometry, geometry_of
+from viewer.maps.featuremap import DenseClassifier, FeatureMap
+from viewer.net.geometry import Geometry, geometry_of
 from viewer.maps.labels import is_plate_model
 
 Rect = tuple[float, float, float, float]

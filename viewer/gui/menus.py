@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from PyQt5 import QtGui, QtWidgets
 
 from viewer.maps import export
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.engines import available_engines
 from viewer.errors import ViewerError
 from viewer.gui import session

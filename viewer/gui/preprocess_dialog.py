@@ -11,7 +11,8 @@ from PyQt5 import QtCore, QtWidgets
 
 from viewer.gui.pixmaps import fitted, normalized, to_pixmap
 from viewer.maps.images import scaled_size
-from viewer.maps.preprocess import PreprocessError, Transformer, parse_overrides
+from viewer.maps.preprocess import Transformer, parse_overrides
+from viewer.errors import PreprocessError
 
 PREVIEW_HEIGHT = 150
 PREVIEW_SIDE = 600

@@ -13,7 +13,8 @@ import numpy as np
 from viewer.files import paths
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.caffe.model_io import CaffeNet, load_net
+from viewer.caffe.model_io import CaffeNet
+from viewer.net.weights import load_net
 from viewer.maps.preprocess import ModelSettings, net_sizes, settings_for
 from viewer.surgery.convolutional import Conversion, is_fully_convolutional, make_fully_convolutional
 

@@ -14,7 +14,7 @@ from viewer.gui.controls import scale_text
 from viewer.gui.session import LoadedModel
 from viewer.caffe.model_io import CaffeNet
 from viewer.maps.sliding import WindowComparison
-from viewer.surgery.convolutional import TOLERANCE, Verification
+from viewer.surgery.verify import TOLERANCE, Verification
 
 COLUMNS = ("classifier layer", "weights", "", "fully convolutional layer", "weights")
 

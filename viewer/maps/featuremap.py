@@ -1,8 +1,6 @@
-"""Dense class maps: the fully convolutional pass over a preprocessed image, softmax, geometry.
+"""Dense class maps: the fully convolutional pass over a preprocessed image, and softmax.
 
-The `Geometry` is the transform from map cells to image pixels (napari's layer idea): cell
-(i, j) is the classifier's window whose top-left corner is `offset + stride * (i, j)` in the
-scaled image, `receptive_field` pixels wide. It is derived from the net's layers, never assumed.
+Each map carries its `viewer.net.geometry.Geometry`: where its cells look in the image.
 """
 from __future__ import annotations
 
@@ -14,99 +12,21 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from viewer.net import cost, netgraph
+from viewer.net.geometry import Geometry, classifier_window
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.numpy_engine import softmax
-from viewer.errors import ImageError, ModelError
+from viewer.errors import BlobTooLarge, ImageError, ModelError, PreprocessError
 from viewer.maps.finemap import NATIVE, FineMethod, create_fine_engine
 from viewer.maps.images import scaled_size
 from viewer.maps.labels import BACKGROUND_NAME, labels_for
-from viewer.caffe.model_io import CaffeNet
-from viewer.maps.preprocess import ModelSettings, PreprocessError, Transformer
+from viewer.caffe.model_io import MAX_BLOB_ELEMENTS, CaffeNet, shape_text
+from viewer.maps.preprocess import ModelSettings, Transformer
 from viewer.surgery.convolutional import is_fully_convolutional, make_fully_convolutional
 
 # The engine a pass falls back to when the chosen engine's estimate is over the memory limit.
 # It holds fused intermediates only as bands: a 4000x3000 photo at scale 1 needs 1.4 GB on it
 # against 7.2 GB on onnxruntime, for about twice the time, and the same probabilities.
 LEAN_ENGINE = "blas"
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where each map cell looks, in scaled-image pixels, plus the scale back to the original.
-
-    All pairs are (y, x). `scale` is the actual resize factor per axis (rounding of the scaled
-    size makes it differ slightly from the requested one).
-    """
-
-    stride: tuple[int, int]
-    offset: tuple[int, int]
-    receptive_field: tuple[int, int]
-    scale: tuple[float, float] = (1.0, 1.0)
-    # A padded net's cells stand for the classifier's window (above), but its layers see
-    # further, into the padding and beyond the window: their receptive field and its offset.
-    # None when that is the window itself.
-    padded_field: tuple[int, int] | None = None
-    padded_offset: tuple[int, int] | None = None
-
-    def padded(self) -> "Geometry":
-        """The layers' own field as the cells' window: where a cell's value depends on the
-        pixels (the window itself for a net without padding)."""
-        return Geometry(self.stride, self.padded_offset or self.offset,
-                        self.padded_field or self.receptive_field, self.scale)
-
-    def cell_window(self, i: int, j: int) -> tuple[float, float, float, float]:
-        """Cell (i, j)'s window as (x, y, w, h) in original-image pixels."""
-        (sy, sx), (oy, ox), (ry, rx), (ky, kx) = self.stride, self.offset, \
-            self.receptive_field, self.scale
-        return ((ox + j * sx) / kx, (oy + i * sy) / ky, rx / kx, ry / ky)
-
-    def heatmap_rect(self, rows: int, cols: int) -> tuple[float, float, float, float]:
-        """(x, y, w, h) in original pixels to draw a rows x cols map so each cell is a
-        stride-sized block centred on its window's centre."""
-        (sy, sx), (oy, ox), (ry, rx), (ky, kx) = self.stride, self.offset, \
-            self.receptive_field, self.scale
-        x0 = ox + (rx - sx) / 2.0
-        y0 = oy + (ry - sy) / 2.0
-        return (x0 / kx, y0 / ky, cols * sx / kx, rows * sy / ky)
-
-    def cell_at(self, x: float, y: float) -> tuple[int, int]:
-        """The cell whose block (see `heatmap_rect`) holds original-image point (x, y)."""
-        rx0, ry0, _, _ = self.heatmap_rect(1, 1)
-        (sy, sx), (ky, kx) = self.stride, self.scale
-        return (int(np.floor((y - ry0) * ky / sy)), int(np.floor((x - rx0) * kx / sx)))
-
-    def cells_inside(self, height: int, width: int) -> tuple[range, range]:
-        """Rows and columns of cells whose whole window lies inside a scaled image.
-
-        Only there does the dense map equal the classifier on a crop: other cells see padding.
-        """
-        return tuple(range(max(0, -(-(-o) // s)), max(0, (size - o - r) // s + 1))
-                     for size, o, r, s in zip((height, width), self.offset,
-                                              self.receptive_field, self.stride))
-
-
-def geometry_of(net: CaffeNet, blob: str, scale: tuple[float, float] = (1.0, 1.0),
-                shapes: dict | None = None) -> Geometry:
-    """Stride, offset and receptive field of `blob`'s cells, composed along the net's layers."""
-    shapes = shapes or netgraph.infer_shapes(net.param)
-    found = netgraph.field_of(net.param, blob, shapes)
-    return Geometry(found.jump, found.start, found.size, scale)
-
-
-def classifier_window(net: CaffeNet, blob: str, shapes: dict | None = None) -> Geometry:
-    """The cells of `blob` as the classifier's windows: the declared input size (less the
-    strides between the cells it already holds), at offset 0, cell (i, j) being the crop at
-    stride * (i, j). For a padded net that is smaller than the layers' receptive field, kept as
-    `padded_field`: CaffeNet's window is 227 px at stride 32, its padded field 355 px."""
-    shapes = shapes or netgraph.infer_shapes(net.param)
-    field = geometry_of(net, blob, shapes=shapes)
-    (_, declared), = netgraph.input_shapes(net.param).items()
-    cells = shapes[blob][2:4] if len(shapes[blob]) == 4 else (1, 1)
-    window = tuple(size - (c - 1) * s for size, c, s in zip(declared[2:4], cells, field.stride))
-    if (window, (0, 0)) == (field.receptive_field, field.offset):
-        return field
-    return Geometry(field.stride, (0, 0), window, padded_field=field.receptive_field,
-                    padded_offset=field.offset)
 
 
 @dataclass
@@ -159,7 +79,7 @@ class PassPlan:
 def size_text(nbytes: float) -> str:
     """Bytes as a person reads them in a message: "7.2 GB", "288 MB"."""
     if not math.isfinite(nbytes):
-        return f"over {4 * netgraph.MAX_ELEMENTS / 2**30:g} GB"
+        return f"over {4 * MAX_BLOB_ELEMENTS / 2**30:g} GB"
     return f"{nbytes / 2**30:.1f} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MB"
 
 
@@ -167,7 +87,7 @@ def _check_score_map(blob: str, shape: tuple[int, ...]) -> None:
     """A dense map needs scores laid out N x classes x H x W (a Flatten after the last
     convolution of a fully convolutional net would leave one long vector)."""
     if len(shape) != 4:
-        raise ModelError(f"the net's scores '{blob}' are {netgraph.shape_text(shape)}, not a "
+        raise ModelError(f"the net's scores '{blob}' are {shape_text(shape)}, not a "
                          "map of classes x height x width: remove the Flatten (or other "
                          "reshaping layer) after the last convolution")
 
@@ -269,7 +189,7 @@ class DenseClassifier:
         """Memory a pass over a height x width input needs on `engine` (default: the chosen
         one), from `viewer.net.cost`.
 
-        Infinite when a blob would exceed netgraph.MAX_ELEMENTS. Nothing is allocated.
+        Infinite when a blob would exceed MAX_BLOB_ELEMENTS. Nothing is allocated.
         """
         engine = engine or self.engine
         blobs = self.wanted_blobs(extra_blobs)
@@ -277,7 +197,7 @@ class DenseClassifier:
         if key not in self._bytes:
             try:
                 need = float(cost.forward_bytes(engine, (1, self.channels, height, width), blobs))
-            except netgraph.BlobTooLarge:
+            except BlobTooLarge:
                 need = math.inf
             self._bytes[key] = need
         return self._bytes[key]

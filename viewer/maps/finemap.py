@@ -14,7 +14,8 @@ from viewer.net import cost, netgraph
 from viewer.engines import Engine, create_engine
 from viewer.errors import EngineError
 from viewer.caffe.model_io import CaffeNet
-from viewer.surgery.rarefaction import Change, RarefactionError, check_stride, rarefy
+from viewer.surgery.rarefaction import Change, check_stride, rarefy
+from viewer.errors import RarefactionError
 
 # Engines that run dilated pooling, so a rarefied net.
 RAREFYING = ("numpy", "blas", "onnx")

@@ -21,7 +21,7 @@ import numpy as np
 
 from viewer.maps import labels as labels_mod
 from viewer.net import netgraph
-from viewer.errors import ViewerError
+from viewer.errors import PreprocessError, ViewerError
 from viewer.maps.images import rescale, to_gray
 from viewer.caffe.model_io import (MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, CaffeNet,
                              blob_to_array, net_writers, read_prototxt)
@@ -33,9 +33,6 @@ FULL_RANGE = 255.0          # our images are uint8: Caffe's [0, 1] pixel times 2
 SIDECAR_SUFFIX = ".preprocess.json"
 SIDECAR_FORMAT = "netsurgery-preprocess/1"
 
-
-class PreprocessError(ViewerError):
-    """A preprocessing setting that cannot apply to the net; the message names the flag."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def _im2col_size(layer, shapes: dict[str, netgraph.Shape]) -> tuple[int, int]:
     """A Convolution's (output elements, inputs per output): its product's two factors."""
     p = layer.convolution_param
     cin = shapes[layer.bottom[0]][1] // p.group
-    return math.prod(shapes[layer.top[0]]), cin * math.prod(netgraph.conv_window(p).kernel)
+    return math.prod(shapes[layer.top[0]]), cin * math.prod(netgraph.conv_kernel(p).kernel)
 
 
 def layer_flops(layer, shapes: dict[str, netgraph.Shape]) -> int:
@@ -73,7 +73,7 @@ def reference_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
         return _conv_scratch(layer, shapes)
     if layer.type == "Pooling":
         top = shapes[layer.top[0]]
-        window = netgraph.pool_window(layer.pooling_param, bottom)
+        window = netgraph.pool_kernel(layer.pooling_param, bottom)
         return top[0] * top[1] * math.prod((o - 1) * s + k for o, s, k in
                                            zip(top[2:], window.stride, window.kernel))
     if layer.type == "LRN":
@@ -113,7 +113,7 @@ def _conv_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
     MobileNet's depthwise convolutions have one group per channel)."""
     outputs, fan_in = _im2col_size(layer, shapes)
     bottom = shapes[layer.bottom[0]]
-    ph, pw = netgraph.conv_window(layer.convolution_param).pad
+    ph, pw = netgraph.conv_kernel(layer.convolution_param).pad
     padded = math.prod(bottom[:2]) * (bottom[2] + 2 * ph) * (bottom[3] + 2 * pw) \
         if ph or pw else 0
     products = outputs * (2 if layer.convolution_param.group > 1 else 1)

@@ -7,15 +7,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from viewer.errors import ModelError
+from viewer.caffe.model_io import MAX_BLOB_ELEMENTS, count_text, shape_text
 from viewer.caffe.proto import caffe_pb2
-
-if TYPE_CHECKING:
-    from viewer.caffe.model_io import CaffeNet
+from viewer.errors import BlobTooLarge, ModelError
 
 Shape = tuple[int, ...]
 
@@ -30,15 +25,11 @@ TRAINING_ONLY = {"Data", "SoftmaxWithLoss", "Accuracy", "ImageData", "MemoryData
 # Layers whose output is their input spatially: they leave the geometry unchanged.
 ELEMENTWISE = {"ReLU", "Dropout", "Softmax", "Power", "Scale", "LRN", "Split", "Concat",
                "BatchNorm", "Eltwise", "Sigmoid", "TanH", "PReLU", "ELU", "AbsVal", "BNLL"}
-MAX_ELEMENTS = 1 << 31
 
-
-class BlobTooLarge(ModelError):
-    """A blob whose declared or inferred size exceeds MAX_ELEMENTS (refused, never allocated)."""
 
 
 @dataclass(frozen=True)
-class Window:
+class Kernel:
     """Kernel, stride, pad and dilation of a spatial layer along (y, x)."""
 
     kernel: tuple[int, int]
@@ -61,25 +52,25 @@ def _pick(values, h_field: int, w_field: int, default: int) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
-def conv_window(p: caffe_pb2.ConvolutionParameter) -> Window:
+def conv_kernel(p: caffe_pb2.ConvolutionParameter) -> Kernel:
     """Kernel/stride/pad of a Convolution layer, from the repeated or the _h/_w fields."""
     kernel = _pick(p.kernel_size, p.kernel_h, p.kernel_w, 0)
     stride = _pick(p.stride, p.stride_h, p.stride_w, 1)
     pad = _pick(p.pad, p.pad_h, p.pad_w, 0)
     dilation = _pick(p.dilation, 0, 0, 1)
-    return Window(kernel, stride, pad, dilation)
+    return Kernel(kernel, stride, pad, dilation)
 
 
-def pool_window(p: caffe_pb2.PoolingParameter, bottom: Shape) -> Window:
+def pool_kernel(p: caffe_pb2.PoolingParameter, bottom: Shape) -> Kernel:
     """Kernel/stride/pad of a Pooling layer; global pooling covers the whole input.
 
     Its dilation is 1 except in nets made by `viewer.surgery.rarefaction` (a field Caffe lacks)."""
     if p.global_pooling:
-        return Window((bottom[2], bottom[3]), (1, 1), (0, 0))
+        return Kernel((bottom[2], bottom[3]), (1, 1), (0, 0))
     kernel = (p.kernel_h, p.kernel_w) if p.kernel_h else (p.kernel_size, p.kernel_size)
     stride = (p.stride_h, p.stride_w) if p.stride_h else (p.stride, p.stride)
     pad = (p.pad_h, p.pad_w) if (p.pad_h or p.pad_w) else (p.pad, p.pad)
-    return Window(kernel, stride, pad, _pick(p.dilation, 0, 0, 1))
+    return Kernel(kernel, stride, pad, _pick(p.dilation, 0, 0, 1))
 
 
 def pooled_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
@@ -143,21 +134,10 @@ def input_shapes(net: caffe_pb2.NetParameter) -> dict[str, Shape]:
     return shapes
 
 
-def shape_text(shape: Shape) -> str:
-    """A shape for a message: in full, or its rank and largest dimension when that is long."""
-    text = "x".join(map(str, shape))
-    return text if len(text) <= 60 else f"{len(shape)}-D, dimensions up to {max(shape)}"
-
-
-def count_text(count: int) -> str:
-    """An element count for a message, without printing hundreds of digits."""
-    return str(count) if count < 10 ** 18 else f"over 10^{len(str(count)) - 1}"
-
-
 def _check_size(what: str, shape: Shape) -> None:
     if any(d <= 0 for d in shape):
         raise ModelError(f"{what} has an empty or negative shape {shape_text(shape)}")
-    if math.prod(shape) > MAX_ELEMENTS:
+    if math.prod(shape) > MAX_BLOB_ELEMENTS:
         raise BlobTooLarge(f"{what} would hold {count_text(math.prod(shape))} elements "
                            f"({shape_text(shape)}): too large")
 
@@ -170,7 +150,7 @@ def _axis(layer: caffe_pb2.LayerParameter, name: str, axis: int, ndim: int) -> i
     return axis % ndim
 
 
-def _check_window(layer: caffe_pb2.LayerParameter, window: Window) -> None:
+def _check_window(layer: caffe_pb2.LayerParameter, window: Kernel) -> None:
     """Refuse the kernel/stride/dilation values Caffe itself refuses (zero would divide by 0)."""
     for what, pair in (("kernel size", window.kernel), ("stride", window.stride),
                        ("dilation", window.dilation)):
@@ -185,7 +165,7 @@ def _check_conv(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
         if len(getattr(p, what)) > 2:
             raise ModelError(f"Convolution '{layer.name}' gives {len(getattr(p, what))} values "
                              f"for {what}; only 2-D convolutions run here")
-    _check_window(layer, conv_window(p))
+    _check_window(layer, conv_kernel(p))
     if p.group < 1 or bottom[1] % p.group or p.num_output % p.group:
         raise ModelError(f"Convolution '{layer.name}': {bottom[1]} input channels and "
                          f"num_output {p.num_output} do not split into {p.group} groups")
@@ -196,7 +176,7 @@ def _check_pool(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
     if p.pool == caffe_pb2.PoolingParameter.STOCHASTIC:
         raise ModelError(f"Pooling '{layer.name}' uses STOCHASTIC pooling, which this viewer "
                          "does not run; use MAX or AVE")
-    window = pool_window(p, bottom)
+    window = pool_kernel(p, bottom)
     _check_window(layer, window)
     if window.pad[0] >= window.extent[0] or window.pad[1] >= window.extent[1]:
         raise ModelError(f"Pooling '{layer.name}' pads by {window.pad[0]}x{window.pad[1]}, "
@@ -215,7 +195,7 @@ def param_shapes(layer: caffe_pb2.LayerParameter, bottom: Shape) -> list[Shape]:
     """The weight and bias shapes that a layer with this bottom shape needs."""
     if layer.type == "Convolution":
         p = layer.convolution_param
-        w = conv_window(p)
+        w = conv_kernel(p)
         if bottom[1] % p.group:
             raise ModelError(f"layer '{layer.name}': {bottom[1]} channels do not split into "
                              f"{p.group} groups")
@@ -258,7 +238,7 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         if len(b) != 4:
             raise ModelError(f"Convolution '{layer.name}' needs a 4-D input, got {b}")
         _check_conv(layer, b)
-        w = conv_window(p)
+        w = conv_kernel(p)
         hw = [(b[2 + a] + 2 * w.pad[a] - w.extent[a]) // w.stride[a] + 1 for a in range(2)]
         if min(hw) < 1:
             raise ModelError(f"input {b[2]}x{b[3]} is smaller than the {w.extent[0]}x{w.extent[1]} "
@@ -269,7 +249,7 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
             raise ModelError(f"Pooling '{layer.name}' needs a 4-D input, got {b}")
         _check_pool(layer, b)
         p = layer.pooling_param
-        w = pool_window(p, b)
+        w = pool_kernel(p, b)
         ceil = p.round_mode == caffe_pb2.PoolingParameter.CEIL
         hw = [pooled_size(b[2 + a], w.extent[a], w.stride[a], w.pad[a], ceil) for a in range(2)]
         # pooled_size is at least 1 when the window fits: Caffe's ceil rounding alone would
@@ -410,60 +390,6 @@ def score_blob(net: caffe_pb2.NetParameter) -> str:
     return last.top[0]
 
 
-LEARNABLE = {"Convolution", "InnerProduct", "Scale", "BatchNorm", "PReLU"}
-
-
-def check_input_size(net: "CaffeNet", input_name: str, shape: tuple[int, ...]) -> None:
-    """Refuse an input size at which some layer's weights would not fit (Caffe aborts on it).
-
-    `infer_shapes` refuses inputs smaller than a kernel and Concat inputs that differ;
-    an InnerProduct, whose weights fix its input size, is checked here.
-    """
-    shapes = infer_shapes(net.param, {input_name: shape})
-    for layer in deploy_layers(net.param):
-        if layer.type in LEARNABLE and layer.bottom:
-            wanted = param_shapes(layer, shapes[layer.bottom[0]])
-            have = [a.shape for a in net.weights.get(layer.name, [])]
-            if [math.prod(s) for s in wanted] != [math.prod(s) for s in have]:
-                raise ModelError(
-                    f"at input {shape[2]}x{shape[3]} layer '{layer.name}' would need weights "
-                    f"{wanted}, but it has {have}: this net runs only at its declared input "
-                    "size (make it fully convolutional with `surgery` to run it on larger "
-                    "images)")
-
-
-def check_weights(net: "CaffeNet", weights_source: str | None,
-                  legacy: set[tuple[str, int]] = frozenset()) -> None:
-    """Check every learnable layer has weights of the shapes its structure implies, exactly as
-    Caffe 1.0 does; `legacy` names the blobs stored with num/channels/height/width."""
-    shapes = infer_shapes(net.param)
-    where = weights_source or net.source
-    for layer in deploy_layers(net.param):
-        expected = param_shapes(layer, shapes[layer.bottom[0]]) if layer.bottom else []
-        if not expected:
-            continue
-        have = net.weights.get(layer.name)
-        if have is None:
-            raise ModelError(f"{where} has no weights for layer '{layer.name}'")
-        if len(have) != len(expected):
-            raise ModelError(f"layer '{layer.name}' needs {len(expected)} blobs, {where} has "
-                             f"{len(have)}")
-        net.weights[layer.name] = [_fit(layer.name, a, s, where, (layer.name, k) in legacy)
-                                   for k, (a, s) in enumerate(zip(have, expected))]
-
-
-def _fit(layer: str, array: np.ndarray, shape: Shape, where: str, legacy: bool) -> np.ndarray:
-    """The weights in the shape the layer needs, when Caffe's Blob::ShapeEquals accepts them:
-    a `shape` field must match exactly; a legacy num x channels x height x width blob must be
-    the needed shape padded with leading 1s (1 x 1 x M x N for M x N weights)."""
-    if array.shape == shape and not legacy:
-        return array
-    if legacy and len(shape) <= 4 and array.shape == (1,) * (4 - len(shape)) + shape:
-        return array.reshape(shape)
-    stored = f"legacy {array.shape}" if legacy else f"{array.shape}"
-    raise ModelError(f"layer '{layer}': shape mismatch, the prototxt implies weights of shape "
-                     f"{shape}, but {where} holds {stored}")
-
 
 def creators(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]:
     """For each blob, the layer that creates it; in-place layers after it only modify it."""
@@ -473,59 +399,3 @@ def creators(net: caffe_pb2.NetParameter) -> dict[str, caffe_pb2.LayerParameter]
             if k >= len(layer.bottom) or layer.bottom[k] != top:
                 found.setdefault(top, layer)
     return found
-
-
-@dataclass(frozen=True)
-class Field:
-    """Where a blob's cell (i, j) looks in the input: rows `start + jump * i` onwards, `size`
-    pixels (each along (y, x)); padding makes `start` negative and `size` larger."""
-
-    jump: tuple[int, int]
-    start: tuple[int, int]
-    size: tuple[int, int]
-
-    def through(self, window: Window) -> "Field":
-        """The field of a layer applying `window` to this blob."""
-        return Field(tuple(j * s for j, s in zip(self.jump, window.stride)),
-                     tuple(a - p * j for a, p, j in zip(self.start, window.pad, self.jump)),
-                     tuple(r + (e - 1) * j for r, e, j in zip(self.size, window.extent,
-                                                              self.jump)))
-
-
-def _merged(layer: caffe_pb2.LayerParameter, fields: list[Field]) -> Field:
-    """The field of a layer joining branches (Concat, Eltwise): the union of their windows."""
-    if len({f.jump for f in fields}) > 1:
-        raise ModelError(f"layer '{layer.name}' ({layer.type}) joins branches with strides "
-                         f"{', '.join(f'{f.jump[0]}x{f.jump[1]}' for f in fields)}; their "
-                         "cells do not line up")
-    start = tuple(min(f.start[a] for f in fields) for a in range(2))
-    end = tuple(max(f.start[a] + f.size[a] for f in fields) for a in range(2))
-    return Field(fields[0].jump, start, tuple(e - s for e, s in zip(end, start)))
-
-
-def field_of(net: caffe_pb2.NetParameter, blob: str, shapes: dict[str, Shape]) -> Field:
-    """The receptive field of `blob`'s cells, following every branch back to the input."""
-    fields = {name: Field((1, 1), (0, 0), (1, 1)) for name in input_shapes(net)}
-    for layer in deploy_layers(net):
-        if layer.type == "Input":
-            continue
-        known = [fields[b] for b in layer.bottom if b in fields]
-        if not known:
-            raise ModelError(f"cannot follow the geometry into layer '{layer.name}'")
-        bottom = shapes[layer.bottom[0]]
-        if layer.type == "Convolution":
-            out = known[0].through(conv_window(layer.convolution_param))
-        elif layer.type == "Pooling":
-            out = known[0].through(pool_window(layer.pooling_param, bottom))
-        elif layer.type == "InnerProduct":
-            size = tuple(bottom[2:4]) if len(bottom) == 4 else (1, 1)
-            out = known[0].through(Window(size, (1, 1), (0, 0)))
-        elif layer.type in ELEMENTWISE | {"Flatten"}:
-            out = _merged(layer, known)
-        else:
-            raise ModelError(f"cannot follow the geometry through layer '{layer.name}'")
-        for top in layer.top:
-            fields[top] = out
-    if blob not in fields:
-        raise ModelError(f"net has no blob named '{blob}'")
-    return fields[blob]

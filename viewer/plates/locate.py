@@ -23,7 +23,8 @@ import numpy as np
 from viewer.errors import ImageError
 from viewer.maps.featuremap import DenseClassifier, FeatureMap, character_confidence
 from viewer.progress import part as progress_part
-from viewer.plates.reading import (CHAR_FILL, MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
+from viewer.plates.alphabet import CHAR_FILL
+from viewer.plates.reading import (MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
                             pitch_regularity, read_plate)
 
 Box = tuple[float, float, float, float]        # x, y, w, h in original-image pixels

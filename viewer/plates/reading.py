@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer.dataset.windows import WindowSpec
 from viewer.maps.featuremap import (DenseClassifier, FeatureMap, character_channels,
                                character_confidence)
+from viewer.plates.alphabet import CHAR_FILL
 from viewer.plates.formats import kinds, twin_swaps
 
 # How much of the window height a training character fills: sets the box and the scale search.
-CHAR_FILL = float(np.mean(WindowSpec().char_height)) / WindowSpec().size
 GLYPH_ASPECT = 0.6          # box width / height of a typical plate character
 MIN_CONFIDENCE = 0.5        # a peak weaker than this is not a letter
 MIN_GAP = 0.3          # letters are at least this many windows apart

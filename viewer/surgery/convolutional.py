@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from viewer.net.weights import check_weights
 from viewer.net import netgraph
 from viewer.errors import ModelError, SurgeryError
 from viewer.caffe.model_io import CaffeNet, structure_of
-from viewer.maps.preprocess import Transformer
 from viewer.caffe.proto import caffe_pb2
 
 CONV_SUFFIX = "-conv"
@@ -212,7 +212,7 @@ def _convert_inner_products(net: CaffeNet) -> SurgeryResult:
                                "a dense map needs the class axis 1")
         out.layer.append(new)
     fcn = CaffeNet(out, weights, source=f"{net.source} (fully convolutional)")
-    netgraph.check_weights(fcn, None)
+    check_weights(fcn, None)
     return SurgeryResult(fcn, conversions)
 
 
@@ -258,7 +258,7 @@ def transplant(classifier: CaffeNet, target: caffe_pb2.NetParameter,
             weights[layer.name] = classifier.weights[layer.name]
     net = CaffeNet(target, weights, source=source)
     try:
-        netgraph.check_weights(net, f"the weights of {classifier.source}")
+        check_weights(net, f"the weights of {classifier.source}")
     except ModelError as err:
         raise SurgeryError(f"{source} does not fit the classifier: {err}") from None
     return SurgeryResult(net, conversions)
@@ -271,7 +271,7 @@ def _check_converted(layer: caffe_pb2.LayerParameter, ip: caffe_pb2.LayerParamet
                            f"the weights of '{ip.name}', but it is {layer.type}")
     channels, kh, kw = _kernel_for(ip, bottom)
     p = layer.convolution_param
-    window = netgraph.conv_window(p)
+    window = netgraph.conv_kernel(p)
     if window.kernel != (kh, kw):
         raise SurgeryError(
             f"{source}: layer '{layer.name}' has a {window.kernel[0]}x{window.kernel[1]} kernel, "
@@ -284,105 +284,3 @@ def _check_converted(layer: caffe_pb2.LayerParameter, ip: caffe_pb2.LayerParamet
     if window.stride != (1, 1) or window.pad != (0, 0) or window.dilation != (1, 1):
         raise SurgeryError(f"{source}: layer '{layer.name}' must have stride 1, no pad and no "
                            "dilation to equal an InnerProduct")
-
-
-@dataclass(frozen=True)
-class Verification:
-    """How far the fully convolutional net strays from the classifier on the same windows.
-
-    `largest` is the largest |score| the classifier gave: float32 rounding grows with it, so
-    the check allows TOLERANCE per unit of score once scores exceed 1 (a net fed raw 0-255
-    pixels can score in the hundreds, where 1e-4 absolute is below float32 precision).
-    """
-
-    max_abs_diff: float
-    inputs: int
-    engine: str
-    largest: float = 0.0
-
-    @property
-    def tolerance(self) -> float:
-        return TOLERANCE * max(1.0, self.largest)
-
-    @property
-    def passed(self) -> bool:
-        return self.max_abs_diff < self.tolerance
-
-
-TOLERANCE = 1e-4
-
-
-def sample_windows(shape: tuple[int, ...], count: int, seed: int = 0) -> np.ndarray:
-    """`count` random-noise inputs and `count` dark glyphs on light ground, pixel values 0-255.
-
-    The glyphs make the check meaningful for a trained net, whose activations on noise can be
-    mostly zero; the noise covers what glyphs leave out.
-    """
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    n, c, h, w = shape
-    noise = rng.uniform(0, 255, (count, c, h, w)).astype(np.float32)
-    glyphs = np.empty_like(noise)
-    for k in range(count):
-        canvas = np.full((h, w), rng.uniform(170, 250), np.float32)
-        char = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rng.integers(36)]
-        size = min(h, w) / 28.0 * rng.uniform(0.7, 0.9)
-        cv2.putText(canvas, char, (int(w * 0.2), int(h * 0.85)), cv2.FONT_HERSHEY_SIMPLEX, size,
-                    float(rng.uniform(0, 80)), max(1, round(2 * size)), cv2.LINE_AA)
-        glyphs[k] = canvas[None]
-    return np.concatenate([noise, glyphs])
-
-
-def _check_affordable(classifier: CaffeNet, shape: tuple[int, ...], count: int) -> None:
-    """Refuse, before allocating, a check whose windows and forward pass exceed the memory
-    limit: a prototxt may declare an absurd input that global pooling makes cheap to store."""
-    from viewer.net import cost
-
-    need = 2 * count * 4 * int(np.prod(shape, dtype=np.float64)) + \
-        cost.generic_peak_bytes(classifier, tuple(shape))
-    if need > cost.MEMORY_LIMIT:
-        raise SurgeryError(
-            f"{classifier.source} declares an input of {shape}; checking the surgery on "
-            f"{2 * count} such windows would need {need / 2**30:.1f} GB, more than the "
-            f"{cost.MEMORY_LIMIT / 2**30:g} GB limit: declare the classifier's real window size")
-
-
-def prepared_windows(windows: np.ndarray, transformer: Transformer) -> np.ndarray:
-    """`sample_windows` (pixels 0-255) as the net sees them after `transformer`'s steps, so
-    the check runs where the user's preprocessing puts the net's inputs."""
-    channels = windows.shape[1]
-    return np.concatenate([transformer.transform(w.transpose(1, 2, 0) if channels == 3 else w[0])
-                           for w in windows])
-
-
-def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
-                       engine: str | None = None, seed: int = 0,
-                       transformer: Transformer | None = None) -> Verification:
-    """Run both nets on the same classifier-sized inputs and compare their class scores.
-
-    With a `transformer`, the windows are preprocessed as the maps will be (mean, scales).
-    """
-    from viewer.engines import DEFAULT_ENGINE, create_engine
-
-    if count < 1:
-        raise SurgeryError(f"the equivalence check needs at least 1 window of each kind, got "
-                           f"{count}")
-    name = engine or DEFAULT_ENGINE
-    shape = next(iter(netgraph.input_shapes(classifier.param).values()))
-    _check_affordable(classifier, shape, count)
-    inputs = sample_windows(shape, count, seed)
-    if transformer is not None:
-        inputs = prepared_windows(inputs, transformer)
-    cls_engine = create_engine(name, classifier)
-    fcn_engine = create_engine(name, fcn)
-    cls_blob = netgraph.score_blob(classifier.param)
-    fcn_blob = netgraph.score_blob(fcn.param)
-    worst = largest = 0.0
-    for k in range(len(inputs)):
-        window = inputs[k:k + 1]
-        expected = cls_engine.forward(window, [cls_blob])[cls_blob].reshape(-1)
-        dense = fcn_engine.forward(window, [fcn_blob])[fcn_blob]
-        worst = max(worst, float(np.abs(dense[0, :, 0, 0] - expected).max()))
-        largest = max(largest, float(np.abs(expected).max()))
-    return Verification(worst, len(inputs), name, largest)

@@ -17,19 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from viewer.net.weights import check_weights
 from viewer.net import netgraph
-from viewer.errors import SurgeryError
+from viewer.net.geometry import geometry_of
+from viewer.errors import RarefactionError, SurgeryError
 from viewer.caffe.model_io import CaffeNet, structure_of
 from viewer.caffe.proto import caffe_pb2
-from viewer.surgery.convolutional import Verification
+from viewer.surgery.verify import Verification
 
 Pair = tuple[int, int]
 # Layers whose output at a position depends on the input at that position only.
 POINTWISE = netgraph.ELEMENTWISE - {"LRN"}
 
-
-class RarefactionError(SurgeryError):
-    """A layer whose stride cannot be removed exactly (fine maps then use shift-and-stitch)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class _State:
 def native_stride(net: CaffeNet) -> Pair:
     """The output stride of a fully convolutional net's score blob, (y, x)."""
     shapes = netgraph.infer_shapes(net.param)
-    return netgraph.field_of(net.param, netgraph.score_blob(net.param), shapes).jump
+    return geometry_of(net, netgraph.score_blob(net.param), shapes=shapes).stride
 
 
 def check_stride(net: CaffeNet, stride: int) -> Pair:
@@ -126,7 +125,7 @@ def rarefy(net: CaffeNet, stride: int) -> Rarefaction:
         for top in layer.top:
             states[top] = state
     fine = CaffeNet(out, dict(net.weights), source=f"{net.source} (rarefied to stride {stride})")
-    netgraph.check_weights(fine, None)
+    check_weights(fine, None)
     return Rarefaction(fine, stride, native, changes)
 
 
@@ -153,7 +152,7 @@ def _rarefy_window(layer: caffe_pb2.LayerParameter,
     if not is_conv and p.global_pooling:
         raise RarefactionError(f"Pooling '{layer.name}' is global: its output has no grid to "
                                "make finer")
-    old = netgraph.conv_window(p) if is_conv else netgraph.pool_window(p, (1, 1, 1, 1))
+    old = netgraph.conv_kernel(p) if is_conv else netgraph.pool_kernel(p, (1, 1, 1, 1))
     kept = tuple(math.gcd(s, b) for s, b in zip(old.stride, state.budget))
     # A 1-tap axis reads one position whatever the spacing: its dilation stays.
     dilation = tuple(d * k if size > 1 else d
@@ -187,7 +186,6 @@ def verify_rarefaction(net: CaffeNet, rarefied: Rarefaction, data: np.ndarray,
     one, at the cells whose whole window lies inside the input (the others see padding,
     which the two grids meet at different places)."""
     from viewer.engines import DEFAULT_ENGINE, create_engine
-    from viewer.maps.featuremap import geometry_of
 
     name = engine or DEFAULT_ENGINE
     blob = netgraph.score_blob(net.param)

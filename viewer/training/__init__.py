@@ -5,11 +5,3 @@ layers derived from it, and the solver. `torchnet` builds a PyTorch module from 
 NetParameter and turns its weights back into a `CaffeNet`. `data` reads the LMDBs, `solver`
 runs Caffe's SGD on them, `curves` draws the loss and accuracy PNG, `cli` is `main.py train`.
 """
-from viewer.errors import ViewerError
-
-
-class TrainingError(ViewerError):
-    """A training run that cannot start or an export that would be wrong, said in one sentence."""
-
-
-__all__ = ["TrainingError"]

@@ -17,13 +17,15 @@ from typing import Callable
 import numpy as np
 
 from viewer.net import netgraph
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.caffe.lmdb_io import check_datum, open_lmdb, parse_datum
 from viewer.maps.labels import BACKGROUND, labels_for
-from viewer.caffe.model_io import CaffeNet, load_net, prototxt_text
+from viewer.caffe.model_io import CaffeNet, prototxt_text
+from viewer.net.weights import load_net
 from viewer.caffe.proto import caffe_pb2
 from viewer.files.safe_write import write_text_atomic
-from viewer.training import TrainingError, nets
+from viewer.training import nets
+from viewer.errors import TrainingError
 from viewer.training.curves import save_curves
 
 Progress = Callable[[str], None]

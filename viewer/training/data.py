@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer.dataset.errors import DatasetError
+from viewer.errors import DatasetError
 from viewer.caffe.lmdb_io import open_lmdb
 from viewer.maps.labels import BACKGROUND
-from viewer.training import TrainingError
+from viewer.errors import TrainingError
 
 TRAIN_LMDB = "train_lmdb"
 TEST_LMDB = "test_lmdb"

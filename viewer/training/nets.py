@@ -17,7 +17,7 @@ from viewer.net import netgraph
 from viewer.maps.labels import CHARACTERS
 from viewer.caffe.model_io import parse_prototxt
 from viewer.caffe.proto import caffe_pb2
-from viewer.training import TrainingError
+from viewer.errors import TrainingError
 
 LEARNABLE = {"Convolution", "InnerProduct"}
 LR_POLICIES = ("poly", "inv", "fixed")

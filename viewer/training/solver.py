@@ -3,7 +3,7 @@
 The update is Caffe's, not torch.optim's: per blob, with its `lr_mult` and `decay_mult` from the
 train/test net, v = momentum * v + lr * lr_mult * (grad + weight_decay * decay_mult * w) and
 w -= v; the rate follows the solver's policy. Weights start from Caffe's xavier filler
-(`model_io.init_weights`). Batches are drawn from a seeded shuffle of the training set, epoch
+(`init_weights`). Batches are drawn from a seeded shuffle of the training set, epoch
 after epoch (Caffe reads the LMDB in key order instead; the generated records are already in
 random order, so the two see the same distribution).
 """
@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from viewer.maps.labels import labels_for
-from viewer.caffe.model_io import CaffeNet, init_weights
+from viewer.caffe.model_io import CaffeNet
+from viewer.net.weights import init_weights
 from viewer.caffe.proto import caffe_pb2
 from viewer.training import nets
 from viewer.training.data import WindowSet

@@ -13,7 +13,7 @@ from torch import nn
 from viewer.net import netgraph
 from viewer.caffe.model_io import CaffeNet, structure_of
 from viewer.caffe.proto import caffe_pb2
-from viewer.training import TrainingError
+from viewer.errors import TrainingError
 
 
 class Power(nn.Module):
@@ -38,14 +38,14 @@ class Flatten1(nn.Module):
 def _module(layer: caffe_pb2.LayerParameter, bottom: netgraph.Shape) -> nn.Module:
     """The torch module of one deploy layer whose input has Caffe shape `bottom`."""
     if layer.type == "Convolution":
-        p, w = layer.convolution_param, netgraph.conv_window(layer.convolution_param)
+        p, w = layer.convolution_param, netgraph.conv_kernel(layer.convolution_param)
         return nn.Conv2d(bottom[1], p.num_output, w.kernel, w.stride, w.pad, w.dilation,
                          groups=p.group or 1, bias=p.bias_term)
     if layer.type == "Pooling":
         p = layer.pooling_param
         if p.pool != caffe_pb2.PoolingParameter.MAX or p.global_pooling:
             raise TrainingError(f"Pooling layer '{layer.name}': only MAX pooling trains here")
-        w = netgraph.pool_window(p, bottom)
+        w = netgraph.pool_kernel(p, bottom)
         return nn.MaxPool2d(w.kernel, w.stride, w.pad, ceil_mode=True)
     if layer.type == "InnerProduct":
         p = layer.inner_product_param

@@ -1,0 +1,1 @@
+"""A surgered net out in other formats: ONNX."""
