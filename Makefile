@@ -19,7 +19,9 @@ sysdeps:
 run: sysdeps $(STAMP)
 	$(BIN)/python main.py
 
+# The import contract first (setup.cfg's [importlinter]: the layers of docs/architecture.md).
 test: sysdeps $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 # Every engine, the per-window baseline, the GEMM bound, growth and end to end: bench/README.md.

@@ -19,7 +19,7 @@ from bench.peers import TorchPass, torch_available
 from viewer.files import paths
 from viewer.net import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
-from viewer.engines.numpy_engine import softmax
+from viewer.engines.ops import softmax
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
 from viewer.caffe.model_io import CaffeNet
@@ -222,12 +222,12 @@ from viewer.maps.featuremap import DenseClassifier
 from viewer.net.weights import load_net
 dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), sys.argv[1])
 image = np.random.default_rng(0).integers(0, 256, (3000, 4000), dtype=np.uint8)
-report = {"estimate_mb": round(dense.forward_bytes(3000, 4000) / 2**20, 1)}
+report = {"estimate_mb": round(dense.planner.forward_bytes(3000, 4000) / 2**20, 1)}
 try:
     fm = dense.run(image, 1.0)
-    ran = next(e for e in dense.memory_engines() if e.name == fm.engine)
+    ran = next(e for e in dense.planner.memory_engines() if e.name == fm.engine)
     report.update(map=list(fm.probs.shape), forward_ms=round(fm.forward_ms, 1), ran_on=fm.engine,
-                  ran_on_estimate_mb=round(dense.forward_bytes(3000, 4000, engine=ran) / 2**20, 1))
+                  ran_on_estimate_mb=round(dense.planner.forward_bytes(3000, 4000, engine=ran) / 2**20, 1))
 except ImageError as err:
     report["refused"] = str(err)
 print(json.dumps(report))

@@ -23,7 +23,7 @@ from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.net import cost
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
-from viewer.engines.numpy_engine import softmax
+from viewer.engines.ops import softmax
 from viewer.maps.featuremap import DenseClassifier
 
 SIZE = 448

@@ -18,7 +18,7 @@ echo "wheel: $(basename "$wheel"), $(du -k "$wheel" | cut -f1) KiB:"
 mkdir "$work/elsewhere"
 cd "$work/elsewhere"                       # nothing of the repository on sys.path
 bin="$work/venv/bin"
-sample=$("$bin/python" -c "from viewer import paths; print(paths.SAMPLE_PLATE)")
+sample=$("$bin/python" -c "from viewer.files import paths; print(paths.SAMPLE_PLATE)")
 case "$sample" in "$work/venv/"*) ;; *) echo "sample plate not in the venv: $sample" >&2; exit 1;; esac
 "$bin/netsurgery-viewer" --version
 "$bin/python" -m viewer --version

@@ -60,19 +60,15 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     # mutation on a busy machine: the direct ONNX export tests check the same metadata
     "export": (["viewer/maps/export.py"], ["tests/test_export.py", "-k",
                                       "not streams_to_disk and not runs_alone"]),
-    # The engines' conversion code (see ONLY), with the engine tests: each mutant runs only
-    # the tests that reach its function, so the other engines' tests cost nothing.
+    # The engines' conversion code, with the engine tests: each mutant runs only the tests
+    # that reach its function, so the other engines' tests cost nothing.
     "opencv_engine": (["viewer/engines/opencv_engine.py"], ["tests/test_engines.py"]),
-    "onnx_engine": (["viewer/engines/onnx_engine.py"], ["tests/test_engines.py"]),
+    "onnx_graph": (["viewer/convert/onnx_graph.py"], ["tests/test_engines.py"]),
 }
 # Modules mutated in part: the mutants run and counted are those whose names match one of
 # these patterns (fnmatch). mutmut reruns every named mutant, so these modules start afresh
-# each time. onnx_engine: the Caffe -> ONNX conversion, not the session and thread set-up.
-ONLY: dict[str, list[str]] = {
-    "onnx_engine": ["viewer.engines.onnx_engine.x__*",                   # _convert_*, _power...
-                    "viewer.engines.onnx_engine.x_to_onnx*",
-                    "viewer.engines.onnx_engine.xǁ_GraphBuilderǁ*"],
-}
+# each time. None since the ONNX conversion left onnx_engine for convert/onnx_graph.
+ONLY: dict[str, list[str]] = {}
 STATUS = re.compile(r"^\s+(\S+__mutmut_\d+): (.+)$")
 
 

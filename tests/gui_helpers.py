@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.cli.commands import build_parser
+from viewer.cli.run import build_parser
 from viewer.maps.export import save_png
 from viewer.gui import app, session
 from viewer.gui.main_window import MainWindow

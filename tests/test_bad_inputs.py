@@ -272,12 +272,12 @@ def test_a_scale_that_needs_too_much_memory_is_refused_before_allocating(dense, 
 
     def least(scale: float) -> float:
         """The smaller estimate of the two engines a pass may run on."""
-        return min(dense.forward_bytes(*scaled_size((60, 120), scale), engine=engine)
-                   for engine in dense.memory_engines())
+        return min(dense.planner.forward_bytes(*scaled_size((60, 120), scale), engine=engine)
+                   for engine in dense.planner.memory_engines())
 
     assert least(largest) <= limit < least(largest + 0.01)
     # the opencv engine alone stops well below: the scale named is the lean engine's
-    assert dense.forward_bytes(*scaled_size((60, 120), largest)) > limit
+    assert dense.planner.forward_bytes(*scaled_size((60, 120), largest)) > limit
 
 
 def test_the_largest_scale_that_fits_is_exact_and_works(dense, monkeypatch):
@@ -302,12 +302,12 @@ def test_a_phone_photo_too_large_even_for_blas_names_the_scale_blas_can_do(tmp_p
     result = run_cli("map", tmp_path / "photo.png", "--scale", "2", "--engine", "onnx",
                      "--out", tmp_path / "out")
     dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
-    largest = dense.max_scale((3000, 4000), pictures=True)   # map draws a full-size overlay
-    lean = dense.lean_engine
+    largest = dense.planner.max_scale((3000, 4000), pictures=True)   # map draws a full-size overlay
+    lean = dense.planner.lean_engine
 
     def need(scale: float, engine=None) -> float:
         size = scaled_size((3000, 4000), scale)
-        return dense.forward_bytes(*size, engine=engine) + dense.picture_bytes((3000, 4000), *size)
+        return dense.planner.forward_bytes(*size, engine=engine) + dense.planner.picture_bytes((3000, 4000), *size)
 
     limit = cost.MEMORY_LIMIT
     assert need(largest, lean) <= limit < need(largest + 0.01, lean)

@@ -12,7 +12,7 @@ from gui_helpers import (MAP_TIMEOUT, generated_plate, load_model, open_window, 
                          plate_file, settings, window)
 from viewer.files import paths
 from viewer.net import cost
-from viewer.maps.featuremap import size_text
+from viewer.maps.planning import size_text
 from viewer.maps.images import scaled_size
 
 
@@ -85,14 +85,14 @@ def test_a_large_photo_caps_the_scale_where_its_pass_fits_on_the_lean_engine(
         assert window.files.open_image(tmp_path / "photo.png")
     dense = window.model.dense
     assert dense.engine_name == "onnx"
-    limit = dense.max_scale((600, 800))
+    limit = dense.planner.max_scale((600, 800))
     assert limit == 1.15
     height, width = scaled_size((600, 800), limit)
-    onnx_need = dense.forward_bytes(height, width)
-    blas_need = dense.forward_bytes(height, width, engine=dense.lean_engine)
+    onnx_need = dense.planner.forward_bytes(height, width)
+    blas_need = dense.planner.forward_bytes(height, width, engine=dense.planner.lean_engine)
     assert blas_need <= SMALL_LIMIT < onnx_need      # the cap is blas's, above onnx's own
-    assert dense.forward_bytes(*scaled_size((600, 800), limit + 0.01),
-                               engine=dense.lean_engine) > SMALL_LIMIT
+    assert dense.planner.forward_bytes(*scaled_size((600, 800), limit + 0.01),
+                               engine=dense.planner.lean_engine) > SMALL_LIMIT
     assert window.scale.spin.maximum() == pytest.approx(limit)
     assert window.scale.slider.maximum() == round(limit * 100)
     tip = window.scale.spin.toolTip()

@@ -85,7 +85,7 @@ def test_a_closed_pipe_ends_quietly(plates):
 
 
 def test_ctrl_c_in_a_batch_leaves_no_output_file(plates, tmp_path, monkeypatch, capsys):
-    from viewer.cli import commands as cli
+    from viewer.cli import read as cli
 
     real = cli.read_one
 

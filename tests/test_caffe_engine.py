@@ -26,10 +26,10 @@ from viewer.net.weights import init_weights, load_net
 from viewer import surgery  # noqa: E402
 from viewer.caffe import model_io
 from viewer.files import paths
-from viewer.cli.commands import main as cli_main  # noqa: E402
+from viewer.cli import main as cli_main  # noqa: E402
 from viewer.engines import create_engine  # noqa: E402
 from viewer.engines.caffe_engine import import_caffe  # noqa: E402
-from viewer.engines.numpy_engine import softmax  # noqa: E402
+from viewer.engines.ops import softmax  # noqa: E402
 from viewer.maps.featuremap import DenseClassifier  # noqa: E402
 from viewer.caffe.proto import caffe_pb2  # noqa: E402
 

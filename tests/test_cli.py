@@ -17,7 +17,8 @@ from viewer.caffe import model_io
 from viewer.files import paths
 from viewer.net import cost
 from viewer.cli import main
-from viewer.maps.featuremap import DenseClassifier, size_text
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.planning import size_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,11 +123,11 @@ def test_map_and_read_fall_back_to_blas_with_a_note_on_stderr(tmp_path, monkeypa
     photo = tmp_path / "photo.png"
     Image.fromarray(plate_like(600, 800, seed=3)).save(photo)
     dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), "onnx")
-    pictures = dense.picture_bytes((600, 800), 600, 800)       # what `map` draws afterwards
+    pictures = dense.planner.picture_bytes((600, 800), 600, 800)       # what `map` draws afterwards
 
     def note_for(drawn: float) -> str:
-        onnx_need = dense.forward_bytes(600, 800) + drawn
-        blas_need = dense.forward_bytes(600, 800, engine=dense.lean_engine) + drawn
+        onnx_need = dense.planner.forward_bytes(600, 800) + drawn
+        blas_need = dense.planner.forward_bytes(600, 800, engine=dense.planner.lean_engine) + drawn
         assert blas_need <= SMALL_LIMIT < onnx_need
         return (f"note: the 800x600 input needs {size_text(onnx_need)} on 'onnx'; using "
                 f"'blas' ({size_text(blas_need)})\n")

@@ -17,7 +17,7 @@ from viewer import surgery
 from viewer.caffe import model_io
 from viewer.net import netgraph
 from viewer.engines import available_engines, create_engine, engine_names
-from viewer.engines.numpy_engine import softmax
+from viewer.engines.ops import softmax
 
 TOLERANCE = 1e-4
 
@@ -235,10 +235,10 @@ layer { name: "score" type: "Convolution" bottom: "pool2" top: "score"
 def test_blas_pools_in_bands_of_rows_exactly(band_bytes, size, monkeypatch):
     """Convolutions feeding a pooling run band by band (overlapping windows, pads, AVE, MAX),
     down to one pooled row per band, and agree with the reference."""
-    from viewer.engines import blas_engine
+    from viewer.engines import blas_kernels
     from viewer.engines.blas_engine import BlasEngine
 
-    monkeypatch.setattr(blas_engine, "MIN_BAND", 1)
+    monkeypatch.setattr(blas_kernels, "MIN_BAND", 1)
     param, _ = model_io.parse_prototxt(POOLED_NET, "pooled.prototxt")
     net = random_biases(init_weights(param, seed=4), 4)
     data = _plate_input(*size, seed=size[0])

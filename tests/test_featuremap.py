@@ -12,9 +12,11 @@ from viewer.net.weights import init_weights
 from viewer.maps import featuremap
 from viewer.net import cost, netgraph
 from viewer.engines import create_engine
-from viewer.engines.numpy_engine import softmax
+from viewer.engines.ops import softmax
 from viewer.errors import ImageError, ModelError
-from viewer.maps.featuremap import DenseClassifier, FeatureMap, character_channels, character_confidence, size_text
+from viewer.maps.featuremap import DenseClassifier, FeatureMap
+from viewer.maps.labels import character_channels, character_confidence
+from viewer.maps.planning import size_text
 from viewer.net.geometry import Geometry, geometry_of
 from viewer.maps.images import load_image, rescale, scaled_size, to_gray
 from viewer.surgery.convolutional import make_fully_convolutional
@@ -180,8 +182,8 @@ def onnx_dense(lenet) -> DenseClassifier:
 def test_a_pass_over_the_limit_on_onnx_runs_on_blas_with_the_same_probabilities(
         onnx_dense, monkeypatch):
     image = plate_like(600, 800, seed=4)
-    onnx_need = onnx_dense.forward_bytes(600, 800)
-    blas_need = onnx_dense.forward_bytes(600, 800, engine=onnx_dense.lean_engine)
+    onnx_need = onnx_dense.planner.forward_bytes(600, 800)
+    blas_need = onnx_dense.planner.forward_bytes(600, 800, engine=onnx_dense.planner.lean_engine)
     assert blas_need <= SMALL_LIMIT < onnx_need
     monkeypatch.setattr(cost, "MEMORY_LIMIT", SMALL_LIMIT)
     fm = onnx_dense.run(image, 1.0)
@@ -211,7 +213,7 @@ def test_the_lean_engine_is_made_on_first_need_and_kept(onnx_dense, monkeypatch)
     image = plate_like(600, 800)
     first, second = onnx_dense.run(image, 1.0), onnx_dense.run(image, 1.0)
     assert first.engine == second.engine == "blas" and made == ["blas"]
-    assert onnx_dense.lean_engine.net is onnx_dense.net
+    assert onnx_dense.planner.lean_engine.net is onnx_dense.net
 
 
 def test_when_neither_engine_fits_the_refusal_names_the_lean_engines_largest_scale(
@@ -222,26 +224,26 @@ def test_when_neither_engine_fits_the_refusal_names_the_lean_engines_largest_sca
         onnx_dense.run(image, 2.0)
     message = str(err.value)
     assert "at scale 2 the 800x600 image becomes 1600x1200 pixels" in message
-    assert (f"would need {size_text(onnx_dense.forward_bytes(1200, 1600))} on the 'onnx' engine "
-            f"and {size_text(onnx_dense.forward_bytes(1200, 1600, engine=onnx_dense.lean_engine))}"
+    assert (f"would need {size_text(onnx_dense.planner.forward_bytes(1200, 1600))} on the 'onnx' engine "
+            f"and {size_text(onnx_dense.planner.forward_bytes(1200, 1600, engine=onnx_dense.planner.lean_engine))}"
             " on the 'blas' engine, more than the 0.125 GB limit") in message
     largest = float(message.rsplit("the largest scale that fits is ", 1)[1])
 
     def fits(scale: float, engine) -> bool:
         size = scaled_size((600, 800), scale)
-        return onnx_dense.forward_bytes(*size, engine=engine) <= SMALL_LIMIT
+        return onnx_dense.planner.forward_bytes(*size, engine=engine) <= SMALL_LIMIT
 
     # counted up in hundredths, independently of max_scale's bisection
     caps = {}
-    for engine in onnx_dense.memory_engines():
-        hundredths = round(onnx_dense.smallest_scale((600, 800)) * 100)
+    for engine in onnx_dense.planner.memory_engines():
+        hundredths = round(onnx_dense.planner.smallest_scale((600, 800)) * 100)
         while fits((hundredths + 1) / 100, engine):
             hundredths += 1
         caps[engine.name] = hundredths / 100
     assert caps == {"onnx": 0.67, "blas": 1.15}
-    assert largest == onnx_dense.max_scale((600, 800)) == caps["blas"]
-    assert onnx_dense.fits((600, 800), largest) and onnx_dense.fits((600, 800), 0.68)
-    assert not onnx_dense.fits((600, 800), largest + 0.01)    # neither engine: too large
+    assert largest == onnx_dense.planner.max_scale((600, 800)) == caps["blas"]
+    assert onnx_dense.planner.fits((600, 800), largest) and onnx_dense.planner.fits((600, 800), 0.68)
+    assert not onnx_dense.planner.fits((600, 800), largest + 0.01)    # neither engine: too large
     assert onnx_dense.run(image, largest).engine == "blas"
     with pytest.raises(ImageError, match=f"the largest scale that fits is {largest:g}$"):
         onnx_dense.run(image, largest + 0.01)
@@ -296,9 +298,9 @@ def test_character_confidence_is_one_minus_background_or_the_best_character():
     with_background = FeatureMap(probs, probs, None, ["A", "B", "background"], geo, (28, 32),
                                  1.0, 0.0)
     assert character_channels(with_background.labels).tolist() == [0, 1]
-    np.testing.assert_allclose(character_confidence(with_background), [[0.4, 0.7]])
+    np.testing.assert_allclose(character_confidence(with_background.probs, with_background.labels), [[0.4, 0.7]])
     only_characters = FeatureMap(probs, probs, None, ["A", "B", "C"], geo, (28, 32), 1.0, 0.0)
-    np.testing.assert_allclose(character_confidence(only_characters), [[0.6, 0.5]])
+    np.testing.assert_allclose(character_confidence(only_characters.probs, only_characters.labels), [[0.6, 0.5]])
     best, prob = only_characters.best()
     assert best.tolist() == [[2, 0]] and prob.shape == (1, 2)
     np.testing.assert_allclose(prob, [[0.6, 0.5]])
@@ -349,29 +351,29 @@ def test_settings_must_fit_the_nets_channels_and_name_its_classes(lenet, classes
 def test_check_scale_needs_the_whole_window_on_each_axis(nonsquare_net):
     """The non-square net's window is 23 rows by 30 columns."""
     dense = DenseClassifier(nonsquare_net, "numpy")
-    plan = dense.check_scale((46, 60, 3), 0.5)
+    plan = dense.planner.check_scale((46, 60, 3), 0.5)
     assert (plan.height, plan.width, plan.engine, plan.note) == (23, 30, dense.engine, "")
     # 29 * 1.02 = 29.58 rounds to 30; 22 * 1.02 = 22.44 rounds to 22, 22 * 1.03 to 23
     for shape, scaled, smallest in [((23, 29), "29x23", 1.02), ((22, 30), "30x22", 1.03)]:
         with pytest.raises(ImageError) as err:
-            dense.check_scale(shape, 1.0)
+            dense.planner.check_scale(shape, 1.0)
         assert str(err.value) == (f"at scale 1 the image is {scaled} pixels, smaller than the "
                                   f"net's 30x23 window; the smallest scale that works is "
                                   f"{smallest}")
     for shape in [(0, 5), (5, 0)]:
         with pytest.raises(ImageError) as err:
-            dense.check_scale(shape, 1.0)
+            dense.planner.check_scale(shape, 1.0)
         assert str(err.value) == f"the image is empty ({shape[1]}x{shape[0]} pixels)"
 
 
 def test_smallest_and_min_scales_of_a_non_square_window(nonsquare_net):
     dense = DenseClassifier(nonsquare_net, "numpy")
-    assert dense.min_scale((46, 300)) == 0.5                 # 23 / 46 rows, 30 / 300 columns
-    assert dense.min_scale((230, 60)) == 0.5                 # 23 / 230 rows, 30 / 60 columns
+    assert dense.planner.min_scale((46, 300)) == 0.5                 # 23 / 46 rows, 30 / 300 columns
+    assert dense.planner.min_scale((230, 60)) == 0.5                 # 23 / 230 rows, 30 / 60 columns
     # 23 x 30 when rounded: 0.45 * 50 = 22.5 rounds to 22 (half to even), 0.46 * 50 to 23
-    assert dense.smallest_scale((50, 1000)) == 0.46
-    assert dense.smallest_scale((1000, 64)) == 0.47          # 0.46 * 64 = 29.44, 0.47 -> 30
-    assert dense.smallest_scale((23_000, 30_000)) == 0.01    # never below one hundredth
+    assert dense.planner.smallest_scale((50, 1000)) == 0.46
+    assert dense.planner.smallest_scale((1000, 64)) == 0.47          # 0.46 * 64 = 29.44, 0.47 -> 30
+    assert dense.planner.smallest_scale((23_000, 30_000)) == 0.01    # never below one hundredth
 
 
 def test_a_run_warms_up_once_and_returns_the_extra_blobs_at_the_actual_scale(lenet, monkeypatch):
@@ -410,20 +412,20 @@ def test_scores_that_overflow_are_named(lenet):
 def test_memory_estimates_are_kept_and_infinite_past_the_largest_blob(lenet, monkeypatch):
     dense = DenseClassifier(lenet, "numpy")
     asked = []
-    estimate = cost.forward_bytes
-    monkeypatch.setattr(cost, "forward_bytes", lambda *args: asked.append(args[1]) or
+    estimate = dense.engine.peak_bytes
+    monkeypatch.setattr(dense.engine, "peak_bytes", lambda *args: asked.append(args[0]) or
                         estimate(*args))
-    first = dense.forward_bytes(40, 90)
-    assert dense.forward_bytes(40, 90) == first and asked == [(1, 1, 40, 90)]
-    dense.forward_bytes(40, 90, ("pool1",))
+    first = dense.planner.forward_bytes(40, 90)
+    assert dense.planner.forward_bytes(40, 90) == first and asked == [(1, 1, 40, 90)]
+    dense.planner.forward_bytes(40, 90, ("pool1",))
     assert len(asked) == 2
-    assert dense.forward_bytes(10**6, 10**6) == float("inf")
-    assert dense.picture_bytes((40, 90), 30, 68) == cost.picture_bytes((40, 90), 20 * 30 * 68)
+    assert dense.planner.forward_bytes(10**6, 10**6) == float("inf")
+    assert dense.planner.picture_bytes((40, 90), 30, 68) == cost.picture_bytes((40, 90), 20 * 30 * 68)
 
 
 def test_the_lean_engine_of_the_lean_engine_is_itself(lenet):
     dense = DenseClassifier(lenet, "blas")
-    assert dense.lean_engine is dense.engine and dense.memory_engines() == [dense.engine]
+    assert dense.planner.lean_engine is dense.engine and dense.planner.memory_engines() == [dense.engine]
     assert dense.wanted_blobs(("conv1", "pool1", "ip2-alpha-conv")) == [
         "ip2-alpha-conv", "conv1", "pool1"]
 
@@ -446,26 +448,26 @@ def test_the_largest_scale_leaves_room_for_the_pictures_when_asked(lenet, monkey
     def largest(pictures: bool) -> float:
         def fits(scale: float) -> bool:
             size = scaled_size(shape, scale)
-            drawn = dense.picture_bytes(shape, *size) if pictures else 0
-            return dense.forward_bytes(*size) + drawn <= cost.MEMORY_LIMIT
+            drawn = dense.planner.picture_bytes(shape, *size) if pictures else 0
+            return dense.planner.forward_bytes(*size) + drawn <= cost.MEMORY_LIMIT
 
-        hundredths = round(dense.smallest_scale(shape) * 100)
+        hundredths = round(dense.planner.smallest_scale(shape) * 100)
         while fits((hundredths + 1) / 100):
             hundredths += 1
         return hundredths / 100
 
     with_pictures, without = largest(True), largest(False)
     assert with_pictures < without
-    assert dense.max_scale(shape, pictures=True) == with_pictures
-    assert dense.max_scale(shape) == without
+    assert dense.planner.max_scale(shape, pictures=True) == with_pictures
+    assert dense.planner.max_scale(shape) == without
 
 
 def test_a_pass_that_needs_exactly_the_limit_fits(lenet, monkeypatch):
     dense = DenseClassifier(lenet, "blas")
     image = plate_like(300, 400)
     height, width = scaled_size(image.shape, 1.5)
-    monkeypatch.setattr(cost, "MEMORY_LIMIT", dense.forward_bytes(height, width))
-    assert dense.max_scale(image.shape) == 1.5
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", dense.planner.forward_bytes(height, width))
+    assert dense.planner.max_scale(image.shape) == 1.5
     assert dense.prepare(image, 1.5).shape == (1, 1, height, width)
     with pytest.raises(ImageError, match=r"the dense pass would need 91 MB on the 'blas' "):
         dense.prepare(image, 1.5, extra_blobs=("conv2",))   # kept for the caller: more memory
@@ -473,16 +475,16 @@ def test_a_pass_that_needs_exactly_the_limit_fits(lenet, monkeypatch):
 
 def test_fits_asks_the_chosen_engine_then_the_lean_one(onnx_dense, monkeypatch):
     shape = (600, 800)
-    onnx_need = onnx_dense.forward_bytes(600, 800)
-    blas_need = onnx_dense.forward_bytes(600, 800, engine=onnx_dense.lean_engine)
+    onnx_need = onnx_dense.planner.forward_bytes(600, 800)
+    blas_need = onnx_dense.planner.forward_bytes(600, 800, engine=onnx_dense.planner.lean_engine)
     assert blas_need < onnx_need
     monkeypatch.setattr(cost, "MEMORY_LIMIT", onnx_need)
-    assert onnx_dense.fits(shape, 1.0)
+    assert onnx_dense.planner.fits(shape, 1.0)
     monkeypatch.setattr(cost, "MEMORY_LIMIT", blas_need)           # only on the lean engine
-    assert onnx_dense.fits(shape, 1.0) and not onnx_dense.fits(shape, 1.01)
-    assert not onnx_dense.fits(shape, 1.0, extra_blobs=("conv2",))
+    assert onnx_dense.planner.fits(shape, 1.0) and not onnx_dense.planner.fits(shape, 1.01)
+    assert not onnx_dense.planner.fits(shape, 1.0, extra_blobs=("conv2",))
     monkeypatch.setattr(cost, "MEMORY_LIMIT", blas_need - 1)
-    assert not onnx_dense.fits(shape, 1.0)
+    assert not onnx_dense.planner.fits(shape, 1.0)
 
 
 def test_the_native_stride_of_a_non_square_net_is_its_row_stride(nonsquare_net, lenet):
@@ -494,16 +496,16 @@ def test_the_native_stride_of_a_non_square_net_is_its_row_stride(nonsquare_net, 
 
 def test_the_smallest_scale_is_found_when_the_window_is_reached_exactly_at_a_hundredth(lenet):
     # 55 rows at 0.5 are 27.5, which rounds to 28 (half to even): the 28-row window at 0.50
-    assert DenseClassifier(lenet, "numpy").smallest_scale((55, 1000)) == 0.5
+    assert DenseClassifier(lenet, "numpy").planner.smallest_scale((55, 1000)) == 0.5
 
 
 def test_when_not_even_the_smallest_scale_fits_the_refusal_says_to_crop(lenet, monkeypatch):
     dense = DenseClassifier(lenet, "blas")
-    monkeypatch.setattr(cost, "MEMORY_LIMIT", dense.forward_bytes(28, 28) - 1)
-    assert dense.max_scale((300, 400)) == 0.0
+    monkeypatch.setattr(cost, "MEMORY_LIMIT", dense.planner.forward_bytes(28, 28) - 1)
+    assert dense.planner.max_scale((300, 400)) == 0.0
     with pytest.raises(ImageError, match=r"more than the [0-9.e-]+ GB limit; no scale fits, "
                                          r"crop the image$"):
-        dense.check_scale((300, 400), 1.0)
+        dense.planner.check_scale((300, 400), 1.0)
 
 
 def test_a_net_without_a_convolution_maps_without_conv1():
@@ -518,4 +520,4 @@ def test_a_net_without_a_convolution_maps_without_conv1():
     assert dense.first_conv is None and dense.wanted_blobs() == ["pool"]
     fm = dense.run(np.full((4, 6), 9, np.uint8), 1.0)
     assert fm.conv1 is None and fm.scores.shape == (1, 2, 3)
-    assert dense.picture_bytes((4, 6), 4, 6) == cost.picture_bytes((4, 6), 0)
+    assert dense.planner.picture_bytes((4, 6), 4, 6) == cost.picture_bytes((4, 6), 0)

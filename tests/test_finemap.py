@@ -11,7 +11,7 @@ from viewer import surgery
 from viewer.caffe import model_io
 from viewer.net import cost
 from viewer.surgery import rarefaction
-from viewer.cli.commands import main as cli_main
+from viewer.cli import main as cli_main
 from viewer.engines import available_engines, create_engine
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.finemap import RAREFACTION, RAREFYING, SHIFT_AND_STITCH, StitchedEngine, stitch
@@ -74,12 +74,12 @@ def test_the_memory_estimate_covers_the_fine_pass(lenet):
     """The issue's workload: the fine ip1-conv blob alone is 500x263x693 floats, 364 MB."""
     dense = DenseClassifier(lenet, "numpy")     # holds every blob: the generic estimate
     fine = dense.at_stride(1)
-    native_need, fine_need = dense.forward_bytes(290, 720), fine.forward_bytes(290, 720)
+    native_need, fine_need = dense.planner.forward_bytes(290, 720), fine.planner.forward_bytes(290, 720)
     assert fine_need > 4 * 500 * 263 * 693 and fine_need > 5 * native_need
-    assert fine.max_scale((322, 800)) < dense.max_scale((322, 800))
+    assert fine.planner.max_scale((322, 800)) < dense.planner.max_scale((322, 800))
     stitched = StitchedEngine(create_engine("numpy", dense.net), 1, (4, 4))
-    assert cost.forward_bytes(stitched, (1, 1, 290, 720), ["ip2-alpha-conv"]) > \
-        cost.forward_bytes(create_engine("numpy", dense.net), (1, 1, 290, 720),
+    assert stitched.peak_bytes((1, 1, 290, 720), ["ip2-alpha-conv"]) > \
+        create_engine("numpy", dense.net).peak_bytes((1, 1, 290, 720),
                            ["ip2-alpha-conv"])
 
 

@@ -79,7 +79,7 @@ def test_caffenet_window_is_its_input_and_its_padded_field_is_reported(nets):
     assert fm.scores.shape == (10, 8, 8)
     assert fm.geometry.cell_window(7, 7) == (224.0, 224.0, 227.0, 227.0)
     assert fm.geometry.cells_inside(451, 451) == (range(0, 8), range(0, 8))
-    assert dense.smallest_scale((451, 451)) == pytest.approx(0.51)
+    assert dense.planner.smallest_scale((451, 451)) == pytest.approx(0.51)
 
 
 def test_cifar10_quick_maps_a_64x64_image_and_refuses_one_below_its_input(nets):
@@ -105,7 +105,7 @@ def test_the_memory_estimate_covers_the_zoo_layers(name, engine, nets):
     dense = DenseClassifier(nets[name], engine)
     data = dense.prepare(gallery.image(160, 170), 1.0)
     blobs = dense.wanted_blobs()
-    estimate = cost.forward_bytes(dense.engine, data.shape, blobs)
+    estimate = dense.engine.peak_bytes(data.shape, blobs)
     tracemalloc.start()
     try:
         dense.engine.forward(data, blobs)

@@ -70,7 +70,7 @@ def test_a_new_image_opens_at_scale_1_or_with_its_longer_side_at_640(thousand_wi
     dense = thousand_window.model.dense
     assert jobs.opening_scale(dense, (300, 451, 3)) == 1.0
     assert jobs.opening_scale(dense, (3000, 4000)) == 0.16      # 640x480 pixels
-    assert jobs.opening_scale(dense, (40, 50)) == dense.smallest_scale((40, 50)) == 1.59
+    assert jobs.opening_scale(dense, (40, 50)) == dense.planner.smallest_scale((40, 50)) == 1.59
 
 
 def test_the_readout_names_the_top_classes(thousand_window):

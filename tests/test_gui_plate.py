@@ -137,7 +137,7 @@ def test_plus_and_minus_keys_step_the_scale(window, qtbot):
 
 
 def test_the_scale_cannot_go_below_one_window(window):
-    smallest = window.model.dense.min_scale(window.image.pixels.shape[:2])
+    smallest = window.model.dense.planner.min_scale(window.image.pixels.shape[:2])
     assert window.scale.spin.minimum() >= smallest
     window.scale.set_scale(0.01)
     assert window.scale.value() >= smallest

@@ -4,7 +4,7 @@ the guard, LMDBs that fight back. Every input is generated here at test time.
 Each probe runs the command line as a user would and holds it to the contract: it ends within
 seconds, allocates less than the 2 GB guard, exits with code 1 or 2 and exactly one
 `error: ...` line, leaves its inputs byte for byte and writes no partial output. Most run in
-this process (`viewer.cli.commands.main`, a few milliseconds each); those that could kill or block the
+this process (`viewer.cli.main`, a few milliseconds each); those that could kill or block the
 process (SIGBUS, a FIFO, no display) run as a child with a memory limit.
 """
 from __future__ import annotations
@@ -588,7 +588,7 @@ def test_a_huge_lrn_window_is_quick_and_within_its_estimate(tmp_path, engine, la
     net = init_weights(model_io.parse_prototxt(HEAD + CONV + layer)[0], seed=1)
     dense = DenseClassifier(net, engine)
     image = plate_like(120, 240, seed=4)
-    plan = dense.check_scale(image.shape, 1.0)
+    plan = dense.planner.check_scale(image.shape, 1.0)
     tracemalloc.start()
     try:
         fm = dense.run(image, 1.0)
@@ -597,7 +597,7 @@ def test_a_huge_lrn_window_is_quick_and_within_its_estimate(tmp_path, engine, la
         tracemalloc.stop()
     assert np.isfinite(fm.scores).all()
     if plan.engine.name != "onnx":           # onnxruntime's own memory is not traced
-        assert peak <= cost.forward_bytes(plan.engine, (1, 1, 120, 240), dense.wanted_blobs())
+        assert peak <= plan.engine.peak_bytes((1, 1, 120, 240), dense.wanted_blobs())
     reference = DenseClassifier(net, "numpy").run(image, 1.0)
     assert np.abs(fm.scores - reference.scores).max() < 1e-4 * np.abs(reference.scores).max()
 
@@ -614,7 +614,7 @@ def test_a_pad_or_stride_of_15000_is_counted_before_the_pass(layers, monkeypatch
     net = init_weights(model_io.parse_prototxt(HEAD + layers)[0], seed=1)
     dense = DenseClassifier(net, "numpy")
     image = plate_like(60, 120, seed=4)
-    need = dense.forward_bytes(60, 120)
+    need = dense.planner.forward_bytes(60, 120)
     assert need > 15000 ** 2 * 4              # the padded copy or pooling canvas is counted
     monkeypatch.setattr(cost, "MEMORY_LIMIT", 64 << 20)
     tracemalloc.start()

@@ -195,8 +195,8 @@ def test_the_pyramid_stops_at_the_largest_scale_that_fits_in_memory(shipped, mon
     assert free[-1] == pytest.approx(22.5 / 12)         # a 12 px character (1.5% of 800)
     monkeypatch.setattr(cost, "MEMORY_LIMIT", 32 * 2**20)
     capped = pyramid_scales(shipped, (600, 800))
-    assert capped[-1] == shipped.max_scale((600, 800)) < free[-1]
-    assert shipped.fits((600, 800), capped[-1])
+    assert capped[-1] == shipped.planner.max_scale((600, 800)) < free[-1]
+    assert shipped.planner.fits((600, 800), capped[-1])
     monkeypatch.setattr(cost, "MEMORY_LIMIT", 1)
     with pytest.raises(ImageError, match="^the 800x600 image is too large to map at any scale; "
                                          "crop it$"):

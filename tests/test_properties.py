@@ -28,7 +28,7 @@ from viewer.caffe import model_io
 from viewer.maps import featuremap
 from viewer.net import netgraph
 from viewer.engines import create_engine
-from viewer.errors import ModelError
+from viewer.errors import ImageError, ModelError
 from viewer.net.geometry import Geometry, geometry_of
 from viewer.maps.images import scaled_size
 from viewer.caffe.proto import caffe_pb2
@@ -218,7 +218,7 @@ def test_a_pixel_changes_only_the_cells_whose_window_holds_it(text, seed, height
     image = np.random.default_rng(seed).integers(0, 256, (height, width)).astype(np.uint8)
     try:
         base = dense.prepare(image, scale)
-    except featuremap.ImageError:
+    except ImageError:
         assume(False)
     engine = create_engine("numpy", dense.net)
     blob = dense.score_blob

@@ -308,6 +308,7 @@ class ScriptedDense:
 
     def __init__(self, strengths=None, smallest=0.5):
         self.strengths, self.smallest, self.passes, self.image = strengths, smallest, [], None
+        self.planner = self        # the scale bounds a DenseClassifier's planner gives
 
     def min_scale(self, image_shape):
         assert len(image_shape) == 2

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from viewer.net.weights import load_net
 from viewer import surgery  # noqa: E402
 from viewer.caffe import model_io
-from viewer.cli.commands import main  # noqa: E402
+from viewer.cli import main  # noqa: E402
 from viewer.caffe.lmdb_io import write_lmdb  # noqa: E402
 from viewer.engines import create_engine  # noqa: E402
 from viewer.maps.labels import BACKGROUND  # noqa: E402

@@ -10,6 +10,6 @@ from typing import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line; the exit code (0, 2 for a user's error, 3 for a failed check)."""
-    from viewer.cli.commands import main as run
+    from viewer.cli.run import main as run
 
     return run(argv)

@@ -7,19 +7,25 @@ that image's error outcome and the batch goes on; anything else is a bug and sto
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import functools
 import glob
+import io
 import json
 import multiprocessing
 import os
 import signal
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
 from viewer import progress
+from viewer.cli.options import EXIT_USER_ERROR, dense_from_args
 from viewer.errors import ViewerError
+from viewer.files.safe_write import write_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm",
                   ".ppm", ".pbm", ".pnm"}
@@ -154,3 +160,28 @@ def write_outcomes(stream: TextIO, outcomes: Iterator[Outcome], fmt: str,
         elif not outcome.error:
             stream.write(text_line(row) + "\n")
     return failed
+
+
+def run_images(args: argparse.Namespace, images: list[Path], task, columns: Sequence[str],
+               text_line, out_file: Path | None = None, setup: Callable[[argparse.Namespace], object] = dense_from_args) -> int:
+    """Run `task` on every image and write the results as they come, on stdout or
+    atomically into `out_file`; exit 2 when some image failed. `setup(args)` makes the model."""
+    outcomes = run_batch(images, functools.partial(setup, args), task,
+                               args.jobs, args.debug)
+
+    def write(stream) -> int:
+        return write_outcomes(stream, outcomes, args.format, columns, text_line)
+
+    if out_file is None:
+        failed = write(sys.stdout)
+    else:
+        failed = 0
+
+        def write_file(fh) -> None:
+            nonlocal failed
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            failed = write(text)
+            text.flush()
+            text.detach()
+        write_atomic(out_file, write_file, images)
+    return EXIT_USER_ERROR if failed else 0

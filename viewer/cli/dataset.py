@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from viewer.cli.argtypes import seed_value
+from viewer.cli.options import seed_value
 from viewer.dataset import DEFAULT_COUNT
 
 

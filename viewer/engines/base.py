@@ -3,7 +3,8 @@
 An engine loads a `CaffeNet`, runs it on an input of any spatial size, and returns the blobs a
 caller names, as numpy arrays. The same blob name means the same numbers under every engine:
 a blob written in place (`ip1-conv` by ReLU `relu1`) is returned after the in-place layers, as
-Caffe does.
+Caffe does. It also says what a pass will cost in memory before it runs (`peak_bytes`), so
+the maps refuse or reroute a pass that would not fit instead of running out of memory.
 """
 from __future__ import annotations
 
@@ -12,9 +13,24 @@ from typing import Sequence
 
 import numpy as np
 
-from viewer.net.weights import check_input_size
-from viewer.net import netgraph
+from viewer.net.weights import LEARNABLE, check_input_size
+from viewer.errors import ImageError
+from viewer.net import cost, netgraph
 from viewer.caffe.model_io import CaffeNet
+from viewer.caffe.proto import caffe_pb2
+
+
+def deploy_net(net: CaffeNet) -> CaffeNet:
+    """The deploy layers only, with only their learned blobs: what engines that read Caffe
+    files (Caffe itself, OpenCV) are given, since they would open a Data layer's LMDB or
+    refuse a loss layer."""
+    param = caffe_pb2.NetParameter()
+    param.CopyFrom(net.param)
+    del param.layer[:]
+    param.layer.extend(netgraph.deploy_layers(net.param))
+    weights = {l.name: net.weights[l.name] for l in param.layer
+               if l.type in LEARNABLE and l.name in net.weights}
+    return CaffeNet(param, weights, source=net.source)
 
 
 class Engine(ABC):
@@ -33,6 +49,27 @@ class Engine(ABC):
     def params(self) -> dict[str, list[np.ndarray]]:
         """Weights by layer name, as pycaffe's `net.params` (as arrays)."""
         return self.net.weights
+
+    def peak_bytes(self, input_shape: tuple[int, ...], blobs: Sequence[str]) -> int:
+        """Bytes a pass over an input of this N x C x H x W shape holds at its peak, keeping
+        `blobs`, worked out from the shapes alone. This default is the upper bound for an
+        engine that keeps every blob (`cost.generic_peak_bytes`); engines that know better
+        say so. Raises `BlobTooLarge` when a blob would exceed the element limit."""
+        return cost.generic_peak_bytes(self.net, tuple(input_shape))
+
+    def check_fits(self, input_shape: tuple[int, ...], blobs: Sequence[str],
+                   limit: int | None = None) -> int:
+        """The bytes the pass needs, or an `ImageError` naming the scale that would fit."""
+        limit = cost.MEMORY_LIMIT if limit is None else limit
+        need = self.peak_bytes(tuple(input_shape), list(blobs))
+        if need <= limit:
+            return need
+        h, w = input_shape[2], input_shape[3]
+        shrink = (limit / need) ** 0.5
+        raise ImageError(
+            f"a {w}x{h} input needs about {need / 1024 ** 3:.1f} GB for the dense pass on the "
+            f"'{self.name}' engine, more than the {limit / 1024 ** 3:.1f} GB allowed; use a "
+            f"scale about {shrink:.2f} times the current one, or a smaller image")
 
     def limit_threads(self, threads: int) -> None:
         """Use at most `threads` threads per pass (a batch runs one engine per process).

@@ -18,8 +18,8 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from viewer.net.weights import LEARNABLE, check_input_size, check_weights
-from viewer.net import cost, netgraph
-from viewer.engines.base import Engine
+from viewer.net import netgraph
+from viewer.engines.base import Engine, deploy_net
 from viewer.errors import EngineError, ModelError
 from viewer.caffe.model_io import CaffeNet, caffemodel_bytes, prototxt_text
 from viewer.caffe.proto import caffe_pb2
@@ -35,16 +35,6 @@ def import_caffe():
     caffe.set_mode_cpu()
     return caffe
 
-
-def deploy_net(net: CaffeNet) -> CaffeNet:
-    """The deploy layers (Caffe would open a Data layer's LMDB) and only their learned blobs."""
-    param = caffe_pb2.NetParameter()
-    param.CopyFrom(net.param)
-    del param.layer[:]
-    param.layer.extend(netgraph.deploy_layers(net.param))
-    weights = {l.name: net.weights[l.name] for l in param.layer
-               if l.type in LEARNABLE and l.name in net.weights}
-    return CaffeNet(param, weights, source=net.source)
 
 
 def check_layers(param: caffe_pb2.NetParameter) -> None:
@@ -159,7 +149,7 @@ class CaffeEngine(Engine):
         memory: Caffe aborts when an allocation fails."""
         if shape not in self._sizes_checked:
             check_input_size(self.net, self.input_name, shape)
-            cost.check_fits(self, shape, blobs)
+            self.check_fits(shape, blobs)
             self._sizes_checked.add(shape)
         if tuple(self._net.blobs[self.input_name].data.shape) != shape:
             self._net.blobs[self.input_name].reshape(*shape)

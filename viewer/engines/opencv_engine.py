@@ -8,19 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.net import netgraph
-from viewer.engines.base import Engine
+from viewer.engines.base import Engine, deploy_net
 from viewer.errors import EngineError
 from viewer.caffe.model_io import CaffeNet, caffemodel_bytes, prototxt_text
 from viewer.caffe.proto import caffe_pb2
 
-
-def _deploy_param(net: CaffeNet) -> caffe_pb2.NetParameter:
-    """The deploy layers only: OpenCV would refuse Data and loss layers."""
-    param = caffe_pb2.NetParameter()
-    param.CopyFrom(net.param)
-    del param.layer[:]
-    param.layer.extend(netgraph.deploy_layers(net.param))
-    return param
 
 
 def _untransposed(net: CaffeNet) -> CaffeNet:
@@ -74,8 +66,9 @@ class OpenCVEngine(Engine):
                               "opencv-python-headless<5")
         _check_lrn(net)
         plain = _without_scalars(_untransposed(net))
-        proto = np.frombuffer(prototxt_text(_deploy_param(plain)).encode(), np.uint8)
-        model = np.frombuffer(caffemodel_bytes(plain), np.uint8)
+        deploy = deploy_net(plain)
+        proto = np.frombuffer(prototxt_text(deploy.param).encode(), np.uint8)
+        model = np.frombuffer(caffemodel_bytes(deploy), np.uint8)
         try:
             self._net = cv2.dnn.readNetFromCaffe(proto, model)
         except cv2.error as err:

@@ -14,7 +14,7 @@ from viewer.errors import ViewerError
 from viewer.gui import display, session
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
-from viewer.cli.preprocess_options import settings_from_args
+from viewer.cli.options import settings_from_args
 from viewer.files.safe_write import check_output_path, probe_writable, write_bytes_atomic
 
 

@@ -28,7 +28,7 @@ def scale_text(scale: float) -> str:
 
 def scale_limit_text(limit: float, image_shape: tuple[int, int], engines: Sequence[str]) -> str:
     """Why the scale stops below SCALE_MAX: the pass would not fit `cost.MEMORY_LIMIT` on any
-    of `engines` (the chosen one and the lean fallback, `DenseClassifier.memory_engines`)."""
+    of `engines` (the chosen one and the lean fallback, `PassPlanner.memory_engines`)."""
     height, width = image_shape
     budget = f"the {cost.MEMORY_LIMIT / 2**30:g} GB memory limit"
     on = " or ".join(f"'{name}'" for name in engines)
@@ -114,7 +114,7 @@ class ScaleControl(QtWidgets.QWidget):
     def set_range(self, minimum: float, limit: float = SCALE_MAX, reason: str = "") -> None:
         """Scales from where the image still holds one window of the net up to `limit`.
 
-        `minimum` comes from `DenseClassifier.min_scale`: a large photo whose letters fit the
+        `minimum` comes from `PassPlanner.min_scale`: a large photo whose letters fit the
         window only below the usual 0.2 gets its own smallest scale. `limit` comes from
         `max_scale`, the largest scale whose pass fits in memory, so a 12 MP photo does not open
         on a map that would be refused; `reason` says so in the tooltip. A limit of 0 (nothing

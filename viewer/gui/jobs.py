@@ -132,7 +132,7 @@ def opening_scale(dense: DenseClassifier, image_shape: tuple[int, ...]) -> float
     seconds a pass, and a model opened on it next would map it there too), never below the
     net's smallest scale."""
     fit = math.floor(OPENING_SIDE / max(image_shape[:2]) * 100) / 100
-    return max(dense.smallest_scale(image_shape[:2]), min(1.0, fit))
+    return max(dense.planner.smallest_scale(image_shape[:2]), min(1.0, fit))
 
 
 def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,

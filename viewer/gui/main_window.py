@@ -334,9 +334,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if getattr(self, "image", None) is None:
             return
         dense, shape = self.model.dense, self.image.pixels.shape[:2]
-        limit = dense.max_scale(shape, self._extra_blobs())
-        self.scale.set_range(dense.min_scale(shape), limit, scale_limit_text(
-            limit, shape, [engine.name for engine in dense.memory_engines()]))
+        limit = dense.planner.max_scale(shape, self._extra_blobs())
+        self.scale.set_range(dense.planner.min_scale(shape), limit, scale_limit_text(
+            limit, shape, [engine.name for engine in dense.planner.memory_engines()]))
 
     def _blob_changed(self, blob: str) -> None:
         """The picked blob of the map on screen, computed at that map's exact scale; the map

@@ -88,7 +88,7 @@ def surgered_onnx(dense: DenseClassifier):
     import onnx
     from onnx import TensorProto, helper
 
-    from viewer.engines.onnx_engine import to_onnx
+    from viewer.convert.onnx_graph import to_onnx
 
     final = netgraph.deploy_layers(dense.net.param)[-1]
     if final.type == "Softmax":                  # the net's own softmax is the map's

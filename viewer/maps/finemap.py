@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import numpy as np
 
-from viewer.net import cost, netgraph
+from viewer.net import netgraph
 from viewer.engines import Engine, create_engine
-from viewer.errors import EngineError
 from viewer.caffe.model_io import CaffeNet
+from viewer.errors import EngineError, RarefactionError
 from viewer.surgery.rarefaction import Change, check_stride, rarefy
-from viewer.errors import RarefactionError
 
 # Engines that run dilated pooling, so a rarefied net.
 RAREFYING = ("numpy", "blas", "onnx")
@@ -75,7 +74,7 @@ class StitchedEngine(Engine):
 
     def peak_bytes(self, input_shape: tuple[int, ...], blobs: list[str]) -> int:
         """The unshifted native pass, plus the shifted scores kept until they are stitched."""
-        need = cost.forward_bytes(self.inner, input_shape, blobs)
+        need = self.inner.peak_bytes(input_shape, blobs)
         shapes = netgraph.infer_shapes(self.net.param, {self.input_name: tuple(input_shape)})
         scores = 4 * int(np.prod(shapes[self.score_blob]))
         return need + 2 * scores * self.factor[0] * self.factor[1]

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from viewer.errors import ViewerError
 from viewer.caffe.model_io import MAX_PROTOTXT_BYTES
 from viewer.files.safe_read import read_regular
@@ -62,3 +64,18 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     while names and not names[-1]:
         names.pop()
     return names
+
+
+def character_channels(labels: list[str]) -> np.ndarray:
+    """Indices of the channels that are characters (all but a background channel)."""
+    return np.array([k for k, name in enumerate(labels) if name != BACKGROUND_NAME])
+
+
+def character_confidence(probs: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Per cell of a map's `probs`, how sure the net is that a character is centred there: 1 - P(background),
+    or the best probability for a net without a background class. The reader looks for its
+    peaks; the best-character picture uses it as its opacity."""
+    chars = character_channels(labels)
+    if len(chars) < len(labels):
+        return 1.0 - probs[labels.index(BACKGROUND_NAME)]
+    return probs[chars].max(axis=0)

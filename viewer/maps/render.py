@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from viewer.net import cost
-from viewer.maps.featuremap import FeatureMap, character_channels, character_confidence
+from viewer.maps.featuremap import FeatureMap
+from viewer.maps.labels import character_channels, character_confidence
 from viewer.maps.labels import is_plate_model
 
 
@@ -27,7 +28,7 @@ def best_cells(fm: FeatureMap) -> tuple[np.ndarray, np.ndarray]:
     """
     if is_plate_model(fm.labels):
         chars = character_channels(fm.labels)
-        return chars[fm.probs[chars].argmax(axis=0)], character_confidence(fm)
+        return chars[fm.probs[chars].argmax(axis=0)], character_confidence(fm.probs, fm.labels)
     return fm.best()
 
 

@@ -1,18 +1,17 @@
 """What a forward pass costs before it runs: its FLOPs, and the memory it needs at an input size.
 
 Both come from `netgraph.infer_shapes`, so they are known before anything is allocated: the
-viewer asks `check_fits` first and tells the user an image is too large instead of running out
-of memory. An engine may know its own needs better (`Engine.peak_bytes`), or say that it frees
-each blob after its last reader (`frees_blobs = True`); otherwise the estimate is the generic
-upper bound: every blob held at once plus the largest im2col buffer.
+viewer asks an engine's `peak_bytes` first and tells the user an image is too large instead of
+running out of memory. Each engine says what it holds (`viewer.engines.base.Engine.peak_bytes`),
+from the bounds here: every blob held at once plus the largest scratch (`generic_peak_bytes`),
+or what is alive when each blob is freed after its last reader (`liveness_peak_bytes`).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 from viewer.net import netgraph
-from viewer.errors import ImageError
 from viewer.caffe.model_io import CaffeNet
 from viewer.caffe.proto import caffe_pb2
 
@@ -28,7 +27,7 @@ def _shapes(net: CaffeNet, input_shape: tuple[int, ...]) -> dict[str, netgraph.S
     return netgraph.infer_shapes(net.param, {name: tuple(input_shape)})
 
 
-def _im2col_size(layer, shapes: dict[str, netgraph.Shape]) -> tuple[int, int]:
+def im2col_size(layer, shapes: dict[str, netgraph.Shape]) -> tuple[int, int]:
     """A Convolution's (output elements, inputs per output): its product's two factors."""
     p = layer.convolution_param
     cin = shapes[layer.bottom[0]][1] // p.group
@@ -38,7 +37,7 @@ def _im2col_size(layer, shapes: dict[str, netgraph.Shape]) -> tuple[int, int]:
 def layer_flops(layer, shapes: dict[str, netgraph.Shape]) -> int:
     """Multiply-adds x 2 of one Convolution or InnerProduct (0 for any other layer)."""
     if layer.type == "Convolution":
-        outputs, fan_in = _im2col_size(layer, shapes)
+        outputs, fan_in = im2col_size(layer, shapes)
         return 2 * outputs * fan_in
     if layer.type == "InnerProduct":
         return 2 * math.prod(shapes[layer.top[0]]) * math.prod(shapes[layer.bottom[0]][1:])
@@ -50,7 +49,7 @@ def layer_traffic(layer, shapes: dict[str, netgraph.Shape]) -> int:
     block (what makes conv1 and the poolings memory-bound)."""
     elements = sum(math.prod(shapes[b]) for b in layer.bottom) + math.prod(shapes[layer.top[0]])
     if layer.type == "Convolution":
-        outputs, fan_in = _im2col_size(layer, shapes)
+        outputs, fan_in = im2col_size(layer, shapes)
         elements += outputs // shapes[layer.top[0]][1] * fan_in
     return elements
 
@@ -81,22 +80,6 @@ def reference_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
     return 0
 
 
-def _onnx_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
-    """Elements onnxruntime allocates for a layer beyond its output: a Convolution's im2col
-    buffer, and for an LRN within channels its float64 integral image (the padded squares and
-    two cumulative sums of them, each twice a float's size) and the four corners read from it."""
-    if layer.type == "Convolution":
-        outputs, fan_in = _im2col_size(layer, shapes)
-        return outputs // shapes[layer.top[0]][1] * fan_in
-    if layer.type == "LRN":
-        n, c, h, w = shapes[layer.bottom[0]]
-        if layer.lrn_param.norm_region == caffe_pb2.LRNParameter.ACROSS_CHANNELS:
-            return 2 * n * c * h * w
-        k = layer.lrn_param.local_size
-        return n * c * (6 * (h + k) * (w + k) + 12 * h * w)
-    return 0
-
-
 def generic_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...]) -> int:
     """An upper bound for engines that keep every blob: all blobs, plus the largest scratch
     any layer needs in the numpy reference (`reference_scratch`)."""
@@ -111,7 +94,7 @@ def _conv_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
     """Elements a convolution holds besides its blobs: the padded input, one group's im2col,
     and the product before it takes its final layout (per group, then joined, when grouped:
     MobileNet's depthwise convolutions have one group per channel)."""
-    outputs, fan_in = _im2col_size(layer, shapes)
+    outputs, fan_in = im2col_size(layer, shapes)
     bottom = shapes[layer.bottom[0]]
     ph, pw = netgraph.conv_kernel(layer.convolution_param).pad
     padded = math.prod(bottom[:2]) * (bottom[2] + 2 * ph) * (bottom[3] + 2 * pw) \
@@ -120,10 +103,11 @@ def _conv_scratch(layer, shapes: dict[str, netgraph.Shape]) -> int:
     return padded + outputs // shapes[layer.top[0]][1] * fan_in + products
 
 
-def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
-                        blobs: Sequence[str]) -> int:
+def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...], blobs: Sequence[str],
+                        scratch: Callable[[caffe_pb2.LayerParameter, dict], int]) -> int:
     """For engines that free a blob after its last reader (onnxruntime without its arena):
-    the most that is alive at once, with the running layer's output and im2col buffer."""
+    the most that is alive at once, with the running layer's output and the elements it
+    allocates beyond it (`scratch(layer, shapes)`, the engine's own knowledge)."""
     shapes = _shapes(net, input_shape)
     layers = [l for l in netgraph.deploy_layers(net.param) if l.type != "Input"]
     last_read = {b: k for k, l in enumerate(layers) for b in l.bottom}
@@ -131,10 +115,10 @@ def liveness_peak_bytes(net: CaffeNet, input_shape: tuple[int, ...],
     alive = {name: math.prod(shapes[name])}
     peak = alive[name]
     for k, layer in enumerate(layers):
-        scratch = _onnx_scratch(layer, shapes)
+        extra = scratch(layer, shapes)
         in_place = list(layer.top) == list(layer.bottom)
         made = 0 if in_place else sum(math.prod(shapes[t]) for t in layer.top)
-        peak = max(peak, sum(alive.values()) + made + scratch)
+        peak = max(peak, sum(alive.values()) + made + extra)
         for top in layer.top:
             alive[top] = math.prod(shapes[top])
         for b in [b for b in alive if last_read.get(b, -1) <= k and b not in blobs]:
@@ -150,27 +134,3 @@ def picture_bytes(image_shape: tuple[int, ...], conv1_elements: int) -> int:
     height, width = image_shape[:2]
     channels = image_shape[2] if len(image_shape) > 2 else 1
     return height * width * (channels + 10) + 48 * BAND_PIXELS + 2 * conv1_elements
-
-
-def forward_bytes(engine, input_shape: tuple[int, ...], blobs: Sequence[str]) -> int:
-    """Memory a forward pass of `engine` needs for this input, keeping `blobs`."""
-    own = getattr(engine, "peak_bytes", None)
-    if own is not None:
-        return int(own(tuple(input_shape), list(blobs)))
-    if getattr(engine, "frees_blobs", False):
-        return liveness_peak_bytes(engine.net, tuple(input_shape), blobs)
-    return generic_peak_bytes(engine.net, tuple(input_shape))
-
-
-def check_fits(engine, input_shape: tuple[int, ...], blobs: Sequence[str],
-               limit: int = MEMORY_LIMIT) -> int:
-    """The bytes the pass needs, or an `ImageError` naming the largest input that would fit."""
-    need = forward_bytes(engine, input_shape, blobs)
-    if need <= limit:
-        return need
-    h, w = input_shape[2], input_shape[3]
-    shrink = math.sqrt(limit / need)
-    raise ImageError(
-        f"a {w}x{h} input needs about {need / 1024 ** 3:.1f} GB for the dense pass on the "
-        f"'{getattr(engine, 'name', '?')}' engine, more than the {limit / 1024 ** 3:.1f} GB "
-        f"allowed; use a scale about {shrink:.2f} times the current one, or a smaller image")

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from viewer.errors import ImageError
-from viewer.maps.featuremap import DenseClassifier, FeatureMap, character_confidence
+from viewer.maps.featuremap import DenseClassifier, FeatureMap
+from viewer.maps.labels import character_confidence
 from viewer.progress import part as progress_part
 from viewer.plates.alphabet import CHAR_FILL
 from viewer.plates.reading import (MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
@@ -96,11 +97,11 @@ def pyramid_scales(dense: DenseClassifier, image_shape: tuple[int, int]) -> np.n
     (the crop case) to where the smallest plate character we look for does, `PYRAMID_STEP`
     apart, capped at the largest scale whose pass fits in memory."""
     char_px = dense.unit.receptive_field[0] * CHAR_FILL
-    low = dense.smallest_scale(image_shape)
+    low = dense.planner.smallest_scale(image_shape)
     smallest_char = max(MIN_CHAR_PX, MIN_CHAR_SHARE * max(image_shape[:2]))
     high = max(low, char_px / smallest_char)
-    if not dense.fits(image_shape, high):      # a photo of many megapixels
-        fits = dense.max_scale(image_shape)
+    if not dense.planner.fits(image_shape, high):      # a photo of many megapixels
+        fits = dense.planner.max_scale(image_shape)
         if fits <= 0:
             raise ImageError(f"the {image_shape[1]}x{image_shape[0]} image is too large to map "
                              f"at any scale; crop it")
@@ -171,7 +172,7 @@ def plate_score(letters: list[Letter]) -> float:
 def rows_of_cells(fm: FeatureMap) -> list[tuple[slice, slice]]:
     """Cell ranges of lines of sure cells in one map: sure cells joined along their row
     across a letter gap (dilation), then connected components wide enough for a plate."""
-    sure = (character_confidence(fm) >= MIN_CONFIDENCE).astype(np.uint8)
+    sure = (character_confidence(fm.probs, fm.labels) >= MIN_CONFIDENCE).astype(np.uint8)
     char_cells = fm.geometry.receptive_field[1] * CHAR_FILL / fm.geometry.stride[1]
     join = max(3, 2 * round(JOIN_WIDTH * char_cells / 2) + 1)
     joined = cv2.dilate(sure, cv2.getStructuringElement(cv2.MORPH_RECT, (join, 3)))
@@ -252,7 +253,7 @@ def shifted(reading: PlateReading, dx: float, dy: float) -> PlateReading:
 def line_heights(fm: FeatureMap, letters: list[Letter]) -> np.ndarray:
     """Each letter's height on the map, in rows, to a fraction of a row: the centroid of
     the character confidence over its cell and the cells above and below."""
-    conf = character_confidence(fm)
+    conf = character_confidence(fm.probs, fm.labels)
     heights = []
     for letter in letters:
         i, j = letter.cell
@@ -309,7 +310,7 @@ def read_candidate(dense: DenseClassifier, image: np.ndarray, plate: FoundPlate)
         if (w, h) == (image.shape[1], image.shape[0]):
             reading, _ = auto_read(dense, crop)
         else:
-            smallest = dense.smallest_scale(crop.shape[:2])
+            smallest = dense.planner.smallest_scale(crop.shape[:2])
             scales = np.geomspace(plate.scale / REFINE_SPAN, plate.scale * REFINE_SPAN,
                                   REFINE_STEPS)
             reading, fm = best_plate_reading(dense, crop, np.maximum(smallest, scales))

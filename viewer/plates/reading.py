@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer.maps.featuremap import (DenseClassifier, FeatureMap, character_channels,
-                               character_confidence)
+from viewer.maps.featuremap import DenseClassifier, FeatureMap
+from viewer.maps.labels import character_channels, character_confidence
 from viewer.plates.alphabet import CHAR_FILL
 from viewer.plates.formats import kinds, twin_swaps
 
@@ -181,7 +181,7 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
 
 def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReading:
     """Find the letters along the plate in one dense map."""
-    conf = character_confidence(fm)
+    conf = character_confidence(fm.probs, fm.labels)
     rows = conf.argmax(axis=0)
     best = conf.max(axis=0)
     stride = fm.geometry.stride[1]
@@ -201,7 +201,7 @@ def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
                      steps: int = SWEEP_STEPS) -> np.ndarray:
     """Scales from the smallest the image allows to where a character of a fifth of the
     image height would fill the window, spaced geometrically (about 7% apart on a crop)."""
-    low = max(dense.min_scale(image_shape), 0.05)
+    low = max(dense.planner.min_scale(image_shape), 0.05)
     high = max(low, min(4.0, dense.unit.receptive_field[0] * CHAR_FILL / (0.2 * image_shape[0])))
     return np.geomspace(low, high, steps) if high > low else np.array([low])
 

@@ -1,0 +1,85 @@
+"""The command line's entry point: every command group's parser, `view` by default, and the
+error handling that makes every failure one line.
+
+Every failure a user can cause is a `ViewerError` and comes out as one `error: ...` line on
+stderr with exit code 2; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from viewer import __version__
+from viewer.cli import dataset, maps, model, read, train
+from viewer.cli.options import (EXIT_USER_ERROR, add_model_options, add_stride_option,
+                                positive_scale)
+from viewer.errors import ViewerError
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Open the desktop viewer."""
+    from viewer.gui.app import run_viewer
+
+    return run_viewer(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netsurgery-viewer",
+        description="See what a fully convolutional Caffe net sees on license plates.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    view = sub.add_parser("view", help="open the viewer (the default command)")
+    view.add_argument("image", nargs="?", type=Path, help="plate image (default: the sample)")
+    view.add_argument("--scale", type=positive_scale, default=None, help="input scale, e.g. 0.9")
+    view.add_argument("--channel", help="class to show, e.g. A or 7 (default: best class)")
+    view.add_argument("--screenshot", type=Path, help="save the window as PNG and quit")
+    add_model_options(view)
+    add_stride_option(view)
+    view.set_defaults(func=cmd_view)
+
+    for group in (model, maps, dataset, train, read):
+        group.register(sub)
+    parser.set_defaults(commands=set(sub.choices))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `main.py` and `netsurgery-viewer`: run a subcommand, `view` by default."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = parser.get_default("commands")
+    if not commands & set(argv) and not {"-h", "--help", "--version"} & set(argv):
+        debug = [a for a in argv if a == "--debug"]
+        argv = debug + ["view"] + [a for a in argv if a != "--debug"]
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+        sys.stdout.flush()              # here, where a closed pipe is caught below
+        return status
+    except ViewerError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`read ... | head -3`): stop quietly as Unix tools do, and
+        # point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as err:  # a bug: one line unless --debug, never a silent exit
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"error: internal error: {type(err).__name__}: {err} (run with --debug for "
+                  "the traceback)", file=sys.stderr)
+        return 1
