@@ -7,7 +7,9 @@ import pytest
 from viewer.maps.featuremap import FeatureMap
 from viewer.net.geometry import Geometry
 from viewer.maps.labels import labels_for
-from viewer.plates.reading import CHAR_FILL, TWINS, read_plate
+from viewer.plates.alphabet import CHAR_FILL
+from viewer.plates.formats import TWINS
+from viewer.plates.reading import read_plate
 
 
 def synthetic_map(letters: dict[int, str], rows: int = 6, cols: int = 60, line: int = 2,

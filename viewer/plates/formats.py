@@ -8,6 +8,8 @@ which twins to swap so that a reading fits one of them.
 """
 from __future__ import annotations
 
+# Alike in plate faces, so a known plate format may swap them.
+TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}
 # Kinds of characters, left to right: L a letter, D a digit (separators and spaces left out).
 FORMATS: dict[str, tuple[str, ...]] = {
     "SK": ("LLDDDLL",),                  # BA-123XY
