@@ -48,8 +48,8 @@ BACKGROUND_KINDS: dict[str, float] = {
 
 
 @dataclass
-class Window:
-    """One training sample and where it came from."""
+class TrainingSample:
+    """One training sample: a labelled window cut from a plate, and where it came from."""
 
     image: np.ndarray             # uint8, size x size
     label: int                    # 0..35 a character, 36 background
@@ -164,11 +164,11 @@ def _pick_kind(rng: np.random.Generator, available: set[str]) -> str:
 
 
 def _char_windows(plate: Plate, rng: np.random.Generator, indices: list[int],
-                  spec: WindowSpec) -> list[Window]:
+                  spec: WindowSpec) -> list[TrainingSample]:
     """Windows centred (with jitter) on the characters `indices` of `plate`."""
     size, h = spec.size, plate.char_height_px
     padded = cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
-    out: list[Window] = []
+    out: list[TrainingSample] = []
     for i in indices:
         b = plate.boxes[i]
         bx, by = box_centre(b)
@@ -176,13 +176,13 @@ def _char_windows(plate: Plate, rng: np.random.Generator, indices: list[int],
         cx = bx + rng.uniform(-jx, jx) * 0.999
         cy = by + rng.uniform(-1, 1) * spec.max_jitter_y * h * 0.999
         label = CHARACTERS.index(plate.chars[i])
-        out.append(Window(_crop(padded, size, cx, cy, size), label, "char", (cx, cy), h,
-                          _window_boxes(plate.boxes, cx, cy, size)))
+        out.append(TrainingSample(_crop(padded, size, cx, cy, size), label, "char", (cx, cy),
+                                  h, _window_boxes(plate.boxes, cx, cy, size)))
     return out
 
 
 def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_background: int,
-                   spec: WindowSpec = WindowSpec()) -> list[Window]:
+                   spec: WindowSpec = WindowSpec()) -> list[TrainingSample]:
     """Cut `n_chars` centred-character windows and `n_background` background windows.
 
     Character windows go round the plate's characters in a random order. A background proposal
@@ -202,8 +202,9 @@ def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_backg
             kind = _pick_kind(rng, available)
             c = _propose(kind, plate, rng, spec)
             if c is not None and centred_character(plate.boxes, h, *c, spec) is None:
-                out.append(Window(_crop(padded, pad, c[0], c[1], size), BACKGROUND, kind, c, h,
-                                  _window_boxes(plate.boxes, c[0], c[1], size)))
+                out.append(TrainingSample(_crop(padded, pad, c[0], c[1], size), BACKGROUND,
+                                          kind, c, h,
+                                          _window_boxes(plate.boxes, c[0], c[1], size)))
                 break
     return out
 
@@ -228,7 +229,7 @@ def _stochastic_round(x: float, rng: np.random.Generator) -> int:
 
 
 def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = WindowSpec()
-                              ) -> list[Window]:
+                              ) -> list[TrainingSample]:
     """Draw one random augmented plate and cut its windows, about `background_fraction` of
     them background. An off-scale plate (too small or too large) gives background only."""
     f = spec.background_fraction
@@ -245,8 +246,9 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
         for _ in range(n):
             cx = rng.uniform(x0, x1)
             cy = row + rng.uniform(-0.3, 0.3) * plate.char_height_px
-            out.append(Window(_crop(padded, size, cx, cy, size), BACKGROUND, "scale", (cx, cy),
-                              plate.char_height_px, _window_boxes(plate.boxes, cx, cy, size)))
+            out.append(TrainingSample(_crop(padded, size, cx, cy, size), BACKGROUND, "scale",
+                                      (cx, cy), plate.char_height_px,
+                                      _window_boxes(plate.boxes, cx, cy, size)))
         return out
     plate = random_plate(rng, rng.uniform(*spec.char_height))
     twins = twin_characters(plate.style)
@@ -257,10 +259,10 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
 
 
 def generate_windows(count: int, rng: np.random.Generator,
-                     spec: WindowSpec = WindowSpec()) -> Iterator[Window]:
+                     spec: WindowSpec = WindowSpec()) -> Iterator[TrainingSample]:
     """Yield exactly `count` windows from a stream of random plates, shuffled within blocks of
     a few hundred so that windows of one plate do not come in a row."""
-    buf: list[Window] = []
+    buf: list[TrainingSample] = []
     made = 0
     block = 512
     while made < count:
@@ -275,6 +277,6 @@ def generate_windows(count: int, rng: np.random.Generator,
         made += take
 
 
-__all__ = ["WindowSpec", "Window", "BACKGROUND_KINDS", "reference_width", "box_centre",
-           "centred_character", "sample_windows", "windows_from_random_plate",
+__all__ = ["WindowSpec", "TrainingSample", "BACKGROUND_KINDS", "reference_width",
+           "box_centre", "centred_character", "sample_windows", "windows_from_random_plate",
            "generate_windows"]
