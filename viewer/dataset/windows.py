@@ -19,9 +19,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from viewer.dataset.plates import PLATE_FORMATS, Box, Plate, random_plate, twin_characters
+from viewer.dataset.plates import Box, Plate, random_plate, twin_characters
 from viewer.maps.labels import BACKGROUND, CHARACTERS
-from viewer.plates.alphabet import CHAR_HEIGHT, WINDOW_SIZE
+from viewer.plates.alphabet import CHAR_HEIGHT, DIGITS, LETTERS, WINDOW_SIZE
+from viewer.plates.formats import DRAWN_FORMATS
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,10 @@ def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_backg
 
 def class_keep_probability() -> np.ndarray:
     """Per class, the chance to keep a character window so that A-Z and 0-9 come out equally
-    often, given how often `PLATE_FORMATS` place letters, digits and either."""
-    n_letters, n_digits = 26, 10
+    often, given how often `DRAWN_FORMATS` place letters, digits and either."""
+    n_letters, n_digits = len(LETTERS), len(DIGITS)
     expected = np.zeros(len(CHARACTERS))
-    for fmt in PLATE_FORMATS:
+    for fmt in DRAWN_FORMATS:
         expected[:n_letters] += fmt.count("L") / n_letters
         expected[n_letters:] += fmt.count("D") / n_digits
         expected += fmt.count("X") / len(CHARACTERS)
