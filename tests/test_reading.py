@@ -147,7 +147,7 @@ def test_generated_plates_read_with_boxes_on_the_characters(shipped):
     The model is statistical, so the text is checked in aggregate (it reads the dev plates of
     the model card at about 0.92); boxes are checked on every letter of the plates read whole.
     """
-    from bench.read_plates import char_accuracy
+    from viewer.plates.scoring import char_accuracy
     from viewer.dataset.plates import PlateStyle, synthesize_plate
 
     accuracies, exact = [], 0
