@@ -91,9 +91,15 @@ def centred_character(boxes: list[Box], char_height: float, cx: float, cy: float
     return None
 
 
-def _crop(padded: np.ndarray, pad: int, cx: float, cy: float, size: int) -> np.ndarray:
-    x0 = int(round(cx - size / 2)) + pad
-    y0 = int(round(cy - size / 2)) + pad
+def _padded(plate: Plate, size: int) -> np.ndarray:
+    """The plate image with `size` pixels of its edges replicated around it, so that a window
+    reaching past the plate is still `size` x `size`."""
+    return cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
+
+
+def _crop(padded: np.ndarray, cx: float, cy: float, size: int) -> np.ndarray:
+    x0 = int(round(cx - size / 2)) + size
+    y0 = int(round(cy - size / 2)) + size
     x0 = min(max(x0, 0), padded.shape[1] - size)
     y0 = min(max(y0, 0), padded.shape[0] - size)
     return padded[y0:y0 + size, x0:x0 + size].copy()
@@ -102,6 +108,14 @@ def _crop(padded: np.ndarray, pad: int, cx: float, cy: float, size: int) -> np.n
 def _window_boxes(boxes: list[Box], cx: float, cy: float, size: int) -> list[Box]:
     ox, oy = int(round(cx - size / 2)), int(round(cy - size / 2))
     return [(x - ox, y - oy, w, h) for x, y, w, h in boxes]
+
+
+def _sample(plate: Plate, padded: np.ndarray, size: int, cx: float, cy: float, label: int,
+            kind: str) -> TrainingSample:
+    """The sample centred at (cx, cy) on `plate`, cut from its `_padded` image: every kind of
+    window is cut, and its boxes placed, the same way."""
+    return TrainingSample(_crop(padded, cx, cy, size), label, kind, (cx, cy),
+                          plate.char_height_px, _window_boxes(plate.boxes, cx, cy, size))
 
 
 def _text_row(plate: Plate) -> float:
@@ -168,7 +182,7 @@ def _char_windows(plate: Plate, rng: np.random.Generator, indices: list[int],
                   spec: WindowSpec) -> list[TrainingSample]:
     """Windows centred (with jitter) on the characters `indices` of `plate`."""
     size, h = spec.size, plate.char_height_px
-    padded = cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
+    padded = _padded(plate, size)
     out: list[TrainingSample] = []
     for i in indices:
         b = plate.boxes[i]
@@ -177,8 +191,7 @@ def _char_windows(plate: Plate, rng: np.random.Generator, indices: list[int],
         cx = bx + rng.uniform(-jx, jx) * 0.999
         cy = by + rng.uniform(-1, 1) * spec.max_jitter_y * h * 0.999
         label = CHARACTERS.index(plate.chars[i])
-        out.append(TrainingSample(_crop(padded, size, cx, cy, size), label, "char", (cx, cy),
-                                  h, _window_boxes(plate.boxes, cx, cy, size)))
+        out.append(_sample(plate, padded, size, cx, cy, label, "char"))
     return out
 
 
@@ -193,8 +206,7 @@ def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_backg
     order = [int(i) for i in rng.permutation(len(plate.boxes))] if plate.boxes else []
     out = _char_windows(plate, rng, [order[k % len(order)] for k in range(n_chars if order
                                                                           else 0)], spec)
-    pad = size
-    padded = cv2.copyMakeBorder(plate.image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    padded = _padded(plate, size)
     available = {"gap", "half", "vertical", "edge", "plain"} | {m.kind for m in plate.marks}
     if not plate.boxes:
         available = {"plain"}
@@ -203,9 +215,7 @@ def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_backg
             kind = _pick_kind(rng, available)
             c = _propose(kind, plate, rng, spec)
             if c is not None and centred_character(plate.boxes, h, *c, spec) is None:
-                out.append(TrainingSample(_crop(padded, pad, c[0], c[1], size), BACKGROUND,
-                                          kind, c, h,
-                                          _window_boxes(plate.boxes, c[0], c[1], size)))
+                out.append(_sample(plate, padded, size, c[0], c[1], BACKGROUND, kind))
                 break
     return out
 
@@ -239,7 +249,7 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
         plate = random_plate(rng, rng.uniform(*rng_h))
         n = _stochastic_round(len(plate.boxes) * 0.6, rng) + 1
         size = spec.size
-        padded = cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
+        padded = _padded(plate, size)
         row = _text_row(plate)
         x0 = plate.boxes[0][0]
         x1 = plate.boxes[-1][0] + plate.boxes[-1][2]
@@ -247,9 +257,7 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
         for _ in range(n):
             cx = rng.uniform(x0, x1)
             cy = row + rng.uniform(-0.3, 0.3) * plate.char_height_px
-            out.append(TrainingSample(_crop(padded, size, cx, cy, size), BACKGROUND, "scale",
-                                      (cx, cy), plate.char_height_px,
-                                      _window_boxes(plate.boxes, cx, cy, size)))
+            out.append(_sample(plate, padded, size, cx, cy, BACKGROUND, "scale"))
         return out
     plate = random_plate(rng, rng.uniform(*spec.char_height))
     twins = twin_characters(plate.style)
