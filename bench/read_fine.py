@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.read_plates import char_accuracy, manifest_rows
+from bench.read_plates import manifest_rows
 from viewer.files import paths
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
@@ -23,6 +23,7 @@ from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
 from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read, read_plate
+from viewer.plates.scoring import char_accuracy
 
 
 def both_readings(dense: DenseClassifier, fine: DenseClassifier, image: np.ndarray,

@@ -18,27 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.read_plates import char_accuracy, manifest_arguments, manifest_rows, verdict
+from bench.read_plates import manifest_arguments, manifest_rows, verdict
 from viewer.files import paths
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.plates.locate import Box, find_plates, iou
 from viewer.net.weights import load_net
+from viewer.plates.locate import find_plates
+from viewer.plates.scoring import char_accuracy, is_found
 
 # Issue 16's targets on the 30 dev photos.
 TARGET_FOUND = 27 / 30
 TARGET_EXACT = 18 / 30
-MIN_IOU = 0.3
-
-
-def is_found(box: Box | None, truth: Box) -> bool:
-    """The read letters' box overlaps the plate (IoU >= MIN_IOU) and is centred inside it."""
-    if box is None:
-        return False
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    inside = truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
-    return inside and iou(box, truth) >= MIN_IOU
 
 
 def read_photo(dense: DenseClassifier, folder: Path, row: dict) -> dict:

@@ -14,7 +14,6 @@ import csv
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from viewer.files import paths
@@ -24,48 +23,12 @@ from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
 from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
+from viewer.plates.scoring import char_accuracy, reading_figures
 
 # Issue 14's targets for real plates (Tesseract 5 reaches 0.63 and 4 of 30 on the dev set), and
-# no plate read with fewer than half of its characters.
+# no plate read with fewer than half of its characters (`scoring.COLLAPSED`).
 TARGET_CHAR_ACCURACY = 0.95
 TARGET_EXACT_SHARE = 0.80
-COLLAPSED = 0.5
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: insertions, deletions and substitutions each cost one (the
-    number of edits `errors` finds)."""
-    return sum(errors(a, b).values())
-
-
-def errors(read: str, truth: str) -> Counter:
-    """The edits from `truth` to `read` along one cheapest alignment: "M>H" a substitution,
-    "-0" a lost character, "+I" an invented one. A W read as VV counts as W>V and +V."""
-    table = [[max(i, j) if not i or not j else 0 for j in range(len(read) + 1)]
-             for i in range(len(truth) + 1)]
-    for i in range(1, len(truth) + 1):
-        for j in range(1, len(read) + 1):
-            table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1,
-                              table[i - 1][j - 1] + (truth[i - 1] != read[j - 1]))
-    found: Counter = Counter()
-    i, j = len(truth), len(read)
-    while i or j:
-        if i and j and table[i][j] == table[i - 1][j - 1] + (truth[i - 1] != read[j - 1]):
-            if truth[i - 1] != read[j - 1]:
-                found[f"{truth[i - 1]}>{read[j - 1]}"] += 1
-            i, j = i - 1, j - 1
-        elif i and table[i][j] == table[i - 1][j] + 1:
-            found[f"-{truth[i - 1]}"] += 1
-            i -= 1
-        else:
-            found[f"+{read[j - 1]}"] += 1
-            j -= 1
-    return found
-
-
-def char_accuracy(read: str, truth: str) -> float:
-    """1 - edit distance / length of the truth, floored at 0."""
-    return max(0.0, 1.0 - edit_distance(read, truth) / max(1, len(truth)))
 
 
 def evaluate(folder: Path, engine: str) -> dict:
@@ -86,14 +49,10 @@ def evaluate(folder: Path, engine: str) -> dict:
                        "scale": scale, "char_accuracy": char_accuracy(text, truth),
                        "exact": text == truth,
                        "ms": round((time.perf_counter() - start) * 1000, 1)})
-    count = max(1, len(plates))
-    found = sum((errors(p["read"], p["truth"]) for p in plates), Counter())
+    figures = reading_figures([(p["read"], p["truth"]) for p in plates])
     return {"plates": plates, "count": len(plates), "engine": engine,
-            "errors": dict(found.most_common()),
-            "collapsed": sum(p["char_accuracy"] < COLLAPSED for p in plates),
-            "char_accuracy": sum(p["char_accuracy"] for p in plates) / count,
-            "exact": sum(p["exact"] for p in plates), "exact_share": sum(
-                p["exact"] for p in plates) / count}
+            **{k: figures[k] for k in ("errors", "collapsed", "char_accuracy", "exact",
+                                       "exact_share")}}
 
 
 def manifest_rows(folder: Path) -> list[dict]:

@@ -13,13 +13,13 @@ import sys
 
 import numpy as np
 
-from bench.read_plates import char_accuracy
 from viewer.files import paths
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
 from viewer.maps.featuremap import DenseClassifier
 from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
+from viewer.plates.scoring import char_accuracy
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,44 +16,19 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from bench.read_plates import verdict
 from viewer.files import paths
 from viewer.errors import ViewerError
-from viewer.maps.labels import BACKGROUND, CHARACTERS
 from viewer.net.weights import load_net
-from viewer.plates.reading import TWINS
-from viewer.training.data import TEST_LMDB, load_lmdb
-from viewer.training.metrics import engine_scores, evaluation
-
-TARGET_CHAR_ACCURACY = 0.995
-TWIN_CLASSES = tuple(CHARACTERS.index(c) for c in TWINS)  # O and 0
-
-
-def figures(scores: np.ndarray, labels: np.ndarray) -> dict:
-    """Character and background accuracy of N x classes scores; on characters also the best of
-    the character channels alone, and that with O = 0."""
-    result = evaluation(scores, labels, 0)
-    chars = labels != BACKGROUND
-    letter = scores[chars, :len(CHARACTERS)].argmax(axis=1)
-    merged, truth = (np.where(np.isin(a, TWIN_CLASSES), TWIN_CLASSES[0], a)
-                     for a in (letter, labels[chars]))
-    return {"windows": len(labels), "characters": int(chars.sum()),
-            "char_accuracy": result.char_accuracy,
-            "letter_accuracy": float((letter == labels[chars]).mean()),
-            "letter_accuracy_o0_merged": float((merged == truth).mean()),
-            "background_accuracy": result.background_accuracy,
-            "target": TARGET_CHAR_ACCURACY,
-            "target_met": result.char_accuracy >= TARGET_CHAR_ACCURACY}
+from viewer.training.metrics import character_figures, test_scores
 
 
 def measure(folder: Path, engine: str) -> dict:
     """The shipped classifier's figures on `folder`'s test LMDB."""
     net = load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
-    test = load_lmdb(folder / TEST_LMDB)
-    scores = engine_scores(net, test.images, engine)
-    return {"test_lmdb": str(test.source), "engine": engine, **figures(scores, test.labels)}
+    scores, test = test_scores(net, folder, engine)
+    return {"test_lmdb": str(test.source), "engine": engine,
+            **character_figures(scores, test.labels)}
 
 
 def main(argv: list[str] | None = None) -> int:

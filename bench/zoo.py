@@ -1,7 +1,8 @@
 """Full-size zoo nets on a 448x448 colour image at scale 1: the default engine against real Caffe.
 
-`python -m bench.zoo [--repeat N]` (also a section of `python -m bench`). The deploy nets are
-written here after the papers, with random weights: GoogLeNet (Szegedy et al. 2014, the
+`python -m bench.zoo [--repeat N]` (also a section of `python -m bench`); `--sizes` prints
+each net's layer and parameter counts instead, to check them against the papers. The deploy
+nets are written here after the papers, with random weights: GoogLeNet (Szegedy et al. 2014, the
 layout of BVLC's deploy net: LRN, nine Inception modules, 7x7 average pooling) and ResNet-50
 (He et al. 2015, the layout of the authors' Caffe deploy net: BatchNorm + Scale after every
 convolution, stride 2 in the first 1x1 of stages 3-5, 7x7 average pooling). Each is made fully
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -21,7 +23,7 @@ import numpy as np
 from bench.measure import cpu_ms, rotated_ms
 from viewer.net.weights import init_weights
 from viewer.caffe import model_io
-from viewer.net import cost
+from viewer.net import cost, netgraph
 from viewer.engines import DEFAULT_ENGINE, available_engines, create_engine
 from viewer.engines.ops import softmax
 from viewer.maps.featuremap import DenseClassifier
@@ -157,6 +159,20 @@ def zoo_net(name: str, seed: int = 0) -> model_io.CaffeNet:
     return init_weights(param, seed)
 
 
+def net_sizes(name: str) -> dict:
+    """What the papers state of the named net: its layers, its parameters (BatchNorm
+    statistics included) and its output, and the cells a side of its last pooling on a
+    SIZE x SIZE input, i.e. of the map after surgery."""
+    param, _ = model_io.parse_prototxt(NETS[name](), f"{name}.prototxt")
+    shapes = netgraph.infer_shapes(param)
+    parameters = sum(math.prod(s) for l in netgraph.deploy_layers(param) if l.bottom
+                     for s in netgraph.param_shapes(l, shapes[l.bottom[0]]))
+    large = netgraph.infer_shapes(param, {"data": (1, 3, SIZE, SIZE)})
+    last = [l for l in param.layer if l.type == "Pooling"][-1]
+    return {"layers": len(param.layer), "parameters": parameters, "prob": list(shapes["prob"]),
+            "size": SIZE, "last_pool_cells": list(large[last.top[0]][2:])}
+
+
 def _engine(name: str, net: model_io.CaffeNet, threads: int | None):
     """The named engine; onnxruntime with `threads` intra-op threads when given (Caffe's
     OpenBLAS follows OPENBLAS_NUM_THREADS, read when it loads)."""
@@ -220,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per engine")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime threads (run with OPENBLAS_NUM_THREADS=N for Caffe)")
+    parser.add_argument("--sizes", action="store_true",
+                        help="print each net's layers and parameters as JSON, run nothing")
     args = parser.parse_args(argv)
+    if args.sizes:
+        print(json.dumps({name: net_sizes(name) for name in NETS}, indent=2))
+        return 0
     section = zoo_section(args.repeat, threads=args.threads)
     print("\n".join(report_lines(section)))
     print(json.dumps(section, indent=2))

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from viewer.plates.formats import MAX_SWAPS, PATTERNS, kinds, twin_swaps
-from viewer.plates.reading import TWINS
+from viewer.plates.formats import MAX_SWAPS, PATTERNS, TWINS, kinds, twin_swaps
 
 
 def test_kinds_of_a_text():

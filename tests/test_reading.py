@@ -7,7 +7,9 @@ import pytest
 from viewer.maps.featuremap import FeatureMap
 from viewer.net.geometry import Geometry
 from viewer.maps.labels import labels_for
-from viewer.plates.reading import CHAR_FILL, TWINS, read_plate
+from viewer.plates.alphabet import CHAR_FILL
+from viewer.plates.formats import TWINS
+from viewer.plates.reading import read_plate
 
 
 def synthetic_map(letters: dict[int, str], rows: int = 6, cols: int = 60, line: int = 2,
@@ -145,7 +147,7 @@ def test_generated_plates_read_with_boxes_on_the_characters(shipped):
     The model is statistical, so the text is checked in aggregate (it reads the dev plates of
     the model card at about 0.92); boxes are checked on every letter of the plates read whole.
     """
-    from bench.read_plates import char_accuracy
+    from viewer.plates.scoring import char_accuracy
     from viewer.dataset.plates import PlateStyle, synthesize_plate
 
     accuracies, exact = [], 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.maps.labels import BACKGROUND, labels_for
-from viewer.training.metrics import evaluation, top_confusions
+from viewer.maps.labels import BACKGROUND, CHARACTERS, labels_for
+from viewer.training.metrics import character_figures, evaluation, top_confusions
 
 
 def one_hot_scores(predicted: list[int], classes: int = 37) -> np.ndarray:
@@ -36,3 +36,19 @@ def test_top_confusions_are_named_and_counted():
     assert top_confusions(labels, predicted, labels_for(37)) == [
         ("O", "0", 2), ("I", "background", 1), ("0", "O", 1)]
     assert top_confusions(labels, labels, labels_for(37)) == []
+
+
+def test_figures_count_centred_characters_and_merge_o_and_0():
+    o, zero, a = CHARACTERS.index("O"), CHARACTERS.index("0"), CHARACTERS.index("A")
+    labels = np.array([a] * 6 + [o, zero] + [BACKGROUND] * 2)
+    predicted = [a] * 5 + [BACKGROUND, zero, zero, BACKGROUND, a]
+    scores = np.zeros((len(predicted), len(CHARACTERS) + 1), np.float32)
+    scores[np.arange(len(predicted)), predicted] = 1.0
+    scores[5, a] = 0.5                                      # A's runner-up behind background
+    f = character_figures(scores, labels)
+    assert (f["windows"], f["characters"]) == (10, 8)
+    assert f["char_accuracy"] == pytest.approx(6 / 8)       # A read as background, O as 0
+    assert f["letter_accuracy"] == pytest.approx(7 / 8)     # ... but A is the best character
+    assert f["letter_accuracy_o0_merged"] == pytest.approx(8 / 8)
+    assert f["background_accuracy"] == pytest.approx(1 / 2)
+    assert (f["target"], f["target_met"]) == (0.995, False)

@@ -4,6 +4,7 @@ None of this needs PyTorch.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,28 @@ def test_shipped_solver_runs_from_the_repository_folder():
     train_test, _ = model_io.read_prototxt(root / solver.net)
     sources = [l.data_param.source for l in train_test.layer if l.type == "Data"]
     assert sources == ["out/plates/train_lmdb", "out/plates/test_lmdb"]
+
+
+def options(**given) -> nets.TrainingOptions:
+    asked = dict(iters=None, epochs=None, batch_size=64, base_lr=0.01, lr_policy="poly",
+                 lr_power=None, test_interval=None, seed=0)
+    return nets.TrainingOptions(**{**asked, **given})
+
+
+def test_options_turn_epochs_into_whole_iterations_and_derive_the_rest():
+    s = options(epochs=2.5).settings(1000)           # 2.5 * 1000 / 64 = 39.06 -> 40
+    assert (s.max_iter, s.test_interval, s.display, s.power) == (40, 4, 2, 1.0)
+    s = options().settings(540_000)                  # DEFAULT_EPOCHS: 8 * 540k / 64
+    assert (s.max_iter, s.test_interval, s.display) == (67_500, 6_750, 100)
+    s = options(iters=7, lr_policy="inv", test_interval=3, seed=5).settings(10)
+    assert (s.max_iter, s.test_interval, s.display, s.power, s.seed) == (7, 3, 1, 0.75, 5)
+    with pytest.raises(TrainingError, match="at least one iteration"):
+        options(iters=0).settings(1000)
+
+
+def test_training_without_pytorch_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    from viewer.cli.commands import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)       # import torch raises ImportError
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path), "--iters", "1"]) == 2
+    assert "training needs PyTorch: pip install -e '.[train]'" in capsys.readouterr().err

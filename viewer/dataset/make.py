@@ -24,8 +24,8 @@ from viewer.dataset.fonts import find_fonts
 from viewer.caffe.lmdb_io import Record, open_lmdb, shown, write_lmdb
 from viewer.dataset.windows import WindowSpec, generate_windows
 from viewer.maps.labels import BACKGROUND, CHARACTERS
-from viewer.files.safe_write import (check_output_path, prepare_output_folder, write_bytes_atomic,
-                               write_text_atomic)
+from viewer.files.safe_write import check_output_path, prepare_output_folder, write_text_atomic
+from viewer.maps.export import save_png
 
 DEFAULT_TEST_FRACTION = 0.1
 # A contact sheet larger than this many pixels is refused before it is allocated.
@@ -156,7 +156,7 @@ def check_sheet_size(records: list[Record], columns: int = 16, zoom: int = 3) ->
 
 
 def contact_sheet(records: list[Record], columns: int = 16, zoom: int = 3) -> np.ndarray:
-    """A grid of the records' images, each with its label written below it (BGR uint8).
+    """A grid of the records' images, each with its label written below it (RGB uint8).
 
     Refused before anything is allocated when it would exceed MAX_SHEET_PIXELS.
     """
@@ -173,16 +173,17 @@ def contact_sheet(records: list[Record], columns: int = 16, zoom: int = 3) -> np
         img = rec.image
         if img.dtype != np.uint8:
             img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        img = img[:3].transpose(1, 2, 0) if img.shape[0] >= 3 else img[0]  # 2: the first
+        # Caffe's colour planes are BGR; of two planes, the first is shown
+        img = img[2::-1].transpose(1, 2, 0) if img.shape[0] >= 3 else img[0]
         img = cv2.resize(img, (img.shape[1] * zoom, img.shape[0] * zoom),
                          interpolation=cv2.INTER_NEAREST)
         if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
         r, c = divmod(i, columns)
         y, x = r * (cell_h + strip + gap), c * (cell_w + gap)
         sheet[y:y + img.shape[0], x:x + img.shape[1]] = img
         name = label_name(rec.label)
-        colour = (0, 0, 200) if rec.label == BACKGROUND else (0, 0, 0)
+        colour = (200, 0, 0) if rec.label == BACKGROUND else (0, 0, 0)
         cv2.putText(sheet, f"{name} {shown(rec.key)[-4:]}", (x + 2, y + cell_h + 12),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
     return sheet
@@ -223,11 +224,9 @@ def show_records(lmdb_path: str | os.PathLike, key: str | int | None = None,
         shape = "x".join(str(s) for s in rec.shape)
         lines.append(f"{shown(rec.key)}  label {rec.label:2d}  {label_name(rec.label):>2}  "
                      f"{shape}")
-    ok, buf = cv2.imencode(".png", contact_sheet(records, zoom=8 if key is not None else 3))
-    if not ok:
-        raise DatasetError(f"could not encode the contact sheet for {png}")
-    write_bytes_atomic(png, buf.tobytes(), inputs=(path,))  # before printing: a closed pipe
-    print("\n".join(lines), file=stream)                  # must not lose the sheet
+    # Saved before printing: a closed pipe must not lose the sheet.
+    save_png(contact_sheet(records, zoom=8 if key is not None else 3), png, inputs=(path,))
+    print("\n".join(lines), file=stream)
     print(f"contact sheet: {png}", file=stream)
     return png
 

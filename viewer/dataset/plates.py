@@ -28,10 +28,10 @@ from viewer.errors import DatasetError
 from viewer.dataset.fonts import FontFace, find_fonts
 from viewer.maps.labels import CHARACTERS
 from viewer.plates.alphabet import DIGITS, LETTERS
+from viewer.plates.formats import DRAWN_FORMATS, SEPARATORS
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels of the plate image
 
-SEPARATORS = " -:*"  # gap, hyphen, colon dots, two stacked round stamps
 REF_CAP_PX = 96  # glyphs are cached at this capital height, then scaled
 TWIN_OVERLAP = 0.97  # ink overlap above which two glyphs of a face count as one shape
 
@@ -684,20 +684,9 @@ def render_plate(text: str, rng: np.random.Generator | None = None, *,
 # ------------------------------------------------------------------------ random plates
 
 
-# Formats: L letter, D digit, X either; separators as in the text. Real layouts first.
-PLATE_FORMATS = (
-    "LL-DDDLL", "LL*DDDLL", "LL DDDLL",          # Slovakia
-    "DLD*DDDD", "DLD DDDD", "DLX:DDDD",          # Czechia
-    "L*LL DDDD", "LL*L DDD", "LLL*LL DD",        # Germany
-    "LLDD LLL", "LLL-DDD", "DDD-LLL", "LL-DDD-LL",  # others in Europe
-    "LLLLLL", "LLL LLL", "LLLLLLL", "LL-LLLL", "L*LLLLL",  # vanity plates
-    "XXXXXXX", "XXXXXX", "XXXXX", "XXX XXXX", "XXXX-XXX",  # anything, for class balance
-)
-
-
 def random_plate_text(rng: np.random.Generator, fmt: str | None = None) -> str:
-    """A plate text in one of PLATE_FORMATS (or `fmt`), letters and digits drawn uniformly."""
-    fmt = fmt or PLATE_FORMATS[int(rng.integers(len(PLATE_FORMATS)))]
+    """A plate text in one of DRAWN_FORMATS (or `fmt`), letters and digits drawn uniformly."""
+    fmt = fmt or DRAWN_FORMATS[int(rng.integers(len(DRAWN_FORMATS)))]
     pools = {"L": LETTERS, "D": DIGITS, "X": CHARACTERS}
     return "".join(pools[c][int(rng.integers(len(pools[c])))] if c in pools else c for c in fmt)
 
@@ -733,7 +722,6 @@ def random_plate(rng: np.random.Generator, char_height_px: float,
                             style=random_style(rng), augment=augment)
 
 
-__all__ = ["Box", "Mark", "Plate", "PlateStyle", "PhotoAugment", "SEPARATORS",
-           "PLATE_FORMATS", "render_plate", "synthesize_plate", "random_plate",
+__all__ = ["Box", "Mark", "Plate", "PlateStyle", "PhotoAugment", "render_plate", "synthesize_plate", "random_plate",
            "random_plate_text", "random_style", "char_height_for", "font_stem_ratio",
            "twin_characters"]

@@ -19,9 +19,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from viewer.dataset.plates import PLATE_FORMATS, Box, Plate, random_plate, twin_characters
+from viewer.dataset.plates import Box, Plate, random_plate, twin_characters
 from viewer.maps.labels import BACKGROUND, CHARACTERS
-from viewer.plates.alphabet import CHAR_HEIGHT, WINDOW_SIZE
+from viewer.plates.alphabet import CHAR_HEIGHT, DIGITS, LETTERS, WINDOW_SIZE
+from viewer.plates.formats import DRAWN_FORMATS
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ BACKGROUND_KINDS: dict[str, float] = {
 
 
 @dataclass
-class Window:
-    """One training sample and where it came from."""
+class TrainingSample:
+    """One training sample: a labelled window cut from a plate, and where it came from."""
 
     image: np.ndarray             # uint8, size x size
     label: int                    # 0..35 a character, 36 background
@@ -90,9 +91,15 @@ def centred_character(boxes: list[Box], char_height: float, cx: float, cy: float
     return None
 
 
-def _crop(padded: np.ndarray, pad: int, cx: float, cy: float, size: int) -> np.ndarray:
-    x0 = int(round(cx - size / 2)) + pad
-    y0 = int(round(cy - size / 2)) + pad
+def _padded(plate: Plate, size: int) -> np.ndarray:
+    """The plate image with `size` pixels of its edges replicated around it, so that a window
+    reaching past the plate is still `size` x `size`."""
+    return cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
+
+
+def _crop(padded: np.ndarray, cx: float, cy: float, size: int) -> np.ndarray:
+    x0 = int(round(cx - size / 2)) + size
+    y0 = int(round(cy - size / 2)) + size
     x0 = min(max(x0, 0), padded.shape[1] - size)
     y0 = min(max(y0, 0), padded.shape[0] - size)
     return padded[y0:y0 + size, x0:x0 + size].copy()
@@ -101,6 +108,14 @@ def _crop(padded: np.ndarray, pad: int, cx: float, cy: float, size: int) -> np.n
 def _window_boxes(boxes: list[Box], cx: float, cy: float, size: int) -> list[Box]:
     ox, oy = int(round(cx - size / 2)), int(round(cy - size / 2))
     return [(x - ox, y - oy, w, h) for x, y, w, h in boxes]
+
+
+def _sample(plate: Plate, padded: np.ndarray, size: int, cx: float, cy: float, label: int,
+            kind: str) -> TrainingSample:
+    """The sample centred at (cx, cy) on `plate`, cut from its `_padded` image: every kind of
+    window is cut, and its boxes placed, the same way."""
+    return TrainingSample(_crop(padded, cx, cy, size), label, kind, (cx, cy),
+                          plate.char_height_px, _window_boxes(plate.boxes, cx, cy, size))
 
 
 def _text_row(plate: Plate) -> float:
@@ -164,11 +179,11 @@ def _pick_kind(rng: np.random.Generator, available: set[str]) -> str:
 
 
 def _char_windows(plate: Plate, rng: np.random.Generator, indices: list[int],
-                  spec: WindowSpec) -> list[Window]:
+                  spec: WindowSpec) -> list[TrainingSample]:
     """Windows centred (with jitter) on the characters `indices` of `plate`."""
     size, h = spec.size, plate.char_height_px
-    padded = cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
-    out: list[Window] = []
+    padded = _padded(plate, size)
+    out: list[TrainingSample] = []
     for i in indices:
         b = plate.boxes[i]
         bx, by = box_centre(b)
@@ -176,13 +191,12 @@ def _char_windows(plate: Plate, rng: np.random.Generator, indices: list[int],
         cx = bx + rng.uniform(-jx, jx) * 0.999
         cy = by + rng.uniform(-1, 1) * spec.max_jitter_y * h * 0.999
         label = CHARACTERS.index(plate.chars[i])
-        out.append(Window(_crop(padded, size, cx, cy, size), label, "char", (cx, cy), h,
-                          _window_boxes(plate.boxes, cx, cy, size)))
+        out.append(_sample(plate, padded, size, cx, cy, label, "char"))
     return out
 
 
 def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_background: int,
-                   spec: WindowSpec = WindowSpec()) -> list[Window]:
+                   spec: WindowSpec = WindowSpec()) -> list[TrainingSample]:
     """Cut `n_chars` centred-character windows and `n_background` background windows.
 
     Character windows go round the plate's characters in a random order. A background proposal
@@ -192,8 +206,7 @@ def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_backg
     order = [int(i) for i in rng.permutation(len(plate.boxes))] if plate.boxes else []
     out = _char_windows(plate, rng, [order[k % len(order)] for k in range(n_chars if order
                                                                           else 0)], spec)
-    pad = size
-    padded = cv2.copyMakeBorder(plate.image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    padded = _padded(plate, size)
     available = {"gap", "half", "vertical", "edge", "plain"} | {m.kind for m in plate.marks}
     if not plate.boxes:
         available = {"plain"}
@@ -202,18 +215,17 @@ def sample_windows(plate: Plate, rng: np.random.Generator, n_chars: int, n_backg
             kind = _pick_kind(rng, available)
             c = _propose(kind, plate, rng, spec)
             if c is not None and centred_character(plate.boxes, h, *c, spec) is None:
-                out.append(Window(_crop(padded, pad, c[0], c[1], size), BACKGROUND, kind, c, h,
-                                  _window_boxes(plate.boxes, c[0], c[1], size)))
+                out.append(_sample(plate, padded, size, c[0], c[1], BACKGROUND, kind))
                 break
     return out
 
 
 def class_keep_probability() -> np.ndarray:
     """Per class, the chance to keep a character window so that A-Z and 0-9 come out equally
-    often, given how often `PLATE_FORMATS` place letters, digits and either."""
-    n_letters, n_digits = 26, 10
+    often, given how often `DRAWN_FORMATS` place letters, digits and either."""
+    n_letters, n_digits = len(LETTERS), len(DIGITS)
     expected = np.zeros(len(CHARACTERS))
-    for fmt in PLATE_FORMATS:
+    for fmt in DRAWN_FORMATS:
         expected[:n_letters] += fmt.count("L") / n_letters
         expected[n_letters:] += fmt.count("D") / n_digits
         expected += fmt.count("X") / len(CHARACTERS)
@@ -228,7 +240,7 @@ def _stochastic_round(x: float, rng: np.random.Generator) -> int:
 
 
 def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = WindowSpec()
-                              ) -> list[Window]:
+                              ) -> list[TrainingSample]:
     """Draw one random augmented plate and cut its windows, about `background_fraction` of
     them background. An off-scale plate (too small or too large) gives background only."""
     f = spec.background_fraction
@@ -237,7 +249,7 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
         plate = random_plate(rng, rng.uniform(*rng_h))
         n = _stochastic_round(len(plate.boxes) * 0.6, rng) + 1
         size = spec.size
-        padded = cv2.copyMakeBorder(plate.image, size, size, size, size, cv2.BORDER_REPLICATE)
+        padded = _padded(plate, size)
         row = _text_row(plate)
         x0 = plate.boxes[0][0]
         x1 = plate.boxes[-1][0] + plate.boxes[-1][2]
@@ -245,8 +257,7 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
         for _ in range(n):
             cx = rng.uniform(x0, x1)
             cy = row + rng.uniform(-0.3, 0.3) * plate.char_height_px
-            out.append(Window(_crop(padded, size, cx, cy, size), BACKGROUND, "scale", (cx, cy),
-                              plate.char_height_px, _window_boxes(plate.boxes, cx, cy, size)))
+            out.append(_sample(plate, padded, size, cx, cy, BACKGROUND, "scale"))
         return out
     plate = random_plate(rng, rng.uniform(*spec.char_height))
     twins = twin_characters(plate.style)
@@ -257,10 +268,10 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
 
 
 def generate_windows(count: int, rng: np.random.Generator,
-                     spec: WindowSpec = WindowSpec()) -> Iterator[Window]:
+                     spec: WindowSpec = WindowSpec()) -> Iterator[TrainingSample]:
     """Yield exactly `count` windows from a stream of random plates, shuffled within blocks of
     a few hundred so that windows of one plate do not come in a row."""
-    buf: list[Window] = []
+    buf: list[TrainingSample] = []
     made = 0
     block = 512
     while made < count:
@@ -275,6 +286,6 @@ def generate_windows(count: int, rng: np.random.Generator,
         made += take
 
 
-__all__ = ["WindowSpec", "Window", "BACKGROUND_KINDS", "reference_width", "box_centre",
-           "centred_character", "sample_windows", "windows_from_random_plate",
+__all__ = ["WindowSpec", "TrainingSample", "BACKGROUND_KINDS", "reference_width",
+           "box_centre", "centred_character", "sample_windows", "windows_from_random_plate",
            "generate_windows"]

@@ -1,13 +1,18 @@
-"""Plate formats of European countries as runs of letters and digits: a prior for the reader.
+"""Plate formats: the reader's prior of real European ones, and the broader set the generator draws.
 
 Plate faces draw O and 0 alike, and I and 1 as one bare stroke, so the net's choice between
 such twins carries little. The reader lets a twin's neighbours decide (`reading`), but a
 twin between a letter and a digit stays open: `OYO9FEU` could be anything until one knows
 that British plates are `LLDD LLL`. This module knows the common current formats and says
 which twins to swap so that a reading fits one of them.
+
+`DRAWN_FORMATS` are the texts `viewer.dataset` draws its training plates with: real layouts
+with their separators, but also vanity plates and texts of any character anywhere.
 """
 from __future__ import annotations
 
+# Alike in plate faces, so a known plate format may swap them.
+TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}
 # Kinds of characters, left to right: L a letter, D a digit (separators and spaces left out).
 FORMATS: dict[str, tuple[str, ...]] = {
     "SK": ("LLDDDLL",),                  # BA-123XY
@@ -23,6 +28,23 @@ FORMATS: dict[str, tuple[str, ...]] = {
 # and so a set's order, change from run to run).
 PATTERNS: tuple[str, ...] = tuple(sorted({p for patterns in FORMATS.values() for p in patterns}))
 MAX_SWAPS = 2        # a reading that needs more twins swapped is not of a known format
+
+# What may stand between groups of a drawn plate text: a gap, a hyphen, colon dots, and `*`
+# for the two stacked round stamps of SK/CZ/DE plates.
+SEPARATORS = " -:*"
+# The generator's plate texts: L a letter, D a digit, X either; separators as in the text. Real
+# layouts first. Broader than FORMATS on purpose: the reader's prior must know only real
+# formats, or it would "correct" every twin, but the net has to see every character in every
+# place and beside any other (vanity texts, and "anything" to even out the classes: see
+# `viewer.dataset.windows.class_keep_probability`), and the separators drawn between groups.
+DRAWN_FORMATS: tuple[str, ...] = (
+    "LL-DDDLL", "LL*DDDLL", "LL DDDLL",          # Slovakia
+    "DLD*DDDD", "DLD DDDD", "DLX:DDDD",          # Czechia
+    "L*LL DDDD", "LL*L DDD", "LLL*LL DD",        # Germany
+    "LLDD LLL", "LLL-DDD", "DDD-LLL", "LL-DDD-LL",  # others in Europe
+    "LLLLLL", "LLL LLL", "LLLLLLL", "LL-LLLL", "L*LLLLL",  # vanity plates
+    "XXXXXXX", "XXXXXX", "XXXXX", "XXX XXXX", "XXXX-XXX",  # anything, for class balance
+)
 
 
 def kinds(text: str) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.maps.labels import character_channels, character_confidence
 from viewer.plates.alphabet import CHAR_FILL
-from viewer.plates.formats import kinds, twin_swaps
+from viewer.plates.formats import TWINS, kinds, twin_swaps
 
 # How much of the window height a training character fills: sets the box and the scale search.
 GLYPH_ASPECT = 0.6          # box width / height of a typical plate character
@@ -33,10 +33,9 @@ PLATE_LETTERS = 3           # ... and one with fewer than this scores in proport
 GROUP_GAP = 1.3             # a gap this many usual pitches wide separates groups of letters
 PITCH = (0.35, 1.6)          # letter centre spacing / character height inside a group ...
 GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
-# Alike in plate faces, so a known plate format may swap them ...
-TWINS = {"O": "0", "0": "O", "I": "1", "1": "I"}
-# ... and these, one glyph, their group's neighbours too. A 1 among letters is no I on the
-# generated plates of random text: measured, the neighbours' rule for I/1 lost 3 of 60.
+# Of the TWINS a known plate format may swap (`formats`), these are one glyph, and their
+# group's neighbours decide them too. A 1 among letters is no I on the generated plates of
+# random text: measured, the neighbours' rule for I/1 lost 3 of 60.
 NEIGHBOUR_TWINS = frozenset("O0")
 SWEEP_STEPS = 32             # candidate scales, about 7% apart on a crop ...
 COARSE_EVERY = 3             # ... of which every third is tried, then the best one's neighbours

@@ -7,7 +7,6 @@ success. Needs no PyTorch, only `make caffe`.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,23 +15,19 @@ from typing import Callable
 
 import numpy as np
 
-from viewer.net import netgraph
-from viewer.errors import DatasetError
+from viewer import progress
 from viewer.caffe.lmdb_io import check_datum, open_lmdb, parse_datum
-from viewer.maps.labels import BACKGROUND, labels_for
-from viewer.caffe.model_io import CaffeNet, prototxt_text
+from viewer.caffe.model_io import CaffeNet
+from viewer.errors import DatasetError, TrainingError
+from viewer.net import netgraph
 from viewer.net.weights import load_net
-from viewer.caffe.proto import caffe_pb2
-from viewer.files.safe_write import write_text_atomic
 from viewer.training import nets
-from viewer.errors import TrainingError
+from viewer.training.artifacts import (MODEL_NAME, Trained, write_summary,
+                                       write_training_files)
 from viewer.training.curves import save_curves
+from viewer.training.metrics import Evaluation, evaluation
 
 Progress = Callable[[str], None]
-MODEL_NAME = "lenet_plates"
-SOLVER_HEADER = """\
-# Caffe's solver for {train_test}; `main.py train --engine caffe` ran it in pycaffe (seed {seed}).
-"""
 
 
 @dataclass
@@ -87,31 +82,7 @@ def check_records(path: Path, shape: tuple[int, ...], classes: int) -> int:
     return count
 
 
-def write_training_files(deploy: caffe_pb2.NetParameter, data: Path, out: Path,
-                         settings: nets.SolverSettings, test_count: int) -> dict[str, Path]:
-    """The deploy prototxt, Caffe's train/test net and solver, and labels.txt, into `out`."""
-    from viewer.cli.train import SOLVER_NAME, TRAIN_TEST_HEADER, TRAIN_TEST_NAME
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"prototxt": out / f"{MODEL_NAME}.prototxt",
-             "caffemodel": out / f"{MODEL_NAME}.caffemodel",
-             "train_test": out / TRAIN_TEST_NAME, "solver": out / SOLVER_NAME,
-             "labels": out / "labels.txt", "curves": out / f"{MODEL_NAME}_training.png",
-             "summary": out / f"{MODEL_NAME}_training.json"}
-    write_text_atomic(files["prototxt"], prototxt_text(deploy))
-    train_test = nets.train_test_net(deploy, str(data / "train_lmdb"), str(data / "test_lmdb"),
-                                     settings.batch_size, settings.test_batch_size)
-    write_text_atomic(files["train_test"], TRAIN_TEST_HEADER.format(
-        model=MODEL_NAME, solver=files["solver"]) + prototxt_text(train_test))
-    solver = nets.solver(settings, str(files["train_test"]), test_count, str(out / MODEL_NAME))
-    write_text_atomic(files["solver"], SOLVER_HEADER.format(
-        train_test=files["train_test"].name, seed=settings.seed) + nets.solver_text(solver))
-    outputs = netgraph.infer_shapes(deploy)[netgraph.score_blob(deploy)][1]
-    write_text_atomic(files["labels"], "\n".join(labels_for(outputs)) + "\n")
-    return files
-
-
-def evaluate(solver, score_blob: str, count: int, iteration: int) -> dict:
+def evaluate(solver, score_blob: str, count: int, iteration: int) -> Evaluation:
     """Caffe's test net with the current weights, over exactly the `count` test records."""
     net = solver.test_nets[0]
     net.share_with(solver.net)
@@ -123,18 +94,7 @@ def evaluate(solver, score_blob: str, count: int, iteration: int) -> dict:
         scores.append(net.blobs[score_blob].data[:take].reshape(take, -1).copy())
         labels.append(net.blobs["label"].data[:take].astype(np.int64).ravel())
         seen += take
-    scores, labels = np.concatenate(scores), np.concatenate(labels)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    right = scores.argmax(axis=1) == labels
-    chars = labels != BACKGROUND
-
-    def share(mask: np.ndarray) -> float:
-        return float(right[mask].mean()) if mask.any() else float("nan")
-
-    return {"iteration": iteration, "loss": float(-log_probs[np.arange(count), labels].mean()),
-            "accuracy": float(right.mean()), "char_accuracy": share(chars),
-            "background_accuracy": share(~chars), "count": count}
+    return evaluation(np.concatenate(scores), np.concatenate(labels), iteration)
 
 
 def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threads: int = 2,
@@ -159,7 +119,7 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
     say(f"checking {data / 'train_lmdb'} and {data / 'test_lmdb'}")
     check_records(data / "train_lmdb", image, classes)
     test_count = check_records(data / "test_lmdb", image, classes)
-    files = write_training_files(deploy, data, out, settings, test_count)
+    files = write_training_files(deploy, data, out, settings, test_count, "caffe")
     caffe.set_random_seed(settings.seed)
     solver = caffe.get_solver(str(files["solver"]))
     run = CaffeRun(files, CaffeNet(deploy))
@@ -167,8 +127,9 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
     recent, start = [], time.perf_counter()
     for it in range(s.max_iter):
         if s.test_interval and it and it % s.test_interval == 0:
-            run.tests.append(evaluate(solver, score, test_count, it))
-            say(_test_line(run.tests[-1]))
+            test = evaluate(solver, score, test_count, it)
+            run.tests.append(test.as_dict())
+            say(test.line("caffe"))
         solver.step(1)
         if tick is not None:
             tick()
@@ -178,8 +139,9 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
             say(f"iter {it + 1}/{s.max_iter}  loss {run.losses[-1][1]:.4f}  "
                 f"lr {run.losses[-1][2]:.5f}  (caffe)")
             recent = []
-    run.tests.append(evaluate(solver, score, test_count, s.max_iter))
-    say(_test_line(run.tests[-1]))
+    test = evaluate(solver, score, test_count, s.max_iter)
+    run.tests.append(test.as_dict())
+    say(test.line("caffe"))
     run.seconds = time.perf_counter() - start
     partial = files["caffemodel"].with_name(files["caffemodel"].name + ".part")
     solver.net.save(str(partial))
@@ -190,15 +152,9 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
                "seconds": round(run.seconds, 1), "final": run.final, "tests": run.tests,
                "losses": [list(l) for l in run.losses], "data": str(data),
                "files": {k: str(v) for k, v in files.items()}}
-    write_text_atomic(files["summary"], json.dumps(summary, indent=1) + "\n")
+    write_summary(files["summary"], summary)
     save_curves(files["curves"], run.losses, run.tests)
     return run
-
-
-def _test_line(test: dict) -> str:
-    return (f"test @ iter {test['iteration']}: accuracy {test['accuracy']:.4f}, characters "
-            f"{test['char_accuracy']:.4f}, background {test['background_accuracy']:.4f}, "
-            f"loss {test['loss']:.4f} ({test['count']} windows, caffe)")
 
 
 def _count(path: Path) -> int:
@@ -211,24 +167,10 @@ def _count(path: Path) -> int:
                             "`python main.py dataset make --out DIR`") from None
 
 
-def cmd_train_caffe(args) -> int:
-    """`main.py train --engine caffe`: the same options as the PyTorch path, run by Caffe."""
-    from viewer import progress
-    from viewer.cli.train import settings_from_args
-
-    data = Path(args.data)
-    settings = settings_from_args(args, _count(data / "train_lmdb"))
+def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2) -> Trained:
+    """`main.py train --engine caffe`: the same options as the PyTorch run, run by Caffe, with
+    a progress bar and the display lines on the terminal."""
+    settings = options.settings(_count(Path(data) / "train_lmdb"))
     with progress.bar(settings.max_iter, "train", "iter") as bar:
-        run = train_with_caffe(data, Path(args.out), settings, args.threads, progress.note,
-                               tick=bar.update)
-    if args.json:
-        print(json.dumps({"engine": "caffe", "final": run.final, "seconds": round(run.seconds, 1),
-                          "files": {k: str(v) for k, v in run.files.items()}}, indent=2))
-    else:
-        final = run.final
-        print(f"trained {settings.max_iter} iterations in Caffe in {run.seconds / 60:.1f} min: "
-              f"test accuracy {final['accuracy']:.4f} (characters {final['char_accuracy']:.4f}, "
-              f"background {final['background_accuracy']:.4f})")
-        for path in run.files.values():
-            print(f"wrote {path}")
-    return 0
+        result = train_with_caffe(data, out, settings, threads, progress.note, tick=bar.update)
+    return Trained("caffe", settings.max_iter, result.seconds, result.final, result.files)

@@ -1,7 +1,8 @@
 """The pictures of a training run: loss and accuracy curves, and the test windows it gets wrong.
 
 Drawn with OpenCV, which the viewer already needs, so the pictures are the same on every
-machine and training adds no plotting dependency.
+machine and training adds no plotting dependency. Pictures are RGB, as every picture the viewer
+saves (`viewer.maps.export.save_png` writes them).
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from viewer.files.safe_write import write_bytes_atomic
+from viewer.maps.export import save_png
 
-Series = tuple[str, list[float], list[float], tuple[int, int, int]]  # name, xs, ys, BGR
+Series = tuple[str, list[float], list[float], tuple[int, int, int]]  # name, xs, ys, RGB
 
 INK = (40, 40, 40)
 GRID = (225, 225, 225)
@@ -99,7 +100,7 @@ def _draw_panel(canvas: np.ndarray, panel: Panel, x0: int, y0: int, w: int, h: i
 
 
 def draw_curves(panels: list[Panel], width: int = 1100, height: int = 420) -> np.ndarray:
-    """The panels side by side on a white BGR canvas."""
+    """The panels side by side on a white RGB canvas."""
     canvas = np.full((height, width, 3), 255, np.uint8)
     w = width // max(len(panels), 1)
     for k, panel in enumerate(panels):
@@ -111,20 +112,21 @@ def training_panels(losses: list[tuple[int, float, float]], tests: list[dict]) -
     """Loss (train and test, log scale) and test accuracy panels of a training run."""
     its = [t["iteration"] for t in tests]
     loss = Panel("loss (log scale)", [
-        ("train", [l[0] for l in losses], [l[1] for l in losses], (200, 120, 30)),
-        ("test", its, [t["loss"] for t in tests], (30, 30, 220)),
+        ("train", [l[0] for l in losses], [l[1] for l in losses], (30, 120, 200)),
+        ("test", its, [t["loss"] for t in tests], (220, 30, 30)),
     ], log_y=True)
     accuracy = Panel("test accuracy", [
         ("all windows", its, [t["accuracy"] for t in tests], (40, 40, 40)),
         ("characters", its, [t["char_accuracy"] for t in tests], (30, 150, 30)),
-        ("background", its, [t["background_accuracy"] for t in tests], (30, 30, 220)),
+        ("background", its, [t["background_accuracy"] for t in tests], (220, 30, 30)),
     ], legend_top=False)
     return [loss, accuracy]
 
 
 def mistakes_sheet(images: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
                    names: list[str], columns: int = 16, zoom: int = 3) -> np.ndarray:
-    """Windows (N x 1 x H x W uint8) with "truth>predicted" under each; an empty sheet says so."""
+    """Windows (N x 1 x H x W uint8) with "truth>predicted" under each, as an RGB picture; an
+    empty sheet says so."""
     if not len(images):
         sheet = np.full((40, 360, 3), 255, np.uint8)
         cv2.putText(sheet, "no mistakes", (10, 26), FONT, 0.6, INK, 1, cv2.LINE_AA)
@@ -148,15 +150,7 @@ def _short(name: str) -> str:
     return "bg" if name == "background" else name
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a BGR picture as PNG atomically."""
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError(f"could not encode {path}")
-    write_bytes_atomic(path, buf.tobytes())
-
-
 def save_curves(path: str | os.PathLike, losses: list[tuple[int, float, float]],
                 tests: list[dict]) -> None:
     """Write the training curves PNG atomically."""
-    save_png(path, draw_curves(training_panels(losses, tests)))
+    save_png(draw_curves(training_panels(losses, tests)), path)

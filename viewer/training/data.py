@@ -1,7 +1,7 @@
 """The train and test LMDBs of a dataset folder, loaded whole into memory as numpy arrays.
 
 300k 28x28 windows are 235 MB of uint8, so the solver can draw batches without touching the
-disk. Records are read through the dataset package's reader, in key order, as Caffe does.
+disk. Records are read through `viewer.caffe.lmdb_io`, in key order, as Caffe does.
 """
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer.errors import DatasetError
 from viewer.caffe.lmdb_io import open_lmdb
+from viewer.errors import DatasetError, TrainingError
 from viewer.maps.labels import BACKGROUND
-from viewer.errors import TrainingError
 
 TRAIN_LMDB = "train_lmdb"
 TEST_LMDB = "test_lmdb"

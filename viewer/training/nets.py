@@ -9,6 +9,7 @@ deploy net, and ours go unchanged into Caffe.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from google.protobuf import text_format
@@ -22,6 +23,7 @@ from viewer.errors import TrainingError
 LEARNABLE = {"Convolution", "InnerProduct"}
 LR_POLICIES = ("poly", "inv", "fixed")
 DEFAULT_POWER = {"poly": 1.0, "inv": 0.75, "fixed": 1.0}  # inv's is the LeNet example's
+DEFAULT_EPOCHS = 8.0  # over 540k windows: 67,500 iterations, `make model` near 17 min on 2 cores
 
 LENET_DEPLOY = """
 name: "LeNet"
@@ -80,6 +82,39 @@ class SolverSettings:
             return self.base_lr * (1.0 - iteration / self.max_iter) ** self.power
         raise TrainingError(f"lr_policy '{self.lr_policy}' is not supported; use "
                             f"{', '.join(LR_POLICIES)}")
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What a training run is asked for, before the training set is read.
+
+    A length in epochs becomes iterations only once the number of training windows is known,
+    and the test interval, display period and policy power follow from the iterations, so the
+    solver's settings are made from these by `settings` when the dataset is open.
+    """
+
+    iters: int | None              # SGD iterations, or None to count them from `epochs`
+    epochs: float | None           # passes over the training set (DEFAULT_EPOCHS when neither)
+    batch_size: int
+    base_lr: float
+    lr_policy: str
+    lr_power: float | None         # None: DEFAULT_POWER of the policy
+    test_interval: int | None      # None: a tenth of the run
+    seed: int
+
+    def settings(self, train_count: int) -> SolverSettings:
+        """Solver settings; the epochs become a whole number of iterations over `train_count`."""
+        if self.iters is not None:
+            iters = self.iters
+        else:
+            iters = math.ceil((self.epochs or DEFAULT_EPOCHS) * train_count / self.batch_size)
+        if iters < 1:
+            raise TrainingError("train for at least one iteration (--iters or --epochs)")
+        interval = self.test_interval if self.test_interval is not None else max(1, iters // 10)
+        power = self.lr_power if self.lr_power is not None else DEFAULT_POWER[self.lr_policy]
+        return SolverSettings(max_iter=iters, batch_size=self.batch_size, base_lr=self.base_lr,
+                              lr_policy=self.lr_policy, power=power, test_interval=interval,
+                              display=max(1, min(100, iters // 20)), seed=self.seed)
 
 
 @dataclass(frozen=True)
