@@ -189,7 +189,7 @@ def test_options_turn_epochs_into_whole_iterations_and_derive_the_rest():
 
 
 def test_training_without_pytorch_says_how_to_install_it(monkeypatch, tmp_path, capsys):
-    from viewer.cli.commands import main
+    from viewer.cli import main
 
     monkeypatch.setitem(sys.modules, "torch", None)       # import torch raises ImportError
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path), "--iters", "1"]) == 2
