@@ -1,8 +1,8 @@
 """The layer diagram of docs/architecture.md, made from the import contract in setup.cfg.
 
 The layers come from `[importlinter:contract:layers]` (top to bottom), the packages that only
-some layers may use from the `forbidden` contracts, and each layer's modules and line counts
-from the files under viewer/. The output is one Markdown block: a Mermaid flowchart, then the
+some layers may use from the `forbidden` contracts, and each layer's modules from the files
+under viewer/ (names only, so the diagram changes when the plan does, not with every edit). The output is one Markdown block: a Mermaid flowchart, then the
 modules that no layer holds.
 
     python scripts/architecture.py            print the block
@@ -109,12 +109,10 @@ def generate(root_dir: Path = ROOT) -> str:
 
     out = ["```mermaid", "flowchart TD"]
     for name in names:
-        mods = [f"{m} {n}" for m, n in held[name].items()]
+        mods = list(held[name])
         rows = [", ".join(mods[i:i + PER_LINE]) for i in range(0, len(mods), PER_LINE)]
         uses = [f"uses {packages}" for packages, where in allowed.items() if name in where]
-        total = sum(held[name].values())
-        size = f"{total} line" + ("" if total == 1 else "s")
-        head = f"<b>{name}</b> ({size})" if mods else f"<b>{name}</b> (no modules yet)"
+        head = f"<b>{name}</b>" if mods else f"<b>{name}</b> (no modules yet)"
         label = "<br/>".join([head, *rows, *(f"<i>{u}</i>" for u in uses)])
         out.append(f'    {node(name)}["{label}"]')
     for upper, lower in zip(layers, layers[1:]):
@@ -123,8 +121,7 @@ def generate(root_dir: Path = ROOT) -> str:
                 out.append(f"    {node(a)} --> {node(b)}")
     out.append("```")
     out.append("")
-    lines = sum(found.values())
-    out.append(f"{len(found)} modules, {lines} lines.")
+    out.append(f"{len(found)} modules.")
     out.append("")
     out.append("- A layer may import the layers below it (follow the arrows), never one above.")
     for group in independent:
@@ -132,7 +129,7 @@ def generate(root_dir: Path = ROOT) -> str:
     for packages, where in allowed.items():
         out.append(f"- {packages}: only in {', '.join(where) or 'no layer'}.")
     if outside:
-        listed = ", ".join(f"`{root}/{m.replace('.', '/')}.py` {n}" for m, n in outside.items())
+        listed = ", ".join(f"`{root}/{m.replace('.', '/')}.py`" for m in outside)
         out.append(f"- Not in any layer: {listed}.")
     return "\n".join(out) + "\n"
 
