@@ -15,7 +15,8 @@ from PyQt5 import QtCore, QtWidgets
 
 from viewer.cli.commands import build_parser
 from viewer.maps.export import save_png
-from viewer.gui import app, session
+from viewer.app import session
+from viewer.gui import app
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
 

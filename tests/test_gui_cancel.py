@@ -13,7 +13,7 @@ import pytest
 from PyQt5 import QtCore, QtWidgets
 
 from gui_helpers import MAP_TIMEOUT, plate_file, settings, window  # noqa: F401
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.maps.sliding import MeasurementCancelled
 
 

@@ -293,7 +293,7 @@ def test_a_bad_channel_on_the_command_line_is_one_error_line(tmp_path):
 
 def test_a_model_loads_on_the_worker_and_the_old_one_stays_until_then(window, qtbot,
                                                                       monkeypatch, lenet_files):
-    from viewer.gui import jobs
+    from viewer.app import jobs
 
     threads, opened = [], threading.Event()
     real_build = jobs.build_model
@@ -321,7 +321,7 @@ def test_a_model_loads_on_the_worker_and_the_old_one_stays_until_then(window, qt
 def test_an_engine_that_fails_to_build_is_a_dialog_and_keeps_the_engine(window, qtbot,
                                                                         monkeypatch):
     from viewer.errors import EngineError
-    from viewer.gui import jobs
+    from viewer.app import jobs
 
     def broken(net, tag, settings=None):
         raise EngineError(f"engine '{tag.engine}' is not installed here")

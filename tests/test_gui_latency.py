@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from gui_helpers import MAP_TIMEOUT, open_window, plate_file, settings, window  # noqa: F401
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.gui.latency import LatencyProbe
 
 
@@ -48,7 +48,8 @@ def test_stalls_of_the_gui_thread_while_mapping_are_measured(window, qtbot, monk
 
 def test_the_first_map_on_screen_is_timed(qtbot, plate_file, settings):  # noqa: F811
     from gui_helpers import Recorder, default_args
-    from viewer.gui import app, session
+    from viewer.app import session
+    from viewer.gui import app
     from viewer.gui.main_window import MainWindow
 
     model = app.initial_model(default_args())

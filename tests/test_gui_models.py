@@ -11,7 +11,8 @@ from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, open_window,  # no
 from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
-from viewer.gui import app, jobs, session
+from viewer.app import jobs, session
+from viewer.gui import app
 from viewer.gui.main_window import MainWindow
 from viewer.gui.preprocess_dialog import PreprocessDialog
 from viewer.maps.preprocess import Transformer

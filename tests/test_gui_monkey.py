@@ -30,8 +30,9 @@ from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, generated_plate,  
 from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
-from viewer.gui import app, session
-from viewer.gui.controls import scale_text
+from viewer.app import session
+from viewer.gui import app
+from viewer.app.scale import scale_text
 from viewer.gui.main_window import MainWindow
 
 SEEDS = [int(os.environ["MONKEY_SEED"])] if "MONKEY_SEED" in os.environ else [17, 1700]

@@ -9,8 +9,8 @@ from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_windo
                          plate_file, settings, window)
 from viewer.maps import render
 from viewer.net.geometry import geometry_of
-from viewer.gui import jobs
-from viewer.gui.conv1_panel import filter_picture
+from viewer.app import jobs
+from viewer.app.pictures import filter_picture
 
 CELLS = [(6, 8), (6, 20), (7, 33)]
 LABELS = ["K", "4", "Z"]

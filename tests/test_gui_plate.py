@@ -10,7 +10,7 @@ from gui_helpers import (MAP_TIMEOUT, cell_centre, item_rect, open_window, pixel
                          plate_file, settings, window)
 from viewer.maps import render
 from viewer.net.geometry import geometry_of
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.gui.controls import BEST
 
 

@@ -11,7 +11,7 @@ from PyQt5 import QtCore, QtWidgets
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, generated_plate,  # noqa: F401
                          open_window, plate_file, settings, window)
 from viewer.maps.export import save_png
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.gui.menus import MENU_ROWS
 
 AUTO = 0.2547            # an automatic scale with more decimals than the spin box shows
@@ -309,7 +309,8 @@ def test_a_blas_pass_and_saving_the_maps_show_real_fractions(qtbot, tmp_path, se
     from gui_helpers import default_args
     from viewer.maps import export
     from viewer.engines.blas_engine import BlasEngine
-    from viewer.gui import app, session
+    from viewer.app import session
+    from viewer.gui import app
     from viewer.gui.main_window import MainWindow
 
     model = app.initial_model(default_args(engine="blas"))

@@ -11,7 +11,8 @@ from PyQt5 import QtCore, QtWidgets
 
 from viewer.files import paths
 from viewer.errors import ViewerError
-from viewer.gui import display, session
+from viewer.app import session
+from viewer.gui import display
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
 from viewer.cli.preprocess_options import settings_from_args

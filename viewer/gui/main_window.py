@@ -16,19 +16,19 @@ from viewer.maps import render
 from viewer.plates import locate
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import FeatureMap
-from viewer.gui import fine, jobs
+from viewer.app import fine, jobs, pictures
 from viewer.gui.blob_panel import BlobPanel
-from viewer.gui.controls import (ChannelPicker, LayerControls, ScaleControl, scale_limit_text,
-                                 scale_text)
+from viewer.app.scale import scale_limit_text, scale_range, scale_text
+from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl
 from viewer.gui.conv1_panel import Conv1Panel
-from viewer.gui.layers import MapLayer, filter_name, layer_for
+from viewer.app.layers import MapLayer, filter_name, layer_for
 from viewer.gui.letter_strip import LetterStrip
 from viewer.gui.menus import build_menus
 from viewer.gui.model_loader import ModelLoader
 from viewer.gui.plate_view import PlateView
 from viewer.gui.plates_overlay import PlatesOverlay
 from viewer.gui.readout import HoverReadout
-from viewer.gui.session import LoadedImage, LoadedModel
+from viewer.app.session import LoadedImage, LoadedModel
 from viewer.gui.settings import Settings, ViewOptions
 from viewer.gui.summary import SummaryLabel
 from viewer.gui.surgery_panel import SurgeryPanel
@@ -335,8 +335,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         dense, shape = self.model.dense, self.image.pixels.shape[:2]
         limit = dense.max_scale(shape, self._extra_blobs())
-        self.scale.set_range(dense.min_scale(shape), limit, scale_limit_text(
-            limit, shape, [engine.name for engine in dense.memory_engines()]))
+        self.scale.set_range(scale_range(dense.min_scale(shape), limit, scale_limit_text(
+            limit, shape, [engine.name for engine in dense.memory_engines()])))
 
     def _blob_changed(self, blob: str) -> None:
         """The picked blob of the map on screen, computed at that map's exact scale; the map
@@ -600,7 +600,7 @@ class MainWindow(QtWidgets.QMainWindow):
         kernels = dense.engine.params[dense.first_conv][0]
         self.conv1.kernel_shape = kernels.shape[2:]
         height = height or self.conv1.best_height(fm.conv1.shape)
-        self.panels.submit("conv1", lambda: jobs.conv1_pictures(kernels, fm.conv1, height),
+        self.panels.submit("conv1", lambda: pictures.conv1_pictures(kernels, fm.conv1, height),
                            (fm, dense.first_conv, kernels))
 
     def _conv1_drawn(self, kind: str, tag: tuple, pictures: list) -> None:

@@ -15,7 +15,7 @@ from viewer.maps import export
 from viewer.errors import DatasetError
 from viewer.engines import available_engines
 from viewer.errors import ViewerError
-from viewer.gui import session
+from viewer.app import session
 from viewer.gui.layers import overlay_picture
 from viewer.maps.preprocess import write_net_with_settings
 

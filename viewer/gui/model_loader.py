@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from PyQt5 import QtCore
 
-from viewer.gui import jobs
-from viewer.gui.session import LoadedModel
+from viewer.app import jobs
+from viewer.app.session import LoadedModel
 from viewer.gui.worker import LatestWorker
 
 KIND = "model"
