@@ -45,14 +45,15 @@ def measure_in_window(changes: int, engine: str | None) -> dict:
     """The figures of one window, as plain numbers (epoch seconds for the first map)."""
     import pyqtgraph as pg
 
+    from viewer.cli.commands import build_parser
+    from viewer.cli.view import opening_from_args
     from viewer.gui.app import WINDOW_SIZE, create_window
     from viewer.gui.latency import LatencyProbe
     from viewer.gui.settings import Settings
 
     app = pg.mkQApp("Net Surgery Viewer")
-    args = argparse.Namespace(image=None, scale=None, channel=None, prototxt=None, weights=None,
-                              engine=engine, screenshot=None)
-    window = create_window(args, Settings(None))
+    args = build_parser().parse_args(["view"] + (["--engine", engine] if engine else []))
+    window = create_window(opening_from_args(args), Settings(None))
     probe = LatencyProbe(window)
     window.resize(*WINDOW_SIZE)
     window.show()

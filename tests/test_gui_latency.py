@@ -49,10 +49,10 @@ def test_stalls_of_the_gui_thread_while_mapping_are_measured(window, qtbot, monk
 def test_the_first_map_on_screen_is_timed(qtbot, plate_file, settings):  # noqa: F811
     from gui_helpers import Recorder, default_args
     from viewer.app import session
-    from viewer.gui import app
+    from viewer.cli.view import initial_model
     from viewer.gui.main_window import MainWindow
 
-    model = app.initial_model(default_args())
+    model = initial_model(default_args())
     win = MainWindow(model, session.read_image(plate_file), settings, scale=1.0,
                      auto_check=False)
     qtbot.addWidget(win)

@@ -12,7 +12,7 @@ from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
 from viewer.app import jobs, session
-from viewer.gui import app
+from viewer.cli.view import initial_model
 from viewer.gui.main_window import MainWindow
 from viewer.gui.preprocess_dialog import PreprocessDialog
 from viewer.maps.preprocess import Transformer
@@ -45,7 +45,7 @@ def thousand_window(qtbot, tmp_path, settings):
     (tmp_path / "synset_words.txt").write_text("\n".join(names) + "\n")
     rng = np.random.default_rng(1)
     picture = save_png(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), tmp_path / "cat.png")
-    model = app.initial_model(default_args(prototxt=proto, weights=weights))
+    model = initial_model(default_args(prototxt=proto, weights=weights))
     window = MainWindow(model, session.read_image(picture), settings, auto_check=False)
     qtbot.addWidget(window)
     window.errors = window.show_error = Recorder()

@@ -31,7 +31,7 @@ from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
 from viewer.app import session
-from viewer.gui import app
+from viewer.cli.view import initial_model
 from viewer.app.scale import scale_text
 from viewer.gui.main_window import MainWindow
 
@@ -216,7 +216,7 @@ def walk(qtbot, folder: Path, settings, seed: int, steps: int) -> tuple[int, flo
     rng = random.Random(seed)
     first = folder / "first.png"
     save_png(generated_plate(*SIZES[0], seed=seed), first)
-    model = app.initial_model(default_args())
+    model = initial_model(default_args())
     window = MainWindow(model, session.read_image(first), settings, scale=0.9, auto_check=False)
     qtbot.addWidget(window)
     window.show_error = Recorder()

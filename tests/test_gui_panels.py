@@ -172,12 +172,13 @@ def test_without_the_reading_module_the_app_still_runs(qtbot, plate_file, settin
 def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screenshot_waits(
         qtbot, plate_file, monkeypatch, tmp_path):
     from gui_helpers import default_args
+    from viewer.cli.view import opening_from_args
     from viewer.gui import app
     from viewer.gui.settings import Settings
 
     monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(CELLS, LABELS, 0.7))
-    win = app.create_window(default_args(image=str(plate_file)), Settings(None),
-                            auto_check=False)
+    win = app.create_window(opening_from_args(default_args(image=str(plate_file))),
+                            Settings(None), auto_check=False)
     qtbot.addWidget(win)
     win.resize(1280, 800)
     shot = tmp_path / "shot.png"

@@ -310,10 +310,10 @@ def test_a_blas_pass_and_saving_the_maps_show_real_fractions(qtbot, tmp_path, se
     from viewer.maps import export
     from viewer.engines.blas_engine import BlasEngine
     from viewer.app import session
-    from viewer.gui import app
+    from viewer.cli.view import initial_model
     from viewer.gui.main_window import MainWindow
 
-    model = app.initial_model(default_args(engine="blas"))
+    model = initial_model(default_args(engine="blas"))
     model.dense.engine = BlasEngine(model.dense.net, band_bytes=128 * 1024)   # many bands
     plate = save_png(generated_plate(120, 360), tmp_path / "wide.png")
     win = MainWindow(model, session.read_image(plate), settings, scale=1.0, auto_check=False)

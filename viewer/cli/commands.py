@@ -341,9 +341,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Open the desktop viewer."""
-    from viewer.gui.app import run_viewer
+    from viewer.cli.view import run_view
 
-    return run_viewer(args)
+    return run_view(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
