@@ -59,8 +59,8 @@ def measure_in_window(changes: int, engine: str | None) -> dict:
     window.show()
     _wait(app, lambda: probe.figures.first_map_at is not None, 60, "the first map")
     first_map_epoch = time.time() - (time.perf_counter() - probe.figures.first_map_at)
-    first = {"scale": window.fm.scale, "auto": window.auto_shown,
-             "forward_ms": window.fm.forward_ms, "block_ms": probe.figures.worst_block_any_ms}
+    first = {"scale": window.state.fm.scale, "auto": window.state.auto_shown,
+             "forward_ms": window.state.fm.forward_ms, "block_ms": probe.figures.worst_block_any_ms}
     _wait(app, lambda: not window.slow.is_busy(), 120, "the surgery timing")
     probe.reset()
     for k in range(changes):
@@ -69,7 +69,7 @@ def measure_in_window(changes: int, engine: str | None) -> dict:
         _wait(app, lambda: len(probe.figures.repaints) > count, 60, "a repaint")
     figures = probe.figures
     probe.stop()
-    result = {"engine": window.model.dense.engine_name, "first_map_epoch": first_map_epoch,
+    result = {"engine": window.state.model.dense.engine_name, "first_map_epoch": first_map_epoch,
               "first_map": first,
               "repaints": [{"scale": r.scale, "ms": r.ms, "forward_ms": r.forward_ms}
                            for r in figures.repaints],

@@ -15,9 +15,9 @@ def test_a_scale_change_is_timed_to_the_paint_that_shows_its_map(window, qtbot):
     with qtbot.waitSignal(probe.repainted, timeout=MAP_TIMEOUT) as repainted:
         window.scale.spin.setValue(0.85)
     (shown,) = probe.figures.repaints
-    assert shown.scale == pytest.approx(0.85) == window.fm.scale
+    assert shown.scale == pytest.approx(0.85) == window.state.fm.scale
     assert shown.ms == repainted.args[0]
-    assert shown.ms >= shown.forward_ms == window.fm.forward_ms > 0
+    assert shown.ms >= shown.forward_ms == window.state.fm.forward_ms > 0
     probe.stop()
 
 
@@ -61,5 +61,5 @@ def test_the_first_map_on_screen_is_timed(qtbot, plate_file, settings):  # noqa:
     assert probe.figures.first_map_at is None
     with qtbot.waitSignal(probe.first_map, timeout=MAP_TIMEOUT):
         win.show()
-    assert probe.figures.first_map_at is not None and win.fm is not None
+    assert probe.figures.first_map_at is not None and win.state.fm is not None
     win.close()

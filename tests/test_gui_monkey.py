@@ -127,8 +127,8 @@ class Monkey:
             self.qtbot.mouseClick(tiles[k % len(tiles)], QtCore.Qt.LeftButton)
 
     def hover(self, fx: float, fy: float) -> None:
-        h, w = self.w.image.pixels.shape[:2]
-        self.w.hover_at(fx * w, fy * h)
+        h, w = self.w.state.image.pixels.shape[:2]
+        self.w.state.hover_at(fx * w, fy * h)
 
     def image(self, size: int, seed: int) -> None:
         path = self.folder / f"plate_{size}_{seed}.png"
@@ -140,7 +140,7 @@ class Monkey:
         if which == "other":
             self.w.files.open_model(*self.other)
         else:
-            self.w.load_model(self.w.initial_prototxt, self.w.initial_weights)
+            self.w.files.load_model(self.w.initial_prototxt, self.w.initial_weights)
 
 
 # invariants ------------------------------------------------------------------------------------
@@ -160,8 +160,8 @@ def drain(window: MainWindow) -> None:
 
 
 def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
-    w, fm = window, window.fm
-    pixels = w.image.pixels
+    w, fm = window, window.state.fm
+    pixels = w.state.image.pixels
     assert w.plate.plate.image.shape[:2] == pixels.shape[:2], "the plate is not the image"
     assert w.summary.isVisible(), "no status summary"
     (x0, x1), (y0, y1) = w.plate.view.viewRange()
@@ -174,11 +174,11 @@ def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
         assert failed_since_shown, "no map and no error"
         return
     assert fm.image_shape == pixels.shape[:2], "the map is of another image"
-    assert fm.labels == w.model.dense.labels, "the map is of another model"
+    assert fm.labels == w.state.model.dense.labels, "the map is of another model"
     if not failed_since_shown:
         assert abs(w.scale.value() - fm.scale) < 1e-9, "the scale control is not the map's"
     assert f"scale {scale_text(fm.scale)}" in w.summary.full, "the summary is not the map's"
-    layer = w.layer
+    layer = w.state.layer
     assert layer is not None
     drawn = w.plate.active_map()
     data = layer.rgba if layer.rgba is not None else layer.values
@@ -187,7 +187,7 @@ def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
     rect = drawn.mapRectToParent(drawn.boundingRect())
     assert np.allclose((rect.x(), rect.y(), rect.width(), rect.height()), layer.rect,
                        atol=1e-3), "the layer is not where the map's geometry puts it"
-    reading = w.result.reading if w.result is not None else None
+    reading = w.state.result.reading if w.state.result is not None else None
     if reading is not None and not failed_since_shown:
         assert w.letters.reading is reading, "the letters are not the map's reading"
         assert "at scale " + scale_text(reading.scale) in w.letters.summary.text()

@@ -1,4 +1,4 @@
-"""Start the desktop viewer on what `main.py view` resolved, and `--screenshot` it for the README."""
+"""Start the desktop viewer on what `main.py view` resolved; `--screenshot` it for the README."""
 from __future__ import annotations
 
 import os
@@ -27,7 +27,7 @@ def create_window(opening: Opening, settings: Settings, auto_check: bool = True)
     """
     window = MainWindow(opening.model, opening.image, settings, channel=opening.channel,
                         scale=opening.scale, auto_check=auto_check)
-    window.set_fine(opening.fine)
+    window.controller.set_fine(opening.fine)
     return window
 
 
@@ -46,10 +46,10 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
     Written through `write_bytes_atomic`: never over the image or model shown, and an
     interrupted write leaves any earlier file whole.
     """
-    window.hover_example()
+    window.state.hover_example()
     QtWidgets.QApplication.processEvents()
-    inputs = tuple(p for p in (window.image.path, window.model.prototxt, window.model.weights)
-                   if p)
+    state = window.state
+    inputs = tuple(p for p in (state.image.path, state.model.prototxt, state.model.weights) if p)
     try:
         write_bytes_atomic(path, png_bytes(window), inputs)
         saved = True
@@ -71,8 +71,8 @@ def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
     def shoot(*_message: str) -> None:
         if window.maps.is_busy():
             return                      # more work on its way (the plate search, a new map)
-        if window.fm is not None and window.fm.conv1 is not None and \
-                not window.conv1.tiles_show(window.fm):
+        fm = window.state.fm
+        if fm is not None and fm.conv1 is not None and not window.conv1.tiles_show(fm):
             return                      # the tiles follow the map: wait for panels_shown
         for signal in signals:
             signal.disconnect(shoot)
@@ -116,6 +116,6 @@ def run_viewer(opening: Opening, screenshot: Path | None = None) -> int:
     if not shooting:
         window.restore_window_state()
     window.show()
-    window.show_warnings(window.model.net.warnings)
+    window.show_warnings(window.state.model.net.warnings)
     saved = schedule_screenshot(window, screenshot) if shooting else []
     return app.exec_() or (0 if all(saved) else 1)

@@ -198,7 +198,12 @@ class LayerControls(QtWidgets.QWidget):
         self.raw.toggled.connect(self.raw_changed)
 
     def set_values(self, opacity: float, colormap: str, raw: bool) -> None:
+        """Show the state's options (no signal: they are the state's already)."""
+        for widget in (self.opacity, self.colormap, self.raw):
+            widget.blockSignals(True)
         self.opacity.setValue(round(opacity * 100))
         if colormap in COLORMAPS:
             self.colormap.setCurrentText(colormap)
         self.raw.setChecked(raw)
+        for widget in (self.opacity, self.colormap, self.raw):
+            widget.blockSignals(False)
