@@ -203,9 +203,9 @@ def test_picks_are_checked_and_announced(viewer):
         state.set_channel("not a class")
     state.select_filter(3)
     assert state.filter == 3 and state.layer.mode == "filter 3"
-    kernels = state.conv1_kernels()
+    assert len(state.conv1_kernels()) == len(state.fm.conv1) == 20
     with pytest.raises(IndexError):
-        state.select_filter(len(kernels))
+        state.select_filter(20)
     state.set_channel("7")             # a channel leaves the filter
     assert (state.channel, state.filter) == ("7", None)
     layer = state.layer

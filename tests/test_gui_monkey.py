@@ -66,7 +66,7 @@ class Monkey:
             "slider": (3, lambda: (rng.randint(w.scale.slider.minimum(), 110),), self.slider),
             "spin": (3, lambda: (rng.choice(["0.5", "0.9", "1.234", "0.35", "0.05", "0.777"]),
                                  rng.choice(["return", "escape"])), self.spin),
-            "step": (2, lambda: (rng.choice([-1, 1]),), lambda d: w.scale.step(d)),
+            "step": (2, lambda: (rng.choice([-1, 1]),), lambda d: w.controller.step_scale(d)),
             "auto": (0.3, lambda: (), lambda: w.scale.auto.click()),
             "channel": (4, lambda: (rng.randrange(max(1, w.channels.count())),),
                         lambda k: w.channels.setCurrentIndex(min(k, w.channels.count() - 1))),

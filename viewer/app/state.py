@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,8 @@ class Tiles:
     pictures: list[np.ndarray]
 
 
-def _event(name: str):
+def _event(name: str) -> Any:
+    """A dataclass field holding a new `Event` of that name."""
     return field(default_factory=lambda: Event(name))
 
 
@@ -216,12 +218,13 @@ class ViewerState:
         self._pick(letters[index].label, None, index)
 
     def select_filter(self, index: int | None) -> None:
-        """Overlay conv1 filter `index` (None or -1: back to the class channel)."""
+        """Overlay conv1 filter `index` of the map on screen (None or -1: back to the class
+        channel)."""
         index = None if index is None or index < 0 else index
-        kernels = self.conv1_kernels()
-        count = 0 if kernels is None else len(kernels)
+        conv1 = self.fm.conv1 if self.fm is not None else None
+        count = 0 if conv1 is None else len(conv1)
         if index is not None and index >= count:
-            raise IndexError(f"no conv1 filter {index}: the net has {count}")
+            raise IndexError(f"no conv1 filter {index}: the map has {count}")
         self._pick(self.channel, index, self.letter)
 
     def _pick(self, channel: str | None, filter_index: int | None, letter: int | None) -> None:

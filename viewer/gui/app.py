@@ -46,9 +46,9 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
     Written through `write_bytes_atomic`: never over the image or model shown, and an
     interrupted write leaves any earlier file whole.
     """
-    window.state.hover_example()
-    QtWidgets.QApplication.processEvents()
     state = window.state
+    state.hover_example()
+    QtWidgets.QApplication.processEvents()
     inputs = tuple(p for p in (state.image.path, state.model.prototxt, state.model.weights) if p)
     try:
         write_bytes_atomic(path, png_bytes(window), inputs)

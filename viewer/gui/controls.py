@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.app.scale import (SCALE_DECIMALS, SCALE_MAX, SCALE_MIN, SCALE_STEP, ScaleRange,
-                              stepped)
+from viewer.app.scale import SCALE_DECIMALS, SCALE_MAX, SCALE_MIN, SCALE_STEP, ScaleRange
 
 BEST = "best class"
 FILTER_ENTRY = "\0filter"   # the data of the Channel box's entry for a conv1 filter
@@ -100,10 +99,6 @@ class ScaleControl(QtWidgets.QWidget):
         tip = SCALE_TIP + (f"<br><br>{bounds.reason}" if bounds.reason else "")
         for widget in (self.slider, self.spin):
             widget.setToolTip(tip)
-
-    def step(self, direction: int) -> None:
-        """One step up or down from the scale shown, asked for like a typed one."""
-        self.set_scale(stepped(self.value(), direction), emit=True)
 
     def _changed(self, scale: float) -> None:
         self.set_scale(round(scale, SCALE_DECIMALS))
