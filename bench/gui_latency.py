@@ -45,21 +45,22 @@ def measure_in_window(changes: int, engine: str | None) -> dict:
     """The figures of one window, as plain numbers (epoch seconds for the first map)."""
     import pyqtgraph as pg
 
+    from viewer.cli.run import build_parser
+    from viewer.cli.view import opening_from_args
     from viewer.gui.app import WINDOW_SIZE, create_window
     from viewer.gui.latency import LatencyProbe
     from viewer.gui.settings import Settings
 
     app = pg.mkQApp("Net Surgery Viewer")
-    args = argparse.Namespace(image=None, scale=None, channel=None, prototxt=None, weights=None,
-                              engine=engine, screenshot=None)
-    window = create_window(args, Settings(None))
+    args = build_parser().parse_args(["view"] + (["--engine", engine] if engine else []))
+    window = create_window(opening_from_args(args), Settings(None))
     probe = LatencyProbe(window)
     window.resize(*WINDOW_SIZE)
     window.show()
     _wait(app, lambda: probe.figures.first_map_at is not None, 60, "the first map")
     first_map_epoch = time.time() - (time.perf_counter() - probe.figures.first_map_at)
-    first = {"scale": window.fm.scale, "auto": window.auto_shown,
-             "forward_ms": window.fm.forward_ms, "block_ms": probe.figures.worst_block_any_ms}
+    first = {"scale": window.state.fm.scale, "auto": window.state.auto_shown,
+             "forward_ms": window.state.fm.forward_ms, "block_ms": probe.figures.worst_block_any_ms}
     _wait(app, lambda: not window.slow.is_busy(), 120, "the surgery timing")
     probe.reset()
     for k in range(changes):
@@ -68,7 +69,7 @@ def measure_in_window(changes: int, engine: str | None) -> dict:
         _wait(app, lambda: len(probe.figures.repaints) > count, 60, "a repaint")
     figures = probe.figures
     probe.stop()
-    result = {"engine": window.model.dense.engine_name, "first_map_epoch": first_map_epoch,
+    result = {"engine": window.state.model.dense.engine_name, "first_map_epoch": first_map_epoch,
               "first_map": first,
               "repaints": [{"scale": r.scale, "ms": r.ms, "forward_ms": r.forward_ms}
                            for r in figures.repaints],

@@ -15,7 +15,8 @@ from PyQt5 import QtCore, QtWidgets
 
 from viewer.cli.run import build_parser
 from viewer.maps.export import save_png
-from viewer.gui import app, session
+from viewer.app import session
+from viewer.cli.view import initial_model
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
 
@@ -87,7 +88,7 @@ def open_window(qtbot, plate: Path, settings: Settings, args: argparse.Namespace
                 **kwargs) -> MainWindow:
     """A shown window on `plate` with the model of `args` (default: the bundled one), after
     its first map is drawn and the conv1 tiles have followed."""
-    model = app.initial_model(args or default_args())
+    model = initial_model(args or default_args())
     window = MainWindow(model, session.read_image(plate), settings, **kwargs)
     qtbot.addWidget(window)
     window.errors = Recorder()

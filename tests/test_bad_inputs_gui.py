@@ -19,8 +19,8 @@ from viewer.maps.images import scaled_size
 def still_maps(window, qtbot) -> None:
     """The window's current image and model still produce a map."""
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
-        window.request_map()
-    assert window.fm.image_shape == window.image.pixels.shape[:2]
+        window.controller.request_map()
+    assert window.state.fm.image_shape == window.state.image.pixels.shape[:2]
 
 
 BROKEN_IMAGES = {
@@ -35,11 +35,11 @@ BROKEN_IMAGES = {
 def test_a_broken_image_is_a_dialog_and_the_plate_stays(window, qtbot, tmp_path, name):
     data, message = BROKEN_IMAGES[name]
     (tmp_path / name).write_bytes(data)
-    before = (window.image, window.fm, window.generation)
+    before = (window.state.image, window.state.fm, window.state.generation)
     assert not window.files.open_image(tmp_path / name)
     assert len(window.errors.errors) == 1
     assert name in window.errors.errors[0] and message in window.errors.errors[0]
-    assert (window.image, window.fm, window.generation) == before
+    assert (window.state.image, window.state.fm, window.state.generation) == before
     still_maps(window, qtbot)
 
 
@@ -64,10 +64,10 @@ def _broken_models(folder: Path) -> dict[str, tuple[Path, Path, str]]:
                                   "shapes disagree"])
 def test_a_broken_model_is_a_dialog_and_the_model_stays(window, qtbot, tmp_path, case):
     proto, weights, message = _broken_models(tmp_path)[case]
-    model, image = window.model, window.image
+    model, image = window.state.model, window.state.image
     assert load_model(qtbot, window, proto, weights) == "failed"
     assert len(window.errors.errors) == 1 and message in window.errors.errors[0]
-    assert window.model is model and window.image is image
+    assert window.state.model is model and window.state.image is image
     still_maps(window, qtbot)
 
 
@@ -83,7 +83,7 @@ def test_a_large_photo_caps_the_scale_where_its_pass_fits_on_the_lean_engine(
     window.scale.set_scale(2.0)
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_image(tmp_path / "photo.png")
-    dense = window.model.dense
+    dense = window.state.model.dense
     assert dense.engine_name == "onnx"
     limit = dense.planner.max_scale((600, 800))
     assert limit == 1.15
@@ -99,15 +99,15 @@ def test_a_large_photo_caps_the_scale_where_its_pass_fits_on_the_lean_engine(
     assert f"At most {limit:g}" in tip and "800x600 image on 'onnx' or 'blas'" in tip
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.set_scale(3.0, emit=True)           # the most the control allows
-    assert window.fm.scale == pytest.approx(limit) and window.fm.engine == "blas"
-    assert window.fm.image_shape == (600, 800)
+    assert window.state.fm.scale == pytest.approx(limit) and window.state.fm.engine == "blas"
+    assert window.state.fm.image_shape == (600, 800)
     assert window.summary.full.endswith(
         f" ms on blas | the {width}x{height} input needs {size_text(onnx_need)} on 'onnx'; "
         f"using 'blas' ({size_text(blas_need)})")
     assert window.errors.errors == []
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.set_scale(0.5, emit=True)           # onnx fits again: no note
-    assert window.fm.engine == "onnx"
+    assert window.state.fm.engine == "onnx"
     assert window.summary.full.endswith(" ms on onnx")
 
 
@@ -116,12 +116,12 @@ def test_an_image_below_the_window_then_a_normal_one_restores_the_scale_range(wi
     Image.new("L", (1, 1), 128).save(tmp_path / "dot.png")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_image(tmp_path / "dot.png")
-    assert window.fm.probs.shape[1:] == (1, 1)
+    assert window.state.fm.probs.shape[1:] == (1, 1)
     Image.fromarray(generated_plate()).save(tmp_path / "plate2.png")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_image(tmp_path / "plate2.png")
     assert window.scale.spin.maximum() == 3.0 and window.scale.value() <= 3.0
-    assert window.fm.image_shape == (96, 260)
+    assert window.state.fm.image_shape == (96, 260)
 
 
 def test_a_bundled_model_reopened_after_errors_works(window, qtbot, tmp_path):
@@ -129,4 +129,4 @@ def test_a_bundled_model_reopened_after_errors_works(window, qtbot, tmp_path):
     assert load_model(qtbot, window, proto, weights) == "failed"
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_model(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
-    assert window.model.prototxt == paths.FCN_PROTOTXT
+    assert window.state.model.prototxt == paths.FCN_PROTOTXT

@@ -61,7 +61,7 @@ def test_the_window_on_caffe_answers_while_it_maps(qtbot, tmp_path, settings):  
     probe = LatencyProbe(window)
     with qtbot.waitSignal(probe.repainted, timeout=MAP_TIMEOUT):
         window.scale.set_scale(2.0, emit=True)
-    forward = window.fm.forward_ms
-    assert window.model.dense.engine_name == "caffe" and forward > 200
+    forward = window.state.fm.forward_ms
+    assert window.state.model.dense.engine_name == "caffe" and forward > 200
     assert probe.figures.worst_block_ms < forward / 2, (probe.figures, forward)
     window.close()

@@ -13,7 +13,7 @@ import pytest
 from PyQt5 import QtCore, QtWidgets
 
 from gui_helpers import MAP_TIMEOUT, plate_file, settings, window  # noqa: F401
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.maps.sliding import MeasurementCancelled
 
 
@@ -54,7 +54,7 @@ def gated_map(window, qtbot, monkeypatch):
 
 
 def test_cancel_goes_idle_at_once_and_drops_the_late_map(window, qtbot, gated_map):
-    shown, drawn = window.fm, window.plate.classes.image.copy()
+    shown, drawn = window.state.fm, window.plate.classes.image.copy()
     qtbot.mouseClick(window.cancel_button, QtCore.Qt.LeftButton)
     assert not window.maps.is_busy()
     assert not window.busy.isVisible() and not window.cancel_button.isVisible()
@@ -63,18 +63,18 @@ def test_cancel_goes_idle_at_once_and_drops_the_late_map(window, qtbot, gated_ma
     with qtbot.assertNotEmitted(window.map_shown):
         gated_map.release()
         wait_until_drained(qtbot, window.maps)
-    assert window.fm is shown
+    assert window.state.fm is shown
     assert np.array_equal(window.plate.classes.image, drawn)
 
 
 def test_escape_cancels_a_map_and_otherwise_picks_the_best_class(window, qtbot, gated_map):
-    window.set_channel("K")
+    window.state.set_channel("K")
     qtbot.keyClick(window.plate, QtCore.Qt.Key_Escape)
-    assert not window.maps.is_busy() and window.channel == "K"      # cancelled, nothing else
+    assert not window.maps.is_busy() and window.state.channel == "K"      # cancelled, nothing else
     gated_map.release()
     wait_until_drained(qtbot, window.maps)
     qtbot.keyClick(window.plate, QtCore.Qt.Key_Escape)
-    assert window.channel is None and window.plate.classes.isVisible()
+    assert window.state.channel is None and window.plate.classes.isVisible()
 
 
 def test_a_new_request_after_cancel_is_computed(window, qtbot, gated_map):
@@ -82,7 +82,7 @@ def test_a_new_request_after_cancel_is_computed(window, qtbot, gated_map):
     gated_map.release()
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.spin.setValue(0.9)
-    assert window.fm.scale == pytest.approx(0.9)
+    assert window.state.fm.scale == pytest.approx(0.9)
 
 
 def test_cancel_stops_the_surgery_timing_between_batches(window, qtbot, monkeypatch):
@@ -97,11 +97,11 @@ def test_cancel_stops_the_surgery_timing_between_batches(window, qtbot, monkeypa
 
     window.cancel_work()                # the check that started with the window
     monkeypatch.setattr(jobs, "compare_with_windows", timing)
-    window.request_check()
+    window.controller.request_check()
     qtbot.waitUntil(lambda: bool(batches), timeout=MAP_TIMEOUT)
     assert "timing the surgery" in window.busy_label.text()
     qtbot.keyClick(window.plate, QtCore.Qt.Key_Escape)      # Esc leaves background work alone
-    assert window.slow.is_busy() and window.channel is None
+    assert window.slow.is_busy() and window.state.channel is None
     with qtbot.assertNotEmitted(window.check_shown):
         qtbot.mouseClick(window.cancel_button, QtCore.Qt.LeftButton)
         assert not window.slow.is_busy() and not window.busy.isVisible()
@@ -124,7 +124,7 @@ def test_cancel_ends_the_automatic_scale_search_between_passes(window, qtbot, mo
         raise AssertionError("the search should have stopped")
 
     monkeypatch.setattr(jobs, "reading_module", lambda: SimpleNamespace(auto_read=auto_read))
-    window.request_auto_scale()
+    window.controller.request_auto_scale()
     qtbot.waitUntil(gate.started.is_set, timeout=MAP_TIMEOUT)
     assert "choosing the scale" in window.busy_label.text()
     assert window.cancel_work(background=False) == ["auto"]
@@ -137,7 +137,7 @@ def test_cancel_ends_the_automatic_scale_search_between_passes(window, qtbot, mo
 def test_cancelling_a_model_load_keeps_the_model(window, qtbot, monkeypatch, lenet_files):
     gate = Gate(jobs.read_model)
     monkeypatch.setattr(jobs, "read_model", gate)
-    model = window.model
+    model = window.state.model
     assert window.files.open_model(*lenet_files)
     qtbot.waitUntil(gate.started.is_set, timeout=MAP_TIMEOUT)
     assert "loading the model" in window.busy_label.text()
@@ -146,4 +146,4 @@ def test_cancelling_a_model_load_keeps_the_model(window, qtbot, monkeypatch, len
             qtbot.assertNotEmitted(window.loader.failed):
         gate.release()
         wait_until_drained(qtbot, window.maps)
-    assert window.model is model and window.errors.errors == []
+    assert window.state.model is model and window.errors.errors == []

@@ -36,9 +36,9 @@ def test_opening_an_image_replaces_the_plate_and_recomputes(window, qtbot, tmp_p
     other = save_png(generated_plate(120, 300, seed=5), tmp_path / "other.png")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_image(other)
-    assert window.image.path == other
-    assert window.fm.image_shape == (120, 300)
-    assert np.array_equal(window.plate.plate.image, window.image.pixels)
+    assert window.state.image.path == other
+    assert window.state.fm.image_shape == (120, 300)
+    assert np.array_equal(window.plate.plate.image, window.state.image.pixels)
     assert "other.png" in window.windowTitle()
 
 
@@ -46,55 +46,57 @@ def test_a_late_map_of_the_previous_image_or_model_is_dropped(window, qtbot, tmp
                                                               lenet_files):
     """A pass that ends after a new image or model came (its generation is older) never
     replaces the map on screen, whichever worker and kind it comes back as."""
-    stale_tag, stale = window.shown_tag, window.result
+    stale_tag, stale = window.state.shown_tag, window.state.result
     other = save_png(generated_plate(120, 300, seed=5), tmp_path / "other.png")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_image(other)
-    fresh = window.result
-    assert fresh is not stale and stale_tag.generation < window.generation
+    fresh = window.state.result
+    assert fresh is not stale and stale_tag.generation < window.state.generation
     for worker, kind in ((window.maps, "map"), (window.maps, "auto"), (window.slow, "map")):
         worker.done.emit(kind, stale_tag, stale)
-        assert window.result is fresh and window.fm is fresh.fm, f"{kind} replaced the map"
-    assert window.fm.image_shape == (120, 300) and window.shown_tag.generation == window.generation
-    fresh_tag, window.confirm = window.shown_tag, lambda question: True
+        assert window.state.result is fresh and window.state.fm is fresh.fm, \
+            f"{kind} replaced the map"
+    state = window.state
+    assert state.fm.image_shape == (120, 300) and state.shown_tag.generation == state.generation
+    fresh_tag, window.confirm = window.state.shown_tag, lambda question: True
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert load_model(qtbot, window, *lenet_files) == "loaded"
-    newer = window.result
+    newer = window.state.result
     window.maps.done.emit("map", fresh_tag, fresh)     # the previous model's pass
-    assert window.result is newer and window.shown_tag.generation == window.generation
+    assert state.result is newer and state.shown_tag.generation == state.generation
 
 
 def test_a_broken_image_shows_an_error_and_keeps_the_plate(window, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
-    before = (window.image, window.fm, window.generation)
+    before = (window.state.image, window.state.fm, window.state.generation)
     assert not window.files.open_image(broken)
     assert len(window.errors.errors) == 1 and "broken.png" in window.errors.errors[0]
-    assert (window.image, window.fm, window.generation) == before
+    assert (window.state.image, window.state.fm, window.state.generation) == before
 
 
 def test_a_broken_model_shows_an_error_and_keeps_the_model(window, qtbot, tmp_path):
     proto, weights = tmp_path / "bad.prototxt", tmp_path / "bad.caffemodel"
     proto.write_text("layer { name: 'x' type: ")
     weights.write_bytes(b"")
-    model = window.model
+    model = window.state.model
     assert load_model(qtbot, window, proto, weights) == "failed"
     assert window.errors.errors and "bad.prototxt" in window.errors.errors[0]
-    assert window.model is model
+    assert window.state.model is model
 
 
 def test_a_classifier_is_converted_only_if_the_user_agrees(window, qtbot, lenet_files):
     proto, weights = lenet_files
-    model = window.model
+    model = window.state.model
     window.confirm = lambda question: False
     assert load_model(qtbot, window, proto, weights) == "declined"
-    assert window.model is model
+    assert window.state.model is model
     window.confirm = lambda question: "classifier" in question
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_model(proto, weights)
-    assert window.model.dense.classifier is not None
-    assert is_fully_convolutional(window.model.dense.net.param)
-    assert [c.layer for c in window.model.conversions] == ["ip1", "ip2-alpha"]
+    assert window.state.model.dense.classifier is not None
+    assert is_fully_convolutional(window.state.model.dense.net.param)
+    assert [c.layer for c in window.state.model.conversions] == ["ip1", "ip2-alpha"]
     assert window.surgery.table.item(2, 2).text() == "->"
     assert window.errors.errors == []
 
@@ -106,9 +108,9 @@ def test_a_net_of_another_shape_gets_numbered_channels(window, qtbot, tmp_path, 
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         assert window.files.open_model(proto)
     assert window.channels.count() == 1 + 5
-    assert window.fm.probs.shape[0] == 5
+    assert window.state.fm.probs.shape[0] == 5
     window.files.channel_actions["class 2"].trigger()
-    assert np.array_equal(window.plate.heat.image, window.fm.probs[2])
+    assert np.array_equal(window.plate.heat.image, window.state.fm.probs[2])
 
 
 def test_recent_files_and_folders_are_remembered(window, qtbot, tmp_path, settings):
@@ -146,14 +148,14 @@ def test_dropping_an_image_opens_it(window, qtbot, tmp_path):
     dropped = save_png(generated_plate(100, 280, seed=3), tmp_path / "dropped.png")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         drop(window, [dropped])
-    assert window.image.path == dropped
+    assert window.state.image.path == dropped
 
 
 def test_dropping_weights_finds_their_prototxt(window, qtbot, lenet_files):
     window.confirm = lambda question: True
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         drop(window, [lenet_files[1]])
-    assert window.model.prototxt == lenet_files[0]
+    assert window.state.model.prototxt == lenet_files[0]
 
 
 def test_export_overlay_png_is_what_the_view_blends(window, monkeypatch, tmp_path):
@@ -161,7 +163,8 @@ def test_export_overlay_png_is_what_the_view_blends(window, monkeypatch, tmp_pat
     answer_saves(window, monkeypatch, out)
     assert window.files.export_overlay() == out
     saved = np.asarray(Image.open(out).convert("RGB"))
-    expected = render.overlay_best_class(window.image.pixels, window.fm, window.options.opacity)
+    state = window.state
+    expected = render.overlay_best_class(state.image.pixels, state.fm, state.options.opacity)
     assert np.abs(saved.astype(int) - expected).max() <= 1
 
 
@@ -172,7 +175,7 @@ def test_export_overlay_of_a_channel_uses_its_colormap(window, monkeypatch, tmp_
     answer_saves(window, monkeypatch, out)
     window.files.export_overlay()
     saved = np.asarray(Image.open(out).convert("RGB"))
-    fm = window.fm
+    fm = window.state.fm
     i, j = 4, 10
     x, y = cell_centre(fm, i, j)
     expected = colored(fm.probs[1], "inferno", (0, 1))[i, j]
@@ -186,9 +189,9 @@ def test_export_maps_writes_the_map_format(window, qtbot, monkeypatch, tmp_path)
         window.files.export_maps()
     with np.load(out) as data:
         assert set(data.files) == set(export.NPZ_KEYS)
-        assert np.array_equal(data["probs"], window.fm.probs)
-        assert list(data["labels"]) == window.fm.labels
-        assert tuple(data["stride"]) == window.fm.geometry.stride
+        assert np.array_equal(data["probs"], window.state.fm.probs)
+        assert list(data["labels"]) == window.state.fm.labels
+        assert tuple(data["stride"]) == window.state.fm.geometry.stride
 
 
 def test_export_surgered_model_writes_a_loadable_pair(window, monkeypatch, tmp_path):
@@ -197,7 +200,7 @@ def test_export_surgered_model_writes_a_loadable_pair(window, monkeypatch, tmp_p
     window.files.export_model()
     net = load_net(out, out.with_suffix(".caffemodel"))
     assert is_fully_convolutional(net.param)
-    for name, arrays in window.model.dense.net.weights.items():
+    for name, arrays in window.state.model.dense.net.weights.items():
         assert all(np.array_equal(a, b) for a, b in zip(arrays, net.weights[name]))
 
 
@@ -212,11 +215,11 @@ def test_export_surgered_model_as_onnx_from_the_file_menu(window, monkeypatch, t
     next(a for a in surgered.actions() if a.text() == "&ONNX...").trigger()
     model = onnx.load(out)
     meta = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(meta["labels"]) == window.model.dense.labels
+    assert json.loads(meta["labels"]) == window.state.model.dense.labels
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    data = window.model.dense.prepare(window.image.pixels, window.fm.scale)
+    data = window.state.model.dense.prepare(window.state.image.pixels, window.state.fm.scale)
     (probs,) = session.run([meta["probabilities"]], {model.graph.input[0].name: data})
-    assert np.abs(probs[0] - window.fm.probs).max() < 1e-4
+    assert np.abs(probs[0] - window.state.fm.probs).max() < 1e-4
 
 
 def make_lmdb(path: Path, labels: list[int]) -> None:
@@ -242,7 +245,7 @@ def dataset(tmp_path) -> Path:
 
 def test_the_lmdb_browser_pages_filters_and_counts(window, qtbot, dataset):
     window.files.open_lmdb(dataset)
-    browser = window.browser
+    browser = window.files.browser
     qtbot.addWidget(browser)
     with qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT):
         pass
@@ -267,7 +270,7 @@ def test_the_lmdb_browser_pages_filters_and_counts(window, qtbot, dataset):
 def test_a_folder_that_is_no_lmdb_is_refused(window, tmp_path):
     assert not window.files.open_lmdb(tmp_path)
     assert "LMDB" in window.errors.errors[0]
-    assert window.browser is None
+    assert window.files.browser is None
 
 
 def test_screenshot_is_saved_after_the_first_map(tmp_path):
@@ -293,7 +296,7 @@ def test_a_bad_channel_on_the_command_line_is_one_error_line(tmp_path):
 
 def test_a_model_loads_on_the_worker_and_the_old_one_stays_until_then(window, qtbot,
                                                                       monkeypatch, lenet_files):
-    from viewer.gui import jobs
+    from viewer.app import jobs
 
     threads, opened = [], threading.Event()
     real_build = jobs.build_model
@@ -305,34 +308,34 @@ def test_a_model_loads_on_the_worker_and_the_old_one_stays_until_then(window, qt
 
     monkeypatch.setattr(jobs, "build_model", build)
     window.confirm = lambda question: True
-    model = window.model
+    model = window.state.model
     assert window.files.open_model(*lenet_files)       # returns at once: nothing read yet
-    assert window.model is model
+    assert window.state.model is model
     qtbot.waitUntil(lambda: bool(threads), timeout=MAP_TIMEOUT)
     assert threads[0] is not threading.main_thread()
-    assert window.model is model and "loading the model" in window.busy_label.text()
+    assert window.state.model is model and "loading the model" in window.busy_label.text()
     with qtbot.waitSignal(window.loader.loaded, timeout=MAP_TIMEOUT), \
             qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         opened.set()
-    assert window.model is not model and window.model.prototxt == lenet_files[0]
+    assert window.state.model is not model and window.state.model.prototxt == lenet_files[0]
     assert window.settings.recent("models")[0] == f"{lenet_files[0]}|{lenet_files[1]}"
 
 
 def test_an_engine_that_fails_to_build_is_a_dialog_and_keeps_the_engine(window, qtbot,
                                                                         monkeypatch):
     from viewer.errors import EngineError
-    from viewer.gui import jobs
+    from viewer.app import jobs
 
     def broken(net, tag, settings=None):
         raise EngineError(f"engine '{tag.engine}' is not installed here")
 
     monkeypatch.setattr(jobs, "build_model", broken)
-    current = window.model.dense.engine_name
+    current = window.state.model.dense.engine_name
     other = next(name for name in window.files.engine_actions if name != current)
     with qtbot.waitSignal(window.loader.failed, timeout=MAP_TIMEOUT):
         window.files.engine_actions[other].trigger()
     assert window.errors.errors == [f"engine '{other}' is not installed here"]
-    assert window.model.dense.engine_name == current
+    assert window.state.model.dense.engine_name == current
     assert window.files.engine_actions[current].isChecked()
 
 
@@ -350,9 +353,9 @@ def test_screenshot_is_written_atomically_as_png(window, tmp_path):
 def test_screenshot_never_overwrites_the_image_shown(window, capsys):
     from viewer.gui.app import save_screenshot
 
-    before = window.image.path.read_bytes()
-    assert not save_screenshot(window, window.image.path)
-    assert window.image.path.read_bytes() == before
+    before = window.state.image.path.read_bytes()
+    assert not save_screenshot(window, window.state.image.path)
+    assert window.state.image.path.read_bytes() == before
     assert capsys.readouterr().err.startswith("error: ")
 
 
@@ -377,7 +380,7 @@ def test_stopping_the_lmdb_browser_closes_the_lmdb(window, qtbot, dataset, monke
 
     monkeypatch.setattr(dataset_browser, "PROGRESS_EVERY", 10)
     window.files.open_lmdb(dataset)
-    browser = window.browser
+    browser = window.files.browser
     qtbot.addWidget(browser)
     browser.stop_indexing()             # before or while the worker reads the records
     qtbot.waitUntil(lambda: not browser.stop.isVisible(), timeout=MAP_TIMEOUT)
@@ -391,7 +394,7 @@ def test_stop_pressed_after_the_last_record_was_read_still_stops(window, qtbot, 
 
     monkeypatch.setattr(dataset_browser, "PROGRESS_EVERY", 10**9)  # the worker never looks
     window.files.open_lmdb(dataset)
-    browser = window.browser
+    browser = window.files.browser
     qtbot.addWidget(browser)
     browser.stop_indexing()
     qtbot.waitUntil(lambda: not browser.stop.isVisible(), timeout=MAP_TIMEOUT)

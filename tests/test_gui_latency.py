@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from gui_helpers import MAP_TIMEOUT, open_window, plate_file, settings, window  # noqa: F401
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.gui.latency import LatencyProbe
 
 
@@ -15,9 +15,9 @@ def test_a_scale_change_is_timed_to_the_paint_that_shows_its_map(window, qtbot):
     with qtbot.waitSignal(probe.repainted, timeout=MAP_TIMEOUT) as repainted:
         window.scale.spin.setValue(0.85)
     (shown,) = probe.figures.repaints
-    assert shown.scale == pytest.approx(0.85) == window.fm.scale
+    assert shown.scale == pytest.approx(0.85) == window.state.fm.scale
     assert shown.ms == repainted.args[0]
-    assert shown.ms >= shown.forward_ms == window.fm.forward_ms > 0
+    assert shown.ms >= shown.forward_ms == window.state.fm.forward_ms > 0
     probe.stop()
 
 
@@ -48,10 +48,11 @@ def test_stalls_of_the_gui_thread_while_mapping_are_measured(window, qtbot, monk
 
 def test_the_first_map_on_screen_is_timed(qtbot, plate_file, settings):  # noqa: F811
     from gui_helpers import Recorder, default_args
-    from viewer.gui import app, session
+    from viewer.app import session
+    from viewer.cli.view import initial_model
     from viewer.gui.main_window import MainWindow
 
-    model = app.initial_model(default_args())
+    model = initial_model(default_args())
     win = MainWindow(model, session.read_image(plate_file), settings, scale=1.0,
                      auto_check=False)
     qtbot.addWidget(win)
@@ -60,5 +61,5 @@ def test_the_first_map_on_screen_is_timed(qtbot, plate_file, settings):  # noqa:
     assert probe.figures.first_map_at is None
     with qtbot.waitSignal(probe.first_map, timeout=MAP_TIMEOUT):
         win.show()
-    assert probe.figures.first_map_at is not None and win.fm is not None
+    assert probe.figures.first_map_at is not None and win.state.fm is not None
     win.close()

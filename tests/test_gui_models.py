@@ -11,7 +11,8 @@ from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, open_window,  # no
 from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
-from viewer.gui import app, jobs, session
+from viewer.app import jobs, session
+from viewer.cli.view import initial_model
 from viewer.gui.main_window import MainWindow
 from viewer.gui.preprocess_dialog import PreprocessDialog
 from viewer.maps.preprocess import Transformer
@@ -44,7 +45,7 @@ def thousand_window(qtbot, tmp_path, settings):
     (tmp_path / "synset_words.txt").write_text("\n".join(names) + "\n")
     rng = np.random.default_rng(1)
     picture = save_png(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), tmp_path / "cat.png")
-    model = app.initial_model(default_args(prototxt=proto, weights=weights))
+    model = initial_model(default_args(prototxt=proto, weights=weights))
     window = MainWindow(model, session.read_image(picture), settings, auto_check=False)
     qtbot.addWidget(window)
     window.errors = window.show_error = Recorder()
@@ -57,17 +58,17 @@ def thousand_window(qtbot, tmp_path, settings):
 
 def test_another_model_gets_best_class_and_no_plate_parts(thousand_window):
     w = thousand_window
-    assert w.model.dense.labels[TABBY] == "tabby, tabby cat"
-    assert w.model.dense.transformer == Transformer(3, (2, 1, 0))
+    assert w.state.model.dense.labels[TABBY] == "tabby, tabby cat"
+    assert w.state.model.dense.transformer == Transformer(3, (2, 1, 0))
     assert not w.letters.isVisible() and not w.scale.auto.isEnabled()
-    assert w.result.reading is None and w.fm.scale == 1.0
-    assert w.layer.title == "best class (hue), as opaque as its probability"
-    best, prob = w.fm.best()
-    np.testing.assert_array_equal(w.layer.rgba[..., 3], np.rint(255 * prob).astype(np.uint8))
+    assert w.state.result.reading is None and w.state.fm.scale == 1.0
+    assert w.state.layer.title == "best class (hue), as opaque as its probability"
+    best, prob = w.state.fm.best()
+    np.testing.assert_array_equal(w.state.layer.rgba[..., 3], np.rint(255 * prob).astype(np.uint8))
 
 
 def test_a_new_image_opens_at_scale_1_or_with_its_longer_side_at_640(thousand_window):
-    dense = thousand_window.model.dense
+    dense = thousand_window.state.model.dense
     assert jobs.opening_scale(dense, (300, 451, 3)) == 1.0
     assert jobs.opening_scale(dense, (3000, 4000)) == 0.16      # 640x480 pixels
     assert jobs.opening_scale(dense, (40, 50)) == dense.planner.smallest_scale((40, 50)) == 1.59
@@ -75,9 +76,9 @@ def test_a_new_image_opens_at_scale_1_or_with_its_longer_side_at_640(thousand_wi
 
 def test_the_readout_names_the_top_classes(thousand_window):
     w = thousand_window
-    w.hover_cell(0, 0)
-    order = np.argsort(w.fm.probs[:, 0, 0])[::-1][:5]
-    names = [w.model.dense.labels[k] for k in order]
+    w.state.hover_cell(0, 0)
+    order = np.argsort(w.state.fm.probs[:, 0, 0])[::-1][:5]
+    names = [w.state.model.dense.labels[k] for k in order]
     assert names[0] in w.readout.top.text()
     assert all(name.startswith("thing number") or name == "tabby, tabby cat" for name in names)
 
@@ -91,13 +92,13 @@ def test_typing_part_of_a_name_finds_the_class(thousand_window, qtbot):
     assert search.currentCompletion() == "tabby, tabby cat"
     picker.lineEdit().setText(search.currentCompletion())
     qtbot.keyClick(picker.lineEdit(), QtCore.Qt.Key_Return)     # a channel redraws at once
-    assert thousand_window.channel == "tabby, tabby cat"
-    assert thousand_window.layer.title == "P(tabby, tabby cat)"
+    assert thousand_window.state.channel == "tabby, tabby cat"
+    assert thousand_window.state.layer.title == "P(tabby, tabby cat)"
 
 
 def test_the_preprocessing_dialog_shows_the_input_and_refuses_bad_values(thousand_window, qtbot):
     w = thousand_window
-    dialog = PreprocessDialog(w.model.dense.transformer, w.image.pixels, 1.0, w)
+    dialog = PreprocessDialog(w.state.model.dense.transformer, w.state.image.pixels, 1.0, w)
     qtbot.addWidget(dialog)
     assert (dialog.swap.text(), dialog.raw.text(), dialog.mean.text()) == ("2,1,0", "255", "")
     assert "channel 0 (B)" in dialog.caption.text() and "128x96 pixels" in dialog.caption.text()
@@ -111,20 +112,21 @@ def test_the_preprocessing_dialog_shows_the_input_and_refuses_bad_values(thousan
     assert dialog.ok.isEnabled()
     chosen = dialog.transformer()
     assert chosen == Transformer(3, (2, 1, 0), 255.0, (104, 117, 123), 0.5)
-    before = w.fm
+    before = w.state.fm
     with qtbot.waitSignal(w.map_shown, timeout=MAP_TIMEOUT):
-        w.set_transformer(chosen)
-    assert w.fm is not before
-    expected = w.model.dense.prepare(w.image.pixels, 1.0)
-    b, g, r = (w.image.pixels[0, 0, 2], w.image.pixels[0, 0, 1], w.image.pixels[0, 0, 0])
+        w.controller.set_transformer(chosen)
+    assert w.state.fm is not before
+    expected = w.state.model.dense.prepare(w.state.image.pixels, 1.0)
+    pixels = w.state.image.pixels
+    b, g, r = (pixels[0, 0, 2], pixels[0, 0, 1], pixels[0, 0, 0])
     np.testing.assert_allclose(expected[0, :, 0, 0], (np.array([b, g, r]) - [104, 117, 123]) / 2)
 
 
 def test_the_plate_model_keeps_its_plate_parts(qtbot, plate_file, settings):
     w = open_window(qtbot, plate_file, settings, scale=1.0)
     assert w.letters.isVisible() and w.scale.auto.isEnabled()
-    assert w.layer.title == "best character (hue), as opaque as 1 - P(background)"
-    assert w.model.dense.transformer == Transformer(1)
+    assert w.state.layer.title == "best character (hue), as opaque as 1 - P(background)"
+    assert w.state.model.dense.transformer == Transformer(1)
     w.close()
 
 
@@ -139,7 +141,7 @@ def test_a_labels_file_of_the_wrong_length_is_a_warning(qtbot, plate_file, setti
     assert load_model(qtbot, w, proto, weights) == "loaded"
     assert w.errors.errors == [f"{tmp_path / 'labels.txt'} has 2 names but the net has 5 "
                                "classes; classes are numbered instead"]
-    assert w.model.dense.labels == [f"class {k}" for k in range(5)]
+    assert w.state.model.dense.labels == [f"class {k}" for k in range(5)]
     w.close()
 
 

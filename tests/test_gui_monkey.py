@@ -30,8 +30,9 @@ from gui_helpers import (MAP_TIMEOUT, Recorder, default_args, generated_plate,  
 from viewer.net.weights import init_weights
 from viewer.caffe import model_io
 from viewer.maps.export import save_png
-from viewer.gui import app, session
-from viewer.gui.controls import scale_text
+from viewer.app import session
+from viewer.cli.view import initial_model
+from viewer.app.scale import scale_text
 from viewer.gui.main_window import MainWindow
 
 SEEDS = [int(os.environ["MONKEY_SEED"])] if "MONKEY_SEED" in os.environ else [17, 1700]
@@ -65,7 +66,7 @@ class Monkey:
             "slider": (3, lambda: (rng.randint(w.scale.slider.minimum(), 110),), self.slider),
             "spin": (3, lambda: (rng.choice(["0.5", "0.9", "1.234", "0.35", "0.05", "0.777"]),
                                  rng.choice(["return", "escape"])), self.spin),
-            "step": (2, lambda: (rng.choice([-1, 1]),), lambda d: w.scale.step(d)),
+            "step": (2, lambda: (rng.choice([-1, 1]),), lambda d: w.controller.step_scale(d)),
             "auto": (0.3, lambda: (), lambda: w.scale.auto.click()),
             "channel": (4, lambda: (rng.randrange(max(1, w.channels.count())),),
                         lambda k: w.channels.setCurrentIndex(min(k, w.channels.count() - 1))),
@@ -126,8 +127,8 @@ class Monkey:
             self.qtbot.mouseClick(tiles[k % len(tiles)], QtCore.Qt.LeftButton)
 
     def hover(self, fx: float, fy: float) -> None:
-        h, w = self.w.image.pixels.shape[:2]
-        self.w.hover_at(fx * w, fy * h)
+        h, w = self.w.state.image.pixels.shape[:2]
+        self.w.state.hover_at(fx * w, fy * h)
 
     def image(self, size: int, seed: int) -> None:
         path = self.folder / f"plate_{size}_{seed}.png"
@@ -139,7 +140,7 @@ class Monkey:
         if which == "other":
             self.w.files.open_model(*self.other)
         else:
-            self.w.load_model(self.w.initial_prototxt, self.w.initial_weights)
+            self.w.files.load_model(self.w.initial_prototxt, self.w.initial_weights)
 
 
 # invariants ------------------------------------------------------------------------------------
@@ -159,8 +160,8 @@ def drain(window: MainWindow) -> None:
 
 
 def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
-    w, fm = window, window.fm
-    pixels = w.image.pixels
+    w, fm = window, window.state.fm
+    pixels = w.state.image.pixels
     assert w.plate.plate.image.shape[:2] == pixels.shape[:2], "the plate is not the image"
     assert w.summary.isVisible(), "no status summary"
     (x0, x1), (y0, y1) = w.plate.view.viewRange()
@@ -173,11 +174,11 @@ def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
         assert failed_since_shown, "no map and no error"
         return
     assert fm.image_shape == pixels.shape[:2], "the map is of another image"
-    assert fm.labels == w.model.dense.labels, "the map is of another model"
+    assert fm.labels == w.state.model.dense.labels, "the map is of another model"
     if not failed_since_shown:
         assert abs(w.scale.value() - fm.scale) < 1e-9, "the scale control is not the map's"
     assert f"scale {scale_text(fm.scale)}" in w.summary.full, "the summary is not the map's"
-    layer = w.layer
+    layer = w.state.layer
     assert layer is not None
     drawn = w.plate.active_map()
     data = layer.rgba if layer.rgba is not None else layer.values
@@ -186,7 +187,7 @@ def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
     rect = drawn.mapRectToParent(drawn.boundingRect())
     assert np.allclose((rect.x(), rect.y(), rect.width(), rect.height()), layer.rect,
                        atol=1e-3), "the layer is not where the map's geometry puts it"
-    reading = w.result.reading if w.result is not None else None
+    reading = w.state.result.reading if w.state.result is not None else None
     if reading is not None and not failed_since_shown:
         assert w.letters.reading is reading, "the letters are not the map's reading"
         assert "at scale " + scale_text(reading.scale) in w.letters.summary.text()
@@ -215,7 +216,7 @@ def walk(qtbot, folder: Path, settings, seed: int, steps: int) -> tuple[int, flo
     rng = random.Random(seed)
     first = folder / "first.png"
     save_png(generated_plate(*SIZES[0], seed=seed), first)
-    model = app.initial_model(default_args())
+    model = initial_model(default_args())
     window = MainWindow(model, session.read_image(first), settings, scale=0.9, auto_check=False)
     qtbot.addWidget(window)
     window.show_error = Recorder()

@@ -9,8 +9,8 @@ from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_windo
                          plate_file, settings, window)
 from viewer.maps import render
 from viewer.net.geometry import geometry_of
-from viewer.gui import jobs
-from viewer.gui.conv1_panel import filter_picture
+from viewer.app import jobs
+from viewer.app.pictures import filter_picture
 
 CELLS = [(6, 8), (6, 20), (7, 33)]
 LABELS = ["K", "4", "Z"]
@@ -27,7 +27,7 @@ def reading_window(qtbot, plate_file, settings, monkeypatch):
 
 def test_the_strip_shows_each_letter_with_its_probability_and_runners_up(reading_window):
     strip = reading_window.letters
-    letters = reading_window.result.reading.letters
+    letters = reading_window.state.result.reading.letters
     assert [b.letter.label for b in strip.buttons] == LABELS
     assert "K4Z" in strip.summary.text()
     for button, letter in zip(strip.buttons, letters):
@@ -40,9 +40,9 @@ def test_clicking_a_letter_selects_its_channel_and_highlights_its_box(reading_wi
     win = reading_window
     button = win.letters.buttons[1]
     qtbot.mouseClick(button, QtCore.Qt.LeftButton)
-    letter = win.result.reading.letters[1]
-    assert win.channel == "4" and win.channels.currentText() == "4"
-    assert np.array_equal(win.plate.heat.image, win.fm.probs[win.fm.labels.index("4")])
+    letter = win.state.result.reading.letters[1]
+    assert win.state.channel == "4" and win.channels.currentText() == "4"
+    assert np.array_equal(win.plate.heat.image, win.state.fm.probs[win.state.fm.labels.index("4")])
     box = win.plate.highlight_box
     assert box.isVisible()
     assert np.allclose((box.rect().x(), box.rect().y(), box.rect().width(), box.rect().height()),
@@ -63,9 +63,9 @@ def _tile_pixels(tile) -> np.ndarray:
 def test_conv1_grid_has_a_tile_per_filter_with_its_kernel(window):
     """Each tile starts with its own kernel, one uniform block per weight, darkest at the
     smallest weight and brightest at the largest, in the kernel's row and column order."""
-    dense = window.model.dense
+    dense = window.state.model.dense
     kernels = dense.engine.params[dense.first_conv][0]
-    assert len(window.conv1.tiles) == len(kernels) == window.fm.conv1.shape[0]
+    assert len(window.conv1.tiles) == len(kernels) == window.state.fm.conv1.shape[0]
     kh, kw = kernels.shape[2:]
     block = window.conv1.picture_height // kh
     for k in (0, 7, len(kernels) - 1):
@@ -79,8 +79,8 @@ def test_conv1_grid_has_a_tile_per_filter_with_its_kernel(window):
 
 def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
     qtbot.mouseClick(window.conv1.tiles[3], QtCore.Qt.LeftButton)
-    fm, dense = window.fm, window.model.dense
-    assert window.filter == 3 and window.conv1.tiles[3].isChecked()
+    fm, dense = window.state.fm, window.state.model.dense
+    assert window.state.filter == 3 and window.conv1.tiles[3].isChecked()
     assert np.array_equal(window.plate.heat.image, fm.conv1[3])
     g = geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
     assert np.allclose(item_rect(window.plate.heat), g.heatmap_rect(*fm.conv1.shape[1:]))
@@ -91,16 +91,17 @@ def test_clicking_a_filter_overlays_its_output_where_conv1_looks(window, qtbot):
     assert f"{fm.conv1.shape[1]}x{fm.conv1.shape[2]} cells, stride {g.stride[0]}, window " \
         f"{g.receptive_field[0]} px" in status
     qtbot.mouseClick(window.conv1.tiles[3], QtCore.Qt.LeftButton)
-    assert window.filter is None and window.plate.classes.isVisible()
+    assert window.state.filter is None and window.plate.classes.isVisible()
 
 
 def test_a_filter_overlay_follows_the_scale(window, qtbot):
     qtbot.mouseClick(window.conv1.tiles[5], QtCore.Qt.LeftButton)
     with qtbot.waitSignals([window.map_shown, window.panels_shown], timeout=MAP_TIMEOUT):
         window.scale.spin.setValue(1.3)
-    assert np.array_equal(window.plate.heat.image, window.fm.conv1[5])
+    assert np.array_equal(window.plate.heat.image, window.state.fm.conv1[5])
     assert window.conv1.tiles[5].isChecked()             # the tiles of the new map, still picked
-    expected = filter_picture(window.model.dense.engine.params["conv1"][0][5], window.fm.conv1[5],
+    expected = filter_picture(window.state.model.dense.engine.params["conv1"][0][5],
+                              window.state.fm.conv1[5],
                               window.conv1.picture_height)
     assert window.conv1.tiles[5].iconSize().width() == expected.shape[1]
 
@@ -108,12 +109,12 @@ def test_a_filter_overlay_follows_the_scale(window, qtbot):
 def test_the_blob_selector_tiles_any_blob(window, qtbot):
     window.tabs.setCurrentWidget(window.blobs)
     names = [window.blobs.picker.itemText(k) for k in range(window.blobs.picker.count())]
-    assert names == window.model.dense.engine.blob_names
-    shown_map = window.fm
+    assert names == window.state.model.dense.engine.blob_names
+    shown_map = window.state.fm
     window.blobs.picker.setCurrentText("pool2")
-    qtbot.waitUntil(lambda: "pool2" in window.fm.blobs, timeout=MAP_TIMEOUT)
-    assert window.fm is shown_map           # looking at a blob never changes the map
-    values = window.fm.blobs["pool2"]
+    qtbot.waitUntil(lambda: "pool2" in window.state.fm.blobs, timeout=MAP_TIMEOUT)
+    assert window.state.fm is shown_map           # looking at a blob never changes the map
+    values = window.state.fm.blobs["pool2"]
     shown = window.blobs.image.image
     columns = (shown.shape[1] + 2) // (values.shape[2] + 2)
     assert columns == window.blobs.columns
@@ -126,12 +127,12 @@ def test_the_blob_selector_tiles_any_blob(window, qtbot):
 
 
 def test_the_surgery_panel_shows_layers_check_and_timing(window, qtbot):
-    if window.checked_generation != window.generation or window.slow.is_busy():
+    if window.state.checked_generation != window.state.generation or window.slow.is_busy():
         qtbot.waitSignal(window.check_shown, timeout=60_000).wait()
     table = window.surgery.table
     rows = [[table.item(r, c).text() for c in range(table.columnCount())]
             for r in range(table.rowCount())]
-    conversions = {c.layer: c for c in window.model.conversions}
+    conversions = {c.layer: c for c in window.state.model.conversions}
     assert "ip1" in conversions
     ip1 = next(r for r in rows if r[0].startswith("ip1 "))
     assert ip1[1].startswith("x".join(map(str, conversions["ip1"].old_shape)))
@@ -158,7 +159,7 @@ def test_auto_sets_the_scale_the_reader_picks(reading_window, qtbot):
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         qtbot.mouseClick(win.scale.auto, QtCore.Qt.LeftButton)
     assert win.scale.value() == pytest.approx(0.7)
-    assert win.fm.scale == pytest.approx(0.7)
+    assert win.state.fm.scale == pytest.approx(0.7)
 
 
 def test_without_the_reading_module_the_app_still_runs(qtbot, plate_file, settings, monkeypatch):
@@ -172,12 +173,13 @@ def test_without_the_reading_module_the_app_still_runs(qtbot, plate_file, settin
 def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screenshot_waits(
         qtbot, plate_file, monkeypatch, tmp_path):
     from gui_helpers import default_args
+    from viewer.cli.view import opening_from_args
     from viewer.gui import app
     from viewer.gui.settings import Settings
 
     monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(CELLS, LABELS, 0.7))
-    win = app.create_window(default_args(image=str(plate_file)), Settings(None),
-                            auto_check=False)
+    win = app.create_window(opening_from_args(default_args(image=str(plate_file))),
+                            Settings(None), auto_check=False)
     qtbot.addWidget(win)
     win.resize(1280, 800)
     shot = tmp_path / "shot.png"
@@ -185,8 +187,8 @@ def test_without_a_scale_the_window_opens_at_the_automatic_one_and_the_screensho
     win.show()
     qtbot.waitUntil(lambda: bool(saved), timeout=MAP_TIMEOUT)
     assert saved == [True] and shot.exists()
-    assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
-    assert win.conv1.tiles_show(win.fm)          # the tiles had followed the map
+    assert win.state.auto_shown and win.state.fm.scale == pytest.approx(0.7)
+    assert win.conv1.tiles_show(win.state.fm)          # the tiles had followed the map
     assert win.scale.value() == pytest.approx(0.7)
     assert "scale 0.700, chosen automatically" in win.summary.full
 
@@ -197,16 +199,16 @@ def test_a_new_image_opens_at_its_automatic_scale_and_a_given_one_wins(reading_w
     from viewer.maps.export import save_png
 
     win = reading_window                 # opened with scale=1.0: no search
-    assert win.fm.scale == 1.0 and not win.auto_shown
+    assert win.state.fm.scale == 1.0 and not win.state.auto_shown
     assert "chosen automatically" not in win.summary.full
     other = save_png(generated_plate(100, 280, seed=4), tmp_path / "other.png")
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         win.files.open_image(other)
-    assert win.auto_shown and win.fm.scale == pytest.approx(0.7)
+    assert win.state.auto_shown and win.state.fm.scale == pytest.approx(0.7)
     assert "chosen automatically" in win.summary.full
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         win.scale.spin.setValue(0.8)     # the user's own scale
-    assert not win.auto_shown and "chosen automatically" not in win.summary.full
+    assert not win.state.auto_shown and "chosen automatically" not in win.summary.full
 
 
 def test_the_panel_shows_the_checks_own_tolerance():
@@ -237,10 +239,10 @@ def test_a_padded_net_shows_the_classifier_window_and_names_its_padded_field(qtb
     win = open_window(qtbot, image, settings, default_args(prototxt=proto, weights=weights),
                       scale=1.0)
     try:
-        assert win.fm.probs.shape[1:] == (8, 8)
+        assert win.state.fm.probs.shape[1:] == (8, 8)
         assert "8x8 cells, stride 32, window 227 px of the scaled image (padded field 355 px)" \
             in win.summary.full
-        assert win.fm.geometry.cell_window(4, 4) == (128.0, 128.0, 227.0, 227.0)
+        assert win.state.fm.geometry.cell_window(4, 4) == (128.0, 128.0, 227.0, 227.0)
     finally:
         win.close()
 
@@ -264,6 +266,6 @@ def test_the_surgery_tab_lists_a_global_pooling_with_its_new_kernel(qtbot, tmp_p
         assert ["pool10 (Pooling)", "global", "->", "pool10 (Pooling)",
                 "14x14 kernel, stride 1"] in rows
         assert "global pool10 -> 14x14 pooling" in win.surgery.summary.text()
-        assert win.fm.probs.shape[1:] == (10, 15)   # (100 - 64) / 4 + 1, (120 - 64) / 4 + 1
+        assert win.state.fm.probs.shape[1:] == (10, 15)   # (100 - 64) / 4 + 1, (120 - 64) / 4 + 1
     finally:
         win.close()

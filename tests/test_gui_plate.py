@@ -10,7 +10,7 @@ from gui_helpers import (MAP_TIMEOUT, cell_centre, item_rect, open_window, pixel
                          plate_file, settings, window)
 from viewer.maps import render
 from viewer.net.geometry import geometry_of
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.gui.controls import BEST
 
 
@@ -19,7 +19,7 @@ def close_to(actual, expected, tolerance: float = 1e-6) -> bool:
 
 
 def test_first_map_is_the_best_class_placed_by_the_geometry(window):
-    fm = window.fm
+    fm = window.state.fm
     assert fm.scale == 1.0
     assert window.channels.currentText() == BEST
     assert window.plate.classes.isVisible() and not window.plate.heat.isVisible()
@@ -43,7 +43,7 @@ def text_window(qtbot, tmp_path, settings):
 def test_best_class_pixels_blend_the_class_color_by_its_alpha_at_full_opacity(text_window):
     window = text_window
     window.layer_controls.opacity.setValue(100)
-    fm = window.fm
+    fm = window.state.fm
     rgba = render.best_class_rgba(fm).astype(float)
     alphas = rgba[..., 3] / 255
     sure, unsure = np.unravel_index(alphas.argmax(), alphas.shape), \
@@ -51,17 +51,17 @@ def test_best_class_pixels_blend_the_class_color_by_its_alpha_at_full_opacity(te
     assert alphas[sure] > 0.9 and alphas[unsure] < 0.1  # a character, and plain background
     for i, j in (sure, unsure):
         x, y = cell_centre(fm, i, j)
-        plate = np.broadcast_to(window.image.pixels[int(y), int(x)], (3,)).astype(float)
+        plate = np.broadcast_to(window.state.image.pixels[int(y), int(x)], (3,)).astype(float)
         expected = (1 - alphas[i, j]) * plate + alphas[i, j] * rgba[i, j, :3]
         assert close_to(pixel_at(window, x, y), expected, 3), (i, j)
 
 
 def test_opacity_blends_the_map_with_the_plate(window):
     window.layer_controls.opacity.setValue(0)
-    fm = window.fm
+    fm = window.state.fm
     i, j = 3, 5
     x, y = cell_centre(fm, i, j)
-    plate = window.image.pixels[int(y), int(x)]
+    plate = window.state.image.pixels[int(y), int(x)]
     assert close_to(pixel_at(window, x, y), plate, 3)
     assert window.plate.classes.opacity() == 0
 
@@ -69,7 +69,7 @@ def test_opacity_blends_the_map_with_the_plate(window):
 def test_a_class_channel_is_drawn_through_the_colormap_on_levels_0_to_1(window):
     window.layer_controls.opacity.setValue(100)
     window.channels.set_channel("K")
-    fm = window.fm
+    fm = window.state.fm
     k = fm.labels.index("K")
     assert window.plate.heat.isVisible() and not window.plate.classes.isVisible()
     assert np.array_equal(window.plate.heat.image, fm.probs[k])
@@ -84,7 +84,7 @@ def test_a_class_channel_is_drawn_through_the_colormap_on_levels_0_to_1(window):
 def test_raw_scores_show_the_scores_on_their_own_range(window):
     window.channels.set_channel("3")
     window.layer_controls.raw.setChecked(True)
-    fm = window.fm
+    fm = window.state.fm
     k = fm.labels.index("3")
     assert np.array_equal(window.plate.heat.image, fm.scores[k])
     assert close_to(window.plate.heat.levels, (fm.scores.min(), fm.scores.max()), 1e-4)
@@ -97,7 +97,7 @@ def test_colormap_choice_changes_the_drawn_colors(window):
     window.layer_controls.opacity.setValue(100)
     window.channels.set_channel("A")
     window.layer_controls.colormap.setCurrentText("viridis")
-    fm = window.fm
+    fm = window.state.fm
     i, j = 4, 6
     expected = pg.colormap.get("viridis").map(fm.probs[0, i, j], mode="byte")[:3]
     assert close_to(pixel_at(window, *cell_centre(fm, i, j)), expected, 6)
@@ -106,7 +106,7 @@ def test_colormap_choice_changes_the_drawn_colors(window):
 def test_moving_the_scale_recomputes_and_replaces_the_layer(window, qtbot):
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.scale.spin.setValue(0.8)
-    fm = window.fm
+    fm = window.state.fm
     assert fm.scale == pytest.approx(0.8)
     assert window.scale.slider.value() == 80
     assert close_to(item_rect(window.plate.classes), fm.geometry.heatmap_rect(*fm.probs.shape[1:]))
@@ -115,13 +115,13 @@ def test_moving_the_scale_recomputes_and_replaces_the_layer(window, qtbot):
 
 def test_dragging_the_slider_coalesces_into_the_last_scale(window, qtbot):
     shown = []
-    window.map_shown.connect(lambda: shown.append(window.fm.scale))
+    window.map_shown.connect(lambda: shown.append(window.state.fm.scale))
     for value in range(60, 141, 2):
         window.scale.slider.setValue(value)
     qtbot.waitUntil(lambda: bool(shown) and shown[-1] == pytest.approx(1.4) and
                     not window.maps.is_busy(), timeout=MAP_TIMEOUT)
     assert len(shown) < 10, "stale scales were computed one by one"
-    assert window.fm.scale == pytest.approx(1.4)
+    assert window.state.fm.scale == pytest.approx(1.4)
     # the busy bar hides once the surgery check that may follow is done too (fails on timeout)
     qtbot.waitUntil(lambda: not window.slow.is_busy() and not window.busy.isVisible(),
                     timeout=60_000)
@@ -130,14 +130,14 @@ def test_dragging_the_slider_coalesces_into_the_last_scale(window, qtbot):
 def test_plus_and_minus_keys_step_the_scale(window, qtbot):
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         qtbot.keyClick(window.plate, QtCore.Qt.Key_Plus)
-    assert window.fm.scale == pytest.approx(1.05)
+    assert window.state.fm.scale == pytest.approx(1.05)
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         qtbot.keyClick(window.plate, QtCore.Qt.Key_Minus)
-    assert window.fm.scale == pytest.approx(1.0)
+    assert window.state.fm.scale == pytest.approx(1.0)
 
 
 def test_the_scale_cannot_go_below_one_window(window):
-    smallest = window.model.dense.planner.min_scale(window.image.pixels.shape[:2])
+    smallest = window.state.model.dense.planner.min_scale(window.state.image.pixels.shape[:2])
     assert window.scale.spin.minimum() >= smallest
     window.scale.set_scale(0.01)
     assert window.scale.value() >= smallest
@@ -145,31 +145,32 @@ def test_the_scale_cannot_go_below_one_window(window):
 
 def test_typing_a_letter_or_digit_jumps_to_its_channel(window, qtbot):
     qtbot.keyClick(window.plate, QtCore.Qt.Key_R)
-    assert window.channel == "R" and window.channels.currentText() == "R"
-    assert np.array_equal(window.plate.heat.image, window.fm.probs[window.fm.labels.index("R")])
+    assert window.state.channel == "R" and window.channels.currentText() == "R"
+    fm = window.state.fm
+    assert np.array_equal(window.plate.heat.image, fm.probs[fm.labels.index("R")])
     qtbot.keyClick(window.plate, QtCore.Qt.Key_7)
-    assert window.channel == "7"
+    assert window.state.channel == "7"
     assert window.files.channel_actions["7"].isChecked()
     qtbot.keyClick(window.plate, QtCore.Qt.Key_Escape)
-    assert window.channel is None and window.plate.classes.isVisible()
+    assert window.state.channel is None and window.plate.classes.isVisible()
 
 
 def test_picking_a_channel_from_the_menu(window):
     window.files.channel_actions["Q"].trigger()
-    assert window.channel == "Q" and window.channels.currentText() == "Q"
+    assert window.state.channel == "Q" and window.channels.currentText() == "Q"
     assert "P(Q)" in window.summary.full
     window.files.channel_actions[None].trigger()
-    assert window.channel is None
+    assert window.state.channel is None
 
 
 def test_the_picker_lists_best_class_and_every_label(window):
     items = [window.channels.itemText(k) for k in range(window.channels.count())]
-    assert items == [BEST] + window.model.dense.labels
-    assert len(window.model.dense.labels) >= 36
+    assert items == [BEST] + window.state.model.dense.labels
+    assert len(window.state.model.dense.labels) >= 36
 
 
 def test_hovering_shows_the_cell_its_window_and_its_probabilities(window, qtbot):
-    fm = window.fm
+    fm = window.state.fm
     i, j = 5, 9
     x, y = cell_centre(fm, i, j)
     qtbot.mouseMove(window.plate.viewport(), window.plate.image_to_widget(x, y))
@@ -185,9 +186,9 @@ def test_hovering_shows_the_cell_its_window_and_its_probabilities(window, qtbot)
 
 
 def test_leaving_the_map_clears_the_readout(window):
-    window.hover_cell(2, 2)
+    window.state.hover_cell(2, 2)
     assert window.plate.window_box.isVisible()
-    window.hover_at(-500, -500)
+    window.state.hover_at(-500, -500)
     assert window.readout.cell is None and not window.plate.window_box.isVisible()
 
 
@@ -198,19 +199,19 @@ def test_a_failure_in_the_worker_comes_back_as_a_message(window, qtbot, monkeypa
         raise ImageError("the plate vanished")
 
     monkeypatch.setattr(jobs, "compute_map", broken)
-    previous = window.fm
+    previous = window.state.fm
     with qtbot.waitSignal(window.maps.failed, timeout=MAP_TIMEOUT):
-        window.request_map()
+        window.controller.request_map()
     assert "the plate vanished" in window.statusBar().currentMessage()
-    assert window.fm is previous
+    assert window.state.fm is previous
     assert window.errors.errors == []
 
 
 def test_switching_the_engine_recomputes_the_same_map(window, qtbot):
-    before = window.fm
+    before = window.state.fm
     other = next(name for name in window.files.engine_actions if name != "opencv")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.files.engine_actions[other].trigger()
-    assert window.model.dense.engine_name == other
+    assert window.state.model.dense.engine_name == other
     assert other in window.summary.full
-    assert np.allclose(window.fm.probs, before.probs, atol=1e-4)
+    assert np.allclose(window.state.fm.probs, before.probs, atol=1e-4)

@@ -29,15 +29,15 @@ def test_found_plates_are_drawn_the_best_is_read_at_its_scale_and_a_click_zooms(
         photo_window, qtbot):
     win = photo_window
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
-        win.request_plates()
+        win.controller.request_plates()
     best = win.found.plates[0]
     assert best.text == "4B40262" and iou(best.box, win.truth) >= 0.5
     assert len(win.found.boxes) == len(win.found.labels) == len(win.found.plates)
     assert win.found.labels[0].textItem.toPlainText() == "4B40262"
     assert win.found.boxes[0].rect().getRect() == pytest.approx(best.box)
     assert win.found.chosen == 0
-    assert win.fm.scale == best.scale and win.scale.value() == pytest.approx(best.scale)
-    assert win.result.reading.text == "4B40262"
+    assert win.state.fm.scale == best.scale and win.scale.value() == pytest.approx(best.scale)
+    assert win.state.result.reading.text == "4B40262"
     assert "4B40262" in win.letters.summary.text()
 
     x, y, w, h = best.box
@@ -48,7 +48,7 @@ def test_found_plates_are_drawn_the_best_is_read_at_its_scale_and_a_click_zooms(
     zoomed = view_rect(win)
     assert zoomed[2] < 0.8 * whole[2]
     assert zoomed[0] <= x and x + w <= zoomed[0] + zoomed[2]
-    assert win.fm.scale == best.scale and win.result.reading.text == "4B40262"
+    assert win.state.fm.scale == best.scale and win.state.result.reading.text == "4B40262"
 
 
 def test_a_dragged_region_is_read_and_placed_in_the_image(photo_window, qtbot):
@@ -59,4 +59,4 @@ def test_a_dragged_region_is_read_and_placed_in_the_image(photo_window, qtbot):
     assert win.found.region.isVisible()
     best = win.found.plates[0]
     assert best.text == "4B40262" and iou(best.box, win.truth) >= 0.5
-    assert win.result.reading.text == "4B40262"
+    assert win.state.result.reading.text == "4B40262"

@@ -11,7 +11,7 @@ from PyQt5 import QtCore, QtWidgets
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, generated_plate,  # noqa: F401
                          open_window, plate_file, settings, window)
 from viewer.maps.export import save_png
-from viewer.gui import jobs
+from viewer.app import jobs
 from viewer.gui.menus import MENU_ROWS
 
 AUTO = 0.2547            # an automatic scale with more decimals than the spin box shows
@@ -57,34 +57,34 @@ def test_the_blob_follows_auto_and_a_new_image(auto_window, qtbot, tmp_path):
     win = auto_window
     win.tabs.setCurrentWidget(win.blobs)
     win.blobs.picker.setCurrentText("conv1")
-    qtbot.waitUntil(lambda: "conv1" in win.fm.blobs, timeout=MAP_TIMEOUT)
+    qtbot.waitUntil(lambda: "conv1" in win.state.fm.blobs, timeout=MAP_TIMEOUT)
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
         win.scale.set_scale(0.5, emit=True)
-    assert win.blobs.values.shape == win.fm.blobs["conv1"].shape
+    assert win.blobs.values.shape == win.state.fm.blobs["conv1"].shape
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
-        win.request_auto_scale()
-    assert win.fm.scale == AUTO and "conv1" in win.fm.blobs
-    c, h, w = win.fm.blobs["conv1"].shape
+        win.controller.request_auto_scale()
+    assert win.state.fm.scale == AUTO and "conv1" in win.state.fm.blobs
+    c, h, w = win.state.fm.blobs["conv1"].shape
     assert win.blobs.values.shape == (c, h, w) and f"of {h}x{w}" in win.blobs.info.text()
     other = save_png(generated_plate(140, 420, seed=5), tmp_path / "other.png")
     win.files.open_image(other)
     assert win.blobs.values is None            # not the previous image's blob
     qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT).wait()
-    assert win.blobs.values.shape == win.fm.blobs["conv1"].shape
+    assert win.blobs.values.shape == win.state.fm.blobs["conv1"].shape
 
 
 def test_picking_a_blob_or_a_model_keeps_the_automatic_scale(auto_window, qtbot):
     win = auto_window
-    shown, reading = win.fm, win.result.reading
+    shown, reading = win.state.fm, win.state.result.reading
     assert shown.scale == AUTO
     win.tabs.setCurrentWidget(win.blobs)
     win.blobs.picker.setCurrentText("pool1")
     qtbot.waitUntil(lambda: "pool1" in shown.blobs, timeout=MAP_TIMEOUT)
-    assert win.fm is shown and win.result.reading is reading      # the map did not change
+    assert win.state.fm is shown and win.state.result.reading is reading   # the map is the same
     assert win.blobs.values.shape == shown.blobs["pool1"].shape
     with qtbot.waitSignal(win.map_shown, timeout=MAP_TIMEOUT):
-        win.set_model(win.model)                   # a model loaded: mapped at the same scale
-    assert win.fm.scale == AUTO
+        win.controller.open_model(win.state.model)        # a model loaded: mapped at the same scale
+    assert win.state.fm.scale == AUTO
 
 
 # 5. keys work after the scale spin box and from any widget that does not take text ---------------
@@ -95,10 +95,10 @@ def test_return_in_the_spin_box_hands_the_keys_back(window, qtbot):
     qtbot.keyClicks(spin, "0.9")
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         qtbot.keyClick(spin, QtCore.Qt.Key_Return)
-    assert window.fm.scale == pytest.approx(0.9)
+    assert window.state.fm.scale == pytest.approx(0.9)
     assert QtWidgets.QApplication.focusWidget() is window.plate
     qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key_K)
-    assert window.channel == "K"
+    assert window.state.channel == "K"
     spin.setFocus()
     qtbot.keyClicks(spin, "12")
     qtbot.keyClick(spin, QtCore.Qt.Key_Escape)           # Esc drops what was typed
@@ -110,9 +110,9 @@ def test_letter_keys_work_from_a_combo_box(window, qtbot):
     combo.setFocus()
     before = combo.currentText()
     qtbot.keyClick(combo, QtCore.Qt.Key_7)
-    assert window.channel == "7" and combo.currentText() == before
+    assert window.state.channel == "7" and combo.currentText() == before
     qtbot.keyClick(combo, QtCore.Qt.Key_Escape)
-    assert window.channel is None
+    assert window.state.channel is None
 
 
 # 6. the map summary is a permanent part of the status bar ---------------------------------------------
@@ -124,7 +124,7 @@ def test_the_summary_stays_through_messages_and_beside_the_busy_text(window, qtb
     assert summary.isVisible() and "stride 4" in summary.full
     window.statusBar().showMessage("a menu's tip")
     assert summary.isVisible()
-    window.request_check()                             # "timing the surgery" beside it
+    window.controller.request_check()                             # "timing the surgery" beside it
     assert window.busy_label.isVisible()
     qtbot.wait(10)
     assert not summary.geometry().intersects(window.busy_label.geometry())
@@ -145,7 +145,7 @@ def test_no_channel_menu_spills_into_a_second_column(window):
     for menu in menus:          # a 720-pixel screen holds about 28 entries
         assert len(menu.actions()) <= MENU_ROWS + 2 and menu.sizeHint().height() <= 680
     entries = [a for a in window.files.channel_actions]
-    assert set(entries) == {None, *window.model.dense.labels}
+    assert set(entries) == {None, *window.state.model.dense.labels}
 
 
 def test_help_lists_the_mouse_actions():
@@ -158,18 +158,18 @@ def test_help_lists_the_mouse_actions():
 def test_the_class_tiles_are_labelled(window, qtbot):
     window.tabs.setCurrentWidget(window.blobs)
     qtbot.waitUntil(lambda: window.blobs.values is not None, timeout=MAP_TIMEOUT)
-    assert window.blobs.blob() == window.model.dense.score_blob
+    assert window.blobs.blob() == window.state.model.dense.score_blob
     names = [caption.textItem.toPlainText() for caption in window.blobs.captions]
-    assert names == window.fm.labels
+    assert names == window.state.fm.labels
     window.blobs.picker.setCurrentText("conv1")
     qtbot.waitUntil(lambda: window.blobs.values is not None and
-                    len(window.blobs.values) == len(window.fm.conv1), timeout=MAP_TIMEOUT)
+                    len(window.blobs.values) == len(window.state.fm.conv1), timeout=MAP_TIMEOUT)
     assert window.blobs.captions == []
 
 
 # 3. a conv1 overlay on its own levels, named in the Channel box, its tile standing out ---------------
 def test_a_filter_overlay_uses_its_own_levels_and_is_named(window, qtbot):
-    fm = window.fm
+    fm = window.state.fm
     spread = [float(np.ptp(fm.conv1[k])) for k in range(len(fm.conv1))]
     k = int(np.argmin(spread))             # the filter whose output is narrowest
     qtbot.mouseClick(window.conv1.tiles[k], QtCore.Qt.LeftButton)
@@ -197,12 +197,12 @@ def test_a_filter_overlay_uses_its_own_levels_and_is_named(window, qtbot):
 def test_the_chart_names_the_winner_without_overlaps(window, qtbot):
     import dataclasses
 
-    labels = window.fm.labels
-    probs = np.zeros_like(window.fm.probs)
+    labels = window.state.fm.labels
+    probs = np.zeros_like(window.state.fm.probs)
     probs[labels.index("K")] = 0.94
     for label, p in (("6", 0.02), (labels[-1], 0.02), ("5", 0.015), ("7", 0.005)):
         probs[labels.index(label)] = p
-    window.readout.show_cell(dataclasses.replace(window.fm, probs=probs), 0, 0)
+    window.readout.show_cell(dataclasses.replace(window.state.fm, probs=probs), 0, 0)
     window.readout.chart.grab()
     named = window.readout.named()
     assert named[0] == "K" and set(named) == {"K", "6", labels[-1], "5"}
@@ -220,11 +220,11 @@ def test_the_best_class_picture_has_a_legend(window):
 
     assert window.legend.isVisible()
     text = window.legend.text()
-    for label, (r, g, b) in render.best_class_legend(window.fm):
+    for label, (r, g, b) in render.best_class_legend(window.state.fm):
         assert f"#{r:02x}{g:02x}{b:02x}; color:" in text and f"<b>{label}</b>" in text
-    window.set_channel("K")
+    window.state.set_channel("K")
     assert not window.legend.isVisible()
-    window.set_channel(None)
+    window.state.set_channel(None)
     assert window.legend.isVisible()
 
 
@@ -261,7 +261,7 @@ def test_a_dataset_make_folder_offers_its_lmdbs(window, qtbot, tmp_path):
         "test_lmdb"
     assert window.files.open_lmdb(out)
     assert asked == [["test_lmdb", "train_lmdb"]] and window.errors.errors == []
-    browser = window.browser
+    browser = window.files.browser
     qtbot.addWidget(browser)
     qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT).wait()
     assert browser.reader.path.name == "test_lmdb" and len(browser.index.keys) == 10
@@ -275,7 +275,7 @@ def test_the_browser_filters_by_a_table_row_shows_a_record_large_and_closes(wind
 
     make_lmdb(tmp_path / "train_lmdb", [0, 1, 2, 2, 5] * 4)
     window.files.open_lmdb(tmp_path / "train_lmdb")
-    browser = window.browser
+    browser = window.files.browser
     qtbot.addWidget(browser)
     qtbot.waitSignal(browser.page_shown, timeout=MAP_TIMEOUT).wait()
     row = [browser.counts.item(r, 0).text() for r in range(browser.counts.rowCount())].index("C")
@@ -309,10 +309,11 @@ def test_a_blas_pass_and_saving_the_maps_show_real_fractions(qtbot, tmp_path, se
     from gui_helpers import default_args
     from viewer.maps import export
     from viewer.engines.blas_engine import BlasEngine
-    from viewer.gui import app, session
+    from viewer.app import session
+    from viewer.cli.view import initial_model
     from viewer.gui.main_window import MainWindow
 
-    model = app.initial_model(default_args(engine="blas"))
+    model = initial_model(default_args(engine="blas"))
     model.dense.engine = BlasEngine(model.dense.net, band_bytes=128 * 1024)   # many bands
     plate = save_png(generated_plate(120, 360), tmp_path / "wide.png")
     win = MainWindow(model, session.read_image(plate), settings, scale=1.0, auto_check=False)
@@ -368,10 +369,10 @@ def test_the_screenshot_hover_is_on_the_first_letter(auto_window):
     import dataclasses
 
     win = auto_window
-    letter = win.result.reading.letters[0]
+    letter = win.state.result.reading.letters[0]
     # a found plate's letters count cells in the plate's own map: the box is what places them
-    win.result.reading.letters[0] = dataclasses.replace(letter, cell=(0, 0))
-    win.hover_example()
+    win.state.result.reading.letters[0] = dataclasses.replace(letter, cell=(0, 0))
+    win.state.hover_example()
     box = win.plate.window_box.rect()
     assert win.readout.cell == letter.cell
     assert np.allclose((box.x(), box.y(), box.width(), box.height()), letter.box)

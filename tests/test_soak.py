@@ -203,30 +203,30 @@ def test_gui_soak(qtbot, tmp_path, settings):  # noqa: F811
             samples.append(rss_mb())
             if k % every == 0:
                 proto, weights, ok = models[(k // every) % len(models)]
-                before = window.model
+                before = window.state.model
                 heartbeat.start()
                 ended = load_model(qtbot, window, proto, weights)
                 assert ended == ("loaded" if ok else "failed"), (proto, weights,
                                                                   window.errors.errors[-1:])
                 if not ok:
-                    assert window.model is before            # the previous model stays usable
+                    assert window.state.model is before            # the previous model stays usable
                 counts["models" if ok else "errors"] += 1
                 settle(window, qtbot)
             path, ok = images[k % len(images)]
-            before = (window.image, window.generation)
-            shown = window.fm
+            before = (window.state.image, window.state.generation)
+            shown = window.state.fm
             opened = window.files.open_image(path)
             assert opened == ok, (path, window.errors.errors[-1:])
             if not ok:
                 counts["errors"] += 1
-                assert (window.image, window.generation) == before   # previous image kept
+                assert (window.state.image, window.state.generation) == before   # image kept
                 continue
             counts["images"] += 1
             heartbeat.start()
             settle(window, qtbot)
             stalls.append(heartbeat.worst)
-            if window.fm is not None and window.fm is not shown and \
-                    window.fm.image_shape == window.image.pixels.shape[:2]:
+            if window.state.fm is not None and window.state.fm is not shown and \
+                    window.state.fm.image_shape == window.state.image.pixels.shape[:2]:
                 counts["maps"] += 1
             else:
                 counts["worker failures"] += 1

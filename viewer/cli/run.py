@@ -22,9 +22,9 @@ from viewer.errors import ViewerError
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Open the desktop viewer."""
-    from viewer.gui.app import run_viewer
+    from viewer.cli.view import run_view
 
-    return run_viewer(args)
+    return run_view(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,6 @@
-"""Start the desktop viewer from `main.py view` arguments, and `--screenshot` it for the README."""
+"""Start the desktop viewer on what `main.py view` resolved; `--screenshot` it for the README."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -9,61 +8,27 @@ from pathlib import Path
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.files import paths
+from viewer.app.session import Opening
 from viewer.errors import ViewerError
-from viewer.gui import display, session
+from viewer.files.safe_write import write_bytes_atomic
+from viewer.gui import display
 from viewer.gui.main_window import MainWindow
 from viewer.gui.settings import Settings
-from viewer.cli.options import settings_from_args
-from viewer.files.safe_write import check_output_path, probe_writable, write_bytes_atomic
 
 
 WINDOW_SIZE = (1280, 800)    # the smallest screenshot, and the window of benchmarks
 SCREENSHOT_DELAY_MS = 300
 
 
-def initial_model(args: argparse.Namespace) -> session.LoadedModel:
-    """The model named on the command line, or the bundled surgered LeNet.
+def create_window(opening: Opening, settings: Settings, auto_check: bool = True) -> MainWindow:
+    """The window on what the command line named (loaded already, by `viewer.cli.view`).
 
-    A classifier given on the command line is converted: asking for it is the user's
-    request to see it as a dense map.
+    Without a scale the window opens at the automatic scale (`reading.auto_read`).
     """
-    if (args.prototxt is None) != (args.weights is None):
-        raise ViewerError("give --prototxt and --weights together")
-    prototxt = Path(args.prototxt or paths.FCN_PROTOTXT)
-    weights = Path(args.weights or paths.FCN_WEIGHTS)
-    net = session.read_net(prototxt, weights)
-    return session.build_model(net, prototxt, weights, getattr(args, "engine", None),
-                               settings_from_args(args, net, prototxt))
-
-
-def create_window(args: argparse.Namespace, settings: Settings,
-                  auto_check: bool = True) -> MainWindow:
-    """Load everything the command line names, then build the window (errors come first).
-
-    Without --scale the window opens at the automatic scale (`reading.auto_read`).
-    """
-    image = session.read_image(args.image or paths.SAMPLE_PLATE)
-    model = initial_model(args)
-    if args.channel and args.channel not in model.dense.labels:
-        raise ViewerError(f"unknown channel '{args.channel}'; choose one of "
-                          f"{' '.join(model.dense.labels)}")
-    fine_on = wants_fine(args, model.dense)
-    window = MainWindow(model, image, settings, channel=args.channel, scale=args.scale,
-                        auto_check=auto_check)
-    window.set_fine(fine_on)
+    window = MainWindow(opening.model, opening.image, settings, channel=opening.channel,
+                        scale=opening.scale, auto_check=auto_check)
+    window.controller.set_fine(opening.fine)
     return window
-
-
-def wants_fine(args: argparse.Namespace, dense) -> bool:
-    """`view --stride N`: the viewer shows the net's own stride or, after it, stride 1."""
-    stride = getattr(args, "stride", None)
-    if stride is None or stride == dense.native_stride[0]:
-        return False
-    if stride != 1:
-        raise ViewerError(f"the viewer shows stride {dense.native_stride[0]} (the net's) or 1, "
-                          f"not {stride}; `map --stride {stride}` writes such a map")
-    return True
 
 
 def png_bytes(widget: QtWidgets.QWidget) -> bytes:
@@ -81,10 +46,10 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
     Written through `write_bytes_atomic`: never over the image or model shown, and an
     interrupted write leaves any earlier file whole.
     """
-    window.hover_example()
+    state = window.state
+    state.hover_example()
     QtWidgets.QApplication.processEvents()
-    inputs = tuple(p for p in (window.image.path, window.model.prototxt, window.model.weights)
-                   if p)
+    inputs = tuple(p for p in (state.image.path, state.model.prototxt, state.model.weights) if p)
     try:
         write_bytes_atomic(path, png_bytes(window), inputs)
         saved = True
@@ -106,8 +71,8 @@ def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
     def shoot(*_message: str) -> None:
         if window.maps.is_busy():
             return                      # more work on its way (the plate search, a new map)
-        if window.fm is not None and window.fm.conv1 is not None and \
-                not window.conv1.tiles_show(window.fm):
+        fm = window.state.fm
+        if fm is not None and fm.conv1 is not None and not window.conv1.tiles_show(fm):
             return                      # the tiles follow the map: wait for panels_shown
         for signal in signals:
             signal.disconnect(shoot)
@@ -130,12 +95,10 @@ def use_a_display(shooting: bool) -> None:
         raise ViewerError(f"{problem}: {display.NO_DISPLAY_HINT}")
 
 
-def run_viewer(args: argparse.Namespace) -> int:
-    """Open the window; with --screenshot save it once the first map is drawn and quit."""
-    shooting = bool(getattr(args, "screenshot", None))
-    if shooting:  # say now, not after the window has drawn, that it cannot be written
-        check_output_path(args.screenshot, (args.image or paths.SAMPLE_PLATE,))
-        probe_writable(Path(args.screenshot).parent)
+def run_viewer(opening: Opening, screenshot: Path | None = None) -> int:
+    """Open the window on `opening`; with a `screenshot` path save it once the first map is
+    drawn and quit. (`viewer.cli.view` looks for a screen before loading anything, too.)"""
+    shooting = screenshot is not None
     use_a_display(shooting)
     if shooting and QtWidgets.QApplication.instance() is None:
         # One window pixel per image pixel, whatever DPI the display reports: 1280x800 PNGs.
@@ -145,7 +108,7 @@ def run_viewer(args: argparse.Namespace) -> int:
     # Screenshots must look the same on every machine: no remembered state.
     settings = Settings(None) if shooting else Settings.default()
     # A screenshot quits after the first map: no surgery timing running in the background.
-    window = create_window(args, settings, auto_check=not shooting)
+    window = create_window(opening, settings, auto_check=not shooting)
     area = app.primaryScreen().availableGeometry()
     if shooting:    # all of the screen, at least WINDOW_SIZE (offscreen's screen is 800x600)
         area = area.united(QtCore.QRect(area.topLeft(), QtCore.QSize(*WINDOW_SIZE)))
@@ -153,6 +116,6 @@ def run_viewer(args: argparse.Namespace) -> int:
     if not shooting:
         window.restore_window_state()
     window.show()
-    window.show_warnings(window.model.net.warnings)
-    saved = schedule_screenshot(window, Path(args.screenshot)) if shooting else []
+    window.show_warnings(window.state.model.net.warnings)
+    saved = schedule_screenshot(window, screenshot) if shooting else []
     return app.exec_() or (0 if all(saved) else 1)

@@ -25,7 +25,7 @@ def best_columns(count: int, tile: tuple[int, int], width: int, height: int) -> 
 class BlobPanel(QtWidgets.QWidget):
     """A blob picker and the picked blob's channels as one tiled gray image.
 
-    `blob_changed(name)` asks the window to compute that blob with the next map.
+    `blob_changed(name)` asks for that blob (of the map on screen, and with the next maps).
     """
 
     blob_changed = QtCore.pyqtSignal(str)
@@ -53,14 +53,12 @@ class BlobPanel(QtWidgets.QWidget):
         self.names: list[str] = []        # one per channel when the blob is the class scores
         self.captions: list[pg.TextItem] = []
 
-    def set_blobs(self, names: list[str], preferred: str | None = None) -> None:
-        """Offer `names`; keep the current pick if the new net has it."""
-        current = self.picker.currentText() or preferred
+    def set_blobs(self, names: list[str], current: str) -> None:
+        """Offer `names`, with `current` (the state's pick) chosen."""
         self.picker.blockSignals(True)
         self.picker.clear()
         self.picker.addItems(names)
-        if current in names:
-            self.picker.setCurrentText(current)
+        self.picker.setCurrentText(current)
         self.picker.blockSignals(False)
 
     def blob(self) -> str:

@@ -1,53 +1,28 @@
 """The small controls above the plate: scale, class channel, and how the map layer is drawn.
 
-Each control only reports what the user chose; the main window decides what to compute.
+Each control shows what the state holds and reports what the user chose; the controller
+decides what to compute.
 """
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.net import cost
+from viewer.app.scale import SCALE_DECIMALS, SCALE_MAX, SCALE_MIN, SCALE_STEP, ScaleRange
 
-SCALE_MIN, SCALE_MAX, SCALE_STEP = 0.2, 3.0, 0.05
-SCALE_FLOOR = 0.05  # below 0.2 only when the image is so large that its letters need it
 BEST = "best class"
 FILTER_ENTRY = "\0filter"   # the data of the Channel box's entry for a conv1 filter
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "cividis")
-SCALE_DECIMALS = 3
 SCALE_TIP = ("Input scale: the plate is resized by this factor before the dense pass (keys + and "
              "-; Return or Esc hands the keys back to the plate)")
-
-
-def scale_text(scale: float) -> str:
-    """The one way a scale is written (spin box, Reads strip, status bar, Surgery tab)."""
-    return f"{scale:.{SCALE_DECIMALS}f}"
-
-
-def scale_limit_text(limit: float, image_shape: tuple[int, int], engines: Sequence[str]) -> str:
-    """Why the scale stops below SCALE_MAX: the pass would not fit `cost.MEMORY_LIMIT` on any
-    of `engines` (the chosen one and the lean fallback, `PassPlanner.memory_engines`)."""
-    height, width = image_shape
-    budget = f"the {cost.MEMORY_LIMIT / 2**30:g} GB memory limit"
-    on = " or ".join(f"'{name}'" for name in engines)
-    if limit <= 0:
-        return (f"No scale fits: even the smallest pass over this {width}x{height} image on "
-                f"{on} needs more than {budget}; crop the image")
-    if limit >= SCALE_MAX:
-        return ""
-    return (f"At most {limit:g}: above it the dense pass over this {width}x{height} image on "
-            f"{on} would need more than {budget}")
 
 
 class ScaleControl(QtWidgets.QWidget):
     """Slider and spin box for the input scale (kept in step), plus the "Auto" button.
 
-    The control holds the exact scale of the map on screen (the automatic one is 0.25478...),
-    not the spin box's rounding of it, so a map asked for later at "the current scale" is the
-    same map. `editing_done` fires on Return or Esc in the spin box: the window hands the keys
-    back to the plate.
+    The control shows the state's exact scale (the automatic one is 0.25478...), not the spin
+    box's rounding of it, within the state's `ScaleRange`; what the user picks goes out as
+    `scale_changed`. `editing_done` fires on Return or Esc in the spin box: the window hands
+    the keys back to the plate.
     """
 
     scale_changed = QtCore.pyqtSignal(float)
@@ -65,11 +40,11 @@ class ScaleControl(QtWidgets.QWidget):
         self.spin.setDecimals(SCALE_DECIMALS)
         self.spin.setKeyboardTracking(False)
         self.spin.installEventFilter(self)
-        self.exact = self.smallest = 1.0
+        self.exact = 1.0
+        self.bounds = ScaleRange()
         self.auto = QtWidgets.QPushButton("Auto")
         self.auto.setToolTip("Pick the scale at which the letters best fit the net's window "
                              "(Ctrl+0)")
-        self.limit_reason = ""
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QtWidgets.QLabel("Scale"))
@@ -79,15 +54,15 @@ class ScaleControl(QtWidgets.QWidget):
         self.slider.valueChanged.connect(lambda v: self._changed(v / 100.0))
         self.spin.valueChanged.connect(self._changed)
         self.auto.clicked.connect(self.auto_requested)
-        self.set_range(SCALE_MIN, SCALE_MAX)
+        self.set_range(self.bounds)
         self.set_scale(1.0)
 
     def value(self) -> float:
         return self.exact
 
     def set_scale(self, scale: float, emit: bool = False) -> None:
-        """Move both widgets to `scale` (clamped to the allowed range), kept exact."""
-        self.exact = min(max(scale, self.smallest), self.spin.maximum())
+        """Move both widgets to `scale` (clamped to the range shown), kept exact."""
+        self.exact = self.bounds.clamp(scale)
         for widget, value in ((self.slider, round(self.exact * 100)), (self.spin, self.exact)):
             widget.blockSignals(True)
             widget.setValue(value)
@@ -111,37 +86,19 @@ class ScaleControl(QtWidgets.QWidget):
         event.accept()
         return True
 
-    def set_range(self, minimum: float, limit: float = SCALE_MAX, reason: str = "") -> None:
-        """Scales from where the image still holds one window of the net up to `limit`.
-
-        `minimum` comes from `PassPlanner.min_scale`: a large photo whose letters fit the
-        window only below the usual 0.2 gets its own smallest scale. `limit` comes from
-        `max_scale`, the largest scale whose pass fits in memory, so a 12 MP photo does not open
-        on a map that would be refused; `reason` says so in the tooltip. A limit of 0 (nothing
-        fits) leaves a single scale, whose map then explains the problem.
-        """
-        # The widgets step in hundredths from the next one up; a map's exact scale (the
-        # automatic one can be the image's very smallest) is kept from `minimum` itself.
-        self.smallest = max(SCALE_FLOOR, minimum)
-        low = max(SCALE_FLOOR, math.ceil(minimum * 100) / 100.0)
-        high = max(SCALE_MAX, low)  # a tiny image's range, undone by the next image's minimum
-        if 0 < limit < high:    # round first: 1.15 * 100 is 114.99999999999999
-            high = max(low, math.floor(round(limit * 100, 6)) / 100.0)
-        elif limit <= 0:
-            high = low
-        for widget, bounds in ((self.spin, (low, high)),
-                               (self.slider, (round(low * 100), round(high * 100)))):
+    def set_range(self, bounds: ScaleRange) -> None:
+        """Show the scales the state allows (`viewer.app.scale.scale_range`); the reason for
+        a cap below SCALE_MAX goes in the tooltip."""
+        self.bounds = bounds
+        for widget, limits in ((self.spin, (bounds.low, bounds.high)),
+                               (self.slider, (round(bounds.low * 100), round(bounds.high * 100)))):
             widget.blockSignals(True)   # a clamped value is the caller's to recompute
-            widget.setRange(*bounds)
+            widget.setRange(*limits)
             widget.blockSignals(False)
-        self.exact = min(max(self.exact, self.smallest), high)
-        self.limit_reason = reason
-        tip = SCALE_TIP + (f"<br><br>{reason}" if reason else "")
+        self.exact = bounds.clamp(self.exact)
+        tip = SCALE_TIP + (f"<br><br>{bounds.reason}" if bounds.reason else "")
         for widget in (self.slider, self.spin):
             widget.setToolTip(tip)
-
-    def step(self, direction: int) -> None:
-        self.set_scale(round(self.value() + direction * SCALE_STEP, 2), emit=True)
 
     def _changed(self, scale: float) -> None:
         self.set_scale(round(scale, SCALE_DECIMALS))
@@ -236,7 +193,12 @@ class LayerControls(QtWidgets.QWidget):
         self.raw.toggled.connect(self.raw_changed)
 
     def set_values(self, opacity: float, colormap: str, raw: bool) -> None:
+        """Show the state's options (no signal: they are the state's already)."""
+        for widget in (self.opacity, self.colormap, self.raw):
+            widget.blockSignals(True)
         self.opacity.setValue(round(opacity * 100))
         if colormap in COLORMAPS:
             self.colormap.setCurrentText(colormap)
         self.raw.setChecked(raw)
+        for widget in (self.opacity, self.colormap, self.raw):
+            widget.blockSignals(False)

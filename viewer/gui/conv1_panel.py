@@ -8,13 +8,12 @@ from __future__ import annotations
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from viewer.gui.pixmaps import enlarged, fitted, normalized, to_pixmap
+from viewer.app.pictures import GAP, TILE_HEIGHT, filter_picture
+from viewer.gui.pixmaps import to_pixmap
 
-TILE_HEIGHT = 40           # tiles drawn without a panel to fit
 MIN_TILE_HEIGHT, MAX_TILE_HEIGHT = 30, 120    # tiles shrink or grow to fit the panel
 WAITING = "conv1 filters appear here once a map is drawn."
 TILE_FRAME = 10            # a tile button's border and padding, until a tile measures it
-GAP = 4
 ACCENT = "#ff8c00"
 # The picked tile stands out: a thick accent frame on an accent ground.
 TILE_STYLE = (f"QToolButton {{ border: 3px solid transparent; padding: 1px; }}"
@@ -32,20 +31,6 @@ def numbered(picture: QtGui.QPixmap, number: int) -> QtGui.QPixmap:
     painter.drawText(box, QtCore.Qt.AlignCenter, text)
     painter.end()
     return picture
-
-
-def filter_picture(kernel: np.ndarray, output: np.ndarray, height: int = TILE_HEIGHT) -> np.ndarray:
-    """One gray picture: the kernel (mean over input channels) enlarged, a gap, the output.
-
-    Plain numpy, so the map worker draws these (~30 ms for 20 filters at scale 0.9) and the
-    GUI thread only wraps them in pixmaps.
-    """
-    k = normalized(kernel.mean(axis=0))
-    factor = max(1, height // k.shape[0])
-    k = enlarged(k, factor)
-    k = np.pad(k, ((0, height - k.shape[0]), (0, GAP)), constant_values=255)
-    # Shrink first, then stretch to 0-255: half the work of stretching the full-size output.
-    return np.hstack([k, normalized(fitted(np.asarray(output, np.float32), height))])
 
 
 def tile_height(count: int, kernel: tuple[int, int], output: tuple[int, int], width: int,

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from viewer.gui.pixmaps import enlarged, normalized, to_pixmap
+from viewer.app.pictures import enlarged, normalized
+from viewer.gui.pixmaps import to_pixmap
 from viewer.gui.worker import LatestWorker
 from viewer.maps.labels import BACKGROUND_NAME, CHARACTERS
 

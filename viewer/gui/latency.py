@@ -55,7 +55,7 @@ class LatencyProbe(QtCore.QObject):
         self.window = window
         self.figures = LatencyFigures()
         self._drawn: tuple[float, float] | None = None   # (scale, asked at) waiting for paint
-        self._first_pending = window.fm is None
+        self._first_pending = window.state.fm is None
         self._interval = interval_ms / 1000.0
         self._last_tick: float | None = None
         self._busy_at_last_tick = False
@@ -78,14 +78,15 @@ class LatencyProbe(QtCore.QObject):
 
     # scale change -> repaint -----------------------------------------------------------------
     def _map_drawn(self) -> None:
-        tag, fm = self.window.shown_tag, self.window.fm
-        if tag is not None and fm is not None and not self.window.auto_shown:
+        state = self.window.state
+        tag, fm = state.shown_tag, state.fm
+        if tag is not None and fm is not None and not state.auto_shown:
             self._drawn = (fm.scale, tag.asked)
         self.window.plate.viewport().update()   # make sure a paint follows
 
     def _painted(self) -> None:
         now = time.perf_counter()
-        if self._first_pending and self.window.fm is not None:
+        if self._first_pending and self.window.state.fm is not None:
             self._first_pending = False
             self.figures.first_map_at = now
             self.first_map.emit()
@@ -93,7 +94,7 @@ class LatencyProbe(QtCore.QObject):
             scale, asked = self._drawn
             self._drawn = None
             ms = (now - asked) * 1000.0
-            self.figures.repaints.append(Repaint(scale, ms, self.window.fm.forward_ms))
+            self.figures.repaints.append(Repaint(scale, ms, self.window.state.fm.forward_ms))
             self.repainted.emit(ms)
 
     # GUI-thread stalls ------------------------------------------------------------------------

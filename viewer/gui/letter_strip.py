@@ -5,7 +5,7 @@ from typing import Any
 
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.gui.controls import scale_text
+from viewer.app.scale import scale_text
 
 RUNNERS_UP = 2
 

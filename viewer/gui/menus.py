@@ -1,26 +1,30 @@
 """The window's menus and what they do with files: open, recent, drop, export.
 
-Loading is done completely before the window is told, so a file that fails leaves the current
-image or model on screen, and its error goes to one dialog. File dialogs go through
+The menus act on the state and the controller (`viewer.app`), never on the window's widgets,
+and follow the state's events (channel, engine, raw scores) to check their entries. Loading is
+done completely before the state is told, so a file that fails leaves the current image or
+model on screen, and its error goes to one dialog. File dialogs go through
 `ask_open`/`ask_save` so tests can answer them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from PyQt5 import QtGui, QtWidgets
 
-from viewer.maps import export
-from viewer.errors import DatasetError
+from viewer.app import session
+from viewer.app.controller import Controller
+from viewer.app.state import ViewerState
 from viewer.engines import available_engines
-from viewer.errors import ViewerError
-from viewer.gui import session
+from viewer.errors import DatasetError, ViewerError
 from viewer.gui.layers import overlay_picture
+from viewer.gui.model_loader import ModelLoader
+from viewer.gui.preprocess_dialog import PreprocessDialog
+from viewer.gui.settings import Settings
+from viewer.maps import export
 from viewer.maps.preprocess import write_net_with_settings
-
-if TYPE_CHECKING:
-    from viewer.gui.main_window import MainWindow
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
 MODEL_FILTER = "Caffe net (*.prototxt);;All files (*)"
@@ -52,27 +56,43 @@ def is_lmdb(path: Path) -> bool:
     return path.is_dir() and (path / "data.mdb").is_file()
 
 
-class WindowMenus:
-    """Builds the menu bar of `window` and carries out its file commands."""
+@dataclass
+class WindowParts:
+    """What the menus use of the window besides the state and the controller."""
 
-    def __init__(self, window: "MainWindow") -> None:
-        self.w = window
+    window: QtWidgets.QMainWindow       # whose menu bar they fill; the dialogs' parent
+    settings: Settings
+    loader: ModelLoader
+    fit_plate: Callable[[], None]
+    levels: Callable[[], tuple[float, float]]    # the levels set on the plate's histogram
+    fine_action: QtWidgets.QAction
+    dock_actions: list[QtWidgets.QAction]
+
+
+class WindowMenus:
+    """Builds the menu bar of `parts.window` and carries out its file commands."""
+
+    def __init__(self, parts: WindowParts, state: ViewerState, controller: Controller) -> None:
+        self.parts, self.window, self.settings = parts, parts.window, parts.settings
+        self.state, self.controller = state, controller
         self.recent_menus: dict[str, QtWidgets.QMenu] = {}
         self.channel_actions: dict[str | None, QtWidgets.QAction] = {}
+        self.engine_actions: dict[str, QtWidgets.QAction] = {}
+        self.browser = None     # the LMDB browser, made when the first LMDB is opened
 
     # dialogs (tests replace these) ------------------------------------------------------------
     def ask_open(self, kind: str, caption: str, filters: str) -> Path | None:
         if kind == "datasets":
             path = QtWidgets.QFileDialog.getExistingDirectory(
-                self.w, caption, self.w.settings.last_folder(kind))
+                self.window, caption, self.settings.last_folder(kind))
         else:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self.w, caption, self.w.settings.last_folder(kind), filters)
+                self.window, caption, self.settings.last_folder(kind), filters)
         return Path(path) if path else None
 
     def ask_save(self, kind: str, caption: str, name: str, filters: str) -> Path | None:
-        start = str(Path(self.w.settings.last_folder(kind)) / name)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.w, caption, start, filters)
+        start = str(Path(self.settings.last_folder(kind)) / name)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, caption, start, filters)
         return Path(path) if path else None
 
     # building ---------------------------------------------------------------------------------
@@ -87,16 +107,33 @@ class WindowMenus:
         return act
 
     def build(self) -> None:
-        bar = self.w.menuBar()
+        """The menus, then their checks follow the state (from its next `announce`)."""
+        bar = self.window.menuBar()
         self._file_menu(bar.addMenu("&File"))
         self._view_menu(bar.addMenu("&View"))
         self._channel_menu(bar.addMenu("&Channel"))
         model_menu = bar.addMenu("&Model")
-        self.action(model_menu, "&Preprocessing...", self.w.edit_preprocessing, None,
+        self.action(model_menu, "&Preprocessing...", self.edit_preprocessing, None,
                     "Channel swap, raw scale, mean and input scale, with the input they make")
         help_menu = bar.addMenu("&Help")
         self.action(help_menu, "Keys and mouse", lambda: QtWidgets.QMessageBox.information(
-            self.w, "Keys and mouse", KEYS_HELP), "F1")
+            self.window, "Keys and mouse", KEYS_HELP), "F1")
+        events = self.state.events
+        events.model.connect(self._model_changed)
+        events.pick.connect(lambda: self.check_channel(self.state.channel))
+        events.options.connect(lambda options: self.raw_action.setChecked(options.raw_scores))
+
+    def _model_changed(self, model: session.LoadedModel) -> None:
+        self.fill_channel_menu(model.dense.labels)
+        self.check_engine(model.dense.engine_name)
+
+    def edit_preprocessing(self) -> None:
+        """Model > Preprocessing: the dialog, then the map with what was chosen."""
+        s = self.state
+        dialog = PreprocessDialog(s.model.dense.transformer, s.image.pixels, s.scale,
+                                  self.window)
+        if dialog.exec_() == QtWidgets.QDialog.Accepted:
+            self.controller.set_transformer(dialog.transformer())
 
     def _file_menu(self, menu: QtWidgets.QMenu) -> None:
         K = QtGui.QKeySequence
@@ -117,40 +154,39 @@ class WindowMenus:
         self.action(surgered, "&ONNX...", self.export_onnx, None,
                     "One .onnx file for any ONNX runtime; geometry and labels in its metadata")
         menu.addSeparator()
-        self.action(menu, "&Quit", self.w.close, K.Quit)
+        self.action(menu, "&Quit", self.window.close, K.Quit)
 
     def _view_menu(self, menu: QtWidgets.QMenu) -> None:
-        self.action(menu, "Scale &up", lambda: self.w.scale.step(+1), ["+", "="])
-        self.action(menu, "Scale &down", lambda: self.w.scale.step(-1), "-")
-        self.auto_action = self.action(menu, "&Automatic scale", self.w.request_auto_scale,
-                                       "Ctrl+0")
+        s, c = self.state, self.controller
+        self.action(menu, "Scale &up", lambda: c.step_scale(+1), ["+", "="])
+        self.action(menu, "Scale &down", lambda: c.step_scale(-1), "-")
+        self.auto_action = self.action(menu, "&Automatic scale", c.request_auto_scale, "Ctrl+0")
         self.raw_action = self.action(menu, "&Raw scores instead of probabilities",
-                                      lambda: self.w.layer_controls.raw.toggle(), "Ctrl+R")
+                                      lambda: s.set_raw(not s.options.raw_scores), "Ctrl+R")
         self.raw_action.setCheckable(True)
-        self.action(menu, "&Fit the plate", self.w.plate.fit,
-                    "Home")
-        menu.addAction(self.w.fine_action)
+        self.action(menu, "&Fit the plate", self.parts.fit_plate, "Home")
+        menu.addAction(self.parts.fine_action)
         self._engine_menu(menu.addMenu("&Engine"))
         menu.addSeparator()
-        for dock in (self.w.readout_dock, self.w.net_dock):
-            menu.addAction(dock.toggleViewAction())
+        for action in self.parts.dock_actions:
+            menu.addAction(action)
 
     def _engine_menu(self, menu: QtWidgets.QMenu) -> None:
         """Every inference engine installed here; the same model is reloaded on the pick."""
         group = QtWidgets.QActionGroup(menu)
-        self.engine_actions: dict[str, QtWidgets.QAction] = {}
         for name in available_engines():
             act = menu.addAction(name)
             act.setCheckable(True)
             act.setActionGroup(group)
-            act.setChecked(name == self.w.model.dense.engine_name)
             act.triggered.connect(lambda checked=False, n=name: self.switch_engine(n))
             self.engine_actions[name] = act
 
     def switch_engine(self, name: str) -> None:
         """Rebuild the model on `name` off the GUI thread; a failure re-checks the current one."""
-        if name != self.w.model.dense.engine_name:
-            self.w.switch_engine(name)
+        model = self.state.model
+        if name != model.dense.engine_name:
+            self.parts.loader.rebuild(model, name)
+            self.state.say(f"loading {model.label} on the {name} engine...")
 
     def check_engine(self, name: str) -> None:
         act = self.engine_actions.get(name)
@@ -160,7 +196,6 @@ class WindowMenus:
     def _channel_menu(self, menu: QtWidgets.QMenu) -> None:
         self.channel_menu = menu
         self.channel_group = QtWidgets.QActionGroup(menu)
-        self.fill_channel_menu(self.w.model.dense.labels)
 
     def fill_channel_menu(self, labels: list[str]) -> None:
         """"Best class" (Esc) and one checkable entry per class, in submenus short enough for
@@ -180,7 +215,7 @@ class WindowMenus:
                 self._fill_channels(menu.addMenu(f"{title} {group[0]}-{group[-1]}"), group)
         grouped = set(letters + digits) if len(labels) > MENU_ROWS else set()
         self._fill_channels(menu, [label for label in labels if label not in grouped])
-        self.check_channel(self.w.channel)
+        self.check_channel(self.state.channel)
 
     def _fill_channels(self, menu: QtWidgets.QMenu, labels: list[str]) -> None:
         """`labels` as entries, or as submenus of at most MENU_ROWS entries each."""
@@ -203,7 +238,7 @@ class WindowMenus:
         act.setActionGroup(self.channel_group)
         if label is not None and len(label) == 1:
             act.setShortcut(QtGui.QKeySequence(label))
-        act.triggered.connect(lambda checked=False, l=label: self.w.set_channel(l))
+        act.triggered.connect(lambda checked=False, l=label: self.state.set_channel(l))
         self.channel_actions[label] = act
         return act
 
@@ -214,14 +249,14 @@ class WindowMenus:
 
     # recent files ------------------------------------------------------------------------------
     def remember(self, kind: str, entry: str, path: Path) -> None:
-        self.w.settings.add_recent(kind, entry)
-        self.w.settings.set_last_folder(kind, path)
+        self.settings.add_recent(kind, entry)
+        self.settings.set_last_folder(kind, path)
         self.refresh_recent(kind)
 
     def refresh_recent(self, kind: str) -> None:
         menu = self.recent_menus[kind]
         menu.clear()
-        entries = self.w.settings.recent(kind)
+        entries = self.settings.recent(kind)
         for entry in entries:
             shown = " + ".join(Path(p).name for p in entry.split("|"))
             act = menu.addAction(shown)
@@ -258,34 +293,38 @@ class WindowMenus:
         try:
             image = session.read_image(path)
         except ViewerError as err:
-            self.w.show_error(str(err))
+            self.state.alert(str(err))
             return False
-        self.w.set_image(image)
+        self.controller.open_image(image)
         self.remember("images", str(path), path)
         return True
 
     def open_model(self, prototxt: Path, weights: Path | None = None) -> bool:
         """Start loading a net on the worker (False if the user gave no weights).
 
-        A classifier is made fully convolutional if the user agrees; the window keeps its model
+        A classifier is made fully convolutional if the user agrees; the state keeps its model
         until the new one is ready, and a failure is a dialog (`MainWindow.loader`).
         """
         weights = weights or session.weights_beside(prototxt) or self.ask_open(
             "models", f"Weights for {prototxt.name} (.caffemodel)", WEIGHTS_FILTER)
         if weights is None:
             return False
-        self.w.load_model(prototxt, weights)
+        self.load_model(prototxt, weights)
         return True
 
-    def model_opened(self, model: session.LoadedModel, remember: bool) -> None:
-        """After the window has switched to `model`: channels, engine and recent files."""
-        self.fill_channel_menu(model.dense.labels)
-        self.check_engine(model.dense.engine_name)
-        if remember:
-            self.remember("models", f"{model.prototxt}|{model.weights or ''}", model.prototxt)
+    def load_model(self, prototxt: Path, weights: Path | None, engine: str | None = None) -> None:
+        """Open a model on the worker, on the current engine unless `engine` is given; the
+        current model stays until the new one is ready."""
+        self.parts.loader.load(prototxt, weights, engine or self.state.model.dense.engine_name)
+        self.state.say(f"loading {prototxt.name}...")
+
+    def remember_model(self, model: session.LoadedModel) -> None:
+        """A model the user opened (not one moved to another engine), in the recent files."""
+        self.remember("models", f"{model.prototxt}|{model.weights or ''}", model.prototxt)
 
     def ask_choice(self, caption: str, question: str, options: list[str]) -> str | None:
-        answer, ok = QtWidgets.QInputDialog.getItem(self.w, caption, question, options, 0, False)
+        answer, ok = QtWidgets.QInputDialog.getItem(self.window, caption, question, options, 0,
+                                                    False)
         return answer if ok else None
 
     def open_lmdb(self, path: Path) -> bool:
@@ -305,16 +344,22 @@ class WindowMenus:
         try:
             reader = open_lmdb(path)
         except (DatasetError, ViewerError) as err:
-            self.w.show_error(str(err))
+            self.state.alert(str(err))
             return False
-        if self.w.browser is None:
-            self.w.browser = DatasetBrowser(self.w.model.dense.labels)
-            self.w.browser.resize(1100, 620)
-        self.w.browser.open(reader)
-        self.w.browser.show()
-        self.w.browser.raise_()
+        if self.browser is None:
+            self.browser = DatasetBrowser(self.state.model.dense.labels)
+            self.browser.resize(1100, 620)
+        self.browser.open(reader)
+        self.browser.show()
+        self.browser.raise_()
         self.remember("datasets", str(path), path)
         return True
+
+    def close_browser(self) -> None:
+        """The window closes: so does the LMDB browser, its reading stopped first."""
+        if self.browser is not None:
+            self.browser.shutdown()
+            self.browser.close()
 
     def open_any(self, paths: list[Path]) -> None:
         """Dropped files: a net (.prototxt, or a .caffemodel beside one), an LMDB, an image."""
@@ -326,8 +371,8 @@ class WindowMenus:
             elif path.suffix.lower() in session.WEIGHT_SUFFIXES:
                 prototxt = session.prototxt_beside(path)
                 if prototxt is None:
-                    self.w.show_error(f"{path.name}: drop its .prototxt with it, or open it with "
-                                      "File > Open model")
+                    self.state.alert(f"{path.name}: drop its .prototxt with it, or open it "
+                                     "with File > Open model")
                 else:
                     self.open_model(prototxt, path)
             else:
@@ -335,38 +380,38 @@ class WindowMenus:
 
     # export -------------------------------------------------------------------------------------
     def _inputs(self) -> tuple:
-        return tuple(p for p in (self.w.image.path, self.w.model.prototxt, self.w.model.weights)
-                     if p)
+        s = self.state
+        return tuple(p for p in (s.image.path, s.model.prototxt, s.model.weights) if p)
 
     def _stem(self) -> str:
-        return self.w.image.path.stem if self.w.image.path else "plate"
+        return self.state.image.path.stem if self.state.image.path else "plate"
 
     def export_overlay(self) -> Path | None:
-        w = self.w
-        if w.fm is None or w.layer is None:
+        s, layer = self.state, self.state.layer
+        if layer is None:
             return None
         path = self.ask_save("exports", "Save the overlay as PNG", f"{self._stem()}_overlay.png",
                              "PNG image (*.png)")
         if path is None:
             return None
-        levels = tuple(w.plate.histogram.getLevels()) if w.layer.rgba is None else w.layer.levels
-        picture = overlay_picture(w.image.pixels, w.fm, w.layer, w.options.colormap, levels,
-                                  w.options.opacity)
+        levels = self.parts.levels() if layer.rgba is None else layer.levels
+        picture = overlay_picture(s.image.pixels, s.fm, layer, s.options.colormap, levels,
+                                  s.options.opacity)
         return self._saved(lambda: export.save_png(picture, path, self._inputs()), path)
 
     def export_maps(self) -> Path | None:
-        if self.w.fm is None:
+        if self.state.fm is None:
             return None
         path = self.ask_save("exports", "Save the maps", f"{self._stem()}_featuremap.npz",
                              "NumPy maps (*.npz)")
         if path is None:
             return None
-        fm, inputs = self.w.fm, self._inputs()
-        self.w.save_in_background(lambda: export.save_npz(fm, path, inputs), path)
+        fm, inputs = self.state.fm, self._inputs()
+        self.controller.save(lambda: export.save_npz(fm, path, inputs), path)
         return path
 
     def export_model(self) -> Path | None:
-        model = self.w.model
+        model = self.state.model
         name = f"{model.prototxt.stem}_fullconv.prototxt" if model.classifier is not None and \
             model.dense.classifier is not None else model.prototxt.name
         path = self.ask_save("exports", "Save the fully convolutional model (.prototxt; the "
@@ -382,7 +427,7 @@ class WindowMenus:
                                 model.dense.settings, self._inputs())
 
     def export_onnx(self) -> Path | None:
-        model = self.w.model
+        model = self.state.model
         path = self.ask_save("exports", "Export the surgered model as ONNX",
                              f"{model.prototxt.stem}.onnx", "ONNX model (*.onnx)")
         if path is None:
@@ -393,14 +438,8 @@ class WindowMenus:
         try:
             write()
         except (ViewerError, OSError) as err:
-            self.w.show_error(f"could not save {path}: {err}")
+            self.state.alert(f"could not save {path}: {err}")
             return None
-        self.w.settings.set_last_folder("exports", path)
-        self.w.statusBar().showMessage(f"saved {path}", 8000)
+        self.settings.set_last_folder("exports", path)
+        self.state.say(f"saved {path}", 8000)
         return path
-
-
-def build_menus(window: "MainWindow") -> WindowMenus:
-    menus = WindowMenus(window)
-    menus.build()
-    return menus

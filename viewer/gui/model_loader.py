@@ -2,7 +2,7 @@
 
 Reading a caffemodel, the surgery and creating an engine (onnxruntime ~0.2 s, Caffe ~0.5 s)
 used to freeze the window. They run on the map worker now, in two steps so that the question
-"perform the surgery?" is asked on the GUI thread between them. The window keeps its current
+"perform the surgery?" is asked on the GUI thread between them. The state keeps its current
 model until `loaded` hands over the new one; a failure comes back through `failed`.
 """
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any, Callable
 
 from PyQt5 import QtCore
 
-from viewer.gui import jobs
-from viewer.gui.session import LoadedModel
+from viewer.app import jobs
+from viewer.app.jobs import JobKind
+from viewer.app.session import LoadedModel
 from viewer.gui.worker import LatestWorker
 
-KIND = "model"
+KIND = JobKind.MODEL
 
 
 def surgery_question(prototxt: Path) -> str:
@@ -43,13 +44,16 @@ class ModelLoader(QtCore.QObject):
         worker.failed.connect(self._failed)
 
     def load(self, prototxt: Path, weights: Path | None, engine: str) -> jobs.ModelTag:
-        """Read `prototxt` + `weights`, then (after the question, if it is a classifier) build."""
+        """Read `prototxt` + `weights`, then (after the question, if it is a classifier) build.
+        A plate search on the worker gives way (its plates would be the old model's)."""
+        self.worker.cancel((JobKind.PLATES,))
         tag = self._tag(prototxt, weights, engine, remember=True)
         self.worker.submit(KIND, lambda: jobs.read_model(prototxt, weights), tag)
         return tag
 
     def rebuild(self, model: LoadedModel, engine: str) -> jobs.ModelTag:
         """The same net and preprocessing on another engine (no files read, no question)."""
+        self.worker.cancel((JobKind.PLATES,))
         tag = self._tag(model.prototxt, model.weights, engine, remember=False)
         net, settings = model.net, model.dense.settings
         self.worker.submit(KIND, lambda: jobs.build_model(net, tag, settings), tag)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PyQt5 import QtCore, QtWidgets
 
-from viewer.gui.pixmaps import fitted, normalized, to_pixmap
+from viewer.app.pictures import fitted, normalized
+from viewer.gui.pixmaps import to_pixmap
 from viewer.maps.images import scaled_size
 from viewer.maps.preprocess import Transformer, parse_overrides
 from viewer.errors import PreprocessError

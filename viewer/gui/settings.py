@@ -5,23 +5,16 @@ live in one place, and tests can point it at a throwaway INI file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 from PyQt5 import QtCore
 
+from viewer.app.state import ViewOptions
+
 ORGANIZATION = "NetSurgeryViewer"
 APPLICATION = "viewer"
 MAX_RECENT = 8
-
-
-@dataclass
-class ViewOptions:
-    """How the heatmap is drawn; saved on exit and restored on start."""
-
-    opacity: float = 0.6
-    colormap: str = "inferno"
-    raw_scores: bool = False
 
 
 class Settings:

@@ -5,27 +5,17 @@ the slow worker; this panel only lays them out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PyQt5 import QtCore, QtWidgets
 
 from viewer.net import netgraph
-from viewer.gui.controls import scale_text
-from viewer.gui.session import LoadedModel
+from viewer.app.scale import scale_text
+from viewer.app.jobs import SurgeryCheck
+from viewer.app.session import LoadedModel
 from viewer.caffe.model_io import CaffeNet
 from viewer.maps.sliding import WindowComparison
 from viewer.surgery.verify import TOLERANCE, Verification
 
 COLUMNS = ("classifier layer", "weights", "", "fully convolutional layer", "weights")
-
-
-@dataclass
-class SurgeryCheck:
-    """The slow worker's answer: equivalence (when the classifier is known) and timing."""
-
-    verification: Verification | None
-    comparison: WindowComparison
-    scale: float
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -151,7 +141,7 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.timing.setText("Speed: measuring...")
 
     def set_fine(self, rows: list[tuple[str, str, str, str, str]]) -> None:
-        """Rows after the surgery's: how the fine map is computed (viewer.gui.fine)."""
+        """Rows after the surgery's: how the fine map is computed (viewer.app.fine)."""
         start = self.table.rowCount()
         self.table.setRowCount(start + len(rows))
         for r, row in enumerate(rows, start=start):

@@ -1,7 +1,8 @@
-"""The work the window hands to its worker threads: plain functions over core calls, no widgets.
+"""The work the viewer hands to its worker threads: the kinds of job, and plain functions over
+core calls for each, with no widgets.
 
-Each job gets everything it needs as arguments (never the window), so a job that finishes after
-the user has moved on cannot touch the new state; the window drops its stale result by tag.
+Each job gets everything it needs as arguments (never the state), so a job that finishes after
+the user has moved on cannot touch the new state; the controller drops its stale result by tag.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib
 import math
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -17,18 +19,46 @@ import numpy as np
 
 from viewer.plates import locate
 from viewer.maps.featuremap import DenseClassifier, FeatureMap
-from viewer.gui import session
-from viewer.gui.conv1_panel import filter_picture
-from viewer.gui.session import LoadedModel
-from viewer.gui.surgery_panel import SurgeryCheck
+from viewer.app import session
+from viewer.app.session import LoadedModel
 from viewer.maps.labels import is_plate_model
 from viewer.caffe.model_io import CaffeNet
 from viewer.maps.preprocess import ModelSettings
-from viewer.maps.sliding import compare_with_windows
-from viewer.surgery.verify import verify_equivalence
+from viewer.maps.sliding import WindowComparison, compare_with_windows
+from viewer.surgery.verify import Verification, verify_equivalence
 
 
 OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader
+
+
+class JobKind(str, Enum):
+    """What a worker is asked to do. A worker keeps the latest request of each kind, and the
+    controller has one handler per kind (a str, so the workers' Qt signals carry it)."""
+
+    MAP = "map"
+    AUTO = "auto"
+    MODEL = "model"
+    SURGERY = "surgery"
+    BLOB = "blob"
+    FINE = "fine"
+    PLATES = "plates"
+    TILES = "tiles"
+    SAVE = "save"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def doing(self) -> str:
+        """What the busy indicator and "cancelled: ..." call this kind of work."""
+        return DOING[self]
+
+
+DOING = {JobKind.MAP: "computing the map", JobKind.AUTO: "choosing the scale",
+         JobKind.MODEL: "loading the model", JobKind.SURGERY: "timing the surgery",
+         JobKind.BLOB: "computing the blob", JobKind.FINE: "computing the fine map",
+         JobKind.PLATES: "finding plates", JobKind.TILES: "drawing the conv1 tiles",
+         JobKind.SAVE: "saving"}
 
 
 @dataclass(frozen=True)
@@ -105,11 +135,13 @@ class MapResult:
     note: str = ""
 
 
-def conv1_pictures(kernels: np.ndarray, outputs: np.ndarray, height: int) -> list[np.ndarray]:
-    """The conv1 panel's tiles, `height` pixels tall, drawn on a worker after the heatmap is
-    on screen (~10-20 ms for 20 filters at scale 0.9, which used to delay the heatmap or
-    block the GUI thread)."""
-    return [filter_picture(kernel, output, height) for kernel, output in zip(kernels, outputs)]
+@dataclass
+class SurgeryCheck:
+    """The slow worker's answer: equivalence (when the classifier is known) and timing."""
+
+    verification: Verification | None
+    comparison: WindowComparison
+    scale: float
 
 
 def reading_module() -> ModuleType | None:

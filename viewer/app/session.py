@@ -93,3 +93,16 @@ def build_model(net: CaffeNet, prototxt: Path, weights: Path | None,
     conversions = make_fully_convolutional(classifier).conversions if classifier else []
     return LoadedModel(net, dense, Path(prototxt), Path(weights) if weights else None, classifier,
                        conversions)
+
+
+@dataclass
+class Opening:
+    """What the viewer opens on, resolved before any window exists (`main.py view`'s flags):
+    the model and image, and the channel, scale and stride asked for. Without a `scale` the
+    first map is at the automatic one; `fine` follows each map with the stride-1 one."""
+
+    model: LoadedModel
+    image: LoadedImage
+    channel: str | None = None
+    scale: float | None = None
+    fine: bool = False

@@ -2,7 +2,7 @@
 
 The coarse map shows first (it takes a sixteenth of the time on LeNet); the fine pass of the
 same scale follows and takes its place, keeping the coarse map's reading. Plain functions and
-no widgets, like `jobs`; the window decides when to ask.
+no widgets, like `jobs`; the controller decides when to ask.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.finemap import RAREFACTION, FineMethod, fine_method
-from viewer.gui.jobs import MapResult
+from viewer.app.jobs import MapResult
 
 FINE_STRIDE = 1
 _made: "weakref.WeakKeyDictionary[DenseClassifier, DenseClassifier]" = \
