@@ -44,8 +44,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "netgraph": (["viewer/net/netgraph.py"], ["tests/test_netgraph.py", "tests/test_model_io.py"]),
     # ONE Geometry: netgraph's Field and featuremap's Geometry, tested with both
     "geometry": (["viewer/net/geometry.py"],
-                 ["tests/test_netgraph.py", "tests/test_featuremap.py", "tests/test_surgery.py",
-                  "tests/test_reading.py"]),
+                 ["tests/test_geometry.py", "tests/test_netgraph.py", "tests/test_featuremap.py",
+                  "tests/test_surgery.py", "tests/test_reading.py"]),
     "surgery": (["viewer/surgery/convolutional.py", "viewer/surgery/verify.py"],
                 ["tests/test_surgery.py"]),
     "featuremap": (["viewer/maps/featuremap.py", "viewer/maps/planning.py"],
