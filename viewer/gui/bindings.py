@@ -62,6 +62,10 @@ def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -
         plate.set_plate(image.pixels)
         legend.setVisible(False)
 
+    def options(chosen) -> None:
+        plate.set_colormap(chosen.colormap)
+        plate.set_opacity(chosen.opacity)
+
     def draw_layer(*_) -> None:
         layer = state.layer
         if layer is None:
@@ -70,8 +74,7 @@ def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -
             plate.show_rgba(layer.rgba, layer.rect)
         else:
             plate.show_values(layer.values, layer.rect, layer.mode, layer.levels)
-        plate.set_colormap(state.options.colormap)
-        plate.set_opacity(state.options.opacity)
+        options(state.options)
         legend.setVisible(layer.mode == "best")
         if layer.mode == "best":
             legend.setText(legend_html(render.best_class_legend(state.fm)))
@@ -80,10 +83,6 @@ def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -
         reading = state.result.reading if state.result is not None else None
         plate.set_highlight(None if state.letter is None or reading is None else
                             reading.letters[state.letter].box)
-
-    def options(chosen) -> None:
-        plate.set_colormap(chosen.colormap)
-        plate.set_opacity(chosen.opacity)
 
     e.image.connect(new_image)
     e.map.connect(draw_layer)
