@@ -43,3 +43,29 @@ class DatasetError(ViewerError):
 
 class TrainingError(ViewerError):
     """A training run that cannot start or an export that would be wrong, said in one sentence."""
+
+
+def shown(text: str) -> str:
+    """Text safe to print on a terminal: control characters (ESC, BEL, newline) and
+    undecodable bytes of a file name are written as escapes such as \\x1b, so a name or a
+    label cannot forge a second `error:` line or drive the terminal."""
+    def escape(c: str) -> str:
+        if c.isprintable():
+            return c
+        code = ord(c) - 0xDC00 if 0xDC80 <= ord(c) <= 0xDCFF else ord(c)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return "".join(escape(c) for c in text)
+
+
+# The longest error line printed: a 300-digit number or a whole file's text is cut in its
+# middle, where its end (what to do) stays readable.
+MAX_LINE = 400
+
+
+def one_line(message: str, limit: int = MAX_LINE) -> str:
+    """`message` as one printable line of at most about `limit` characters."""
+    text = shown(message)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]}[...]{text[-keep:]}"

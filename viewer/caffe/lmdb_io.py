@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import threading
-import uuid
 import warnings
 from collections import Counter
 from contextlib import contextmanager
@@ -26,7 +25,8 @@ import numpy as np
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
-from viewer.errors import DatasetError
+from viewer.errors import DatasetError, shown
+from viewer.files import temporaries
 from viewer.caffe.proto import caffe_pb2
 
 KEY_DIGITS = 8
@@ -45,17 +45,6 @@ def key_text(key: bytes) -> str:
 def key_bytes(key: str) -> bytes:
     """The LMDB key of a key text (see `key_text`)."""
     return key.encode("utf-8", "surrogateescape")
-
-
-def shown(text: str) -> str:
-    """Text safe to print on a terminal: control characters (ESC, BEL, newline) and
-    undecodable bytes are written as escapes such as \\x1b."""
-    def escape(c: str) -> str:
-        if c.isprintable():
-            return c
-        code = ord(c) - 0xDC00 if 0xDC80 <= ord(c) <= 0xDCFF else ord(c)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    return "".join(escape(c) for c in text)
 
 
 def datum_key(index: int) -> bytes:
@@ -313,7 +302,8 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[np.ndarray, int]
     parent = target.parent
     if not parent.is_dir():
         raise DatasetError(f"output folder {parent} does not exist")
-    tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    temporaries.remove_stale(parent, target.name, ("",))      # what a killed run left
+    tmp = parent / temporaries.temp_name(target.name, "", "tmp-")
     map_size = 64 << 20
     n = 0
     try:
@@ -346,7 +336,7 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[np.ndarray, int]
         finally:
             env.close()
         if target.exists():
-            old = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            old = parent / temporaries.temp_name(target.name, "", "old-")
             os.rename(target, old)
             os.rename(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

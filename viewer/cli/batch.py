@@ -15,6 +15,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import traceback
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
 from viewer import progress
-from viewer.cli.options import EXIT_USER_ERROR, dense_from_args
-from viewer.errors import ViewerError
+from viewer.cli.options import EXIT_USER_ERROR, command_inputs, dense_from_args
+from viewer.errors import ViewerError, one_line, shown
 from viewer.files.safe_write import write_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm",
@@ -45,9 +46,11 @@ class Outcome:
     trace: str = ""
 
     def error_line(self) -> str:
-        """`error: ...` naming the image unless the message already does."""
+        """`error: ...` naming the image unless the message already does, as one printable
+        line (a name's newline or undecodable byte escaped)."""
         name = str(self.image)
-        return f"error: {self.error}" if name in self.error else f"error: {name}: {self.error}"
+        line = self.error if name in self.error else f"{name}: {self.error}"
+        return f"error: {one_line(line)}"
 
 
 def expand_inputs(items: Sequence[str | os.PathLike]) -> list[Path]:
@@ -63,12 +66,80 @@ def expand_inputs(items: Sequence[str | os.PathLike]) -> list[Path]:
             found = sorted(p for p in path.iterdir()
                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         elif GLOB_CHARS & set(item) and not path.exists():
-            found = [Path(p) for p in sorted(glob.glob(item, recursive=True))
-                     if Path(p).is_file()]
+            found = _globbed(item)
         else:
             found = []
         images.extend(found or [path])
     return images
+
+
+def _globbed(pattern: str) -> list[Path]:
+    """The files `pattern` matches, sorted, each once. `**` is any number of folders, walked
+    without following links to folders: a link to `.` would make the walk endless."""
+    if "**" not in pattern:
+        matches = [Path(p) for p in sorted(glob.glob(pattern)) if Path(p).is_file()]
+    else:
+        parts = Path(pattern).parts
+        first = next(k for k, part in enumerate(parts) if GLOB_CHARS & set(part))
+        base = Path(*parts[:first]) if first else Path(".")
+        wanted = re.compile(_glob_regex(parts[first:]))
+        matches = []
+        for folder, subfolders, files in os.walk(base, followlinks=False):
+            subfolders.sort()
+            for name in sorted(files):
+                path = Path(folder, name)
+                if wanted.fullmatch(path.relative_to(base).as_posix()) and path.is_file():
+                    matches.append(path)
+        matches.sort()
+    seen: set[tuple[int, int]] = set()
+    once = []
+    for path in matches:                      # a file linked twice is still one image
+        try:
+            info = path.stat()
+        except OSError:                       # gone since: its task says so
+            once.append(path)
+            continue
+        if (info.st_dev, info.st_ino) not in seen:
+            seen.add((info.st_dev, info.st_ino))
+            once.append(path)
+    return once
+
+
+def _glob_regex(parts: Sequence[str]) -> str:
+    """A regular expression for the relative path of `parts` as glob reads them: `*` and `?`
+    within one name, `[...]` a set, `**` any folders; names starting with a dot only when
+    the pattern's name does."""
+    regex = ""
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
+        if part == "**":
+            regex += r"(?!\.)[^/]*(?:/(?!\.)[^/]*)*" if last else r"(?:(?!\.)[^/]+/)*"
+            continue
+        regex += "" if part.startswith(".") else r"(?!\.)"
+        regex += _name_regex(part)
+        regex += "" if last else "/"
+    return regex
+
+
+def _name_regex(part: str) -> str:
+    """One name of a glob pattern as a regular expression that stays within the name."""
+    regex, i = "", 0
+    while i < len(part):
+        c = part[i]
+        end = part.find("]", i + 2) if c == "[" else -1
+        if c == "*":
+            regex += "[^/]*"
+        elif c == "?":
+            regex += "[^/]"
+        elif end > 0:
+            inside = part[i + 1:end]
+            inside = "^" + inside[1:] if inside.startswith("!") else inside
+            regex += "[" + inside.replace("\\", "\\\\") + "]"
+            i = end
+        else:
+            regex += re.escape(c)
+        i += 1
+    return regex
 
 
 # The model of this process: set once by `run_batch` (inherited by forked workers) or by the
@@ -133,6 +204,19 @@ def _cell(value: object) -> object:
     return value
 
 
+def printable(value: object) -> object:
+    """`value` (a row) with every text escaped as `shown` does: a file name's undecodable
+    byte 0xff is written `\\xff` (it cannot be encoded to UTF-8), a newline `\\x0a`, the same
+    in text, JSONL and CSV."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, dict):
+        return {k: printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    return value
+
+
 def write_outcomes(stream: TextIO, outcomes: Iterator[Outcome], fmt: str,
                    columns: Sequence[str], text_line: Callable[[dict], str]) -> int:
     """Write each outcome as it comes: a JSON line, a CSV row (`columns`) or `text_line(row)`;
@@ -152,7 +236,8 @@ def write_outcomes(stream: TextIO, outcomes: Iterator[Outcome], fmt: str,
             if outcome.trace:
                 progress.note(outcome.trace.rstrip())
             progress.note(outcome.error_line())
-            row = {"image": str(outcome.image), "error": outcome.error}
+            row = {"image": str(outcome.image), "error": one_line(outcome.error)}
+        row = printable(row)
         if fmt == "jsonl":
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif fmt == "csv":
@@ -183,5 +268,5 @@ def run_images(args: argparse.Namespace, images: list[Path], task, columns: Sequ
             failed = write(text)
             text.flush()
             text.detach()
-        write_atomic(out_file, write_file, images)
+        write_atomic(out_file, write_file, (*images, *command_inputs(args)))
     return EXIT_USER_ERROR if failed else 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from viewer.cli import batch
 from viewer.cli.options import (add_batch_options, add_model_options, add_stride_option,
-                                positive_scale, prepare_outputs)
-from viewer.errors import ViewerError
+                                command_inputs, positive_scale, prepare_outputs)
+from viewer.errors import ViewerError, shown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,8 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
     image = images.load_image(path)
     plan = dense.planner.check_scale(image.shape, scale, pictures=True)  # the overlay must fit too
     inputs = (path, *inputs)
-    npz, overlay, grid = prepare_outputs(out / path.stem if many else out, MAP_FILES, inputs)
+    npz, overlay, grid = prepare_outputs(out / folder_name(path) if many else out, MAP_FILES,
+                                         inputs)
     # A warm-up run steadies the timing of one short pass; a lean fallback pass is seconds
     # long, and running it twice would double the wait for no better figure. In a batch the
     # earlier images warm the engine.
@@ -62,6 +63,15 @@ def map_one(dense, path: Path, *, scale: float, out: Path, many: bool,
     }, fm.engine_note
 
 
+def folder_name(image: Path) -> str:
+    """The folder under --out of one image of a batch: its stem, or its whole name when the
+    stem is only dots (`...png` has the stem `..`, which would be --out's parent)."""
+    stem = image.stem
+    if stem.strip("."):
+        return stem
+    return image.name if image.name.strip(".") else f"image{image.name}"
+
+
 def padded_text(row: dict) -> str:
     """" (padded field 355)" when padding makes the layers see beyond the window."""
     field = row["padded_field"]
@@ -82,11 +92,11 @@ def cmd_map(args: argparse.Namespace) -> int:
     --out; several: into a folder per image there, named by the image)."""
     images = batch.expand_inputs(args.images)
     many = len(images) > 1
-    stems = [p.stem for p in images]
+    stems = [folder_name(p) for p in images]
     if many and len(set(stems)) < len(stems):
         twin = next(s for s in stems if stems.count(s) > 1)
-        raise ViewerError(f"two images are named '{twin}': map them in separate calls, since "
-                          "each image's maps go into a folder of its name under --out")
-    inputs = tuple(p for p in (args.prototxt, args.weights) if p)
+        raise ViewerError(f"two images are named '{shown(twin)}': map them in separate calls, "
+                          "since each image's maps go into a folder of its name under --out")
+    inputs = command_inputs(args)
     task = functools.partial(map_one, scale=args.scale, out=args.out, many=many, inputs=inputs)
     return batch.run_images(args, images, task, MAP_COLUMNS, map_text)

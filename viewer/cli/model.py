@@ -77,7 +77,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write the surgered net as a standalone ONNX model with its geometry and labels."""
     from viewer.maps import export
 
-    inputs = tuple(p for p in (args.prototxt, args.weights) if p)
+    from viewer.files.safe_write import check_output_path, is_stdout
+
+    inputs = tuple(p for p in (args.prototxt, args.weights, args.mean, args.labels,
+                               args.train_prototxt) if p)
+    if is_stdout(args.onnx):                 # `--onnx -`: the model on stdout, nothing else
+        check_output_path(args.onnx, inputs)
+        export.save_onnx(dense_from_args(args), args.onnx, inputs)
+        return 0
     out = prepare_outputs(args.onnx.parent, [args.onnx.name], inputs)[0]
     dense = dense_from_args(args)
     print(f"wrote {export.save_onnx(dense, out, inputs)}")

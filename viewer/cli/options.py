@@ -167,6 +167,17 @@ def print_warnings(warnings: Sequence[str]) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
+def command_inputs(args: argparse.Namespace) -> tuple[Path, ...]:
+    """The files a command's flags name for reading (the model, or the bundled one, labels,
+    mean, train prototxt): outputs may not replace them. Files found beside them (labels,
+    sidecar) are read through `safe_read`, which `safe_write` refuses to replace as well."""
+    named = [getattr(args, flag, None) for flag in ("prototxt", "weights", "fcn_prototxt",
+                                                    "labels", "train_prototxt", "mean")]
+    if hasattr(args, "prototxt") and getattr(args, "prototxt", None) is None:
+        named += [paths.FCN_PROTOTXT, paths.FCN_WEIGHTS, paths.LABELS]
+    return tuple(Path(p) for p in named if p)
+
+
 def prepare_outputs(folder: Path, names: Sequence[str], inputs: tuple) -> list[Path]:
     """Create --out and check every file to be written there, before any long work."""
     from viewer.files.safe_write import check_output_path, prepare_output_folder

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -17,7 +18,8 @@ from viewer import __version__
 from viewer.cli import dataset, maps, model, read, train
 from viewer.cli.options import (EXIT_USER_ERROR, add_model_options, add_stride_option,
                                 positive_scale)
-from viewer.errors import ViewerError
+from viewer.errors import ViewerError, one_line
+from viewer.files.safe_read import forget_inputs
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -50,6 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stopped as Ctrl+C stops a command, so every `.part` file and
+    temporary LMDB folder is removed on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+def _stop_signals() -> dict:
+    """Handle SIGTERM and SIGHUP as Ctrl+C (where the process may); the handlers they had."""
+    old = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[signum] = signal.signal(signum, _terminate)
+        except (ValueError, OSError):       # not the main thread: leave them as they are
+            pass
+    return old
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `main.py` and `netsurgery-viewer`: run a subcommand, `view` by default."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -59,6 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = [a for a in argv if a == "--debug"]
         argv = debug + ["view"] + [a for a in argv if a != "--debug"]
     args = parser.parse_args(argv)
+    forget_inputs()
+    handlers = _stop_signals()
+    try:
+        return _run(args)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; every failure becomes one `error: ...` line and an exit code."""
     try:
         status = args.func(args)
         sys.stdout.flush()              # here, where a closed pipe is caught below
@@ -66,8 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ViewerError as err:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated as stop:
+        print(f"error: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -80,6 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"error: internal error: {type(err).__name__}: {err} (run with --debug for "
-                  "the traceback)", file=sys.stderr)
+            print(f"error: internal error: {type(err).__name__}: {one_line(str(err))} (run "
+                  "with --debug for the traceback)", file=sys.stderr)
         return 1

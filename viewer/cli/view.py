@@ -13,7 +13,7 @@ from viewer.app import session
 from viewer.cli.options import settings_from_args
 from viewer.errors import ViewerError
 from viewer.files import paths
-from viewer.files.safe_write import check_output_path, probe_writable
+from viewer.files.safe_write import check_output_path, is_stdout, probe_writable
 from viewer.maps.featuremap import DenseClassifier
 
 
@@ -58,8 +58,8 @@ def run_view(args: argparse.Namespace) -> int:
     from viewer.gui.app import run_viewer, use_a_display
 
     screenshot = getattr(args, "screenshot", None)
-    if screenshot:  # say now, not after the window has drawn, that it cannot be written
-        check_output_path(screenshot, (args.image or paths.SAMPLE_PLATE,))
-        probe_writable(Path(screenshot).parent)
+    if screenshot and not is_stdout(screenshot):  # say now, not after the window has drawn,
+        check_output_path(screenshot, (args.image or paths.SAMPLE_PLATE,))  # that it cannot be
+        probe_writable(Path(screenshot).parent)                             # written
     use_a_display(bool(screenshot))
     return run_viewer(opening_from_args(args), Path(screenshot) if screenshot else None)

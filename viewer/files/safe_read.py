@@ -13,6 +13,22 @@ import stat
 from typing import BinaryIO
 
 
+# Every regular file opened for reading in this process since `forget_inputs`: its (device,
+# inode) and the name it was opened by. An output must never replace one of them (the model a
+# command reads, the labels found beside it, a --mean file), whoever found or named it.
+_inputs: dict[tuple[int, int], str] = {}
+
+
+def inputs_read() -> dict[tuple[int, int], str]:
+    """The files read so far, by (device, inode): what `safe_write` refuses to replace."""
+    return dict(_inputs)
+
+
+def forget_inputs() -> None:
+    """Start a new command: the files an earlier one read are no longer its inputs."""
+    _inputs.clear()
+
+
 class NotRegularFile(OSError):
     """The path names a FIFO, a device or a socket: nothing a viewer should read."""
 
@@ -21,7 +37,7 @@ class FileTooLarge(OSError):
     """The file is larger than what its kind of input can sensibly be."""
 
 
-def _kind(mode: int) -> str:
+def kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -39,13 +55,15 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
+        info = os.fstat(fd)
+        mode = info.st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(errno.EINVAL, f"it is {_kind(mode)}, not a regular file",
+            raise NotRegularFile(errno.EINVAL, f"it is {kind(mode)}, not a regular file",
                                  str(path))
         os.set_blocking(fd, True)
+        _inputs[(info.st_dev, info.st_ino)] = os.fspath(path)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

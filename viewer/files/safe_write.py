@@ -8,12 +8,15 @@ says yes to root even on a read-only file system or an immutable folder.
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence
 
 from viewer.errors import ViewerError
+from viewer.files import temporaries
+from viewer.files.safe_read import inputs_read, kind
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -53,23 +56,70 @@ def prepare_output_folder(path: str | os.PathLike) -> Path:
     return folder
 
 
-def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Refuse an output path that is one of the inputs, a folder, or in a folder we cannot write."""
-    out = Path(path)
+# Names that mean the standard output, as Unix tools read them.
+STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+# The longest file name most file systems take (NAME_MAX), in bytes.
+NAME_MAX = 255
+
+
+def is_stdout(path: str | os.PathLike) -> bool:
+    """True for `-` or `/dev/stdout` given as an output: write to the standard output."""
+    return os.fspath(path) in STDOUT_NAMES
+
+
+def _refuse_target(out: Path, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an output that would replace what it must not: a file this command reads (given
+    in `inputs`, or opened through `safe_read` so far), a device, FIFO or socket (replacing it
+    breaks the system or whoever reads it), or a read-only file."""
     for src in inputs:
         if src and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
             raise ViewerError(f"refusing to overwrite the input file {out}: choose another output")
         if src and Path(src).is_dir() and Path(src).resolve() in out.resolve().parents:
             raise ViewerError(f"refusing to write {out} inside the input folder {src}: "
                               "choose an output outside it")
+    try:
+        info = os.stat(out)
+    except OSError:
+        return                               # a new file (or a dangling link, replaced)
+    read = inputs_read().get((info.st_dev, info.st_ino))
+    if read is not None:
+        also = "" if os.path.abspath(read) == os.path.abspath(out) else f" (as {read})"
+        raise ViewerError(f"refusing to overwrite {out}: this command reads it{also}: "
+                          "choose another output")
+    if stat.S_ISDIR(info.st_mode):
+        raise ViewerError(f"cannot write {out}: a folder of that name exists")
+    if not stat.S_ISREG(info.st_mode):
+        raise ViewerError(f"refusing to write {out}: it is {kind(info.st_mode)}, not a regular "
+                          "file (use - for the standard output): choose a file name")
+    if not info.st_mode & 0o222 or not os.access(out, os.W_OK):
+        raise ViewerError(f"refusing to replace {out}: it is read-only (mode "
+                          f"{stat.S_IMODE(info.st_mode):04o}): choose another output, or make "
+                          "it writable first")
+
+
+def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Refuse an output path that is one of the inputs, a folder, a device, FIFO or socket, a
+    read-only file, a name too long, or in a folder we cannot write. `-` and `/dev/stdout`
+    pass: they mean the standard output."""
+    out = Path(path)
+    if is_stdout(path):
+        return Path(os.fspath(path))
+    if len(os.fsencode(out.name)) > NAME_MAX:
+        raise ViewerError(f"cannot write {shortened(out.name)}: the name is "
+                          f"{len(os.fsencode(out.name))} bytes, longer than the {NAME_MAX} a file "
+                          "name may have: choose a shorter name")
+    _refuse_target(out, inputs)
     folder = out.parent                      # Path("out.png").parent is Path(".")
     if not folder.is_dir():
         raise ViewerError(f"output folder {folder} does not exist")
-    if out.is_dir():
-        raise ViewerError(f"cannot write {out}: a folder of that name exists")
     if not os.access(folder, os.W_OK):
         raise ViewerError(f"output folder {folder} is not writable")
     return out
+
+
+def shortened(text: str, keep: int = 60) -> str:
+    """`text` cut in its middle to about 2 x `keep` characters, for a message of one line."""
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]}[...]{text[-keep:]}"
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -91,8 +141,10 @@ Writer = Callable[[BinaryIO], object]
 
 def _filled_temp(out: Path, write: Writer) -> str:
     """A temporary file beside `out`, filled by `write(file)` and synced to disk."""
+    temporaries.remove_stale(out.parent, out.name, (".part", ".old"))
+    tmp = str(out.parent / temporaries.temp_name(out.name, ".part"))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as err:
         raise ViewerError(f"output folder {out.parent} is not writable ({_reason(err)}): "
                           "choose another folder") from None
@@ -115,7 +167,7 @@ def _kept(out: Path) -> Path | None:
     of the same group fails (None when there is none, or links are not possible here)."""
     if not os.path.lexists(out):
         return None
-    backup = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
+    backup = out.parent / temporaries.temp_name(out.name, ".old")
     try:
         os.link(out, backup, follow_symlinks=False)
     except OSError:
@@ -145,6 +197,11 @@ def write_together(files: Sequence[tuple[str | os.PathLike, Writer]],
     """
     inputs = tuple(inputs)
     outs = [check_output_path(path, inputs) for path, _ in files]
+    if any(is_stdout(o) for o in outs):
+        if len(outs) > 1:
+            raise ViewerError(f"{', '.join(map(str, outs))} belong together: write them to "
+                              "files, not the standard output")
+        return [_to_stdout(outs[0], files[0][1])]
     temps: list[str] = []
     kept: dict[Path, Path | None] = {}
     replaced: list[Path] = []
@@ -155,6 +212,7 @@ def write_together(files: Sequence[tuple[str | os.PathLike, Writer]],
         if len(outs) > 1:
             kept = {o: _kept(o) for o in outs}
         for out, tmp in zip(outs, temps):
+            _refuse_target(out, inputs)      # what the writers read meanwhile counts too
             os.replace(tmp, out)
             replaced.append(out)
     except BaseException as err:
@@ -175,6 +233,16 @@ def write_together(files: Sequence[tuple[str | os.PathLike, Writer]],
     for folder in dict.fromkeys(o.parent for o in outs):
         _fsync_folder(folder)
     return outs
+
+
+def _to_stdout(out: Path, write: Writer) -> Path:
+    """Stream to the standard output (`-`): nothing to replace, and nothing half-written to
+    remove if the reader leaves."""
+    sys.stdout.flush()
+    stream = getattr(sys.stdout, "buffer", sys.stdout)
+    write(stream)
+    stream.flush()
+    return out
 
 
 def write_atomic(path: str | os.PathLike, write: Writer,
