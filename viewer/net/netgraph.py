@@ -270,7 +270,7 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
                              f"{p.axis}")
         return b[:start] + (math.prod(b[start:end + 1]),) + b[end + 1:]
     if kind == "Concat":
-        axis = _axis(layer, "axis", layer.concat_param.axis, len(b))
+        axis = _spatially_safe(layer, "joins", layer.concat_param.axis, 1, len(b))
         for other, s in zip(layer.bottom[1:], bottoms[1:]):
             if len(s) != len(b) or s[:axis] + s[axis + 1:] != b[:axis] + b[axis + 1:]:
                 raise ModelError(f"Concat '{layer.name}' joins {layer.bottom[0]} {b} and "
@@ -278,7 +278,8 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
         total = sum(s[axis] for s in bottoms)
         return b[:axis] + (total,) + b[axis + 1:]
     if kind == "Scale":
-        _axis(layer, "axis", layer.scale_param.axis, len(b))
+        p = layer.scale_param
+        _spatially_safe(layer, "scales", p.axis, p.num_axes, len(b))
         if len(bottoms) > 1:
             raise ModelError(f"Scale '{layer.name}' takes its factors from a second input "
                              f"'{layer.bottom[1]}'; this viewer runs Scale with learned "
@@ -292,6 +293,29 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
     if kind == "LRN":
         _check_lrn(layer, b)
     return b
+
+
+AXIS_NAMES = ("images (the batch)", "channels", "height", "width")
+
+
+def _spatially_safe(layer: caffe_pb2.LayerParameter, does: str, axis: int, count: int,
+                    ndim: int) -> int:
+    """The canonical `axis` of a Concat or Scale whose axes [axis, axis + count) avoid the
+    batch and, on a 4-D blob, height and width. A dense map slides the net over the image:
+    a join or a factor along height or width is tied to the classifier's window size and does
+    not slide with it, so the map would differ from the classifier on the very windows it
+    claims to show, while the surgery check, whose classifier-sized inputs give a map of one
+    cell, cannot tell. Along the batch, one image becomes two."""
+    start = _axis(layer, "axis", axis, ndim)
+    end = ndim if count < 0 else start + count
+    spans = [AXIS_NAMES[a] if ndim == 4 else f"axis {a}" for a in range(start, end)
+             if a == 0 and count != 0 or ndim == 4 and a >= 2]
+    if spans:
+        raise ModelError(f"{layer.type} '{layer.name}' {does} along {' and '.join(spans)} "
+                         f"(axis {axis}); a dense map slides the net over the image, which only "
+                         "channels (axis 1) follow: this viewer runs "
+                         f"{layer.type} along channels only")
+    return start
 
 
 def _check_eltwise(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> None:
@@ -323,6 +347,9 @@ def _check_batch_norm(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:
     if len(bottom) < 2:
         raise ModelError(f"BatchNorm '{layer.name}' needs an input with a channel axis, "
                          f"got {bottom}")
+    if not p.eps > 0:          # NaN and 0 included: var + eps must stay above 0
+        raise ModelError(f"BatchNorm '{layer.name}' has eps {p.eps:g}; it must be greater "
+                         "than 0 (a channel of zero variance would divide by zero)")
 
 
 def _check_lrn(layer: caffe_pb2.LayerParameter, bottom: Shape) -> None:

@@ -7,6 +7,7 @@ the net's real inputs lie.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +48,8 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff < self.tolerance
+        """Within tolerance; a NaN or infinite difference fails (NaN compares false)."""
+        return math.isfinite(self.max_abs_diff) and self.max_abs_diff < self.tolerance
 
 
 TOLERANCE = 1e-4
@@ -117,7 +119,21 @@ def verify_equivalence(classifier: CaffeNet, fcn: CaffeNet, count: int = 8,
     for k in range(len(inputs)):
         window = inputs[k:k + 1]
         expected = cls_engine.forward(window, [cls_blob])[cls_blob].reshape(-1)
+        if not np.isfinite(expected).all():
+            raise SurgeryError(_not_finite(classifier, expected, k, len(inputs)))
         dense = fcn_engine.forward(window, [fcn_blob])[fcn_blob]
-        worst = max(worst, float(np.abs(dense[0, :, 0, 0] - expected).max()))
+        # NaN-aware: max(worst, nan) would keep `worst`, and a net scoring NaN would pass
+        diff = float(np.abs(dense[0, :, 0, 0] - expected).max())
+        worst = diff if not diff <= worst else worst
         largest = max(largest, float(np.abs(expected).max()))
     return Verification(worst, len(inputs), name, largest)
+
+
+def _not_finite(classifier: CaffeNet, scores: np.ndarray, k: int, count: int) -> str:
+    """Why no check can pass: the classifier itself scores NaN or infinity on a probe window
+    (a BatchNorm of zero variance, a Power rooting a negative number, an overflow)."""
+    what = "NaN" if np.isnan(scores).any() else "infinite"
+    return (f"{classifier.source} gives {what} scores on check window {k + 1} of {count}: a "
+            "layer divides by zero, takes the root of a negative number or overflows (look at "
+            "BatchNorm variances and eps, Power, Scale factors), so no surgery of it can be "
+            "checked")
