@@ -28,9 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def plate_reader_from_args(args: argparse.Namespace):
     """The DenseClassifier of `read`, refused for a model whose classes are not our plate
     characters: the reader would print letters from class numbers that mean something else."""
-    from viewer.maps.labels import is_plate_model
+    from viewer.maps.labels import is_plate_model, plate_labels_problem
 
     dense = dense_from_args(args)
+    problem = plate_labels_problem(dense.labels)
+    if problem:
+        raise ModelError(f"read cannot use this model: {problem}")
     if not is_plate_model(dense.labels):
         raise ModelError("read finds plate characters, and this model's classes are not the "
                          "plate labels (A-Z, 0-9, background): use `map` to see its classes")

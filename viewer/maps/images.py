@@ -101,6 +101,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         raise ImageError(f"{path} is damaged or truncated ({err}): save or download it "
                          "again") from None
+    except Exception as err:   # noqa: BLE001 - any decoder's failure is this file's error
+        # Pillow's plugins fail in their own ways: RuntimeError from a damaged AVIF (served
+        # under a .jpg name), NotImplementedError from a DDS of an unknown pixel format.
+        raise ImageError(f"{path} cannot be decoded ({type(err).__name__}: {err}): save it "
+                         "again as PNG or JPEG") from None
 
 
 def _too_many_pixels(path: Path, width: int, height: int) -> str:
