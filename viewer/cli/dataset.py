@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from viewer.cli.options import seed_value
+from viewer.cli.options import positive_count, seed_value
 from viewer.dataset import DEFAULT_COUNT
 
 
@@ -81,5 +81,6 @@ def register(subparsers) -> None:
     show.add_argument("--key", help="one record: its key (00000006) or index (6)")
     show.add_argument("--out", type=Path, default=None,
                       help="contact sheet PNG (default: <lmdb>_sheet.png beside it)")
-    show.add_argument("--limit", type=int, default=128, help="records to show (default 128)")
+    show.add_argument("--limit", type=positive_count, default=128,
+                      help="records to show, at least 1 (default 128)")
     show.set_defaults(func=cmd_show)

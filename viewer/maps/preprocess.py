@@ -21,7 +21,7 @@ import numpy as np
 
 from viewer.maps import labels as labels_mod
 from viewer.net import netgraph
-from viewer.errors import PreprocessError, ViewerError
+from viewer.errors import PreprocessError, ViewerError, shown
 from viewer.maps.images import rescale, to_gray
 from viewer.caffe.model_io import (MAX_CAFFEMODEL_BYTES, MAX_PROTOTXT_BYTES, CaffeNet,
                              blob_to_array, net_writers, read_prototxt)
@@ -123,12 +123,23 @@ def check_transformer(t: Transformer) -> None:
     for flag, value in (("--raw-scale", t.raw_scale), ("--input-scale", t.input_scale)):
         if not (math.isfinite(value) and value > 0):
             raise PreprocessError(f"{flag} must be a positive number, got {value:g}")
+    for flag, values in (("--raw-scale", (t.raw_scale,)), ("--input-scale", (t.input_scale,)),
+                         ("--mean", t.mean)):
+        if any(abs(v) > FLOAT32_MAX / 256 or 0 < abs(v) < 1 / FLOAT32_MAX for v in values):
+            raise PreprocessError(f"{flag} {','.join(f'{v:g}' for v in values)} is beyond what "
+                                  "the net's float32 pixels hold (every pixel would overflow "
+                                  "to infinity or round to 0): use a value within 1e-38 to 1e36")
     if t.mean and len(t.mean) != t.channels:
         raise PreprocessError(f"--mean has {len(t.mean)} value(s) but the net has {t.channels} "
                               "input channel(s); give one value per channel, in the net's "
                               "channel order")
     if not all(math.isfinite(v) for v in t.mean):
         raise PreprocessError("--mean values must be finite numbers")
+
+
+# The largest float32: the pixels the net reads are float32, and a factor near it turns every
+# pixel into infinity (and numpy's overflow warnings, one per image).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ---- means ---------------------------------------------------------------------------------
@@ -157,11 +168,7 @@ def read_mean_file(path: str | os.PathLike) -> tuple[float, ...]:
     except OSError as err:
         raise PreprocessError(f"--mean {path} cannot be read ({err.strerror or err})") from None
     if path.suffix.lower() == ".npy":
-        import io
-        try:
-            array = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise PreprocessError(f"--mean {path} is not a NumPy .npy array ({err})") from None
+        array = _npy_mean(data, path)
     else:
         blob = caffe_pb2.BlobProto()
         try:
@@ -172,6 +179,37 @@ def read_mean_file(path: str | os.PathLike) -> tuple[float, ...]:
         except Exception as err:  # protobuf's DecodeError and friends
             raise PreprocessError(f"--mean {path} is not a mean.binaryproto ({err})") from None
     return channel_means(array, str(path))
+
+
+def _npy_mean(data: bytes, path: Path) -> np.ndarray:
+    """The array of a `.npy` mean, its header checked before any element is read: numbers
+    only (not text, dates, complex or structured records), some values, and no more than the
+    file holds (a 192-byte header may declare petabytes)."""
+    import io
+
+    from numpy.lib import format as npy
+
+    def refuse(why: str) -> PreprocessError:
+        return PreprocessError(f"--mean {path} {why}")
+    stream = io.BytesIO(data)
+    try:
+        version = npy.read_magic(stream)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else \
+            npy.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
+        raise refuse(f"is not a NumPy .npy array ({err})") from None
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise refuse(f"holds {dtype} values, not numbers: a mean is integers or floats")
+    count = math.prod(shape)
+    if count == 0:
+        raise refuse(f"is empty (shape {shape}): give a mean per channel or a mean image")
+    if count * dtype.itemsize > len(data):
+        raise refuse(f"declares {shape} {dtype} values, more than its {len(data)} bytes hold")
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise refuse(f"is not a NumPy .npy array ({err})") from None
 
 
 def parse_mean(text: str) -> tuple[float, ...]:
@@ -305,10 +343,17 @@ def read_sidecar(path: str | os.PathLike) -> ModelSettings:
         transformer = Transformer(int(data["channels"]), tuple(map(int, data["channel_swap"])),
                                   float(data["raw_scale"]), tuple(map(float, data["mean"])),
                                   float(data["input_scale"]))
-        labels = tuple(str(v) for v in data.get("labels", []))
+        labels = data.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
+            raise ValueError(f"labels is {type(labels).__name__} {shown(str(labels))[:40]}, "
+                             "not a list of names")
+        labels = tuple(labels)
     except PreprocessError as err:
         raise PreprocessError(f"{path}: {err}") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except RecursionError:
+        raise PreprocessError(f"{path} is nested too deeply to be a preprocessing sidecar; "
+                              "delete it or write it again with `surgery --out`") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
         raise PreprocessError(f"{path} is not a preprocessing sidecar this viewer reads "
                               f"({err}); delete it or write it again with `surgery --out`") \
             from None
