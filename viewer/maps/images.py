@@ -116,8 +116,11 @@ def _too_many_pixels(path: Path, width: int, height: int) -> str:
 def scaled_size(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
     """(height, width) of an image of `shape` after `rescale(..., scale)`, without resizing."""
     h, w = shape[:2]
-    if not 0 < scale < math.inf or not math.isfinite(max(h, w) * scale):
+    if not 0 < scale < math.inf:
         raise ImageError(f"scale must be a positive number, got {scale}")
+    if not math.isfinite(max(h, w) * scale):
+        raise ImageError(f"scale {scale:g} makes the {w}x{h} image larger than any number "
+                         "of pixels: choose a scale near 1")
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 

@@ -24,6 +24,11 @@ from viewer.net import cost
 LEAN_ENGINE = "blas"
 
 
+# A scaled image beyond this many pixels is refused before its memory is even estimated (the
+# estimate of a 1e200 scale overflows a float).
+ABSURD_PIXELS = 1e13
+
+
 @dataclass(frozen=True)
 class PassPlan:
     """A pass checked before anything is allocated: the scaled input size and the engine that
@@ -171,6 +176,13 @@ class PassPlanner:
         if min(image_shape[:2]) < 1:
             raise ImageError(f"the image is empty ({image_shape[1]}x{image_shape[0]} pixels)")
         height, width = scaled_size(image_shape, scale)
+        if float(height) * float(width) > ABSURD_PIXELS:   # no estimate to make: say so briefly
+            largest = self.max_scale(image_shape, extra_blobs, pictures)
+            raise ImageError(
+                f"at scale {scale:g} the {image_shape[1]}x{image_shape[0]} image would be "
+                f"{float(width):.3g}x{float(height):.3g} pixels, far more than any pass can "
+                "hold; " + (f"the largest scale that fits is {largest:g}" if largest else
+                            "no scale fits, crop the image"))
         rh, rw = self.window
         if height < rh or width < rw:
             raise ImageError(
