@@ -342,8 +342,13 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[np.ndarray, int]
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, (lmdb.Error, OSError)):     # a full disk: mdb_txn_commit EIO/ENOSPC
+            reason = str(err).split(": ", 1)[-1].lower() if isinstance(err, lmdb.Error) else \
+                (err.strerror or str(err)).lower()
+            raise DatasetError(f"cannot write {target} ({reason}); is the disk full? Nothing "
+                               "was written there") from None
         raise
     return n
 

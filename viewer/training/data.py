@@ -14,6 +14,7 @@ import numpy as np
 from viewer.caffe.lmdb_io import open_lmdb
 from viewer.errors import DatasetError, TrainingError
 from viewer.maps.labels import BACKGROUND
+from viewer.plates.alphabet import WINDOW_SIZE
 
 TRAIN_LMDB = "train_lmdb"
 TEST_LMDB = "test_lmdb"
@@ -46,8 +47,13 @@ def load_lmdb(path: str | os.PathLike) -> WindowSet:
             images = labels = None
             for i, record in enumerate(db):
                 if images is None:
+                    _check_window(record.shape, record.key, path)   # before allocating
                     images = np.empty((count,) + record.shape, np.uint8)
                     labels = np.empty(count, np.int64)
+                if not 0 <= record.label <= BACKGROUND:
+                    raise TrainingError(
+                        f"record {record.key} of {path} has label {record.label}; the plate "
+                        f"net's classes are 0-{BACKGROUND} (A-Z, 0-9, background)")
                 if record.shape != images.shape[1:]:
                     raise TrainingError(f"record {record.key} of {path} is "
                                         f"{'x'.join(map(str, record.shape))}, the first was "
@@ -60,6 +66,15 @@ def load_lmdb(path: str | os.PathLike) -> WindowSet:
     except DatasetError as err:
         raise TrainingError(str(err)) from None
     return WindowSet(images, labels, path)
+
+
+def _check_window(shape: tuple[int, ...], key: str, path: Path) -> None:
+    """The plate net trains on 1 x 28 x 28 gray windows: any other first record is said now,
+    not as a shape error some iterations in (or an allocation of count x 25 megapixels)."""
+    if tuple(shape) != (1, WINDOW_SIZE, WINDOW_SIZE):
+        raise TrainingError(f"record {key} of {path} is {'x'.join(map(str, shape))}; training "
+                            f"reads 1x{WINDOW_SIZE}x{WINDOW_SIZE} gray windows, as "
+                            "`dataset make` writes them")
 
 
 def load_dataset(folder: str | os.PathLike) -> tuple[WindowSet, WindowSet]:
