@@ -69,3 +69,16 @@ def one_line(message: str, limit: int = MAX_LINE) -> str:
         return text
     keep = (limit - 5) // 2
     return f"{text[:keep]}[...]{text[-keep:]}"
+
+
+def too_long(path: object, named: bool = True) -> str:
+    """The message for a path the system refuses as too long (ENAMETOOLONG), the path cut
+    in its middle: a name may have 255 bytes, a whole path 4095 on Linux."""
+    import os
+
+    text = os.fsencode(os.fspath(path))
+    longest = max(len(part) for part in text.split(b"/"))
+    what = f"a name in it has {longest} bytes, more than 255" if longest > 255 else \
+        f"it has {len(text)} bytes, more than the system takes"
+    why = f"the path is too long ({what})"
+    return f"{one_line(os.fsdecode(text), 120)}: {why}" if named else why

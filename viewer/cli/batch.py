@@ -62,15 +62,24 @@ def expand_inputs(items: Sequence[str | os.PathLike]) -> list[Path]:
     images: list[Path] = []
     for item in map(str, items):
         path = Path(item)
-        if path.is_dir():
+        if _is_folder(path):
             found = sorted(p for p in path.iterdir()
                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif GLOB_CHARS & set(item) and not path.exists():
+        elif GLOB_CHARS & set(item) and not os.path.lexists(path):
             found = _globbed(item)
         else:
             found = []
         images.extend(found or [path])
     return images
+
+
+def _is_folder(path: Path) -> bool:
+    """`path.is_dir()`, False for a path the system cannot even look up (too long): its task
+    then says so."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _globbed(pattern: str) -> list[Path]:

@@ -7,6 +7,7 @@ stderr with exit code 2; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from viewer import __version__
 from viewer.cli import dataset, maps, model, read, train
 from viewer.cli.options import (EXIT_USER_ERROR, add_model_options, add_stride_option,
                                 positive_scale)
-from viewer.errors import ViewerError, one_line
+from viewer.errors import ViewerError, one_line, too_long
 from viewer.files.safe_read import forget_inputs
 
 
@@ -116,10 +117,19 @@ def _run(args: argparse.Namespace) -> int:
         # point stdout at /dev/null so the interpreter's final flush cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            return _internal(args, err)
+        print(f"error: {too_long(err.filename or '')}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as err:  # a bug: one line unless --debug, never a silent exit
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(f"error: internal error: {type(err).__name__}: {one_line(str(err))} (run "
-                  "with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return _internal(args, err)
+
+
+def _internal(args: argparse.Namespace, err: Exception) -> int:
+    if args.debug:
+        traceback.print_exc()
+    else:
+        print(f"error: internal error: {type(err).__name__}: {one_line(str(err))} (run "
+              "with --debug for the traceback)", file=sys.stderr)
+    return 1

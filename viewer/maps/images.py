@@ -5,6 +5,7 @@ weights (the tutorial's `COLOR_BGR2GRAY` on an RGB array swapped red and blue).
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from viewer.errors import ImageError
+from viewer.errors import ImageError, too_long
 from viewer.files.safe_read import NotRegularFile, open_regular
 
 # Pillow's own bomb guard stays on; this is the pixel count we accept before decoding.
@@ -96,9 +97,14 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path} is refused as a possible decompression bomb: it declares "
                          f"{size}, more than the {MAX_PIXELS // 1_000_000} megapixels this "
                          "viewer opens") from None
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise ImageError(f"{path} is damaged or truncated ({err}): save or download it "
+                             "again") from None
+        raise ImageError(too_long(path, named=False)) from None
     except MemoryError:
         raise ImageError(f"{path} is too large to decode in the memory available") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+    except (SyntaxError, ValueError, EOFError, struct.error) as err:
         raise ImageError(f"{path} is damaged or truncated ({err}): save or download it "
                          "again") from None
     except Exception as err:   # noqa: BLE001 - any decoder's failure is this file's error
