@@ -19,6 +19,12 @@ from viewer.engines.base import Engine
 from viewer.errors import EngineError
 from viewer.net import cost, netgraph
 
+# onnxruntime (1.2x on Linux) starts a telemetry client when imported, which must store a
+# device id under HOME: with a read-only HOME it prints a coloured "Failed to persist
+# telemetry device ID" warning on every command. Every import of onnxruntime is in this
+# module, after this line; a user who sets the variable keeps their choice.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 # Channels per block of MLAS's NCHWc layout (16 with AVX-512, 8 with AVX2).
 CHANNEL_BLOCK = 16
 
