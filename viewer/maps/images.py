@@ -10,8 +10,12 @@ import math
 import os
 import re
 import struct
+import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -62,11 +66,46 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_saved_stderr: int | None = None
+
+
+@contextmanager
+def decoders_quiet() -> Iterator[None]:
+    """Send what C decoders print on file descriptor 2 to /dev/null meanwhile: libtiff writes
+    "More samples per pixel than can be decoded: 2048" there, a stray line beside our one
+    clear error. Nested and concurrent users share one redirection (the first saves stderr,
+    the last puts it back), so threads decoding at once cannot lose it."""
+    global _quiet_users, _saved_stderr
+    with _quiet_lock:
+        if _quiet_users == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+                _saved_stderr = saved
+            except (OSError, ValueError):        # no descriptor 2: nothing to quiet
+                _saved_stderr = None
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0 and _saved_stderr is not None:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
+                _saved_stderr = None
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Load an image as uint8 RGB (H x W x 3) or gray (H x W), upright per its EXIF tag."""
     path = Path(path)
     try:
-        with open_regular(path) as fh, warnings.catch_warnings():
+        with open_regular(path) as fh, warnings.catch_warnings(), decoders_quiet():
             if os.fstat(fh.fileno()).st_size == 0:
                 raise ImageError(f"{path} is empty (0 bytes): copy or save the image again")
             # Pillow warns on stderr about damaged tags, truncated reads and large images;
