@@ -666,3 +666,661 @@ def test_the_viewer_shows_what_the_reader_ignored(qtbot, tmp_path, plate_file, s
     assert shown == [[f"{proto} line 5 (in layer 'conv1'): unknown field 'weight_filer' in "
                       "ConvolutionParameter (ignored)"]]
     window.close()
+
+
+# ==== Round three (issue 28): outputs that replace what they must not, batches one file can
+# sink, checks that pass NaN. Sections by the issue's item numbers (4 and 14: the batch engine).
+
+import csv  # noqa: E402  (this round's own imports, kept with its probes)
+import io  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+
+def bundled_copy(folder: Path) -> tuple[Path, Path, Path]:
+    """The bundled plate model and its labels.txt copied into `folder` (inputs a test may lose)."""
+    from viewer.files import paths
+
+    copies = []
+    for source in (paths.FCN_PROTOTXT, paths.FCN_WEIGHTS, paths.LABELS):
+        copies.append(folder / source.name)
+        copies[-1].write_bytes(source.read_bytes())
+    return tuple(copies)
+
+
+def sample_copy(folder: Path, name: str = "plate.png") -> Path:
+    from viewer.files import paths
+
+    path = folder / name
+    path.write_bytes(paths.SAMPLE_PLATE.read_bytes())
+    return path
+
+
+def fake_device(folder: Path) -> Path:
+    """A character device like /dev/null (1, 3), made in the test's folder: never the real /dev."""
+    import stat as stat_
+
+    path = folder / "null"
+    os.mknod(path, stat_.S_IFCHR | 0o666, os.makedev(1, 3))
+    return path
+
+
+def node_identity(path: Path) -> tuple[int, int, int]:
+    info = os.lstat(path)
+    return info.st_mode, info.st_ino, info.st_rdev
+
+
+# ---- item 1: an output path is written only if it is a regular file (or new) ----------------
+
+@pytest.fixture
+def special_targets(tmp_path):
+    """A fake device, a FIFO, a listening socket and a read-only file, each where an output
+    will be asked to go."""
+    import socket
+
+    targets = {"device": fake_device(tmp_path), "fifo": tmp_path / "fifo"}
+    os.mkfifo(targets["fifo"])
+    targets["socket"] = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(targets["socket"]))
+    targets["read-only"] = tmp_path / "results.txt"
+    targets["read-only"].write_text("earlier results\n")
+    targets["read-only"].chmod(0o444)
+    yield targets
+    server.close()
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("device", "it is a device, not a regular file"),
+    ("fifo", "it is a FIFO (named pipe), not a regular file"),
+    ("socket", "it is a socket, not a regular file"),
+    ("read-only", "it is read-only (mode 0444)"),
+])
+def test_an_output_over_a_device_fifo_socket_or_read_only_file_is_refused(
+        tmp_path, plate_png, capsys, special_targets, kind, says):
+    target = special_targets[kind]
+    before = node_identity(target)
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    for command in (("export", "--prototxt", proto, "--weights", weights, "--onnx", target),
+                    ("dataset", "show", lmdb_of(tmp_path / f"l_{kind}", [(b"00000000", datum(
+                        np.zeros((4, 4), np.uint8)))]), "--out", target),
+                    ("read", plate_png, "--scale", "1", "--out", target)):
+        probe(capsys, *command, inputs=(plate_png, proto, weights), says=(str(target), says))
+        assert node_identity(target) == before
+    if kind == "read-only":
+        assert target.read_text() == "earlier results\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_dash_and_dev_stdout_as_a_name_mean_the_standard_output(tmp_path, plate_png, capsys):
+    from viewer.files.safe_write import is_stdout
+
+    assert is_stdout("-") and is_stdout("/dev/stdout") and not is_stdout("./-")
+    assert cli.main(["read", str(sample_copy(tmp_path)), "--scale", "0.243", "--out", "-"]) == 0
+    assert capsys.readouterr().out.startswith("RK857AI  (scale 0.243)")
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "export", "--prototxt",
+                             str(proto), "--weights", str(weights), "--onnx", "/dev/stdout"],
+                            capture_output=True, cwd=ROOT, timeout=SECONDS)
+    import onnx
+
+    model = onnx.load_from_string(result.stdout)
+    assert result.returncode == 0 and result.stderr == b""
+    assert [o.name for o in model.graph.output] == ["conv1"]
+
+
+# ---- item 2: no output replaces a file the command reads -----------------------------------------
+
+def test_read_never_writes_over_its_model_or_labels(tmp_path, capsys):
+    proto, weights, labels = bundled_copy(tmp_path)
+    plate = sample_copy(tmp_path)
+    model = ("--prototxt", proto, "--weights", weights, "--scale", "0.243")
+    for target in (weights, proto, labels):
+        probe(capsys, "read", plate, *model, "--out", target, inputs=(tmp_path,),
+              says=(f"{target}", "choose another output"))
+    other = tmp_path / "names.txt"
+    other.write_bytes(labels.read_bytes())
+    probe(capsys, "read", plate, *model, "--labels", other, "--out", other, inputs=(tmp_path,),
+          says=(f"refusing to overwrite the input file {other}",))
+
+
+def test_export_never_writes_over_its_mean_labels_sidecar_or_train_prototxt(tmp_path, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    model = ("export", "--prototxt", proto, "--weights", weights)
+    mean = tmp_path / "m.npy"
+    np.save(mean, np.array([100.0], np.float32))
+    probe(capsys, *model, "--mean", mean, "--onnx", mean, inputs=(tmp_path,),
+          says=(f"refusing to overwrite the input file {mean}",))
+    labels = tmp_path / "labels.txt"                       # found beside the model, not named
+    labels.write_text("a\nb\nc\nd\n")
+    probe(capsys, *model, "--onnx", labels, inputs=(tmp_path,),
+          says=(f"refusing to overwrite {labels}: this command reads it",))
+    out = tmp_path / "out"
+    assert cli.main(["surgery", "--prototxt", str(proto), "--weights", str(weights), "--out",
+                     str(out)]) == 0
+    sidecar = out / "net_fullconv.preprocess.json"
+    probe(capsys, "export", "--prototxt", out / "net_fullconv.prototxt", "--weights",
+          out / "net_fullconv.caffemodel", "--onnx", sidecar, inputs=(out,),
+          says=(f"refusing to overwrite {sidecar}: this command reads it",))
+    train = out / "net_fullconv.prototxt"
+    probe(capsys, "surgery", "--prototxt", proto, "--weights", weights, "--out", out,
+          "--train-prototxt", train, inputs=(tmp_path,),
+          says=(f"refusing to overwrite the input file {train}",))
+
+
+# ---- item 3: batch output names stay inside --out, and are distinct -------------------------------
+
+def test_dot_named_images_map_into_folders_inside_out(tmp_path, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    images = tmp_path / "in"
+    images.mkdir()
+    names = ["...png", "..png", "x.png"]
+    for name in names:
+        Image.fromarray(plate_like(40, 60, seed=1)).save(images / name, "PNG")
+    out = tmp_path / "deep" / "out"
+    assert cli.main(["map", *(str(images / n) for n in names), "--prototxt", str(proto),
+                     "--weights", str(weights), "--out", str(out), "--engine", "numpy"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["...png", "..png", "x"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+    for folder in out.iterdir():
+        assert sorted(p.name for p in folder.iterdir()) == ["conv1_grid.png", "featuremap.npz",
+                                                            "heatmap_best.png"]
+
+
+# ---- item 5: `**` visits each file once, whatever links loop ------------------------------------
+
+@pytest.mark.parametrize("loops", [1, 2])
+def test_a_recursive_glob_through_symlink_loops_reads_each_plate_once(tmp_path, capsys, loops):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    top = tmp_path / "plates"
+    (top / "a" / "b").mkdir(parents=True)
+    Image.fromarray(plate_like(40, 60, seed=1)).save(top / "one.png")
+    Image.fromarray(plate_like(40, 60, seed=2)).save(top / "a" / "b" / "two.png")
+    for name in ("x", "y")[:loops]:
+        (top / "a" / name).symlink_to(".")
+    (top / "a" / "also.png").symlink_to(top / "one.png")       # the same file by another name
+    assert cli.main(["map", f"{top}/**/*.png", "--prototxt", str(proto), "--weights",
+                     str(weights), "--out", str(tmp_path / "out"), "--engine", "numpy",
+                     "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["image"] for row in rows] == [f"{top}/a/b/two.png", f"{top}/one.png"]
+
+
+def test_the_glob_rules_match_the_shell_without_following_links():
+    from viewer.cli.batch import _glob_regex
+
+    regex = re.compile(_glob_regex(["**", "[!b]?.png"]))
+    assert regex.fullmatch("a1.png") and regex.fullmatch("x/y/a1.png")
+    assert not regex.fullmatch("b1.png") and not regex.fullmatch(".h/a1.png")
+    assert not regex.fullmatch("a/1.png/x")
+    assert re.compile(_glob_regex(["*.png"])).fullmatch("a.png")
+    assert not re.compile(_glob_regex(["*.png"])).fullmatch("d/a.png")
+
+
+# ---- item 6: any decoder failure is that file's own row ----------------------------------------
+
+def damaged_dds() -> bytes:
+    """A DDS header whose pixel format Pillow does not implement: NotImplementedError."""
+    import struct
+
+    header = bytearray(128)
+    header[:4] = b"DDS "
+    struct.pack_into("<IIIIIII", header, 4, 124, 0x1007, 4, 4, 0, 0, 0)
+    struct.pack_into("<II4s", header, 76, 32, 0x4, b"ZZZZ")
+    return bytes(header) + bytes(64)
+
+
+def test_a_decoder_that_fails_its_own_way_costs_only_its_file(tmp_path, capsys, monkeypatch):
+    from PIL import Image as PILImage
+
+    from viewer.maps import images as images_mod
+
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    good = [tmp_path / "a.png", tmp_path / "d.png"]
+    for path in good:
+        Image.fromarray(plate_like(40, 60, seed=3)).save(path)
+    dds = tmp_path / "b.png"
+    dds.write_bytes(damaged_dds())
+    avif = tmp_path / "c.jpg"
+    avif.write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(40))
+    opened = PILImage.open
+
+    def avif_fails(fp, *args, **kwargs):
+        if getattr(fp, "name", "").endswith("c.jpg"):
+            raise RuntimeError("Failed to decode image: Decoding of color OBU failed")
+        return opened(fp, *args, **kwargs)
+
+    monkeypatch.setattr(images_mod.Image, "open", avif_fails)
+    status = cli.main(["map", str(tmp_path / "*.*g"), "--prototxt", str(proto), "--weights",
+                       str(weights), "--out", str(tmp_path / "out"), "--engine", "numpy",
+                       "--format", "csv"])
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(captured.out)))
+    assert status == 2
+    assert [r["image"] for r in rows] == [str(p) for p in (good[0], dds, avif, good[1])]
+    assert [bool(r["error"]) for r in rows] == [False, True, True, False]
+    assert "(NotImplementedError: Unimplemented pixel format" in rows[1]["error"]
+    assert "(RuntimeError: Failed to decode image" in rows[2]["error"]
+    assert captured.err.count("error: ") == 2 and "internal error" not in captured.err
+
+
+# ---- item 7: names that are not UTF-8, written escaped the same way everywhere ----------------
+
+def test_a_name_with_byte_0xff_or_a_newline_is_escaped_in_every_format(tmp_path, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    odd = Path(os.fsdecode(str(tmp_path).encode() + b"/a\xffb\nc.png"))
+    Image.fromarray(plate_like(40, 60, seed=4)).save(os.fsencode(odd), "PNG")
+    plain = tmp_path / "z.png"
+    Image.fromarray(plate_like(40, 60, seed=5)).save(plain)
+    shown = f"{tmp_path}/a\\xffb\\x0ac.png"
+    args = ["map", str(odd), str(plain), "--prototxt", str(proto), "--weights", str(weights),
+            "--engine", "numpy"]
+    for fmt in ("text", "jsonl", "csv"):
+        out = tmp_path / fmt
+        assert cli.main([*args, "--out", str(out), "--format", fmt]) == 0
+        text = capsys.readouterr().out
+        first = {"text": lambda: text.splitlines()[0].split(": ")[0],
+                 "jsonl": lambda: json.loads(text.splitlines()[0])["image"],
+                 "csv": lambda: next(csv.DictReader(io.StringIO(text)))["image"]}[fmt]()
+        assert first == shown
+        assert (out / os.fsdecode(b"a\xffb\nc") / "featuremap.npz").is_file()
+    results = tmp_path / "rows.jsonl"
+    odd.unlink()
+    os.link(sample_copy(tmp_path), os.fsencode(odd))
+    assert cli.main(["read", str(odd), str(plain), "--scale", "0.243", "--out", str(results),
+                     "--format", "jsonl"]) == 2        # the plain one is too small at 0.243
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert [(r["image"], r.get("text")) for r in rows] == [(shown, "RK857AI"), (str(plain), None)]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {plain}")
+
+
+# ---- item 8: NaN or infinity fails the surgery check ------------------------------------------
+
+@pytest.mark.parametrize("layer, says", [
+    ('layer { name: "root" type: "Power" bottom: "conv1" top: "conv1"\n'
+     '        power_param { power: 0.5 shift: -1000 } }',
+     "gives NaN scores on check window 1 of 16"),
+    ('layer { name: "bn" type: "BatchNorm" bottom: "conv1" top: "conv1"\n'
+     '        batch_norm_param { eps: 0 } }', "BatchNorm 'bn' has eps 0; it must be greater than 0"),
+    ('layer { name: "bn" type: "BatchNorm" bottom: "conv1" top: "conv1"\n'
+     '        batch_norm_param { eps: -1 } }', "BatchNorm 'bn' has eps -1"),
+], ids=["power-root-of-negative", "batchnorm-eps-0", "batchnorm-eps-minus-1"])
+def test_a_classifier_scoring_nan_is_refused_not_passed(tmp_path, capsys, layer, says):
+    proto, weights = net_files(tmp_path, HEAD + CONV + layer + IP_NET[len(HEAD + CONV):])
+    probe(capsys, "surgery", "--prototxt", proto, "--weights", weights, "--out",
+          tmp_path / "out", inputs=(proto, weights), says=(says,))
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_a_dense_net_scoring_nan_fails_the_check():
+    """max(worst, nan) keeps worst: the check must not let a NaN through."""
+    from viewer import surgery
+    from viewer.surgery.verify import Verification
+
+    classifier = init_weights(model_io.parse_prototxt(IP_NET)[0], seed=2)
+    fcn = surgery.make_fully_convolutional(classifier).net
+    fcn.weights["ip-conv"][1][5] = np.nan
+    check = surgery.verify_equivalence(classifier, fcn, count=2, engine="numpy")
+    assert np.isnan(check.max_abs_diff) and not check.passed
+    assert not Verification(float("inf"), 4, "numpy").passed
+    assert Verification(0.0, 4, "numpy").passed
+
+
+# ---- item 9: Concat along height or width slips through a one-cell check: refused first -------
+
+CONCAT_NET = HEAD + CONV + """layer { name: "join" type: "Concat" bottom: "conv1" bottom: "conv1"
+        top: "join" concat_param { axis: AXIS } }
+layer { name: "ip" type: "InnerProduct" bottom: "join" top: "ip"
+        inner_product_param { num_output: 37 } }
+"""
+
+
+@pytest.mark.parametrize("axis, along", [(2, "height"), (3, "width"), (-1, "width"),
+                                         (0, "images (the batch)")])
+def test_a_concat_along_height_width_or_batch_is_refused_before_running(
+        tmp_path, plate_png, capsys, axis, along):
+    """Why the check passed: it feeds classifier-sized windows, whose dense map is one cell,
+    so the converted kernel never slides across the seam of the two joined halves. On a
+    40x40 input the 25x13 map differed from the classifier on the same windows by up to 399.
+    A join along height or width does not slide with the image; only channels (axis 1) do."""
+    good, weights = net_files(tmp_path, CONCAT_NET.replace("AXIS", "1"))
+    proto = tmp_path / "bad.prototxt"
+    proto.write_text(CONCAT_NET.replace("AXIS", str(axis)))
+    says = (f"Concat 'join' joins along {along} (axis {axis})", "channels (axis 1)")
+    probe(capsys, "surgery", "--prototxt", proto, "--weights", weights, "--out",
+          tmp_path / "out", inputs=(proto, weights), absent=(tmp_path / "out",), says=says)
+    probe(capsys, *map_args(tmp_path, plate_png, proto, weights), inputs=(proto, weights),
+          absent=(tmp_path / "out",), says=says)
+
+
+def test_a_channel_concat_still_maps_as_the_classifier_scores(tmp_path):
+    from viewer import surgery
+
+    classifier = init_weights(model_io.parse_prototxt(CONCAT_NET.replace("AXIS", "1"))[0], 1)
+    check = surgery.verify_equivalence(classifier,
+                                       surgery.make_fully_convolutional(classifier).net,
+                                       count=2, engine="numpy")
+    assert check.passed and check.max_abs_diff < 1e-4 * max(1.0, check.largest)
+
+
+# ---- item 10: background by a documented rule ----------------------------------------------------
+
+@pytest.mark.parametrize("name, background", [
+    ("background", True), ("Background", True), ("BG", True), ("__background__", True),
+    ("<none>", True), ("No-Char", True), (" void ", True), ("backround", False), ("B", False),
+    ("Backgr\ufffdund", False), ("7", False)])
+def test_the_background_rule(name, background):
+    from viewer.maps.labels import is_background
+
+    assert is_background(name) is background
+
+
+@pytest.mark.parametrize("last, bom", [("Background", b""), ("bg", b""), ("__BACKGROUND__", b""),
+                                      ("background", b"\xef\xbb\xbf")],
+                         ids=["Background", "bg", "__BACKGROUND__", "utf8-bom"])
+def test_the_sample_reads_with_any_spelling_of_background(tmp_path, capsys, last, bom):
+    proto, weights, labels = bundled_copy(tmp_path)
+    labels.write_bytes(bom + ("\n".join(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + [last]) +
+                              "\n").encode())
+    assert cli.main(["read", str(sample_copy(tmp_path)), "--prototxt", str(proto),
+                     "--weights", str(weights), "--scale", "0.243"]) == 0
+    assert capsys.readouterr().out.startswith("RK857AI  (scale 0.243)")
+
+
+def test_a_plate_model_without_a_background_name_is_refused(tmp_path, capsys):
+    proto, weights, labels = bundled_copy(tmp_path)
+    labels.write_text("\n".join(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + ["Backgrund"]))
+    probe(capsys, "read", sample_copy(tmp_path), "--prototxt", proto, "--weights", weights,
+          inputs=(tmp_path,), says=("class 36 after A-Z and 0-9 is named 'Backgrund', which is "
+                                    "not a background name", "docs/formats.md"))
+
+
+# ---- item 11: values of the wrong kind -----------------------------------------------------------
+
+def surgered(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """`surgery --out` of the probe classifier: the dense net and its sidecar."""
+    proto, weights = net_files(tmp_path, IP_NET)
+    out = tmp_path / "out"
+    assert cli.main(["surgery", "--prototxt", str(proto), "--weights", str(weights),
+                     "--out", str(out)]) == 0
+    return out / "net_fullconv.prototxt", out / "net_fullconv.caffemodel", \
+        out / "net_fullconv.preprocess.json"
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda d: d.update(labels="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"),
+     "(labels is str ABCDEFGHIJKLMNOPQRSTUVWXYZ0123, not a list of names)"),
+    (lambda d: d.update(labels=[1, 2]), "(labels is list [1, 2], not a list of names)"),
+    (lambda d: d.update(channels=float("inf")), "is not a preprocessing sidecar this viewer reads"),
+], ids=["labels-string", "labels-numbers", "channels-1e400"])
+def test_a_sidecar_of_the_wrong_kinds_is_named(tmp_path, plate_png, capsys, change, says):
+    proto, weights, sidecar = surgered(tmp_path)
+    data = json.loads(sidecar.read_text())
+    change(data)
+    sidecar.write_text(json.dumps(data).replace("Infinity", "1e400"))
+    probe(capsys, "map", plate_png, "--prototxt", proto, "--weights", weights,
+          "--out", tmp_path / "maps", "--engine", "numpy", inputs=(tmp_path / "out",), absent=(tmp_path / "maps",),
+          says=(str(sidecar), says))
+
+
+def npy_with(header: dict, body: bytes = b"") -> bytes:
+    """A .npy file of this header (version 1.0), as numpy writes it, then `body`."""
+    from numpy.lib import format as npy
+
+    stream = io.BytesIO()
+    npy.write_array_header_1_0(stream, header)
+    return stream.getvalue() + body
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: np.save(p, np.zeros(0, np.float32)), "is empty (shape (0,))"),
+    (lambda p: np.save(p, np.array(["2020-01-01"], "datetime64[D]")), "holds datetime64[D] values"),
+    (lambda p: np.save(p, np.array([1 + 2j])), "holds complex128 values"),
+    (lambda p: np.save(p, np.array(["104"])), "holds <U3 values"),
+    (lambda p: np.save(p, np.zeros(3, [("b", "f4"), ("g", "f4")])), "not numbers"),
+    (lambda p: p.write_bytes(npy_with({"descr": "<f4", "fortran_order": False,
+                                       "shape": (2 ** 40, 2 ** 20)})),
+     "declares (1099511627776, 1048576) float32 values, more than its 128 bytes hold"),
+], ids=["empty", "datetime", "complex", "string", "structured", "huge-header"])
+def test_a_mean_npy_of_no_numbers_is_refused_from_its_header(tmp_path, plate_png, capsys, make,
+                                                             says):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    mean = tmp_path / "mean.npy"
+    make(mean)
+    probe(capsys, *map_args(tmp_path, plate_png, proto, weights, "--mean", mean),
+          inputs=(mean, proto, weights), absent=(tmp_path / "out",),
+          says=(f"--mean {mean}", says))
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_dataset_show_refuses_a_limit_below_one(small_lmdb, tmp_path, capsys, limit):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["dataset", "show", str(small_lmdb), "--limit", limit, "--out",
+                  str(tmp_path / "s.png")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"argument --limit: must be at least 1, got {limit}")
+    assert not (tmp_path / "s.png").exists()
+
+
+# ---- item 12: internal errors that are one clear line now ------------------------------------
+
+def test_a_sidecar_nested_100000_deep_is_one_line(tmp_path, plate_png, capsys):
+    proto, weights, sidecar = surgered(tmp_path)
+    sidecar.write_text("[" * 100_000 + "]" * 100_000)
+    probe(capsys, "map", plate_png, "--prototxt", proto, "--weights", weights,
+          "--out", tmp_path / "maps", "--engine", "numpy", inputs=(tmp_path / "out",), absent=(tmp_path / "maps",),
+          says=(f"{sidecar} is nested too deeply",))
+
+
+@pytest.mark.parametrize("scale, says", [
+    ("1e200", "at scale 1e+200 the 60x40 image would be 6e+201x4e+201 pixels, far more than "
+              "any pass can hold; the largest scale that fits is"),
+    ("1e307", "scale 1e+307 makes the 60x40 image larger than any number of pixels"),
+])
+def test_an_absurd_scale_is_one_short_line(tmp_path, capsys, scale, says):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    small = tmp_path / "small.png"
+    Image.fromarray(plate_like(40, 60, seed=1)).save(small)
+    err = probe(capsys, *map_args(tmp_path, small, proto, weights, "--scale", scale),
+                inputs=(small,), absent=(tmp_path / "out",), says=(says,))
+    assert len(err) < 300
+
+
+@pytest.mark.parametrize("layer, says", [
+    ('layer { name: "s" type: "Scale" bottom: "conv1" top: "conv1" scale_param { axis: -1 } }',
+     "Scale 's' scales along width (axis -1)"),
+    ('layer { name: "s" type: "Scale" bottom: "conv1" top: "conv1"\n'
+     '        scale_param { num_axes: -1 } }', "Scale 's' scales along height and width (axis 1)"),
+], ids=["scale-axis-minus-1", "scale-all-axes"])
+def test_a_scale_along_height_or_width_is_refused(tmp_path, plate_png, capsys, layer, says):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text(HEAD + CONV + layer)
+    probe(capsys, *map_args(tmp_path, plate_png, bad, weights), inputs=(bad, weights),
+          absent=(tmp_path / "out",), says=(says,))
+
+
+def test_paths_too_long_for_the_system_are_named_shortened(tmp_path, plate_png, capsys):
+    long_name = tmp_path / ("n" * 300 + ".png")
+    deep = tmp_path.joinpath(*["d" * 200] * 25, "x.png")
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    for image, says in ((long_name, "the path is too long (a name in it has 304 bytes"),
+                        (deep, "the path is too long (it has")):
+        err = probe(capsys, *map_args(tmp_path, image, proto, weights), inputs=(proto, weights),
+                    absent=(tmp_path / "out",), says=(says, "[...]"))
+        assert len(err) < 500
+    probe(capsys, "read", plate_png, "--scale", "1", "--out", deep, inputs=(plate_png,),
+          says=("the path is too long (it has",))
+    probe(capsys, "read", plate_png, "--scale", "1", "--out", long_name, inputs=(plate_png,),
+          says=("the name is 304 bytes, longer than the 255 a file name may have",))
+
+
+def training_set(folder: Path, records: list[tuple[np.ndarray, int]]) -> Path:
+    for name in ("train_lmdb", "test_lmdb"):
+        lmdb_of(folder / name, [(f"{k:08d}".encode(), datum(image, label))
+                                for k, (image, label) in enumerate(records)])
+    return folder
+
+
+@pytest.mark.parametrize("records, says", [
+    ([(np.zeros((28, 28), np.uint8), 3)] * 5 + [(np.zeros((28, 28), np.uint8), 37)],
+     "record 00000005 of {train} has label 37; the plate net's classes are 0-36"),
+    ([(np.zeros((28, 28), np.uint8), -1)], "record 00000000 of {train} has label -1"),
+    ([(np.zeros((3, 28, 28), np.uint8), 1)], "record 00000000 of {train} is 3x28x28; training "
+                                             "reads 1x28x28 gray windows"),
+    ([(np.zeros((32, 32), np.uint8), 1)], "is 1x32x32"),
+    ([(np.zeros((5000, 5000), np.uint8), 1)] + [(np.zeros((28, 28), np.uint8), 1)] * 3,
+     "record 00000000 of {train} is 1x5000x5000"),
+], ids=["label-37-late", "label-minus-1", "three-channels", "32x32", "25-megapixels-first"])
+def test_train_refuses_records_it_cannot_learn_from_up_front(tmp_path, capsys, records, says):
+    data = training_set(tmp_path / "data", records)
+    probe(capsys, "train", "--data", data, "--out", tmp_path / "models", "--iters", "1",
+          inputs=(data,), absent=(tmp_path / "models",),
+          says=(says.format(train=data / "train_lmdb"),))
+
+
+def test_dataset_make_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys,
+                                                                   monkeypatch):
+    import lmdb
+
+    from viewer.caffe import lmdb_io
+
+    opened = lmdb.open
+
+    class FullDisk:
+        """An LMDB environment whose commits fail as on a full disk."""
+
+        def __init__(self, *args, **kwargs):
+            self.env = opened(*args, **kwargs)
+
+        def begin(self, write=False):
+            raise lmdb.Error("mdb_txn_commit: Input/output error")
+
+        def __getattr__(self, name):
+            return getattr(self.env, name)
+
+    monkeypatch.setattr(lmdb_io.lmdb, "open", FullDisk)
+    out = tmp_path / "data"
+    probe(capsys, "dataset", "make", "--out", out, "--count", "40",
+          says=(f"cannot write {out / 'train_lmdb'} (input/output error); is the disk full?",))
+    assert [p.name for p in out.iterdir()] == []
+
+
+# ---- item 13: SIGTERM and SIGHUP clean up as Ctrl+C does; a killed run's leftovers go next time --
+
+def _wait_for(folder: Path, pattern: str) -> list[Path]:
+    import time
+
+    for _ in range(400):
+        found = list(folder.glob(pattern))
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern} appeared in {folder}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_terminated_dataset_make_leaves_no_temporary_lmdb(tmp_path, signum):
+    out = tmp_path / "data"
+    child = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "dataset", "make", "--out",
+                              str(out), "--count", "200000"], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(out, ".train_lmdb.tmp-*")
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=SECONDS)
+    check_contract(child.returncode, err, 128 + signum,
+                   (f"stopped by {signal.Signals(signum).name}",))
+    assert list(out.iterdir()) == []
+
+
+def test_a_terminated_batch_leaves_no_part_file(tmp_path):
+    plate = sample_copy(tmp_path)
+    results = tmp_path / "rows.txt"
+    child = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "read", *[str(plate)] * 60,
+                              "--scale", "0.243", "--out", str(results)], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(tmp_path, ".rows.txt.*.part")
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=SECONDS)
+    check_contract(child.returncode, err, 143, ("stopped by SIGTERM",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.png"]
+
+
+def test_temporaries_a_killed_run_left_are_removed_by_the_next(tmp_path):
+    import time
+
+    from viewer.caffe.lmdb_io import write_lmdb
+    from viewer.files.safe_write import write_text_atomic
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead, alive = gone.pid, os.getppid()
+    left = [tmp_path / f".rows.txt.{dead}-a1b2c3d4.part", tmp_path / ".rows.txt.a1b2c3d4.part"]
+    for path in left:
+        path.write_text("half")
+    os.utime(left[1], (time.time() - 7200, time.time() - 7200))   # an earlier version's, old
+    running = [tmp_path / f".rows.txt.{alive}-a1b2c3d4.part", tmp_path / ".rows.txt.b1b2c3d4.part",
+               tmp_path / ".rows.txt.notes"]
+    for path in running:
+        path.write_text("another run's, or the user's")
+    (tmp_path / f".train_lmdb.tmp-{dead}-0123abcd").mkdir()
+    (tmp_path / f".train_lmdb.tmp-{dead}-0123abcd" / "data.mdb").write_bytes(bytes(4096))
+    write_text_atomic(tmp_path / "rows.txt", "new\n")
+    write_lmdb(tmp_path / "train_lmdb", [(np.zeros((28, 28), np.uint8), 1)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["rows.txt", "train_lmdb", *(p.name for p in running)])
+
+
+# ---- item 15: messages --------------------------------------------------------------------------
+
+def test_a_newline_or_escape_in_a_layer_name_cannot_forge_a_line(tmp_path, plate_png, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text(HEAD + CONV + 'layer { name: "n\\nerror: forged\\033[2J" type: "LRN" '
+                   'bottom: "conv1" top: "n" lrn_param { local_size: 0 } }\n')
+    err = probe(capsys, *map_args(tmp_path, plate_png, bad, weights), inputs=(bad, weights),
+                absent=(tmp_path / "out",),
+                says=("LRN 'n\\x0aerror: forged\\x1b[2J': local_size 0 must be odd",))
+    assert "\x1b" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--mean", "1e39"), ("--raw-scale", "1e300"),
+                                         ("--input-scale", "1e-300")])
+def test_values_beyond_float32_are_one_line_not_a_warning_per_image(tmp_path, plate_png, capsys,
+                                                                    flag, value):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    probe(capsys, *map_args(tmp_path, plate_png, proto, weights, flag, value),
+          inputs=(plate_png,), absent=(tmp_path / "out",),
+          says=(f"{flag} {float(value):g} is beyond what the net's float32 pixels hold",))
+
+
+@pytest.mark.parametrize("length", [240, 250, 255])
+def test_output_names_up_to_255_bytes_are_written(tmp_path, plate_png, capsys, length):
+    out = tmp_path / ("r" * (length - 4) + ".txt")
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    assert cli.main(["export", "--prototxt", str(proto), "--weights", str(weights),
+                     "--onnx", str(out)]) == 0
+    assert out.stat().st_size > 0 and capsys.readouterr().err == ""
+
+
+def test_a_read_only_home_prints_nothing_from_onnxruntime(tmp_path):
+    plate = sample_copy(tmp_path)
+    env = {**os.environ, "HOME": "/proc/self"}               # nothing can be created there
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    result = run_child("read", plate, "--scale", "0.243", "--engine", "onnx", env=env)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("RK857AI")
+
+
+def test_a_tiff_of_2048_samples_is_one_line_without_the_decoders_own(tmp_path, capfd):
+    import struct
+
+    entries = [(256, 3, 1, 4), (257, 3, 1, 4), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 126), (277, 3, 1, 2048), (278, 3, 1, 4), (279, 4, 1, 16)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries)
+    tiff = tmp_path / "wide.tif"
+    tiff.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd + bytes(4) + b"\x80" * 16)
+    capfd.readouterr()
+    status = cli.main(["read", str(tiff)])
+    check_contract(status, capfd.readouterr().err, 2, (f"{tiff} is not an image",))

@@ -279,13 +279,13 @@ def test_shapes_through_every_kind_of_layer():
             _conv("c1", "num_output: 2 kernel_size: 3 pad: 1") +
             _conv("c2", "num_output: 5 kernel_size: 3 pad: 1") +
             _layer("j", "Concat", "data c1 c2") +
-            _layer("last", "Concat", "data data data", params="concat_param { axis: -1 }") +
+            _layer("last", "Concat", "data data data", params="concat_param { axis: -3 }") +
             _layer("split", "Split", top="s1 s2") + _layer("scale", "Scale"))
     shapes = netgraph.infer_shapes(_layers(text, (1, 3, 8, 8)))
     assert shapes == {
         "data": (1, 3, 8, 8), "whole": (1, 2, 1, 1), "g": (1, 3, 1, 1), "one": (1, 3, 1, 1),
         "flat": (1, 192), "mid": (1, 24, 8), "same": (1, 3, 8, 8), "f": (192,), "r": (192,),
-        "c1": (1, 2, 8, 8), "c2": (1, 5, 8, 8), "j": (1, 10, 8, 8), "last": (1, 3, 8, 24),
+        "c1": (1, 2, 8, 8), "c2": (1, 5, 8, 8), "j": (1, 10, 8, 8), "last": (1, 9, 8, 8),
         "s1": (1, 3, 8, 8), "s2": (1, 3, 8, 8), "scale": (1, 3, 8, 8)}
     # a padded window that fits: 3 rows in 2 + 2 * 1 padded rows; the same across
     pad_rows = _pool("kernel_size: 3 pad_h: 1 pad_w: 0 stride: 2")

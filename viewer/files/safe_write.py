@@ -142,9 +142,9 @@ Writer = Callable[[BinaryIO], object]
 def _filled_temp(out: Path, write: Writer) -> str:
     """A temporary file beside `out`, filled by `write(file)` and synced to disk."""
     temporaries.remove_stale(out.parent, out.name, (".part", ".old"))
-    tmp = str(out.parent / temporaries.temp_name(out.name, ".part"))
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd, tmp = tempfile.mkstemp(prefix=temporaries.owned_prefix(out.name), suffix=".part",
+                                   dir=out.parent)
     except OSError as err:
         raise ViewerError(f"output folder {out.parent} is not writable ({_reason(err)}): "
                           "choose another folder") from None

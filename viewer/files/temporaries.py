@@ -28,6 +28,11 @@ def prefix(name: str) -> str:
     return f".{os.fsdecode(os.fsencode(name)[:_NAME_BYTES])}."
 
 
+def owned_prefix(name: str, tag: str = "") -> str:
+    """`.NAME.` + tag + `PID-`: what `tempfile.mkstemp` completes with 8 random characters."""
+    return f"{prefix(name)}{tag}{os.getpid()}-"
+
+
 def temp_name(name: str, suffix: str, tag: str = "") -> str:
     """A fresh temporary name for the output `name`: `.NAME.` + tag + `PID-XXXXXXXX` + suffix."""
     return f"{prefix(name)}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
