@@ -100,18 +100,21 @@ def _globbed(pattern: str) -> list[Path]:
                 if wanted.fullmatch(path.relative_to(base).as_posix()) and path.is_file():
                     matches.append(path)
         matches.sort()
-    seen: set[tuple[int, int]] = set()
-    once = []
-    for path in matches:                      # a file linked twice is still one image
+    return _each_file_once(matches)
+
+
+def _each_file_once(paths: list[Path]) -> list[Path]:
+    """`paths` (sorted) with each file once: a file linked under two names is one image, named
+    by its real path when one of the names is (a link's otherwise)."""
+    chosen: dict[object, Path] = {}
+    for path in sorted(paths, key=lambda p: (p.is_symlink(), p)):
         try:
             info = path.stat()
+            key: object = (info.st_dev, info.st_ino)
         except OSError:                       # gone since: its task says so
-            once.append(path)
-            continue
-        if (info.st_dev, info.st_ino) not in seen:
-            seen.add((info.st_dev, info.st_ino))
-            once.append(path)
-    return once
+            key = path
+        chosen.setdefault(key, path)
+    return sorted(chosen.values())
 
 
 def _glob_regex(parts: Sequence[str]) -> str:

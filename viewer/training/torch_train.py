@@ -48,13 +48,13 @@ def command_record(data: Path, out: Path, settings: nets.SolverSettings, threads
 def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2) -> Trained:
     """Load the LMDBs, train with a progress bar and the display lines on the terminal, and
     export the net and the pictures into `out`."""
+    if threads < 1:
+        raise TrainingError("--threads must be at least 1")
+    train_set, test_set = load_dataset(data)     # checked before PyTorch takes seconds to load
     require_torch()
     from viewer.training.solver import train
 
-    if threads < 1:
-        raise TrainingError("--threads must be at least 1")
     say = progress.note                 # lines that keep the bar below them
-    train_set, test_set = load_dataset(data)
     say(f"train {len(train_set)} windows ({100 * train_set.background_share:.1f}% background), "
         f"test {len(test_set)}, from {data}")
     settings = options.settings(len(train_set))
