@@ -746,6 +746,9 @@ def test_an_output_over_a_device_fifo_socket_or_read_only_file_is_refused(
                     ("read", plate_png, "--scale", "1", "--out", target)):
         probe(capsys, *command, inputs=(plate_png, proto, weights), says=(str(target), says))
         assert node_identity(target) == before
+    probe(capsys, "view", plate_png, "--screenshot", target, inputs=(plate_png,),
+          says=(str(target), says))             # said before any window opens
+    assert node_identity(target) == before
     if kind == "read-only":
         assert target.read_text() == "earlier results\n"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
@@ -1297,6 +1300,12 @@ def test_a_newline_or_escape_in_a_layer_name_cannot_forge_a_line(tmp_path, plate
                 absent=(tmp_path / "out",),
                 says=("LRN 'n\\x0aerror: forged\\x1b[2J': local_size 0 must be odd",))
     assert "\x1b" not in err
+    typo = HEAD + CONV.replace('name: "conv1"', 'name: "conv\\033[31m1"').replace(
+        "kernel_size: 5", "kernel_size: 5 weight_filer {}")
+    bad.write_text(typo)
+    cli.main([str(a) for a in map_args(tmp_path, plate_png, bad, weights)])
+    err = capsys.readouterr().err
+    assert "conv\\x1b[31m1" in err and "\x1b" not in err
 
 
 @pytest.mark.parametrize("flag, value", [("--mean", "1e39"), ("--raw-scale", "1e300"),

@@ -241,7 +241,7 @@ def write_outcomes(stream: TextIO, outcomes: Iterator[Outcome], fmt: str,
         writer.writeheader()
     for outcome in outcomes:
         if outcome.note:
-            progress.note(f"note: {outcome.note}")
+            progress.note(f"note: {one_line(outcome.note)}")
         row = outcome.row
         if outcome.error:
             failed += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from viewer.caffe.model_io import CaffeNet
-from viewer.errors import ViewerError
+from viewer.errors import ViewerError, one_line
 from viewer.files import paths
 from viewer.maps.preprocess import (ModelSettings, net_sizes, parse_overrides, power_scale_note,
                                     settings_for)
@@ -104,7 +104,7 @@ def settings_from_args(args: argparse.Namespace, net: CaffeNet,
     settings = settings_for(source, *net_sizes(net), overrides)
     twice = power_scale_note(netgraph.deploy_layers(net.param)[:3], settings.transformer)
     for note in settings.notes + ((twice,) if twice else ()):
-        print(f"warning: {note}", file=sys.stderr)
+        print(f"warning: {one_line(note)}", file=sys.stderr)
     return settings
 
 
@@ -164,7 +164,7 @@ def print_warnings(warnings: Sequence[str]) -> None:
     """The prototxt's ignored fields (a typo such as `weight_filer`), one `warning:` line each
     on stderr: the net runs, but not as its author meant."""
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {one_line(warning)}", file=sys.stderr)
 
 
 def command_inputs(args: argparse.Namespace) -> tuple[Path, ...]:
