@@ -13,6 +13,7 @@ from viewer.app import session
 from viewer.cli.options import settings_from_args
 from viewer.errors import ViewerError
 from viewer.files import paths
+from viewer.files.safe_read import stop_recording
 from viewer.files.safe_write import check_output_path, is_stdout, probe_writable
 from viewer.maps.featuremap import DenseClassifier
 
@@ -62,4 +63,6 @@ def run_view(args: argparse.Namespace) -> int:
         check_output_path(screenshot, (args.image or paths.SAMPLE_PLATE,))  # that it cannot be
         probe_writable(Path(screenshot).parent)                             # written
     use_a_display(bool(screenshot))
-    return run_viewer(opening_from_args(args), Path(screenshot) if screenshot else None)
+    opening = opening_from_args(args)
+    stop_recording()                  # what the window reads later is the user's browsing
+    return run_viewer(opening, Path(screenshot) if screenshot else None)

@@ -17,6 +17,7 @@ from typing import BinaryIO
 # inode) and the name it was opened by. An output must never replace one of them (the model a
 # command reads, the labels found beside it, a --mean file), whoever found or named it.
 _inputs: dict[tuple[int, int], str] = {}
+_recording = [True]
 
 
 def inputs_read() -> dict[tuple[int, int], str]:
@@ -27,6 +28,14 @@ def inputs_read() -> dict[tuple[int, int], str]:
 def forget_inputs() -> None:
     """Start a new command: the files an earlier one read are no longer its inputs."""
     _inputs.clear()
+    _recording[0] = True
+
+
+def stop_recording() -> None:
+    """Keep the files read so far as inputs, and add no more: the viewer, once open, reads
+    whatever the user browses, and its exports name their own inputs (the image and model
+    shown), so only the files it was started with stay protected beyond those."""
+    _recording[0] = False
 
 
 class NotRegularFile(OSError):
@@ -63,7 +72,8 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
             raise NotRegularFile(errno.EINVAL, f"it is {kind(mode)}, not a regular file",
                                  str(path))
         os.set_blocking(fd, True)
-        _inputs[(info.st_dev, info.st_ino)] = os.fspath(path)
+        if _recording[0]:
+            _inputs[(info.st_dev, info.st_ino)] = os.path.abspath(path)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

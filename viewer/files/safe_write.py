@@ -82,7 +82,7 @@ def _refuse_target(out: Path, inputs: Iterable[str | os.PathLike]) -> None:
     except OSError:
         return                               # a new file (or a dangling link, replaced)
     read = inputs_read().get((info.st_dev, info.st_ino))
-    if read is not None:
+    if read is not None and _same_file(Path(read), out):    # not a reused inode number
         also = "" if os.path.abspath(read) == os.path.abspath(out) else f" (as {read})"
         raise ViewerError(f"refusing to overwrite {out}: this command reads it{also}: "
                           "choose another output")
