@@ -943,6 +943,10 @@ def test_a_name_with_byte_0xff_or_a_newline_is_escaped_in_every_format(tmp_path,
     assert [(r["image"], r.get("text")) for r in rows] == [(shown, "RK857AI"), (str(plain), None)]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {plain}")
+    onnx_out = Path(os.fsdecode(str(tmp_path).encode() + b"/net\xff.onnx"))
+    assert cli.main(["export", "--prototxt", str(proto), "--weights", str(weights), "--onnx",
+                     str(onnx_out)]) == 0           # a strict UTF-8 stdout, as capsys's
+    assert capsys.readouterr().out == f"wrote {tmp_path}/net\\xff.onnx\n"
 
 
 # ---- item 8: NaN or infinity fails the surgery check ------------------------------------------

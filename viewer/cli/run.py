@@ -7,6 +7,7 @@ stderr with exit code 2; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import codecs
 import errno
 import os
 import signal
@@ -77,6 +78,26 @@ def _stop_signals() -> dict:
     return old
 
 
+def _escape_undecodable(err: UnicodeError) -> tuple[str, int]:
+    """A name's undecodable byte (a lone surrogate) printed as `\\xff`, as `shown` writes it;
+    anything else the stream cannot encode as `\\uXXXX`."""
+    bad = err.object[err.start:err.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                   f"\\u{ord(c):04x}" for c in bad), err.end
+
+
+codecs.register_error("viewer-escape", _escape_undecodable)
+
+
+def _printable_streams() -> None:
+    """stdout and stderr never fail on a file name that is not UTF-8 (`wrote a\\xff.onnx`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="viewer-escape")
+        except (AttributeError, ValueError, OSError):    # not a TextIOWrapper: leave it
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `main.py` and `netsurgery-viewer`: run a subcommand, `view` by default."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -87,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = debug + ["view"] + [a for a in argv if a != "--debug"]
     args = parser.parse_args(argv)
     forget_inputs()
+    _printable_streams()
     handlers = _stop_signals()
     try:
         return _run(args)
