@@ -7,6 +7,7 @@ knows nothing of the flags; every error in them is a one-line error before a win
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from viewer.app import session
@@ -65,4 +66,8 @@ def run_view(args: argparse.Namespace) -> int:
     use_a_display(bool(screenshot))
     opening = opening_from_args(args)
     stop_recording()                  # what the window reads later is the user's browsing
+    # In Qt's event loop a Python handler raising would only print a traceback in some slot:
+    # the window ends as the system's default has it (a killed run's `.part` goes next time).
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     return run_viewer(opening, Path(screenshot) if screenshot else None)
