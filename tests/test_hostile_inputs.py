@@ -1269,6 +1269,20 @@ def test_a_hung_up_batch_leaves_no_part_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.png"]
 
 
+def test_pool_workers_still_end_quietly_when_their_batch_is_done(tmp_path, capfd):
+    """The pool ends its workers with SIGTERM: the handler the parent installs is inherited by
+    them, and must let them die of it, not print a traceback each."""
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    for k in range(3):
+        Image.fromarray(plate_like(40, 60, seed=k)).save(tmp_path / f"p{k}.png")
+    capfd.readouterr()
+    assert cli.main(["map", str(tmp_path / "p*.png"), "--prototxt", str(proto), "--weights",
+                     str(weights), "--out", str(tmp_path / "out"), "--engine", "numpy",
+                     "--jobs", "2", "--format", "jsonl"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == "" and len(captured.out.splitlines()) == 3
+
+
 def test_temporaries_a_killed_run_left_are_removed_by_the_next(tmp_path):
     import time
 

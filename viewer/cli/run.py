@@ -63,13 +63,23 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+# The process that runs the command: a forked worker (a --jobs pool) inherits the handler,
+# and must die of the signal as before, not raise in the middle of waiting for work.
+_owner = [0]
+
+
 def _terminate(signum, frame) -> None:
+    if os.getpid() != _owner[0]:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Terminated(signum)
 
 
 def _stop_signals() -> dict:
     """Handle SIGTERM and SIGHUP as Ctrl+C (where the process may); the handlers they had."""
     old = {}
+    _owner[0] = os.getpid()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         try:
             old[signum] = signal.signal(signum, _terminate)
