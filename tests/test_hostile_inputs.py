@@ -857,14 +857,14 @@ def test_a_recursive_glob_through_symlink_loops_reads_each_plate_once(tmp_path, 
 
 
 def test_the_glob_rules_match_the_shell_without_following_links():
-    from viewer.cli.batch import _glob_regex
+    from viewer.cli.globs import pattern_regex
 
-    regex = re.compile(_glob_regex(["**", "[!b]?.png"]))
+    regex = re.compile(pattern_regex(["**", "[!b]?.png"]))
     assert regex.fullmatch("a1.png") and regex.fullmatch("x/y/a1.png")
     assert not regex.fullmatch("b1.png") and not regex.fullmatch(".h/a1.png")
     assert not regex.fullmatch("a/1.png/x")
-    assert re.compile(_glob_regex(["*.png"])).fullmatch("a.png")
-    assert not re.compile(_glob_regex(["*.png"])).fullmatch("d/a.png")
+    assert re.compile(pattern_regex(["*.png"])).fullmatch("a.png")
+    assert not re.compile(pattern_regex(["*.png"])).fullmatch("d/a.png")
 
 
 # ---- item 6: any decoder failure is that file's own row ----------------------------------------

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence
 
-from viewer.errors import ViewerError
+from viewer.errors import ViewerError, one_line
 from viewer.files import temporaries
 from viewer.files.safe_read import inputs_read, kind
 
@@ -105,7 +105,7 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     if is_stdout(path):
         return Path(os.fspath(path))
     if len(os.fsencode(out.name)) > NAME_MAX:
-        raise ViewerError(f"cannot write {shortened(out.name)}: the name is "
+        raise ViewerError(f"cannot write {one_line(out.name, 120)}: the name is "
                           f"{len(os.fsencode(out.name))} bytes, longer than the {NAME_MAX} a file "
                           "name may have: choose a shorter name")
     _refuse_target(out, inputs)
@@ -115,11 +115,6 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     if not os.access(folder, os.W_OK):
         raise ViewerError(f"output folder {folder} is not writable")
     return out
-
-
-def shortened(text: str, keep: int = 60) -> str:
-    """`text` cut in its middle to about 2 x `keep` characters, for a message of one line."""
-    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]}[...]{text[-keep:]}"
 
 
 def _fsync_folder(folder: Path) -> None:
