@@ -754,6 +754,16 @@ def test_an_output_over_a_device_fifo_socket_or_read_only_file_is_refused(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+def test_a_regular_file_replaced_keeps_its_mode(tmp_path, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    private = tmp_path / "net.onnx"
+    private.write_bytes(b"earlier")
+    private.chmod(0o600)
+    assert cli.main(["export", "--prototxt", str(proto), "--weights", str(weights), "--onnx",
+                     str(private)]) == 0
+    assert private.stat().st_mode & 0o777 == 0o600 and private.read_bytes() != b"earlier"
+
+
 def test_dash_and_dev_stdout_as_a_name_mean_the_standard_output(tmp_path, capsys):
     from viewer.files.safe_write import is_stdout
 

@@ -146,8 +146,12 @@ def _filled_temp(out: Path, write: Writer) -> str:
     umask = os.umask(0)
     os.umask(umask)
     try:
+        mode = stat.S_IMODE(os.stat(out).st_mode)     # a file replaced keeps its mode
+    except OSError:
+        mode = 0o666 & ~umask                          # mkstemp makes 0600
+    try:
         with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~umask)  # mkstemp makes 0600
+            os.fchmod(fh.fileno(), mode)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
