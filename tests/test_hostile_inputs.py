@@ -1337,6 +1337,16 @@ def test_a_newline_or_escape_in_a_layer_name_cannot_forge_a_line(tmp_path, plate
     assert "conv\\x1b[31m1" in err and "\x1b" not in err
 
 
+def test_labels_with_escape_sequences_reach_the_terminal_escaped(tmp_path, plate_png, capsys):
+    proto, weights = net_files(tmp_path, HEAD + CONV)
+    (tmp_path / "labels.txt").write_text("\x1b[31mred\nblue\x07\ngreen\nclear\x1b]0;t\x07\n")
+    err = probe(capsys, "view", plate_png, "--prototxt", proto, "--weights", weights,
+                "--channel", "nope", inputs=(tmp_path,),
+                says=("unknown channel 'nope'; choose one of \\x1b[31mred blue\\x07 green "
+                      "clear\\x1b]0;t\\x07",))
+    assert "\x1b" not in err and "\x07" not in err
+
+
 @pytest.mark.parametrize("flag, value", [("--mean", "1e39"), ("--raw-scale", "1e300"),
                                          ("--input-scale", "1e-300")])
 def test_values_beyond_float32_are_one_line_not_a_warning_per_image(tmp_path, plate_png, capsys,
