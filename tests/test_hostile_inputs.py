@@ -1162,8 +1162,10 @@ def test_an_absurd_scale_is_one_short_line(tmp_path, capsys, scale, says):
      "Scale 's' scales along width (axis -1)"),
     ('layer { name: "s" type: "Scale" bottom: "conv1" top: "conv1"\n'
      '        scale_param { num_axes: -1 } }', "Scale 's' scales along height and width (axis 1)"),
-], ids=["scale-axis-minus-1", "scale-all-axes"])
-def test_a_scale_along_height_or_width_is_refused(tmp_path, plate_png, capsys, layer, says):
+    ('layer { name: "s" type: "Softmax" bottom: "conv1" top: "s" softmax_param { axis: 2 } }',
+     "Softmax 's' normalises along height (axis 2)"),
+], ids=["scale-axis-minus-1", "scale-all-axes", "softmax-over-height"])
+def test_a_scale_or_softmax_along_height_or_width_is_refused(tmp_path, plate_png, capsys, layer, says):
     proto, weights = net_files(tmp_path, HEAD + CONV)
     bad = tmp_path / "bad.prototxt"
     bad.write_text(HEAD + CONV + layer)

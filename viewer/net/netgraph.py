@@ -289,7 +289,9 @@ def output_shape(layer: caffe_pb2.LayerParameter, bottoms: list[Shape]) -> Shape
     if kind == "BatchNorm":
         _check_batch_norm(layer, b)
     if kind == "Softmax":
-        _axis(layer, "axis", layer.softmax_param.axis, len(b))
+        axis = _axis(layer, "axis", layer.softmax_param.axis, len(b))
+        if len(b) == 4 and axis >= 2:          # over the batch of one it is harmless
+            _spatially_safe(layer, "normalises", layer.softmax_param.axis, 1, len(b))
     if kind == "LRN":
         _check_lrn(layer, b)
     return b
