@@ -43,3 +43,8 @@ class DatasetError(ViewerError):
 
 class TrainingError(ViewerError):
     """A training run that cannot start or an export that would be wrong, said in one sentence."""
+
+
+class ExplainError(ViewerError):
+    """An explanation that cannot be made: a cell outside the map, an unknown class, method
+    or layer, or a layer the backward pass does not cover yet (named)."""
