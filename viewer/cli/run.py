@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer import __version__
-from viewer.cli import dataset, maps, model, read, train
+from viewer.cli import dataset, explain, maps, model, read, train
 from viewer.cli.options import (EXIT_USER_ERROR, add_model_options, add_stride_option,
                                 positive_scale)
 from viewer.errors import ViewerError
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stride_option(view)
     view.set_defaults(func=cmd_view)
 
-    for group in (model, maps, dataset, train, read):
+    for group in (model, maps, dataset, train, read, explain):
         group.register(sub)
     parser.set_defaults(commands=set(sub.choices))
     return parser

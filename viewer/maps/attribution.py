@@ -136,6 +136,12 @@ class Explainer:
         raise ExplainError(f"unknown class '{name}'; the net's classes are "
                            f"{', '.join(labels[:40])}{' ...' if len(labels) > 40 else ''}")
 
+    def best_class(self, data: np.ndarray, cell: tuple[int, int]) -> int:
+        """The class with the highest score at the cell (one pass over its crop)."""
+        crop = cell_crop(self.field, cell, data.shape[2:])
+        scores = self.dense.engine.forward(crop.take(data), [self.blob])[self.blob]
+        return int(scores[0, :, crop.cell[0], crop.cell[1]].argmax())
+
     def check(self, data: np.ndarray, cell: tuple[int, int], methods, layer: str | None,
               target: str) -> str:
         """Refuse what cannot be explained before any work; returns the gradcam layer."""
