@@ -70,7 +70,8 @@ class Explanation:
     score: float
     geometry: Geometry
     window: tuple[int, int, int, int]     # the crop: y0, y1, x0, x1 in input pixels
-    extra: dict = field(default_factory=dict)
+    versus_label: str = ""
+    ranking: list[str] = field(default_factory=list)    # the cell's classes, best first
 
     def picture(self, method: str) -> np.ndarray:
         """H x W: the method's map summed over channels (signed where the method is)."""
@@ -136,11 +137,21 @@ class Explainer:
         raise ExplainError(f"unknown class '{name}'; the net's classes are "
                            f"{', '.join(labels[:40])}{' ...' if len(labels) > 40 else ''}")
 
-    def best_class(self, data: np.ndarray, cell: tuple[int, int]) -> int:
-        """The class with the highest score at the cell (one pass over its crop)."""
+    def ranking(self, data: np.ndarray, cell: tuple[int, int]) -> list[int]:
+        """The classes at the cell, highest score first (one pass over its crop)."""
         crop = cell_crop(self.field, cell, data.shape[2:])
         scores = self.dense.engine.forward(crop.take(data), [self.blob])[self.blob]
-        return int(scores[0, :, crop.cell[0], crop.cell[1]].argmax())
+        return [int(k) for k in np.argsort(-scores[0, :, crop.cell[0], crop.cell[1]],
+                                           kind="stable")]
+
+    def best_class(self, data: np.ndarray, cell: tuple[int, int]) -> int:
+        """The class with the highest score at the cell."""
+        return self.ranking(data, cell)[0]
+
+    def map_size(self, data: np.ndarray) -> tuple[int, int]:
+        """Rows and columns of the native map of `data`."""
+        shapes = netgraph.infer_shapes(self.net.param, {self.backward_input: data.shape})
+        return tuple(shapes[self.blob][2:4])
 
     def check(self, data: np.ndarray, cell: tuple[int, int], methods, layer: str | None,
               target: str) -> str:
@@ -196,7 +207,8 @@ class Explainer:
                                        crop, channel, versus)[0])
         return Explanation(data[0], maps, tuple(cell), channel, self.dense.labels[channel],
                            versus, target, layer, score, geometry or self.dense.unit,
-                           (crop.y0, crop.y1, crop.x0, crop.x1))
+                           (crop.y0, crop.y1, crop.x0, crop.x1),
+                           self.dense.labels[versus] if versus is not None else "")
 
     def _seed(self, scores: np.ndarray, crop: Crop, channel: int, versus: int | None,
               target: str) -> np.ndarray:

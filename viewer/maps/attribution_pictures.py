@@ -56,6 +56,15 @@ def overlay(explanation: Explanation, method: str) -> np.ndarray:
     return out
 
 
+def around_window(picture: np.ndarray, explanation: Explanation, margin: float = 1.0
+                  ) -> np.ndarray:
+    """The part of an input-sized picture around the cell's window: `margin` windows on each
+    side, so the plate's neighbouring letters show."""
+    y0, y1, x0, x1 = cell_window(explanation)
+    dy, dx = round((y1 - y0) * margin), round((x1 - x0) * margin)
+    return picture[max(0, y0 - dy):y1 + dy, max(0, x0 - dx):x1 + dx]
+
+
 def method_tile(explanation: Explanation, method: str, zoom: int = ZOOM) -> np.ndarray:
     """The cell's window only, with the method's map, enlarged `zoom` times."""
     y0, y1, x0, x1 = cell_window(explanation)
