@@ -51,6 +51,16 @@ def _scatter(grad: np.ndarray, parts: np.ndarray, stride: tuple[int, int],
     """Add the window taps `parts` (N x C x oh x ow x kh x kw) back where the forward's sliding
     view read them, one tap at a time (the taps of neighbouring windows overlap)."""
     (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out
+    kh, kw = parts.shape[4:6]
+    # Windows that do not overlap (LeNet's 2x2 pooling, a convolution with one output) are
+    # laid side by side in one assignment instead of one addition per tap.
+    sh, sw = (max(sh, kh) if oh == 1 else sh), (max(sw, kw) if ow == 1 else sw)
+    if (dh, dw) == (1, 1) and sh >= kh and sw >= kw and grad.shape[2] >= oh * sh and \
+            grad.shape[3] >= ow * sw:
+        tiles = np.zeros(parts.shape[:2] + (oh, sh, ow, sw), np.float32)
+        tiles[:, :, :, :kh, :, :kw] = parts.transpose(0, 1, 2, 4, 3, 5)
+        grad[:, :, :oh * sh, :ow * sw] += tiles.reshape(grad.shape[:2] + (oh * sh, ow * sw))
+        return
     for a in range(parts.shape[4]):
         for b in range(parts.shape[5]):
             grad[:, :, a * dh:a * dh + sh * (oh - 1) + 1:sh,

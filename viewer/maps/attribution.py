@@ -112,6 +112,9 @@ class Explainer:
         self.blob = dense.score_blob
         self.field = geometry_of(self.net, self.blob)
         self._backward: Backward | None = None
+        self._shapes: dict[tuple, dict] = {}
+        self._layer = ""
+        self.backward_input = next(iter(netgraph.input_shapes(self.net.param)))
         self.fill = self._grey()
 
     @property
@@ -148,10 +151,17 @@ class Explainer:
         """The class with the highest score at the cell."""
         return self.ranking(data, cell)[0]
 
+    def shapes(self, shape: tuple[int, ...]) -> dict:
+        """The net's blob shapes for an input of `shape` (worked out once per shape)."""
+        shape = tuple(shape)
+        if shape not in self._shapes:
+            self._shapes[shape] = netgraph.infer_shapes(self.net.param,
+                                                        {self.backward_input: shape})
+        return self._shapes[shape]
+
     def map_size(self, data: np.ndarray) -> tuple[int, int]:
         """Rows and columns of the native map of `data`."""
-        shapes = netgraph.infer_shapes(self.net.param, {self.backward_input: data.shape})
-        return tuple(shapes[self.blob][2:4])
+        return tuple(self.shapes(data.shape)[self.blob][2:4])
 
     def check(self, data: np.ndarray, cell: tuple[int, int], methods, layer: str | None,
               target: str) -> str:
@@ -161,23 +171,22 @@ class Explainer:
             raise ExplainError(f"unknown method '{unknown[0]}'; choose from {', '.join(METHODS)}")
         if target not in TARGETS:
             raise ExplainError(f"unknown target '{target}'; choose score or logprob")
-        shapes = netgraph.infer_shapes(self.net.param, {self.backward_input: data.shape})
+        shapes = self.shapes(data.shape)
         rows, cols = shapes[self.blob][2:4]
         if not (0 <= cell[0] < rows and 0 <= cell[1] < cols):
             raise ExplainError(f"cell {cell[0]},{cell[1]} is outside the map of {rows} x "
                                f"{cols} cells (rows 0-{rows - 1}, columns 0-{cols - 1})")
         if any(m != "occlusion" for m in methods):
             self.backward                               # names a layer without backward
-        layer = layer or default_layer(self.dense)
+        if layer is None:
+            self._layer = self._layer or default_layer(self.dense)
+            layer = self._layer
         if "gradcam" in methods and (layer not in shapes or len(shapes[layer]) != 4):
             spatial = [b for b, s in shapes.items() if len(s) == 4 and b != self.backward_input]
             raise ExplainError(f"unknown layer '{layer}' for gradcam; choose a blob of the "
                                f"net: {', '.join(spatial)}")
         return layer
 
-    @property
-    def backward_input(self) -> str:
-        return next(iter(netgraph.input_shapes(self.net.param)))
 
     def explain(self, data: np.ndarray, cell: tuple[int, int], channel: int,
                 methods=("gradient",), layer: str | None = None, target: str = "score",
