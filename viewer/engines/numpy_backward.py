@@ -75,9 +75,10 @@ def convolution_grad(x: np.ndarray, dy: np.ndarray, weight: np.ndarray,
     padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), np.float32)
     cin, cout = c // group, weight.shape[0] // group
     for g in range(group):
-        taps = np.tensordot(dy[:, g * cout:(g + 1) * cout], weight[g * cout:(g + 1) * cout],
-                            axes=((1,), (0,)))            # N x oh x ow x cin x kh x kw
-        _scatter(padded[:, g * cin:(g + 1) * cin], taps.transpose(0, 3, 1, 2, 4, 5),
+        # cin x kh x kw x N x oh x ow: each tap's plane contiguous for the scatter
+        taps = np.tensordot(weight[g * cout:(g + 1) * cout], dy[:, g * cout:(g + 1) * cout],
+                            axes=((0,), (1,)))
+        _scatter(padded[:, g * cin:(g + 1) * cin], taps.transpose(3, 0, 4, 5, 1, 2),
                  window.stride, window.dilation, dy.shape[2:])
     return padded[:, :, ph:ph + h, pw:pw + w]
 
