@@ -59,12 +59,14 @@ def test_a_letter_card_explains_its_cell_with_every_method(reading_window, qtbot
     assert f"Why K and not {runner} here" in win.why.title.text()
 
 
-def test_e_over_a_cell_explains_its_best_class(reading_window, qtbot):
+def test_shift_e_over_a_cell_explains_it(reading_window, qtbot):
     win = reading_window
     win.state.hover_cell(5, 13)
-    win.why_action.trigger()
+    qtbot.keyClick(win.plate, QtCore.Qt.Key_E)              # E alone: the class E, as before
+    assert win.state.channel == "E" and win.state.explain_request is None
+    qtbot.keyClick(win.plate, QtCore.Qt.Key_E, QtCore.Qt.ShiftModifier)
     qtbot.waitUntil(lambda: win.state.explanation is not None, timeout=MAP_TIMEOUT)
     shown = win.state.explanation
-    best = win.state.fm.labels[int(win.state.fm.scores[:, 5, 13].argmax())]
-    assert shown.cell == (5, 13) and shown.label == best == shown.ranking[0]
-    assert shown.score == pytest.approx(float(win.state.fm.scores[:, 5, 13].max()), abs=1e-3)
+    index = win.state.fm.labels.index("E")                 # the channel picked
+    assert shown.cell == (5, 13) and shown.label == "E"
+    assert shown.score == pytest.approx(float(win.state.fm.scores[index, 5, 13]), abs=1e-3)

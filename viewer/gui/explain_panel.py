@@ -60,8 +60,8 @@ class ExplainPanel(QtWidgets.QWidget):
 
     def clear(self) -> None:
         self.explanation = None
-        self.title.setText("Press a letter card, or E over a cell, to see why the net says "
-                           "its class there.")
+        self.title.setText("Press a letter card, or Shift+E over a cell, to see why the net "
+                           "says its class there.")
         self.plate.clear()
         self.row.clear()
         self.versus.clear()

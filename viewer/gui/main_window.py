@@ -123,7 +123,7 @@ class MainWindow(QtWidgets.QMainWindow):
         escape.triggered.connect(self.escape)
         self.addAction(escape)
         self.why_action = QtWidgets.QAction("Why this class here (the hovered cell)", self)
-        self.why_action.setShortcut(QtGui.QKeySequence(QtCore.Qt.Key_E))
+        self.why_action.setShortcut(QtGui.QKeySequence("Shift+E"))     # E alone: class E
         self.addAction(self.why_action)
 
     def _build_toolbar(self) -> None:
