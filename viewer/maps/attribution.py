@@ -108,8 +108,8 @@ class Explainer:
     def __init__(self, dense: DenseClassifier) -> None:
         # Cells are those of the net's own map: a fine map's engine would give other cells.
         self.dense = dense if dense.unit.stride == dense.native_stride else dense.at_stride(None)
-        self.net = dense.net
-        self.blob = dense.score_blob
+        self.net = self.dense.net
+        self.blob = self.dense.score_blob
         self.field = geometry_of(self.net, self.blob)
         self._backward: Backward | None = None
         self._shapes: dict[tuple, dict] = {}
@@ -178,15 +178,16 @@ class Explainer:
                                f"{cols} cells (rows 0-{rows - 1}, columns 0-{cols - 1})")
         if any(m != "occlusion" for m in methods):
             self.backward                               # names a layer without backward
+        if "gradcam" not in methods:
+            return layer or ""
         if layer is None:
             self._layer = self._layer or default_layer(self.dense)
             layer = self._layer
-        if "gradcam" in methods and (layer not in shapes or len(shapes[layer]) != 4):
+        if layer not in shapes or len(shapes[layer]) != 4:
             spatial = [b for b, s in shapes.items() if len(s) == 4 and b != self.backward_input]
             raise ExplainError(f"unknown layer '{layer}' for gradcam; choose a blob of the "
                                f"net: {', '.join(spatial)}")
         return layer
-
 
     def explain(self, data: np.ndarray, cell: tuple[int, int], channel: int,
                 methods=("gradient",), layer: str | None = None, target: str = "score",
