@@ -279,3 +279,19 @@ def test_a_layer_without_backward_is_named(monkeypatch, tmp_path, capsys):
                      "--out", str(tmp_path / "why")]) == 2
     assert "layer 'scale' (Power) has no backward" in capsys.readouterr().err
     assert not (tmp_path / "why" / "explain.npz").exists()
+
+
+def test_explain_over_many_images_writes_a_folder_and_a_json_line_each(tmp_path, capsys):
+    import json
+    import shutil
+
+    for name in ("one.png", "two.png"):
+        shutil.copy(paths.SAMPLE_PLATE, tmp_path / name)
+    out = tmp_path / "why"
+    assert cli_main(["explain", str(tmp_path / "one.png"), str(tmp_path / "two.png"),
+                     "--cell", "7,12", "--scale", "0.255", "--method", "gradient",
+                     "--format", "jsonl", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["class"] for r in rows] == ["R", "R"] and rows[0]["cell"] == [7, 12]
+    assert rows[0]["score"] == pytest.approx(rows[1]["score"])
+    assert (out / "one" / "explain.npz").exists() and (out / "two" / "explain_row.png").exists()
