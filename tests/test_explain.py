@@ -215,7 +215,7 @@ def test_every_method_stays_in_the_cells_field_on_the_sample_plate(plate):
     assert total == pytest.approx(result.score - base, rel=0.05)
 
 
-def test_occlusion_is_one_batch_of_144_patches_on_any_engine(plate):
+def test_occlusion_is_one_batch_of_144_patches_on_every_engine(plate):
     dense, data = plate
     explainer = Explainer(dense)
     crop = cell_crop(explainer.field, (7, 12), data.shape[2:])
@@ -224,10 +224,12 @@ def test_occlusion_is_one_batch_of_144_patches_on_any_engine(plate):
     assert places[0] == (0, 0) and places[-1] == (22, 22)
     channel = dense.labels.index("R")
     ours = explainer.explain(data, (7, 12), channel, ["occlusion"])
-    onnx = Explainer(DenseClassifier(dense.net, "onnx")).explain(data, (7, 12), channel,
-                                                                   ["occlusion"])
     scale = np.abs(ours.maps["occlusion"]).max()
-    assert np.abs(ours.maps["occlusion"] - onnx.maps["occlusion"]).max() / scale < TOLERANCE
+    for engine in ("onnx", "opencv", "caffe"):
+        other = Explainer(DenseClassifier(dense.net, engine)).explain(data, (7, 12), channel,
+                                                                      ["occlusion"])
+        assert np.abs(ours.maps["occlusion"] - other.maps["occlusion"]).max() / scale \
+            < TOLERANCE, engine
     full = dense.engine.forward(data, [dense.score_blob])[dense.score_blob]
     assert ours.score == pytest.approx(float(full[0, channel, 7, 12]), abs=1e-4)
 
