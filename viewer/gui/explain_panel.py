@@ -14,6 +14,7 @@ from viewer.maps.attribution import METHODS, Explanation
 
 ALONE = "(alone)"
 RUNNERS_UP = 5
+PLATE_WIDTH = 420       # pixels of the panel the plate may take beside the row
 
 
 class ExplainPanel(QtWidgets.QWidget):
@@ -97,8 +98,11 @@ class ExplainPanel(QtWidgets.QWidget):
         if e is None:
             return
         row = pictures.method_row(e)
-        plate = pictures.around_window(pictures.overlay(e, self.method.currentText()), e)
-        zoom = max(1.0, (row.shape[0] - 14) / plate.shape[0])
+        plate = pictures.overlay(e, self.method.currentText())
+        zoom = (row.shape[0] - 14) / plate.shape[0]     # as tall as the row's tiles
+        if plate.shape[1] * zoom > PLATE_WIDTH:         # a photo: the plate near the cell
+            plate = pictures.around_window(plate, e, 1.5)
+            zoom = min(PLATE_WIDTH / plate.shape[1], (row.shape[0] - 14) / plate.shape[0])
         self.plate.setPixmap(to_pixmap(plate).scaled(round(plate.shape[1] * zoom),
                                                      round(plate.shape[0] * zoom)))
         self.row.setPixmap(to_pixmap(row))
