@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from viewer.caffe.model_io import CaffeNet
 from viewer.files import paths
@@ -50,6 +49,20 @@ def letters_of(dense: DenseClassifier, image: np.ndarray, truth: str | None = No
             continue
         found.append((data, letter.cell, dense.labels.index(letter.label)))
     return found
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their mean rank (as Spearman's coefficient needs)."""
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return (first + (counts + 1) / 2.0)[inverse]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (numpy only); 1 for two identical constant inputs."""
+    if a.std() == 0 or b.std() == 0:
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def _window(explanation) -> tuple[slice, slice]:
@@ -83,8 +96,7 @@ def sanity(cases: list, net: CaffeNet) -> dict:
             for m in METHODS:
                 a = np.abs(old.picture(m)[rows, cols]).ravel()
                 b = np.abs(new.picture(m)[rows, cols]).ravel()
-                rho = spearmanr(a, b)[0] if a.std() and b.std() else 1.0 if (a == b).all() else 0.0
-                scores[m].append(float(rho))
+                scores[m].append(spearman(a, b))
         table[TOP_DOWN[depth - 1]] = {m: round(float(np.mean(v)), 3) for m, v in scores.items()}
     last = table[TOP_DOWN[-1]]
     return {"letters": len(cases), "rank_correlation": table,
