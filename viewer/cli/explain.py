@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from viewer.cli import batch
-from viewer.cli.options import (add_batch_options, add_model_options, prepare_outputs,
-                                scale_or_auto)
+from viewer.cli.options import (add_batch_options, add_model_options, positive_count,
+                                prepare_outputs, scale_or_auto)
 from viewer.errors import ExplainError, ViewerError
 
 EXPLAIN_COLUMNS = ("image", "cell", "class", "versus", "score", "target", "scale", "methods",
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_options(exp)
     where = exp.add_mutually_exclusive_group(required=True)
     where.add_argument("--cell", type=cell_pair, metavar="I,J", help="the map cell (row, column)")
-    where.add_argument("--letter", type=int, metavar="K",
+    where.add_argument("--letter", type=positive_count, metavar="K",
                        help="the K-th letter read on the plate, from 1")
     exp.add_argument("--class", dest="klass", metavar="C",
                      help="class to explain, by label or number (default: the cell's best)")

@@ -16,7 +16,7 @@ from typing import Sequence
 from viewer import __version__
 from viewer.cli import dataset, explain, maps, model, read, train
 from viewer.cli.options import (EXIT_USER_ERROR, add_model_options, add_stride_option,
-                                positive_scale)
+                                positive_count, positive_scale)
 from viewer.errors import ViewerError
 
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--scale", type=positive_scale, default=None, help="input scale, e.g. 0.9")
     view.add_argument("--channel", help="class to show, e.g. A or 7 (default: best class)")
     view.add_argument("--screenshot", type=Path, help="save the window as PNG and quit")
-    view.add_argument("--why", type=int, metavar="K", help="show why the K-th letter read "
+    view.add_argument("--why", type=positive_count, metavar="K", help="show why the K-th letter read "
                       "(from 1) is its class, as pressing its card does")
     add_model_options(view)
     add_stride_option(view)
