@@ -28,6 +28,7 @@ from viewer.net.geometry import Geometry, geometry_of
 METHODS = ("gradient", "gradient_x_input", "guided", "deconv", "gradcam", "occlusion",
            "integrated")
 TARGETS = ("score", "logprob")
+PER_PIXEL = ("gradcam", "occlusion")     # one value per pixel, copied to each channel
 STEPS = 32                  # integrated gradients
 PATCH, PATCH_STRIDE = 6, 2  # occlusion on LeNet's 28 px window: 12 x 12 patches
 GREY = 128
@@ -74,8 +75,10 @@ class Explanation:
     ranking: list[str] = field(default_factory=list)    # the cell's classes, best first
 
     def picture(self, method: str) -> np.ndarray:
-        """H x W: the method's map summed over channels (signed where the method is)."""
-        return self.maps[method].sum(axis=0)
+        """H x W: the method's map summed over channels (signed where the method is); gradcam
+        and occlusion give every channel the same per-pixel value, so that value."""
+        values = self.maps[method]
+        return values[0] if method in PER_PIXEL else values.sum(axis=0)
 
 
 def cell_crop(field: Geometry, cell: tuple[int, int], size: tuple[int, int]) -> Crop:
