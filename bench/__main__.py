@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import gui_latency, measure, plot, sections, zoo
+from bench import explain, gui_latency, measure, plot, sections, zoo
 
 SCALES = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
 
@@ -73,6 +73,8 @@ def print_report(report: dict) -> None:
         print("\n" + "\n".join(gui_latency.report_lines(report["gui_latency"])))
     if "zoo" in report:
         print("\n" + "\n".join(zoo.report_lines(report["zoo"])))
+    if "explain" in report:
+        print("\n" + "\n".join(explain.report_lines(report["explain"])))
     for big in report.get("large_image", []):
         print(f"\n4000x3000 at scale 1 ({big['engine']}): engine estimate "
               f"{big.get('estimate_mb', '-')} MB, limit {big['limit_mb']:.0f} MB; " +
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         report["end_to_end"] = sections.end_to_end_section()
         report["gui_latency"] = gui_latency.gui_latency_section()
         report["zoo"] = zoo.zoo_section(args.repeat)
+        report["explain"] = explain.explain_section(args.repeat)
         if not args.no_large:
             report["large_image"] = [sections.large_image_section(name) for name in
                                      dict.fromkeys([default, "blas"])]

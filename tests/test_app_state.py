@@ -365,6 +365,30 @@ def test_the_conv1_tiles_of_an_older_map_are_dropped(viewer):
 
 def test_job_kinds_are_their_words(viewer):
     assert [kind.value for kind in JobKind] == ["map", "auto", "model", "surgery", "blob",
-                                                 "fine", "plates", "tiles", "save"]
+                                                 "fine", "plates", "tiles", "save",
+                                                 "explain"]
     assert JobKind("fine") is JobKind.FINE and f"{JobKind.MAP}" == "map"
     assert JobKind.AUTO.doing == "choosing the scale"
+
+
+def test_the_asked_explanation_follows_each_map_and_drops_stale_answers(viewer):
+    state, control = viewer.state, viewer.control
+    control.choose_scale(1.0)
+    viewer.maps.run(JobKind.MAP)
+    state.hover_cell(2, 5)
+    control.explain_hovered()
+    first = viewer.panels.run(JobKind.EXPLAIN)
+    assert state.explanation is first and first.cell == (2, 5)
+    assert first.label == state.fm.labels[int(state.fm.scores[:, 2, 5].argmax())]
+    control.choose_scale(1.5)                   # the same image point, at the new scale
+    viewer.maps.run(JobKind.MAP)
+    assert JobKind.EXPLAIN in viewer.panels.jobs
+    second = viewer.panels.run(JobKind.EXPLAIN)
+    assert state.explanation is second and second.geometry.scale[0] == pytest.approx(1.5)
+    x, y, w, h = first.geometry.cell_window(*first.cell)
+    assert second.cell == second.geometry.cell_at(x + w / 2, y + h / 2)
+    control.explain_hovered()                   # asked, then the image changes: dropped
+    run, tag = viewer.panels.jobs.pop(JobKind.EXPLAIN)
+    state.set_image(state.image)
+    control.job_done(JobKind.EXPLAIN, tag, run())
+    assert state.explanation is None and state.explain_request is None

@@ -82,3 +82,8 @@ def too_long(path: object, named: bool = True) -> str:
         f"it has {len(text)} bytes, more than the system takes"
     why = f"the path is too long ({what})"
     return f"{one_line(os.fsdecode(text), 120)}: {why}" if named else why
+
+
+class ExplainError(ViewerError):
+    """An explanation that cannot be made: a cell outside the map, an unknown class, method
+    or layer, or a layer the backward pass does not cover yet (named)."""

@@ -61,11 +61,13 @@ class Controller:
             JobKind.MAP: self._map_done, JobKind.AUTO: self._map_done,
             JobKind.FINE: self._fine_done, JobKind.BLOB: self._blob_done,
             JobKind.PLATES: self._plates_done, JobKind.SURGERY: self._check_done,
-            JobKind.TILES: self._tiles_done, JobKind.SAVE: self._save_done}
+            JobKind.TILES: self._tiles_done, JobKind.SAVE: self._save_done,
+            JobKind.EXPLAIN: self._explain_done}
         self._failed: dict[JobKind, Callable[[JobKind, Any, str], None]] = {
             JobKind.MAP: self._map_failed, JobKind.AUTO: self._map_failed,
             JobKind.FINE: self._fine_failed, JobKind.PLATES: self._plates_failed,
-            JobKind.SURGERY: self._check_failed, JobKind.SAVE: self._save_failed}
+            JobKind.SURGERY: self._check_failed, JobKind.SAVE: self._save_failed,
+            JobKind.EXPLAIN: self._explain_failed}
 
     def start(self, scale: float | None = None) -> None:
         """The first map: at `scale` (the command line's), else at the automatic scale."""
@@ -210,6 +212,47 @@ class Controller:
             JobKind.TILES, lambda: pictures.conv1_pictures(kernels, fm.conv1, height),
             (fm, s.model.dense.first_conv, kernels))
 
+    def explain_letter(self, index: int) -> None:
+        """ "Why <letter> here" for a letter card of the reading on screen."""
+        reading = self.state.result.reading if self.state.result is not None else None
+        if reading is None or not 0 <= index < len(reading.letters):
+            return
+        letter = reading.letters[index]
+        x, y, w, h = letter.box
+        self.explain(jobs.ExplainRequest((x + w / 2, y + h / 2), letter.label))
+
+    def explain_hovered(self) -> None:
+        """ "Why <class> here" for the hovered cell: the channel picked, else its best class."""
+        s = self.state
+        if s.fm is None or s.cell is None:
+            s.say("hover a cell of the map, then press E to see why it says its class", 8000)
+            return
+        x, y, w, h = s.fm.geometry.cell_window(*s.cell)
+        self.explain(jobs.ExplainRequest((x + w / 2, y + h / 2), s.channel))
+
+    def explain_versus(self, label: str | None) -> None:
+        """Explain the cell on screen against a runner-up ("why H and not W"); None: alone."""
+        asked = self.state.explain_request
+        if asked is not None and asked.versus != label:
+            shown = self.state.explanation
+            label_now = asked.label or (shown.label if shown is not None else None)
+            self.explain(jobs.ExplainRequest(asked.point, label_now, label))
+
+    def explain(self, request: jobs.ExplainRequest | None = None) -> None:
+        """Explain `request` (None: the standing one, again for a new map) on the panels
+        worker, at the scale of the map on screen."""
+        s = self.state
+        if request is not None:
+            s.ask_explain(request)
+        request = s.explain_request
+        if request is None or s.fm is None:
+            return
+        dense, pixels, scale = s.model.dense, s.image.pixels, s.fm.scale
+        self.runners.panels.submit(
+            JobKind.EXPLAIN, lambda: jobs.explain_cell(dense, pixels, scale, request),
+            (s.generation, request))
+        s.say("explaining the cell: gradients, occlusion, integrated gradients...")
+
     def save(self, write: Callable[[], Any], path: Path) -> None:
         """Write a file on the saving worker (the maps of a 12 MP photo take seconds)."""
         self.runners.saving.submit(JobKind.SAVE, write, path)
@@ -250,6 +293,7 @@ class Controller:
 
     def _show(self, result: MapResult, tag: MapTag | None = None, auto: bool = False) -> None:
         self.state.show_result(result, tag, auto)
+        self.explain()                  # the standing "why" follows the map on screen
         if self.auto_check and self.state.checked_generation != self.state.generation:
             self.request_check()
 
@@ -299,6 +343,15 @@ class Controller:
     def _tiles_done(self, kind: JobKind, tag: tuple, drawn: list) -> None:
         fm, blob, kernels = tag
         self.state.set_tiles(Tiles(fm, blob, kernels, drawn))
+
+    def _explain_done(self, kind: JobKind, tag: tuple, explanation: Any) -> None:
+        generation, request = tag
+        if generation == self.state.generation:
+            self.state.set_explanation(request, explanation)
+            self.state.say(f"why {explanation.label} here: done", 4000)
+
+    def _explain_failed(self, kind: JobKind, tag: tuple, message: str) -> None:
+        self.state.say(f"cannot explain the cell: {message}", 8000)
 
     def _save_done(self, kind: JobKind, path: Path, result: Any) -> None:
         self.state.file_saved(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from viewer.plates import locate
+from viewer.maps.attribution import METHODS, Explainer, Explanation
 from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.app import session
 from viewer.app.session import LoadedModel
@@ -28,6 +29,7 @@ from viewer.maps.sliding import WindowComparison, compare_with_windows
 from viewer.surgery.verify import Verification, verify_equivalence
 
 
+RUNNERS_UP = 5           # classes offered to explain a cell's class against
 OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader
 
 
@@ -44,6 +46,7 @@ class JobKind(str, Enum):
     PLATES = "plates"
     TILES = "tiles"
     SAVE = "save"
+    EXPLAIN = "explain"
 
     def __str__(self) -> str:
         return self.value
@@ -58,7 +61,7 @@ DOING = {JobKind.MAP: "computing the map", JobKind.AUTO: "choosing the scale",
          JobKind.MODEL: "loading the model", JobKind.SURGERY: "timing the surgery",
          JobKind.BLOB: "computing the blob", JobKind.FINE: "computing the fine map",
          JobKind.PLATES: "finding plates", JobKind.TILES: "drawing the conv1 tiles",
-         JobKind.SAVE: "saving"}
+         JobKind.SAVE: "saving", JobKind.EXPLAIN: "explaining the cell"}
 
 
 @dataclass(frozen=True)
@@ -230,3 +233,33 @@ def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,
     comparison = compare_with_windows(twin, image, scale, classifier=model.classifier,
                                       cancelled=cancelled)
     return SurgeryCheck(verification, comparison, scale)
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What "Why <class> here" answers: the cell under an original-image point (so it follows
+    each new map, coarse or fine, to the native map's cell there), a class label (None: the
+    cell's best) and an optional class to explain it against ("why H and not W")."""
+
+    point: tuple[float, float]
+    label: str | None = None
+    versus: str | None = None
+
+
+def explain_cell(dense: DenseClassifier, pixels: np.ndarray, scale: float,
+                 request: ExplainRequest) -> Explanation:
+    """Every method for the native map's cell under `request.point` at `scale`."""
+    explainer = Explainer(dense)
+    data = explainer.dense.prepare(pixels, scale)
+    actual = (data.shape[2] / pixels.shape[0], data.shape[3] / pixels.shape[1])
+    geometry = replace(explainer.dense.unit, scale=actual)
+    cell = geometry.cell_at(*request.point)
+    rows, cols = explainer.map_size(data)
+    cell = (min(max(cell[0], 0), rows - 1), min(max(cell[1], 0), cols - 1))
+    ranking = explainer.ranking(data, cell)
+    channel = ranking[0] if request.label is None else explainer.channel_of(request.label)
+    versus = None if request.versus is None else explainer.channel_of(request.versus)
+    explanation = explainer.explain(data, cell, channel, METHODS, versus=versus,
+                                    geometry=geometry)
+    explanation.ranking = [explainer.dense.labels[k] for k in ranking[:RUNNERS_UP + 1]]
+    return explanation

@@ -106,3 +106,4 @@ class Opening:
     channel: str | None = None
     scale: float | None = None
     fine: bool = False
+    why: int | None = None      # the letter (from 1) whose "Why <class> here" opens shown

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from viewer.app.events import Event
-from viewer.app.jobs import JobKind, MapResult, MapTag, SurgeryCheck
+from viewer.app.jobs import ExplainRequest, JobKind, MapResult, MapTag, SurgeryCheck
+from viewer.maps.attribution import Explanation
 from viewer.app.layers import MapLayer, layer_for
 from viewer.app.scale import ScaleRange, scale_limit_text, scale_range
 from viewer.app.session import LoadedImage, LoadedModel
@@ -76,6 +77,7 @@ class StateEvents:
     status: Event = _event("status")            # message, milliseconds (0: until replaced)
     alert: Event = _event("alert")              # message for a dialog
     saved: Event = _event("saved")              # Path of a file written in the background
+    explained: Event = _event("explained")      # Explanation of the asked cell, or None
 
 
 class ViewerState:
@@ -105,6 +107,8 @@ class ViewerState:
         self.chosen_plate: int | None = None
         self.check: SurgeryCheck | None = None
         self.tiles: Tiles | None = None
+        self.explain_request: ExplainRequest | None = None   # "Why <class> here", followed
+        self.explanation: Explanation | None = None          # by each map, and its answer
         self._layer: tuple | None = None    # (fm, dense, picks, MapLayer) last computed
         self.image = image
         self.set_model(model)
@@ -137,6 +141,7 @@ class ViewerState:
         self.result = self.coarse = None
         self.cell = self.letter = self.chosen_plate = self.tiles = None
         self.plates = []
+        self.explain_request = self.explanation = None
         self.events.image.emit(image)
         self._update_range()
         self.events.pick.emit()
@@ -355,6 +360,19 @@ class ViewerState:
         if tiles.fm is self.fm:
             self.tiles = tiles
             self.events.tiles.emit(tiles)
+
+    def ask_explain(self, request: ExplainRequest | None) -> None:
+        """Explain this cell from now on (None: stop); its answer comes with `set_explanation`."""
+        self.explain_request = request
+        if request is None:
+            self.explanation = None
+            self.events.explained.emit(None)
+
+    def set_explanation(self, request: ExplainRequest, explanation: Explanation) -> None:
+        """An answer, dropped unless it answers the request still standing."""
+        if request == self.explain_request:
+            self.explanation = explanation
+            self.events.explained.emit(explanation)
 
     def say(self, message: str, ms: int = 0) -> None:
         """A line for the status bar (`ms` = 0: until the next one)."""

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 from viewer import __version__
-from viewer.cli import dataset, maps, model, read, train
+from viewer.cli import dataset, explain, maps, model, read, train
 from viewer.cli.options import (EXIT_USER_ERROR, add_model_options, add_stride_option,
-                                positive_scale)
+                                positive_count, positive_scale)
 from viewer.errors import ViewerError, one_line, too_long
 from viewer.files.safe_read import forget_inputs
 
@@ -44,11 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--scale", type=positive_scale, default=None, help="input scale, e.g. 0.9")
     view.add_argument("--channel", help="class to show, e.g. A or 7 (default: best class)")
     view.add_argument("--screenshot", type=Path, help="save the window as PNG and quit")
+    view.add_argument("--why", type=positive_count, metavar="K", help="show why the K-th letter read "
+                      "(from 1) is its class, as pressing its card does")
     add_model_options(view)
     add_stride_option(view)
     view.set_defaults(func=cmd_view)
 
-    for group in (model, maps, dataset, train, read):
+    for group in (model, maps, dataset, train, read, explain):
         group.register(sub)
     parser.set_defaults(commands=set(sub.choices))
     return parser

@@ -52,7 +52,8 @@ def opening_from_args(args: argparse.Namespace) -> session.Opening:
     if args.channel and args.channel not in model.dense.labels:
         raise ViewerError(f"unknown channel '{args.channel}'; choose one of "
                           f"{' '.join(model.dense.labels)}")
-    return session.Opening(model, image, args.channel, args.scale, wants_fine(args, model.dense))
+    return session.Opening(model, image, args.channel, args.scale, wants_fine(args, model.dense),
+                           getattr(args, "why", None))
 
 
 def run_view(args: argparse.Namespace) -> int:

@@ -28,6 +28,14 @@ def create_window(opening: Opening, settings: Settings, auto_check: bool = True)
     window = MainWindow(opening.model, opening.image, settings, channel=opening.channel,
                         scale=opening.scale, auto_check=auto_check)
     window.controller.set_fine(opening.fine)
+    if opening.why:
+        def explain_first(*_) -> None:
+            window.map_shown.disconnect(explain_first)
+            if window.state.result is not None and window.state.result.reading is not None \
+                    and opening.why <= len(window.state.result.reading.letters):
+                window.state.select_letter(opening.why - 1)
+            window.controller.explain_letter(opening.why - 1)
+        window.map_shown.connect(explain_first)
     return window
 
 
@@ -47,7 +55,8 @@ def save_screenshot(window: MainWindow, path: Path) -> bool:
     interrupted write leaves any earlier file whole.
     """
     state = window.state
-    state.hover_example()
+    if state.explanation is None:
+        state.hover_example()
     QtWidgets.QApplication.processEvents()
     inputs = tuple(p for p in (state.image.path, state.model.prototxt, state.model.weights) if p)
     try:
@@ -74,6 +83,8 @@ def schedule_screenshot(window: MainWindow, path: Path) -> list[bool]:
         fm = window.state.fm
         if fm is not None and fm.conv1 is not None and not window.conv1.tiles_show(fm):
             return                      # the tiles follow the map: wait for panels_shown
+        if window.state.explain_request is not None and window.state.explanation is None:
+            return                      # `--why`: wait for the explanation (panels_shown)
         for signal in signals:
             signal.disconnect(shoot)
         QtCore.QTimer.singleShot(SCREENSHOT_DELAY_MS,

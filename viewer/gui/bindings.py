@@ -18,6 +18,7 @@ from viewer.app.state import Tiles, ViewerState
 from viewer.gui.blob_panel import BlobPanel
 from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl
 from viewer.gui.conv1_panel import Conv1Panel
+from viewer.gui.explain_panel import ExplainPanel
 from viewer.gui.letter_strip import LetterStrip
 from viewer.gui.plate_view import PlateView
 from viewer.gui.plates_overlay import PlatesOverlay
@@ -242,3 +243,18 @@ def bind_plates(overlay: PlatesOverlay, state: ViewerState, controller: Controll
     state.events.plate_chosen.connect(chosen)
     overlay.plate_clicked.connect(controller.choose_plate)
     overlay.region_drawn.connect(controller.request_plates)
+
+
+def bind_explain(panel: ExplainPanel, strip: LetterStrip, state: ViewerState,
+                 controller: Controller, shown=lambda: None) -> None:
+    """ "Why <class> here": a letter card asks for its cell, the answer (computed on a worker,
+    again for each new map) is shown and `shown()` brings the panel forward; a runner-up picked
+    in the panel explains the class against it."""
+    def explained(explanation) -> None:
+        panel.show_explanation(explanation)
+        if explanation is not None:
+            shown()
+
+    state.events.explained.connect(explained)
+    strip.letter_clicked.connect(controller.explain_letter)
+    panel.versus_changed.connect(lambda label: controller.explain_versus(label or None))

@@ -23,6 +23,7 @@ from viewer.gui import bindings
 from viewer.gui.blob_panel import BlobPanel
 from viewer.gui.controls import ChannelPicker, LayerControls, ScaleControl
 from viewer.gui.conv1_panel import Conv1Panel
+from viewer.gui.explain_panel import ExplainPanel
 from viewer.gui.letter_strip import LetterStrip
 from viewer.gui.menus import WindowMenus, WindowParts
 from viewer.gui.model_loader import ModelLoader
@@ -110,6 +111,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self.conv1, "conv1 filters")
         self.tabs.addTab(self.surgery, "Surgery")
         self.tabs.addTab(self.blobs, "Blobs")
+        self.why = ExplainPanel()
+        self.tabs.addTab(self.why, "Why here")
         self.net_dock = self._dock("Inside the net", self.tabs, QtCore.Qt.BottomDockWidgetArea)
         self.resizeDocks([self.readout_dock], [330], QtCore.Qt.Horizontal)
         self.resizeDocks([self.net_dock], [250], QtCore.Qt.Vertical)
@@ -119,6 +122,9 @@ class MainWindow(QtWidgets.QMainWindow):
         escape.setShortcut(QtGui.QKeySequence(QtCore.Qt.Key_Escape))
         escape.triggered.connect(self.escape)
         self.addAction(escape)
+        self.why_action = QtWidgets.QAction("Why this class here (the hovered cell)", self)
+        self.why_action.setShortcut(QtGui.QKeySequence("Shift+E"))     # E alone: class E
+        self.addAction(self.why_action)
 
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Controls")
@@ -196,6 +202,9 @@ class MainWindow(QtWidgets.QMainWindow):
         bindings.bind_readout(self.readout, self.plate, state)
         bindings.bind_summary(self.summary, state)
         bindings.bind_surgery(self.surgery, state, control)
+        bindings.bind_explain(self.why, self.letters, state, control,
+                              lambda: self.tabs.setCurrentWidget(self.why))
+        self.why_action.triggered.connect(control.explain_hovered)
         self.scale.editing_done.connect(self.plate.setFocus)
         self.fine_action.toggled.connect(control.set_fine)
         events.model.connect(lambda model: self._title())
@@ -208,6 +217,7 @@ class MainWindow(QtWidgets.QMainWindow):
                               self.map_failed.emit(message))
         events.map.connect(lambda result: self.map_shown.emit())
         events.tiles.connect(lambda tiles: self.panels_shown.emit())
+        events.explained.connect(lambda explanation: self.panels_shown.emit())
         events.check_done.connect(lambda check: self.check_shown.emit())
 
     def _title(self) -> None:
