@@ -43,3 +43,7 @@ class DatasetError(ViewerError):
 
 class TrainingError(ViewerError):
     """A training run that cannot start or an export that would be wrong, said in one sentence."""
+
+
+class ClusterError(ViewerError):
+    """A Dask scheduler that cannot be reached or a cluster that cannot run the batch."""
