@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 import tempfile
 import time
 import traceback
@@ -36,7 +37,7 @@ from viewer.maps.preprocess import sidecar_path
 from viewer.net import cost
 
 # Seconds to reach a scheduler before `--cluster` gives up with one line.
-CONNECT_SECONDS = 5
+CONNECT_SECONDS = 3
 # Images handed to the cluster ahead of the one being written, per worker thread: enough to keep
 # every worker busy, few enough that a million-image batch holds a few results in memory.
 AHEAD_PER_THREAD = 4
@@ -228,9 +229,10 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
         try:
             client = Client(address, timeout=f"{CONNECT_SECONDS}s")
         except (OSError, TimeoutError, ValueError) as err:
-            raise ClusterError(f"cannot reach the Dask scheduler at {address} "
-                               f"({_reason(err)}): start it with `dask scheduler`, or check "
-                               "the address (tcp://HOST:8786)") from None
+            reason = "" if isinstance(err, (OSError, TimeoutError)) else f" ({_reason(err)})"
+            raise ClusterError(f"cannot reach the Dask scheduler at {address} within "
+                               f"{CONNECT_SECONDS} s{reason}: start it with `dask scheduler`, "
+                               "or check the address (tcp://HOST:8786)") from None
         with client:
             yield client
 
@@ -255,6 +257,19 @@ def _threads(client) -> int:
     return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
 
 
+# While a local cluster runs, the worker processes forked from here (at its start, or by a
+# nanny replacing a killed one) leave Ctrl+C to this process, which stops them all cleanly.
+_forking_workers = False
+
+
+def _leave_interrupts_to_the_client() -> None:
+    if _forking_workers:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+os.register_at_fork(after_in_child=_leave_interrupts_to_the_client)
+
+
 def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.Namespace,
         dense: object, jobs: int) -> Iterator:
     """Outcomes of `task` on every image, in input order: on a local cluster of `jobs`
@@ -262,14 +277,17 @@ def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.
     scheduler at `--cluster`."""
     bundle = ModelBundle.of(args)
     address = getattr(args, "cluster", None)
+    global _forking_workers
     if address is None:
         _models[bundle.digest] = (dense, os.getpid())
+        _forking_workers = True
     try:
         with connect(jobs, address, args.debug) as client:
             yield from run_on_cluster(client, images, task, setup, args, bundle,
                                       send_bytes=bool(address) and not args.paths_on_workers)
     finally:
         _models.pop(bundle.digest, None)
+        _forking_workers = False
 
 
 def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callable,
