@@ -97,21 +97,22 @@ def run_batch(images: Sequence[Path], setup: Callable[[argparse.Namespace], obje
     `setup(args)` makes the model (a DenseClassifier) here first, so a bad model fails before
     any image. With `--jobs 1` the images are run here, one after the other. Otherwise they go
     to a Dask cluster (`cli/cluster.py`): a local one of `--jobs` processes, or the one at
-    `--cluster`. (Our own multiprocessing pool is gone: a SIGKILLed worker hung it, and on this
-    2-core machine Dask measures as fast for `--jobs 2`; `bench.batch_read` compares them.)
+    `--cluster`, with the same outcomes. (Our own multiprocessing pool is gone: a SIGKILLed
+    worker hung it, and on this 2-core machine Dask measures as fast for `--jobs 2`;
+    `bench.batch_read` compares them.)
     A progress bar goes to stderr when it is a terminal.
     """
     from functools import partial
 
     global _dense
-    _dense = setup(args)
     address = getattr(args, "cluster", None)
     jobs = min(capped_jobs(args.jobs) if not address else 1, len(images))
     if jobs > 1 or (address and images):
         from viewer.cli import cluster
 
-        yield from cluster.run(images, task, setup, args, _dense, jobs)
+        yield from cluster.run(images, task, setup, args, jobs)
         return
+    _dense = setup(args)
     one = partial(_run_one, task, args.debug)
     with progress.bar(len(images), "images", "image") as bar:
         for outcome in map(one, images):

@@ -271,20 +271,26 @@ os.register_at_fork(after_in_child=_leave_interrupts_to_the_client)
 
 
 def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.Namespace,
-        dense: object, jobs: int) -> Iterator:
-    """Outcomes of `task` on every image, in input order: on a local cluster of `jobs`
-    processes, which start with `dense` (the model `setup(args)` made here), or on the
-    scheduler at `--cluster`."""
-    bundle = ModelBundle.of(args)
-    address = getattr(args, "cluster", None)
+        jobs: int) -> Iterator:
+    """Outcomes of `task` on every image, in input order: on the scheduler at `--cluster`, or
+    on a local cluster of `jobs` processes, which start with the model `setup(args)` makes
+    here. Either way the model is made here first, so a bad one fails before any image (after
+    the scheduler was reached: an unreachable one is said within seconds)."""
     global _forking_workers
-    if address is None:
-        _models[bundle.digest] = (dense, os.getpid())
-        _forking_workers = True
-    try:
+    address = getattr(args, "cluster", None)
+    if address is not None:
         with connect(jobs, address, args.debug) as client:
-            yield from run_on_cluster(client, images, task, setup, args, bundle,
-                                      send_bytes=bool(address) and not args.paths_on_workers)
+            setup(args)
+            yield from run_on_cluster(client, images, task, setup, args, ModelBundle.of(args),
+                                      send_bytes=not args.paths_on_workers)
+        return
+    dense = setup(args)
+    bundle = ModelBundle.of(args)
+    _models[bundle.digest] = (dense, os.getpid())
+    _forking_workers = True
+    try:
+        with connect(jobs, None, args.debug) as client:
+            yield from run_on_cluster(client, images, task, setup, args, bundle, False)
     finally:
         _models.pop(bundle.digest, None)
         _forking_workers = False
