@@ -340,6 +340,8 @@ def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callab
                 except KilledWorker:
                     outcome = Outcome(images[i], error=f"{images[i]}: the worker reading it "
                                       f"died {DEATHS} times (out of memory?)")
+                except (ModuleNotFoundError, RuntimeError) as err:
+                    raise _not_our_code(err) from None
                 future.release()
                 failed += bool(outcome.error)
                 done[i] = outcome
@@ -355,6 +357,18 @@ def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callab
         finally:
             finished.clear()
             client.cancel([model], force=True)
+
+
+def _not_our_code(err: Exception) -> Exception:
+    """A scheduler or worker that cannot unpickle our tasks (the viewer missing there, or
+    another version of it) as one line; any other error as it was."""
+    if isinstance(err, ModuleNotFoundError) or "deserializ" in str(err):
+        why = f"no module {err.name}" if isinstance(err, ModuleNotFoundError) else \
+            "it cannot unpickle them"
+        return ClusterError(f"the Dask scheduler or a worker cannot run this viewer's tasks "
+                            f"({why}): install the same netsurgery-viewer, dask and "
+                            "distributed on the scheduler, every worker and here")
+    return err
 
 
 def _read_bytes(image: Path) -> bytes | None:
