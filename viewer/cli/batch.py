@@ -110,7 +110,8 @@ def run_batch(images: Sequence[Path], setup: Callable[[argparse.Namespace], obje
     if jobs > 1 or (address and images):
         from viewer.cli import cluster
 
-        yield from cluster.run(images, task, setup, args, jobs)
+        for fields in cluster.run(images, task, setup, args, jobs):
+            yield Outcome(*fields)
         return
     _dense = setup(args)
     one = partial(_run_one, task, args.debug)

@@ -20,7 +20,9 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -40,10 +42,21 @@ from viewer.net import cost
 CONNECT_SECONDS = 3
 # Images handed to the cluster ahead of the one being written, per worker thread: enough to keep
 # every worker busy, few enough that a million-image batch holds a few results in memory.
-AHEAD_PER_THREAD = 4
+AHEAD_PER_THREAD = 8
 # A worker died this many times while holding the same image (Dask's `allowed-failures` + 1):
 # that image, not the cluster, is the problem (a decompression bomb the OOM killer stops).
 DEATHS = 4
+
+
+# A local cluster's settings. Its workers are forked, not spawned: they start with the imports
+# and the model (in `_models`) of this process, 1.5 s sooner each on this machine. Dask's
+# sampling profiler of the tasks is off: it took 60 ms of CPU per image (a third more CPU than
+# the work) on this machine.
+LOCAL_CONFIG = {"distributed.worker.multiprocessing-method": "fork",
+                "distributed.worker.profile.enabled": False,
+                "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "5s",
+                "distributed.worker.memory.monitor-interval": "1s"}
 
 
 # ---- the model as bytes ------------------------------------------------------------------------
@@ -158,20 +171,19 @@ def model_task(bundle: ModelBundle) -> ModelBundle:
 
 
 def image_task(task: Callable, debug: bool, setup: Callable, args: argparse.Namespace,
-               share: Share, bundle: ModelBundle, image: str, data: bytes | None):
-    """Run `task` on one image (its bytes, when they travelled) on a worker: an Outcome."""
-    from viewer.cli.batch import Outcome
-
+               share: Share, bundle: ModelBundle, image: str, data: bytes | None) -> tuple:
+    """Run `task` on one image (its bytes, when they travelled) on a worker: the fields of
+    its `batch.Outcome` (image, row, error, note, trace)."""
     dense = _worker_model(bundle, setup, args, share)
     with _image_here(image, data) as path:
         try:
             row, note = task(dense, path)
             if data is not None:
                 row["image"] = image
-            return Outcome(Path(image), row, note=note)
+            return Path(image), row, "", note, ""
         except ViewerError as err:
-            return Outcome(Path(image), error=str(err).replace(str(path), image),
-                           trace=traceback.format_exc() if debug else "")
+            return (Path(image), None, str(err).replace(str(path), image), "",
+                    traceback.format_exc() if debug else "")
 
 
 @contextlib.contextmanager
@@ -215,11 +227,9 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
         if address is None:
             import dask
 
-            # Forked, not spawned: the workers start with the imports and the model (in
-            # `_models`) of this process, 1.5 s sooner each on this machine. No Dask memory
-            # limit: our own guard (split in `Share`) refuses a pass that would not fit before
-            # it runs, where Dask's would kill the worker halfway through it.
-            with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), \
+            # No Dask memory limit: our own guard (split in `Share`) refuses a pass that would
+            # not fit before it runs, where Dask's would kill the worker halfway through it.
+            with dask.config.set(LOCAL_CONFIG), \
                     LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                               dashboard_address=None, memory_limit=0,
                               silence_logs=logging.ERROR if debug else logging.CRITICAL) as local, \
@@ -227,7 +237,8 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
                 yield client
             return
         try:
-            client = Client(address, timeout=f"{CONNECT_SECONDS}s")
+            _knock(address)
+            client = Client(address, timeout=f"{3 * CONNECT_SECONDS}s")
         except (OSError, TimeoutError, ValueError) as err:
             reason = "" if isinstance(err, (OSError, TimeoutError)) else f" ({_reason(err)})"
             raise ClusterError(f"cannot reach the Dask scheduler at {address} within "
@@ -235,6 +246,15 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
                                "or check the address (tcp://HOST:8786)") from None
         with client:
             yield client
+
+
+def _knock(address: str) -> None:
+    """Open and close a TCP connection to the scheduler's port: a refused or silent port is an
+    OSError at once or within CONNECT_SECONDS, where Dask's client would retry until its own
+    timeout."""
+    url = urlparse(address)
+    if url.scheme in ("tcp", "tls") and url.hostname and url.port:
+        socket.create_connection((url.hostname, url.port), timeout=CONNECT_SECONDS).close()
 
 
 def _reason(err: BaseException) -> str:
@@ -270,6 +290,10 @@ def _leave_interrupts_to_the_client() -> None:
 os.register_at_fork(after_in_child=_leave_interrupts_to_the_client)
 
 
+def _import_dask() -> None:
+    import distributed  # noqa: F401
+
+
 def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.Namespace,
         jobs: int) -> Iterator:
     """Outcomes of `task` on every image, in input order: on the scheduler at `--cluster`, or
@@ -284,7 +308,12 @@ def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.
             yield from run_on_cluster(client, images, task, setup, args, ModelBundle.of(args),
                                       send_bytes=not args.paths_on_workers)
         return
+    # Dask's imports (half a second) go on while the model loads: most of what a local
+    # cluster adds to the start of a batch.
+    importing = threading.Thread(target=_import_dask, daemon=True)
+    importing.start()
     dense = setup(args)
+    importing.join()
     bundle = ModelBundle.of(args)
     _models[bundle.digest] = (dense, os.getpid())
     _forking_workers = True
@@ -298,7 +327,7 @@ def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.
 
 def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callable,
                    args: argparse.Namespace, bundle: ModelBundle, send_bytes: bool) -> Iterator:
-    """Outcomes of `task` on every image, in input order, run on `client`'s workers.
+    """The fields of each image's `batch.Outcome`, in input order, run on `client`'s workers.
 
     At most a few images per worker thread are handed out ahead of the next one to write, so
     the results waiting for an earlier slow image stay few. The bar counts finished images,
@@ -307,15 +336,16 @@ def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callab
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    from viewer.cli.batch import Outcome
-
     debug = getattr(args, "debug", False)
     share = share_of(client)
-    model = client.submit(model_task, bundle, pure=False)
+    # A local cluster's workers are forked with the model (in `_models`): only its hash goes
+    # with each image. Elsewhere the model's bytes are a task of their own.
+    model = ModelBundle((), bundle.digest) if bundle.digest in _models else \
+        client.submit(model_task, bundle, pure=False)
     ahead = AHEAD_PER_THREAD * _threads(client)
     index: dict[str, int] = {}
     finished = as_completed()
-    done: dict[int, Outcome] = {}
+    done: dict[int, tuple] = {}
     submitted = written = failed = 0
 
     def hand_out() -> None:
@@ -338,12 +368,12 @@ def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callab
                 try:
                     outcome = future.result()
                 except KilledWorker:
-                    outcome = Outcome(images[i], error=f"{images[i]}: the worker reading it "
-                                      f"died {DEATHS} times (out of memory?)")
+                    outcome = (images[i], None, f"{images[i]}: the worker reading it died "
+                               f"{DEATHS} times (out of memory?)", "", "")
                 except (ModuleNotFoundError, RuntimeError) as err:
                     raise _not_our_code(err) from None
                 future.release()
-                failed += bool(outcome.error)
+                failed += bool(outcome[2])
                 done[i] = outcome
                 bar.update()
                 if time.monotonic() - seen > 1 or written == 0:
@@ -356,7 +386,8 @@ def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callab
                 hand_out()
         finally:
             finished.clear()
-            client.cancel([model], force=True)
+            if not isinstance(model, ModelBundle):
+                client.cancel([model], force=True)
 
 
 def _not_our_code(err: Exception) -> Exception:
