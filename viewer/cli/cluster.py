@@ -122,6 +122,8 @@ def args_on_worker(args: argparse.Namespace, where: dict[str, Path]) -> argparse
 # Models loaded in this process, by bundle hash, with the process that gave each its share of
 # cores and memory (a forked worker inherits the client's model, and gives it its own share).
 _models: dict[str, tuple[object, int | None]] = {}
+# The folders a worker wrote the models it was sent into, by bundle hash.
+_folders: dict[str, tempfile.TemporaryDirectory] = {}
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,12 @@ def _worker_model(bundle: ModelBundle, setup: Callable, args: argparse.Namespace
 
     dense, pid = _models.get(bundle.digest, (None, None))
     if dense is None:
-        folder = Path(tempfile.gettempdir()) / f"netsurgery-model-{bundle.digest}-{os.getpid()}"
+        # Removed when the worker ends (not when it is killed: the OS's temporary folder is
+        # cleaned from time to time).
+        if bundle.digest not in _folders:
+            _folders[bundle.digest] = tempfile.TemporaryDirectory(
+                prefix=f"netsurgery-model-{bundle.digest}-")
+        folder = Path(_folders[bundle.digest].name)
         dense = setup(args_on_worker(args, bundle.write(folder)))
     if pid != os.getpid():
         worker = get_worker()
