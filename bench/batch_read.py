@@ -6,7 +6,7 @@ on Dask against the pool it replaced.
 DIR holds a `manifest.csv` with `plate_crop_file` and `file` columns (the format of
 shared/plates-dev). Timed from launch to exit in the same run: one `read` call per crop; one
 call on all crops; one call with `--jobs N` (default: one process per core) on Dask, and the
-same on the old multiprocessing pool (`bench/old_pool.py`), alternately, best of two each, on
+same on the old multiprocessing pool (`bench/old_pool.py`), alternately, best of three each, on
 all crops and on the first four (a small batch, where start-up counts most). Separate calls
 pay the start of Python, the imports and the model load for every crop; a batch pays them once.
 The texts must be the same every way. Also: what starting a local Dask cluster and its client
@@ -82,14 +82,15 @@ OLD_POOL = ("-m", "bench.old_pool")
 
 
 def dask_against_pool(batches: dict[str, list[str]], jobs: int) -> dict:
-    """`--jobs` on Dask and on the old pool, taking turns (pool, Dask, pool, Dask) so that load
-    from elsewhere hits both alike: the best wall and CPU times of each, per batch."""
+    """`--jobs` on Dask and on the old pool, taking turns (pool, Dask, pool, Dask...) so that
+    load from elsewhere hits both alike: the best wall and CPU times of each, per batch (three
+    turns each, two on photos)."""
     result = {}
     for name, batch in batches.items():
         walls: dict[str, list[float]] = {"pool": [], "dask": []}
         cpus: dict[str, list[float]] = {"pool": [], "dask": []}
         texts = set()
-        for _ in range(2):
+        for _ in range(2 if name == "photos" else 3):
             for way, program in (("pool", OLD_POOL), ("dask", ("main.py",))):
                 wall, cpu, read = run_read([*batch, "--jobs", str(jobs)], program)
                 walls[way].append(wall)
