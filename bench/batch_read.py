@@ -7,10 +7,11 @@ DIR holds a `manifest.csv` with `plate_crop_file` and `file` columns (the format
 shared/plates-dev). Timed from launch to exit in the same run: one `read` call per crop; one
 call on all crops; one call with `--jobs N` (default: one process per core) on Dask, and the
 same on the old multiprocessing pool (`bench/old_pool.py`), alternately, best of three each, on
-all crops and on the first four (a small batch, where start-up counts most). Separate calls
-pay the start of Python, the imports and the model load for every crop; a batch pays them once.
-The texts must be the same every way. Also: what starting a local Dask cluster and its client
-costs (imports included), and, with `--photos`, the whole photos read in one call.
+all crops, on the first four (a small batch, where start-up counts most) and, with `--photos`,
+on the whole photos (best of two). Separate calls pay the start of Python, the imports and the
+model load for every crop; a batch pays them once. The texts must be the same every way. Also:
+what starting a local Dask cluster and its client costs (imports included), and, with
+`--photos`, the photos read in one call (CPU seconds a photo).
 
 Targets: one call at least 4x faster than separate calls (issue 15); `--jobs` on Dask at least
 as fast as the pool within 5%, and its client's start-up at most 2 s (issue 26).
