@@ -692,6 +692,16 @@ def tree_while(proc: subprocess.Popen, every: float = 0.05):
         time.sleep(every)
 
 
+def cpu_seconds(process) -> float:
+    """User CPU seconds of a process, 0 once it is gone."""
+    import psutil
+
+    try:
+        return process.cpu_times().user
+    except psutil.Error:
+        return 0.0
+
+
 @pytest.fixture
 def sample_copies(tmp_path) -> Path:
     """Four copies of the sample plate, about half a second each to read (at --scale auto)."""
@@ -712,7 +722,7 @@ def test_a_killed_jobs_worker_costs_a_retry_not_the_batch(sample_copies, tmp_pat
     with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True) as proc:
         killed = None
         for workers, _ in tree_while(proc):
-            busy = [w for w in workers if w.cpu_times().user > 0.3]
+            busy = [w for w in workers if cpu_seconds(w) > 0.3]
             if killed is None and len(workers) >= 2 and busy:
                 killed = busy[0].pid
                 os.kill(killed, signal.SIGKILL)
