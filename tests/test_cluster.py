@@ -208,3 +208,18 @@ def test_each_worker_gets_its_share_of_the_cores_and_of_the_memory_guard():
     assert share.for_worker("10.0.0.6", 32, None) == (4, 2 ** 29)
     assert share.for_worker("10.0.0.6", 32, 3 * 2 ** 30) == (4, 3 * 2 ** 29)
     assert share.for_worker("10.0.0.6", 32, 16 * 2 ** 30) == (4, 2 * 2 ** 30)
+
+
+def test_resume_counts_whole_rows_only_and_cuts_a_cut_line(tmp_path):
+    from viewer.cli.resume import done_images
+    from viewer.errors import ViewerError
+
+    rows = tmp_path / "reads.jsonl"
+    rows.write_bytes(b'{"image": "a.png", "text": "AB"}\n{"image": "b.png", "error": "x"}\n'
+                     b'{"image": "c.png", "te')
+    assert done_images(rows) == {"a.png", "b.png"}
+    assert rows.read_bytes().count(b"\n") == 2 and rows.read_bytes().endswith(b'"x"}\n')
+    assert done_images(tmp_path / "none.jsonl") == set()
+    rows.write_bytes(b'{"image": "a.png"}\nnot json\n{"image": "b.png"}\n')
+    with pytest.raises(ViewerError, match="has a line that is not a result row of `read`"):
+        done_images(rows)
