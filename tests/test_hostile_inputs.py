@@ -1391,3 +1391,109 @@ def test_a_tiff_of_2048_samples_is_one_line_without_the_decoders_own(tmp_path, c
     capfd.readouterr()
     status = cli.main(["read", str(tiff)])
     check_contract(status, capfd.readouterr().err, 2, (f"{tiff} is not an image",))
+
+
+# Issue 28, items 4 and 14 (batches on Dask)
+
+import json  # noqa: E402  (here, so this section merges as one block)
+import time  # noqa: E402
+
+SAMPLE = ROOT / "resources" / "sample_plate.png"
+
+
+def tree_while(proc: subprocess.Popen, every: float = 0.05):
+    """Sample the processes of a running child until it ends: yields (the worker processes
+    it started, their and its resident bytes together) at each sample."""
+    import psutil
+
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            children = parent.children(recursive=True)
+            rss = sum(p.memory_info().rss for p in [parent, *children])
+        except psutil.Error:
+            continue
+        yield children, rss
+        time.sleep(every)
+
+
+def cpu_seconds(process) -> float:
+    """User CPU seconds of a process, 0 once it is gone."""
+    import psutil
+
+    try:
+        return process.cpu_times().user
+    except psutil.Error:
+        return 0.0
+
+
+@pytest.fixture
+def sample_copies(tmp_path) -> Path:
+    """Four copies of the sample plate, about half a second each to read (at --scale auto)."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for k in range(4):
+        (folder / f"s{k}.png").write_bytes(SAMPLE.read_bytes())
+    return folder
+
+
+def test_a_killed_jobs_worker_costs_a_retry_not_the_batch(sample_copies, tmp_path):
+    """Item 4: a --jobs worker killed as the OOM killer does (SIGKILL) hung `Pool.imap` and
+    lost every row; now its images are read again elsewhere and the file is whole."""
+    out = tmp_path / "reads.jsonl"
+    command = [sys.executable, str(ROOT / "main.py"), "read", str(sample_copies), "--json",
+               "--jobs", "2", "--out", str(out)]
+    start = time.monotonic()
+    with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True) as proc:
+        killed = None
+        for workers, _ in tree_while(proc):
+            busy = [w for w in workers if cpu_seconds(w) > 0.3]
+            if killed is None and len(workers) >= 2 and busy:
+                killed = busy[0].pid
+                os.kill(killed, signal.SIGKILL)
+        err = proc.stderr.read()
+    assert time.monotonic() - start < SECONDS
+    assert killed is not None
+    assert proc.returncode == 0 and err == ""
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [Path(r["image"]).name for r in rows] == [f"s{k}.png" for k in range(4)]
+    assert [r["text"] for r in rows] == ["RK857AI"] * 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reads.jsonl", "samples"]
+
+
+def test_jobs_are_capped_at_the_cores_within_one_memory_guard(sample_copies, tmp_path):
+    """Item 14: `--jobs 100` on 2 cores started 101 processes and used 3.0 GB; now it runs one
+    worker per core, says so, and the whole tree stays under the 2 GB guard."""
+    cores = os.cpu_count() or 1
+    command = [sys.executable, str(ROOT / "main.py"), "read", *sorted(sample_copies.iterdir()),
+               "--scale", "0.243", "--json", "--jobs", "100"]
+    start = time.monotonic()
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        most, peak = 0, 0
+        for workers, rss in tree_while(proc):
+            most, peak = max(most, len(workers)), max(peak, rss)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    assert time.monotonic() - start < SECONDS
+    assert proc.returncode == 0
+    assert err == (f"note: --jobs 100 is more than the {cores} cores of this machine: running "
+                   f"{cores} jobs\n")
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["RK857AI"] * 4
+    assert 1 <= most <= cores and peak < GUARD, (most, peak)
+
+
+def test_the_memory_guard_is_split_between_the_jobs(tmp_path, capsys):
+    """Item 14: N jobs share the 2 GB guard, so a pass that fits in 2 GB alone (1.3 GB on blas
+    for a 4000x3000 image at scale 0.8, with its pictures) is that image's error row under
+    `--jobs 2`, naming the 1 GB share, and the batch goes on."""
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    Image.new("L", (4000, 3000), 200).save(big)
+    Image.fromarray(plate_like(40, 120, seed=2)).save(small)
+    out = tmp_path / "maps"
+    err = probe(capsys, "map", big, small, "--scale", "0.8", "--jobs", "2", "--out", out,
+                inputs=(big, small), says=(f"error: {big}: at scale 0.8 the 4000x3000 image",
+                                           "more than the 1 GB limit"))
+    assert "2.0 GB" not in err
+    assert sorted(p.name for p in (out / "small").iterdir()) == [
+        "conv1_grid.png", "featuremap.npz", "heatmap_best.png"]
+    assert not (out / "big").exists() or not list((out / "big").iterdir())

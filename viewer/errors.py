@@ -87,3 +87,7 @@ def too_long(path: object, named: bool = True) -> str:
 class ExplainError(ViewerError):
     """An explanation that cannot be made: a cell outside the map, an unknown class, method
     or layer, or a layer the backward pass does not cover yet (named)."""
+
+
+class ClusterError(ViewerError):
+    """A Dask scheduler that cannot be reached or a cluster that cannot run the batch."""

@@ -97,6 +97,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         twin = next(s for s in stems if stems.count(s) > 1)
         raise ViewerError(f"two images are named '{shown(twin)}': map them in separate calls, "
                           "since each image's maps go into a folder of its name under --out")
+    if args.cluster and not args.paths_on_workers:
+        raise ViewerError("map --cluster writes its files on the workers: give "
+                          "--paths-on-workers, with the images and --out in a folder they share")
     inputs = command_inputs(args)
     task = functools.partial(map_one, scale=args.scale, out=args.out, many=many, inputs=inputs)
     return batch.run_images(args, images, task, MAP_COLUMNS, map_text)

@@ -136,7 +136,25 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_const", dest="format", const="jsonl",
                         help="same as --format jsonl")
     parser.add_argument("--jobs", type=positive_count, default=1,
-                        help="processes to spread the images over (default 1)")
+                        help="worker processes on this machine, at most one per core (a "
+                        "local Dask cluster; default 1: no cluster)")
+    parser.add_argument("--cluster", metavar="ADDRESS", type=cluster_address,
+                        help="run on the Dask scheduler at this address (tcp://HOST:8786): "
+                        "docs/cluster.md")
+    parser.add_argument("--paths-on-workers", action="store_true",
+                        help="with --cluster: the workers see the same files, so only the "
+                        "image paths travel, not their bytes")
+
+
+def cluster_address(text: str) -> str:
+    """argparse type for --cluster: a scheduler address, `tcp://HOST:PORT` (or `HOST:PORT`)."""
+    address = text if "://" in text else f"tcp://{text}"
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("tcp", "tls", "ws", "wss") or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a scheduler address such as "
+                                         f"tcp://HOST:8786, got '{text}'")
+    return address
 
 
 def load_model_args(args: argparse.Namespace):

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     read.add_argument("--scale", type=scale_or_auto, default="auto",
                       help="input scale, or 'auto' to search for the best fit (default)")
     read.add_argument("--out", type=Path, help="write the results to this file, not stdout")
+    read.add_argument("--resume", action="store_true",
+                      help="with --out FILE.jsonl: skip the images already in it and append "
+                      "the rest a line at a time (go on with a stopped run)")
     read.add_argument("--region", type=region_box, metavar="X,Y,W,H",
                       help="read only this region of the image, in its pixels")
     add_model_options(read)
