@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import signal
 import socket
 import tempfile
 import threading
@@ -48,15 +47,23 @@ AHEAD_PER_THREAD = 8
 DEATHS = 4
 
 
-# A local cluster's settings. Its workers are forked, not spawned: they start with the imports
-# and the model (in `_models`) of this process, 1.5 s sooner each on this machine. Dask's
-# sampling profiler of the tasks is off: it took 60 ms of CPU per image (a third more CPU than
-# the work) on this machine.
-LOCAL_CONFIG = {"distributed.worker.multiprocessing-method": "fork",
+# A local cluster's settings. Its workers start from a fork server: a fresh process, started
+# once, that has imported Dask and the viewer (`FORKSERVER_PRELOAD`) and forks a worker for each
+# job. Forking the client itself would be quicker still (its model is loaded), but the client
+# may hold threads (a BLAS pool, onnxruntime, Qt under the tests), and a child forked from a
+# threaded process can deadlock or crash on a lock held at the fork: seen here as a worker
+# segfaulting in the garbage collector. Dask's sampling profiler of the tasks is off: it took
+# 60 ms of CPU per image (a third more CPU than the work) on this machine. Each worker ignores
+# Ctrl+C (`viewer.cli.cluster_worker`), which the client handles by stopping them all.
+LOCAL_CONFIG = {"distributed.worker.multiprocessing-method": "forkserver",
+                "distributed.worker.preload": ["viewer.cli.cluster_worker"],
                 "distributed.worker.profile.enabled": False,
                 "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s",
                 "distributed.worker.memory.monitor-interval": "1s"}
+# What the fork server imports once, so that each worker it forks starts with it.
+FORKSERVER_PRELOAD = ["distributed", "numpy", "viewer.cli.cluster", "viewer.cli.read",
+                      "viewer.cli.maps", "viewer.engines.onnx_engine"]
 
 
 # ---- the model as bytes ------------------------------------------------------------------------
@@ -120,7 +127,7 @@ def args_on_worker(args: argparse.Namespace, where: dict[str, Path]) -> argparse
 # ---- on a worker -------------------------------------------------------------------------------
 
 # Models loaded in this process, by bundle hash, with the process that gave each its share of
-# cores and memory (a forked worker inherits the client's model, and gives it its own share).
+# cores and memory (the share is given once per process).
 _models: dict[str, tuple[object, int | None]] = {}
 # The folders a worker wrote the models it was sent into, by bundle hash.
 _folders: dict[str, tempfile.TemporaryDirectory] = {}
@@ -148,12 +155,15 @@ class Share:
 
 def _worker_model(bundle: ModelBundle, setup: Callable, args: argparse.Namespace,
                   share: Share) -> object:
-    """This worker's model for `bundle`: loaded on its first image, or inherited from the
-    client when the worker was forked from it; given its share of cores and memory once."""
+    """This worker's model for `bundle`: loaded on its first image, from the bytes that
+    travelled, or from the client's own files on a local cluster (an empty bundle); given its
+    share of cores and memory once."""
     from distributed import get_worker
 
     dense, pid = _models.get(bundle.digest, (None, None))
-    if dense is None:
+    if dense is None and not bundle.files:
+        dense = setup(args)
+    elif dense is None:
         # Removed when the worker ends (not when it is killed: the OS's temporary folder is
         # cleaned from time to time).
         if bundle.digest not in _folders:
@@ -236,7 +246,7 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
 
             # No Dask memory limit: our own guard (split in `Share`) refuses a pass that would
             # not fit before it runs, where Dask's would kill the worker halfway through it.
-            with dask.config.set(LOCAL_CONFIG), \
+            with dask.config.set(LOCAL_CONFIG), _preloading_fork_server(), \
                     LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                               dashboard_address=None, memory_limit=0,
                               silence_logs=logging.ERROR if debug else logging.CRITICAL) as local, \
@@ -253,6 +263,16 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
                                "or check the address (tcp://HOST:8786)") from None
         with client:
             yield client
+
+
+@contextlib.contextmanager
+def _preloading_fork_server() -> Iterator[None]:
+    """Dask's fork server, told to import what a worker needs (Dask's own list would be the
+    whole of its optional packages): a no-op once the server runs."""
+    from distributed.utils import get_mp_context
+
+    get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
+    yield
 
 
 def _knock(address: str) -> None:
@@ -284,19 +304,6 @@ def _threads(client) -> int:
     return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
 
 
-# While a local cluster runs, the worker processes forked from here (at its start, or by a
-# nanny replacing a killed one) leave Ctrl+C to this process, which stops them all cleanly.
-_forking_workers = False
-
-
-def _leave_interrupts_to_the_client() -> None:
-    if _forking_workers:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-os.register_at_fork(after_in_child=_leave_interrupts_to_the_client)
-
-
 def _import_dask() -> None:
     import distributed  # noqa: F401
 
@@ -307,7 +314,6 @@ def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.
     on a local cluster of `jobs` processes, which start with the model `setup(args)` makes
     here. Either way the model is made here first, so a bad one fails before any image (after
     the scheduler was reached: an unreachable one is said within seconds)."""
-    global _forking_workers
     address = getattr(args, "cluster", None)
     if address is not None:
         with connect(jobs, address, args.debug) as client:
@@ -319,21 +325,15 @@ def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.
     # cluster adds to the start of a batch.
     importing = threading.Thread(target=_import_dask, daemon=True)
     importing.start()
-    dense = setup(args)
+    setup(args)
     importing.join()
-    bundle = ModelBundle.of(args)
-    _models[bundle.digest] = (dense, os.getpid())
-    _forking_workers = True
-    try:
-        with connect(jobs, None, args.debug) as client:
-            yield from run_on_cluster(client, images, task, setup, args, bundle, False)
-    finally:
-        _models.pop(bundle.digest, None)
-        _forking_workers = False
+    with connect(jobs, None, args.debug) as client:
+        yield from run_on_cluster(client, images, task, setup, args, None, False)
 
 
 def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callable,
-                   args: argparse.Namespace, bundle: ModelBundle, send_bytes: bool) -> Iterator:
+                   args: argparse.Namespace, bundle: ModelBundle | None,
+                   send_bytes: bool) -> Iterator:
     """The fields of each image's `batch.Outcome`, in input order, run on `client`'s workers.
 
     At most a few images per worker thread are handed out ahead of the next one to write, so
@@ -345,9 +345,9 @@ def run_on_cluster(client, images: Sequence[Path], task: Callable, setup: Callab
 
     debug = getattr(args, "debug", False)
     share = share_of(client)
-    # A local cluster's workers are forked with the model (in `_models`): only its hash goes
-    # with each image. Elsewhere the model's bytes are a task of their own.
-    model = ModelBundle((), bundle.digest) if bundle.digest in _models else \
+    # A local cluster's workers read the client's own files (an empty bundle, keyed by the
+    # process). Elsewhere the model's bytes are a task of their own.
+    model = ModelBundle((), f"local-{os.getpid()}") if bundle is None else \
         client.submit(model_task, bundle, pure=False)
     ahead = AHEAD_PER_THREAD * _threads(client)
     index: dict[str, int] = {}
