@@ -163,9 +163,11 @@ class Controller:
             return
         dense, pixels, stop, progress = s.model.dense, s.image.pixels, maps.should_stop, \
             self.plates_progress
+        whole = region == (0, 0, width, height)
+        s.set_region(None if whole else region)
         maps.submit(JobKind.PLATES,
                     lambda: jobs.find_plates(dense, pixels, region, stop, progress),
-                    PlatesTag(s.generation, region != (0, 0, width, height)))
+                    PlatesTag(s.generation, not whole))
         s.say("looking for plates: rows of letters at several scales...")
 
     def request_check(self) -> None:
@@ -228,6 +230,10 @@ class Controller:
             return []
         if JobKind.SURGERY in stopped:
             s.stop_check(None)
+        if JobKind.PLATES in stopped:
+            s.set_region(None)
+        if JobKind.FINE in stopped and s.fine_on:
+            s.set_fine(False)       # the toggle shows what is on screen: the coarse map
         if s.fm is not None:
             s.set_scale(s.fm.scale)
         s.say("cancelled: " + ", ".join(kind.doing for kind in stopped), 8000)
@@ -320,6 +326,7 @@ class Controller:
 
     def _plates_failed(self, kind: JobKind, tag: PlatesTag, message: str) -> None:
         if self._current(tag):
+            self.state.set_region(None)
             self.state.say(f"error: {message}")
             self.state.fail(kind, message)
 

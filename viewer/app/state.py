@@ -66,6 +66,7 @@ class StateEvents:
     cell: Event = _event("cell")                # (i, j) or None: the hovered cell
     blob: Event = _event("blob")                # -: the Blobs tab's pick, or its values came
     plates: Event = _event("plates")            # list[FoundPlate]: none chosen yet
+    region: Event = _event("region")            # (x, y, w, h) searched for plates, or None
     plate_chosen: Event = _event("plate_chosen")    # index, zoom to it
     fine: Event = _event("fine")                # bool: follow each map with the fine one
     tiles: Event = _event("tiles")              # Tiles of the map on screen
@@ -103,6 +104,7 @@ class ViewerState:
         self.blob = ""
         self.plates: list[FoundPlate] = []
         self.chosen_plate: int | None = None
+        self.region: tuple[int, int, int, int] | None = None    # the Shift-drag being read
         self.check: SurgeryCheck | None = None
         self.tiles: Tiles | None = None
         self._layer: tuple | None = None    # (fm, dense, picks, MapLayer) last computed
@@ -126,6 +128,8 @@ class ViewerState:
         names, current = dense.engine.blob_names, self.blob or dense.score_blob
         self.blob = current if current in names else (names[0] if names else "")
         self.events.model.emit(model)
+        self.set_plates([])                 # the old model's plates: another model reads anew
+        self.set_region(None)
         self._update_range()
         self.events.pick.emit()
 
@@ -136,7 +140,7 @@ class ViewerState:
         self.generation += 1
         self.result = self.coarse = None
         self.cell = self.letter = self.chosen_plate = self.tiles = None
-        self.plates = []
+        self.plates, self.region = [], None
         self.events.image.emit(image)
         self._update_range()
         self.events.pick.emit()
@@ -317,6 +321,11 @@ class ViewerState:
     def set_plates(self, plates: list[FoundPlate]) -> None:
         self.plates, self.chosen_plate = list(plates), None
         self.events.plates.emit(self.plates)
+
+    def set_region(self, region: tuple[int, int, int, int] | None) -> None:
+        """The region of the image being searched for plates (None: no region shown)."""
+        self.region = region
+        self.events.region.emit(region)
 
     def choose_plate(self, index: int, zoom: bool = False) -> None:
         """Mark found plate `index` as the one read (`zoom`: and bring it into view)."""

@@ -239,6 +239,7 @@ def bind_plates(overlay: PlatesOverlay, state: ViewerState, controller: Controll
 
     state.events.image.connect(lambda image: overlay.clear())
     state.events.plates.connect(overlay.set_plates)
+    state.events.region.connect(overlay.show_region)
     state.events.plate_chosen.connect(chosen)
     overlay.plate_clicked.connect(controller.choose_plate)
     overlay.region_drawn.connect(controller.request_plates)

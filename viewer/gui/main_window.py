@@ -278,9 +278,12 @@ class MainWindow(QtWidgets.QMainWindow):
         return stopped
 
     def escape(self) -> None:
-        """Esc cancels what the user waits for, and when nothing runs, goes back to the best
-        class. (Letters and digits are the Channel menu's shortcuts.)"""
-        if not self.cancel_work(background=False):
+        """Esc aborts a Shift-drag, else cancels what the user waits for, and when nothing
+        runs, goes back to the best class. (Letters and digits are the Channel menu's
+        shortcuts.)"""
+        if self.found.abort_drag():
+            self.statusBar().showMessage("region cancelled", 4000)
+        elif not self.cancel_work(background=False):
             self.state.set_channel(None)
 
     def _saved(self, path: Path) -> None:

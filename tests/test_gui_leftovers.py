@@ -1,0 +1,118 @@
+"""Issue 27's walk: nothing of an old image, model or search stays on screen (plates, region,
+the Fine toggle), and Esc aborts a Shift-drag."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from PyQt5 import QtCore
+
+from conftest import OTHER_NET, random_biases
+from gui_helpers import (MAP_TIMEOUT, generated_plate, load_model, plate_file,  # noqa: F401
+                         settings, window)
+from test_gui_cancel import Gate, wait_until_drained
+from viewer.app import jobs
+from viewer.app.jobs import JobKind, PlatesTag
+from viewer.caffe import model_io
+from viewer.maps.export import save_png
+from viewer.net.weights import init_weights
+from viewer.plates.locate import FoundPlate, PhotoReading
+from viewer.plates.reading import PlateReading
+
+
+def found(window, box=(20, 10, 120, 40)) -> FoundPlate:
+    """A plate 'found' in the window's image, handed over as the worker would."""
+    plate = FoundPlate(PlateReading([], window.state.scale), box, 0.8)
+    window.controller.job_done(JobKind.PLATES, PlatesTag(window.state.generation, False),
+                               PhotoReading([plate]))
+    return plate
+
+
+def other_model(folder):
+    net = random_biases(init_weights(model_io.parse_prototxt(OTHER_NET, "o.prototxt")[0],
+                                     seed=3), 3)
+    files = (folder / "other.prototxt", folder / "other.caffemodel")
+    model_io.write_net(net, *files)
+    return files
+
+
+def test_a_new_image_drops_the_old_plates_and_region_at_once(window, qtbot, tmp_path):
+    found(window)
+    window.found.drawn(5, 5, 60, 30)
+    assert len(window.found.boxes) == 1 and window.found.region.isVisible()
+    assert window.state.region == (5, 5, 60, 30)
+    window.maps.cancel()
+    second = save_png(generated_plate(80, 200, seed=4), tmp_path / "second.png")
+    assert window.files.open_image(second)
+    # before the new image's map or search has come back
+    assert window.found.boxes == [] and window.found.labels == []
+    assert not window.found.region.isVisible() and window.state.region is None
+    assert window.state.plates == []
+    qtbot.waitUntil(lambda: window.state.fm is not None, timeout=MAP_TIMEOUT)
+
+
+def test_esc_during_a_plate_search_says_cancelled_and_leaves_no_plates(window, qtbot,
+                                                                       monkeypatch):
+    found(window)
+    gate = Gate(jobs.find_plates)
+    monkeypatch.setattr(jobs, "find_plates", gate)
+    window.found.drawn(5, 5, 60, 30)
+    qtbot.waitUntil(gate.started.is_set, timeout=MAP_TIMEOUT)
+    assert window.found.region.isVisible()
+    window.escape()
+    assert window.statusBar().currentMessage() == "cancelled: finding plates"
+    gate.release()
+    wait_until_drained(qtbot, window.maps)
+    assert not window.found.region.isVisible() and window.state.region is None
+    assert len(window.found.boxes) == 1        # this image's plates from before the region
+
+
+def test_a_new_model_drops_the_plates_the_old_one_read(window, qtbot, tmp_path):
+    found(window)
+    window.found.drawn(5, 5, 60, 30)
+    window.maps.cancel()
+    assert len(window.found.boxes) == 1
+    window.confirm = lambda question: True
+    assert load_model(qtbot, window, *other_model(tmp_path)) == "loaded"
+    assert window.found.boxes == [] and window.state.plates == []
+    assert not window.found.region.isVisible()
+    assert window.state.model.label == "other.prototxt"
+
+
+def test_esc_aborts_a_shift_drag_which_then_reads_nothing(window, qtbot):
+    overlay, asked = window.found, []
+    overlay.region_drawn.connect(lambda *region: asked.append(region))
+
+    def drag(finish: bool):
+        view = overlay.view
+        start, end = view.mapViewToScene(QtCore.QPointF(5, 5)), \
+            view.mapViewToScene(QtCore.QPointF(80, 40))
+        return SimpleNamespace(
+            modifiers=lambda: QtCore.Qt.ShiftModifier, button=lambda: QtCore.Qt.LeftButton,
+            accept=lambda: None, isFinish=lambda: finish, buttonDownPos=lambda: start,
+            pos=lambda: end)
+
+    overlay._drag(drag(False))
+    assert overlay.dragging and overlay.region.isVisible()
+    window.escape()
+    assert not overlay.dragging and not overlay.region.isVisible()
+    assert window.statusBar().currentMessage() == "region cancelled"
+    overlay._drag(drag(False))
+    overlay._drag(drag(True))          # the mouse is let go: nothing is read
+    assert asked == [] and not overlay.region.isVisible()
+    overlay._drag(drag(True))          # the next Shift-drag reads again
+    assert len(asked) == 1
+
+
+def test_a_cancelled_fine_map_unticks_the_fine_toggle(window, qtbot):
+    coarse = window.state.fm
+    window.fine_action.trigger()
+    assert window.fine_action.isChecked() and "fine" in window.maps.busy_kinds()
+    assert window.cancel_work(background=False) == ["fine"]
+    assert not window.fine_action.isChecked() and not window.state.fine_on
+    assert window.statusBar().currentMessage() == "cancelled: computing the fine map"
+    wait_until_drained(qtbot, window.maps)
+    assert window.state.fm is coarse and coarse.geometry.stride == (4, 4)
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.fine_action.trigger()      # the next Ctrl+F turns it on
+    assert window.fine_action.isChecked() and window.state.fm.geometry.stride == (1, 1)
