@@ -116,3 +116,25 @@ def test_a_cancelled_fine_map_unticks_the_fine_toggle(window, qtbot):
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.fine_action.trigger()      # the next Ctrl+F turns it on
     assert window.fine_action.isChecked() and window.state.fm.geometry.stride == (1, 1)
+
+
+def test_the_surgery_tab_follows_the_scale_and_names_the_real_menu(window, qtbot):
+    from viewer.files import paths
+    from viewer.gui.surgery_panel import summary_text
+    from viewer.app import session
+
+    if window.surgery.check is None:
+        qtbot.waitSignal(window.check_shown, timeout=60_000).wait()
+    timed_at = window.surgery.check.scale
+    assert f"Speed at scale {timed_at:.3f}" in window.surgery.timing.text()
+    assert "now" not in window.surgery.timing.text()
+    with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
+        window.controller.choose_scale(0.8)
+    assert "The map is at scale 0.800 now: Measure again at this scale" in \
+        window.surgery.timing.text()
+    classifier = session.read_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
+    model = session.build_model(classifier, paths.CLASSIFIER_PROTOTXT,
+                                paths.CLASSIFIER_WEIGHTS, "numpy")
+    assert "File > Export surgered model > Caffe (or ONNX) writes the result." in \
+        summary_text(model)
+    assert model.verification.passed and model.verification.inputs == 16

@@ -25,10 +25,11 @@ from viewer.maps.labels import is_plate_model
 from viewer.caffe.model_io import CaffeNet
 from viewer.maps.preprocess import ModelSettings
 from viewer.maps.sliding import WindowComparison, compare_with_windows
-from viewer.surgery.verify import Verification, verify_equivalence
+from viewer.surgery.verify import Verification
 
 
 OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader
+TIMING_BUDGET_S = 1.5    # the per-window side of the surgery timing; the rest is extrapolated
 
 
 class JobKind(str, Enum):
@@ -221,12 +222,14 @@ def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,
                   cancelled: Callable[[], bool] | None = None) -> SurgeryCheck:
     """Equivalence and timing on a private engine, so the map worker's engine is never shared.
 
-    `cancelled` lets a closing window end the (seconds-long) per-window timing early.
+    The check made when the model loaded is kept; the per-window side is timed for at most
+    TIMING_BUDGET_S and extrapolated, so the timing is bounded on a zoo net and a photo.
+    `cancelled` lets Cancel or a closing window end it between two batches.
     """
     dense = model.dense
     twin = DenseClassifier(dense.net, dense.engine_name, settings=dense.settings)
-    verification = verify_equivalence(model.classifier, dense.net, engine=dense.engine_name,
-                                      transformer=dense.transformer) if model.classifier else None
+    verification = model.verification or (session.verify_model(model.classifier, dense)
+                                          if model.classifier else None)
     comparison = compare_with_windows(twin, image, scale, classifier=model.classifier,
-                                      cancelled=cancelled)
+                                      cancelled=cancelled, budget_s=TIMING_BUDGET_S)
     return SurgeryCheck(verification, comparison, scale)

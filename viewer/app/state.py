@@ -149,7 +149,10 @@ class ViewerState:
         """New preprocessing for the model: a new generation, so a map made before is stale."""
         dense = self.model.dense
         dense.settings = dense.settings.with_transformer(transformer)
+        timed = self.checked_generation == self.generation
         self.generation += 1
+        if timed:       # preprocessing does not change the speed: no timing again on its own
+            self.checked_generation = self.generation
 
     # the scale -----------------------------------------------------------------------------------
     def set_scale(self, scale: float) -> float:
