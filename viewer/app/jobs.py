@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -168,11 +168,38 @@ def opening_scale(dense: DenseClassifier, image_shape: tuple[int, ...]) -> float
     return max(dense.planner.smallest_scale(image_shape[:2]), min(1.0, fit))
 
 
+Region = tuple[int, int, int, int]
+
+
+def region_pixels(image: np.ndarray, region: Region | None) -> np.ndarray:
+    """The pixels a map of `region` (x, y, w, h; None: all) is made of."""
+    if region is None:
+        return image
+    x, y, w, h = region
+    return image[y:y + h, x:x + w]
+
+
+def placed(fm: FeatureMap, region: Region | None, image_shape: tuple[int, ...]) -> FeatureMap:
+    """A map of a crop, placed in the image it was cut from: its cells' windows, the layer
+    over the plate and the hovered cell are in the image's pixels."""
+    if region is None:
+        return fm
+    return replace(fm, geometry=fm.geometry.shifted(region[0], region[1]),
+                   image_shape=tuple(image_shape[:2]), region=tuple(region))
+
+
+def map_of(dense: DenseClassifier, image: np.ndarray, scale: float, blobs: tuple[str, ...],
+           region: Region | None = None) -> FeatureMap:
+    """The dense pass over `region` of `image` (None: all of it), placed in the image."""
+    fm = dense.run(region_pixels(image, region), scale, extra_blobs=blobs)
+    return placed(fm, region, image.shape)
+
+
 def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,
-                blobs: tuple[str, ...]) -> MapResult:
-    """The dense pass plus, for a plate model, the plate reading; a reading failure never
-    loses the map."""
-    fm = dense.run(image, scale, extra_blobs=blobs)
+                blobs: tuple[str, ...], region: Region | None = None) -> MapResult:
+    """The dense pass (of `region` only, when given: a plate's neighbourhood) plus, for a
+    plate model, the plate reading; a reading failure never loses the map."""
+    fm = map_of(dense, image, scale, blobs, region)
     if not is_plate_model(fm.labels):
         return MapResult(fm)
     reading = reading_module()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from viewer.app.events import Event
-from viewer.app.jobs import JobKind, MapResult, MapTag, SurgeryCheck
+from viewer.app.jobs import JobKind, MapResult, MapTag, SurgeryCheck, region_pixels
 from viewer.app.layers import MapLayer, layer_for
 from viewer.app.scale import ScaleRange, scale_limit_text, scale_range
 from viewer.app.session import LoadedImage, LoadedModel
@@ -315,7 +315,7 @@ class ViewerState:
         fm, dense = self.fm, self.model.dense
         if fm is None:
             return None, None
-        values = dense.prepare(self.image.pixels, fm.scale)[0] \
+        values = dense.prepare(region_pixels(self.image.pixels, fm.region), fm.scale)[0] \
             if self.blob == dense.engine.input_name else fm.blobs.get(self.blob)
         classes = values is not None and values.shape == fm.probs.shape
         return values, (fm.labels if classes else None)
