@@ -57,6 +57,7 @@ class Controller:
                  plates_progress: Callable[[int, int], None] | None = None) -> None:
         self.state, self.runners, self.auto_check = state, runners, auto_check
         self.plates_progress = plates_progress or (lambda done, total: None)
+        self._check_tag: MapTag | None = None       # the surgery timing asked for last
         self._done: dict[JobKind, Callable[[JobKind, Any, Any], None]] = {
             JobKind.MAP: self._map_done, JobKind.AUTO: self._map_done,
             JobKind.FINE: self._fine_done, JobKind.BLOB: self._blob_done,
@@ -171,6 +172,9 @@ class Controller:
         pyramid of passes with progress, each a chance to cancel. A region reaching outside
         the image is cut to it."""
         s, maps = self.state, self.runners.maps
+        if jobs.plate_reader(s.model.dense.labels) is None:
+            s.say(f"no plate search: {s.model.label} has no plate labels", 8000)
+            return
         height, width = s.image.pixels.shape[:2]
         w, h = (w, h) if w and h else (width, height)
         x0, y0 = max(0, x), max(0, y)
@@ -191,8 +195,9 @@ class Controller:
         s, slow = self.state, self.runners.slow
         model, pixels, scale, stop = s.model, s.image.pixels, s.scale, slow.should_stop
         s.start_check()
+        self._check_tag = MapTag(s.generation, scale)
         slow.submit(JobKind.SURGERY, lambda: jobs.check_surgery(model, pixels, scale, stop),
-                    MapTag(s.generation, scale))
+                    self._check_tag)
 
     def set_fine(self, on: bool) -> None:
         """Follow each coarse map with the fine one (on), or go back to the coarse map (off)."""
@@ -316,7 +321,8 @@ class Controller:
             s.choose_plate(0)
 
     def _check_done(self, kind: JobKind, tag: MapTag, check: jobs.SurgeryCheck) -> None:
-        self.state.set_check(check)
+        if tag is self._check_tag:      # an older timing (another image) is not shown
+            self.state.set_check(check)
 
     def _tiles_done(self, kind: JobKind, tag: tuple, drawn: list) -> None:
         fm, blob, kernels = tag
@@ -347,7 +353,8 @@ class Controller:
             self.state.fail(kind, message)
 
     def _check_failed(self, kind: JobKind, tag: MapTag, message: str) -> None:
-        self.state.stop_check(message)
+        if tag is self._check_tag:
+            self.state.stop_check(message)
 
     def _save_failed(self, kind: JobKind, path: Path, message: str) -> None:
         self.state.alert(f"could not save {path}: {message}")

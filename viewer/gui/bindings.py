@@ -192,6 +192,7 @@ def bind_surgery(panel: SurgeryPanel, state: ViewerState, controller: Controller
     e.check_started.connect(panel.set_measuring)
     e.check_done.connect(panel.set_check)
     e.map.connect(lambda result: panel.set_scale(result.fm.scale))
+    e.image.connect(lambda image: panel.clear_timing())
     e.check_stopped.connect(lambda message: panel.set_cancelled() if message is None else
                             panel.set_failed(message))
     panel.check_requested.connect(controller.request_check)

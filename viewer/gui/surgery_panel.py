@@ -169,6 +169,13 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.timing.setText(timing_text(check.comparison, check.scale, self.scale))
         self.button.setEnabled(True)
 
+    def clear_timing(self) -> None:
+        """Another image: the timing was of the last one."""
+        self.check = None
+        if self.button.isEnabled():
+            self.timing.setText("Speed: not measured on this image yet (Measure again at this "
+                                "scale).")
+
     def set_scale(self, scale: float) -> None:
         """The scale of the map on screen: a timing at another one says it is not this one."""
         self.scale = scale
