@@ -138,3 +138,42 @@ def test_the_surgery_tab_follows_the_scale_and_names_the_real_menu(window, qtbot
     assert "File > Export surgered model > Caffe (or ONNX) writes the result." in \
         summary_text(model)
     assert model.verification.passed and model.verification.inputs == 16
+
+
+def test_the_blobs_tab_pages_and_finds_a_thousand_classes(qtbot):
+    """Issue 27 item 9: a zoo net's 1000 class scores, a page at a time; class 281 can be
+    reached; captions fit their tiles or are left out; unused slots are not white."""
+    import numpy as np
+
+    from viewer.gui.blob_panel import BLANK, PAGE, BlobPanel, find_channel
+
+    panel = BlobPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 260)
+    panel.show()
+    names = [f"class {k}" for k in range(1000)]
+    values = np.random.default_rng(0).random((1000, 1, 1)).astype(np.float32)
+    panel.set_blobs(["prob"], "prob")
+    panel.show_blob("prob", values, names)
+    assert panel.page_box.isVisible() and panel.page_box.maximum() == 16 == -(-1000 // PAGE)
+    assert len(panel.shown()) == PAGE and panel.info.text().startswith("1000 channels of 1x1")
+    assert panel.find_text("281") == 281 and panel.page == 281 // PAGE == 4
+    assert panel.page_box.value() == 5 and panel.found.isVisible()
+    r, c = divmod(281 - 4 * PAGE, panel.columns)
+    assert panel.found.rect().getRect() == (c * 3 - 1, r * 3 - 1, 3, 3)
+    assert panel.shown()[281 - 4 * PAGE, 0, 0] == values[281, 0, 0]
+    assert find_channel("Class 99", 1000, names) == 99 and find_channel("zebra", 1000, names) \
+        is None
+    assert panel.find_text("zebra") is None and "no channel 'zebra'" in panel.info.text()
+    # 64 tiles in 900x260: too small for a readable caption, so none is drawn
+    assert panel.tile_pixels() < 7 / 0.22 and panel.captions == []
+    panel.show_page(15)                                   # 1000 - 960 = 40 channels
+    sheet = panel.image.image
+    tiles = np.any(sheet != BLANK, axis=2)       # 1x1 tiles: one pixel each, gaps blank
+    assert tiles.sum() == 40 and sheet.shape[:2] == (-(-40 // panel.columns) * 3 - 2,
+                                                     panel.columns * 3 - 2)
+    # a few large tiles get captions no taller than a fifth of a tile
+    panel.show_blob("prob", values[:6], names[:6])
+    assert not panel.page_box.isVisible() and len(panel.captions) == 6
+    size = panel.captions[0].textItem.font().pixelSize()
+    assert 7 <= size <= min(12, 0.22 * panel.tile_pixels())
