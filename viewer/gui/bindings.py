@@ -28,10 +28,11 @@ from viewer.maps import render
 from viewer.maps.labels import is_plate_model
 
 
-def legend_html(entries: list) -> str:
-    """Each character on a swatch of its colour, in black or white, whichever reads."""
+def legend_html(entries: list, plates: bool = True) -> str:
+    """Each character (class, for a model without plate labels) on a swatch of its colour,
+    in black or white, whichever reads."""
     if not entries:
-        return "Colours: no character is sure anywhere on this map"
+        return f"Colours: no {'character' if plates else 'class'} is sure anywhere on this map"
     swatches = []
     for label, (r, g, b) in entries:
         ink = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
@@ -77,7 +78,8 @@ def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -
         options(state.options)
         legend.setVisible(layer.mode == "best")
         if layer.mode == "best":
-            legend.setText(legend_html(render.best_class_legend(state.fm)))
+            legend.setText(legend_html(render.best_class_legend(state.fm),
+                                       is_plate_model(state.fm.labels)))
 
     def highlight(*_) -> None:
         reading = state.result.reading if state.result is not None else None
