@@ -3,6 +3,7 @@ precision, Esc in the LMDB browser, `surgery --help`, the legend of a model with
 from __future__ import annotations
 
 import numpy as np
+from PyQt5 import QtCore
 import pytest
 
 from gui_helpers import (MAP_TIMEOUT, generated_plate, plate_file, settings,  # noqa: F401
@@ -100,3 +101,56 @@ def test_the_legend_of_a_model_without_plate_labels_speaks_of_classes():
 
     assert legend_html([], plates=False) == "Colours: no class is sure anywhere on this map"
     assert legend_html([]) == "Colours: no character is sure anywhere on this map"
+
+
+def test_the_plate_does_not_jump_when_the_histogram_comes_and_goes(window, qtbot):
+    """Issue 27 item 11: picking one channel showed the histogram and moved the plate."""
+    view = window.plate.view
+    qtbot.wait(50)
+    best = view.sceneBoundingRect().getRect()
+    window.state.set_channel("A")
+    qtbot.wait(50)
+    assert window.plate.histogram.isVisible()
+    assert view.sceneBoundingRect().getRect() == pytest.approx(best)
+    window.state.set_channel(None)
+    qtbot.wait(50)
+    assert view.sceneBoundingRect().getRect() == pytest.approx(best)
+
+
+def test_the_readout_gets_its_width_back_when_the_window_grows(window, qtbot):
+    from viewer.gui.main_window import READOUT_FLOOR
+
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    window.resizeDocks([window.readout_dock], [60], QtCore.Qt.Horizontal)  # squeezed
+    qtbot.wait(50)
+    assert window.readout_dock.width() < READOUT_FLOOR
+    window.resize(700, 600)
+    qtbot.wait(50)
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.readout_dock.width() >= READOUT_FLOOR, timeout=2000)
+    assert window.readout_dock.width() == pytest.approx(0.22 * 1280, abs=30)
+
+
+def test_the_letter_cards_scroll_instead_of_widening_the_window(window, qtbot):
+    from gui_helpers import fake_reading
+
+    fm = window.state.fm
+    reading = fake_reading(fm, [(0, j % fm.probs.shape[2]) for j in range(12)], ["A"] * 12)
+    window.letters.set_reading(reading)
+    assert len(window.letters.buttons) == 12
+    assert window.letters.minimumSizeHint().width() < 400
+    assert window.minimumSizeHint().width() <= 640
+
+
+def test_the_memory_note_leads_the_status_line_so_eliding_keeps_it(window):
+    from dataclasses import replace
+
+    from viewer.app.jobs import MapResult
+    from viewer.gui.bindings import summary_text
+
+    note = "blas: onnx would need 3.1 GB at this scale"
+    window.state.show_result(MapResult(replace(window.state.fm, engine_note=note)))
+    assert summary_text(window.state).startswith(note + " | ")
+    window.resize(640, 480)
+    assert window.summary.text_shown().startswith(note[:20])

@@ -47,11 +47,14 @@ def summary_text(state: ViewerState) -> str:
     g = layer.geometry
     h, w = (layer.values if layer.values is not None else layer.rgba).shape[:2]
     how = ", chosen automatically" if state.auto_shown else ""
-    why = f" | {fm.engine_note}" if fm.engine_note else ""
+    where = ", around the plate" if fm.region is not None else ""
     padded = f" (padded field {g.padded_field[0]} px)" if g.padded_field else ""
-    return (f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
+    # Why the pass ran on another engine (memory) comes first: an elided line kept only the
+    # start, and the note was lost at 1280 px.
+    why = f"{fm.engine_note} | " if fm.engine_note else ""
+    return (f"{why}{layer.title} | {h}x{w} cells{where}, stride {g.stride[0]}, window "
             f"{g.receptive_field[0]} px of the scaled image{padded} | "
-            f"scale {scale_text(fm.scale)}{how} | {fm.forward_ms:.0f} ms on {fm.engine}{why}")
+            f"scale {scale_text(fm.scale)}{how} | {fm.forward_ms:.0f} ms on {fm.engine}")
 
 
 def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -> None:
