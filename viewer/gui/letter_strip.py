@@ -99,7 +99,8 @@ class LetterStrip(QtWidgets.QWidget):
 
     def _fit_height(self) -> None:
         """The cards' row is as tall as the cards and a scroll bar, so none is cut."""
-        tallest = max((b.minimumSizeHint().height() for b in self.buttons), default=0)
+        tallest = max((max(b.sizeHint().height(), b.minimumHeight()) for b in self.buttons),
+                      default=0)
         bar = self.cards.horizontalScrollBar().sizeHint().height()
         self.cards.setFixedHeight(max(tallest + bar + 2, self.summary.sizeHint().height()))
 
