@@ -108,10 +108,11 @@ class Controller:
         if not held:
             self.request_fine()
 
-    def choose_plate(self, index: int, zoom: bool = True) -> None:
+    def choose_plate(self, index: int, zoom: bool = True, whole: bool = False) -> None:
         """A found plate: zoom to it, and show the map at its scale with its reading. The map
         on screen is kept when it is at that scale and covers the plate; else only the
-        plate's neighbourhood is mapped (a whole 12 MP photo at a plate's scale took 30 s)."""
+        plate's neighbourhood is mapped (a whole 12 MP photo at a plate's scale took 30 s),
+        or the `whole` image (after the automatic search: the first view of an image)."""
         s = self.state
         s.choose_plate(index, zoom)
         plate = s.plates[index]
@@ -124,7 +125,8 @@ class Controller:
                        MapTag(s.generation, plate.scale))
             self.request_fine()
             return
-        self.request_map(locate.crop_around(plate.box, s.image.pixels.shape[:2]))
+        self.request_map(None if whole else
+                         locate.crop_around(plate.box, s.image.pixels.shape[:2]))
 
     def pick_blob(self, name: str) -> None:
         """The Blobs tab's pick, computed at the exact scale of the map on screen when that
@@ -316,7 +318,7 @@ class Controller:
         height, width = s.image.pixels.shape[:2]
         whole = locate.crop_around(best.box, (height, width)) == (0, 0, width, height)
         if tag.region or not whole:
-            self.choose_plate(0, zoom=tag.region)
+            self.choose_plate(0, zoom=tag.region, whole=not tag.region)
         else:
             s.choose_plate(0)
 
