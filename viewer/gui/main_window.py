@@ -92,8 +92,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.legend = QtWidgets.QLabel()
         self.legend.setToolTip("The colours of the best-class picture: each class the net is "
                                "sure of somewhere on this map, left to right")
-        keep = self.legend.sizePolicy()
-        keep.setRetainSizeWhenHidden(True)      # the plate keeps its place when it goes
+        # The plate keeps its place when the legend goes; a long legend (a photo's many
+        # classes) is cut at the window's edge instead of widening the window past the screen.
+        keep = QtWidgets.QSizePolicy(QtWidgets.QSizePolicy.Ignored,
+                                     QtWidgets.QSizePolicy.Preferred)
+        keep.setRetainSizeWhenHidden(True)
         self.legend.setSizePolicy(keep)
         self.found = PlatesOverlay(self.plate.view)
         central = QtWidgets.QWidget()
