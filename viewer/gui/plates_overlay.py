@@ -51,6 +51,7 @@ class PlatesOverlay(QtCore.QObject):
         self.region.setZValue(31)
         self.region.setVisible(False)
         view.addItem(self.region)
+        self.shown_region: tuple | None = None    # the state's region (the rubber band aside)
         self.dragging = False                 # a Shift-drag is under way
         self._aborted = False                 # Esc during it: the rest of the drag is ignored
         self._view_drag = view.mouseDragEvent
@@ -86,7 +87,7 @@ class PlatesOverlay(QtCore.QObject):
     def clear(self) -> None:
         """No plates and no region (a new image)."""
         self._remove_plates()
-        self.region.setVisible(False)
+        self.show_region(None)
 
     def _remove_plates(self) -> None:
         for item in self.boxes + self.labels:
@@ -95,6 +96,7 @@ class PlatesOverlay(QtCore.QObject):
 
     def show_region(self, region: tuple[int, int, int, int] | None) -> None:
         """The region being read (the state's), or none."""
+        self.shown_region = region
         if region is not None:
             self.region.setRect(QtCore.QRectF(*region))
         self.region.setVisible(region is not None)
@@ -105,7 +107,7 @@ class PlatesOverlay(QtCore.QObject):
         if not self.dragging:
             return False
         self.dragging, self._aborted = False, True
-        self.region.setVisible(False)
+        self.show_region(self.shown_region)     # the rubber band goes; the state's stays
         return True
 
     def _drag(self, event, axis=None) -> None:
@@ -131,5 +133,5 @@ class PlatesOverlay(QtCore.QObject):
     def drawn(self, x: float, y: float, w: float, h: float) -> None:
         """A region drawn in image pixels: emitted in whole pixels, at least one wide (the
         state's region event then shows what is read)."""
-        self.region.setVisible(False)
+        self.show_region(self.shown_region)
         self.region_drawn.emit(round(x), round(y), max(1, round(w)), max(1, round(h)))
