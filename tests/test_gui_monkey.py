@@ -161,7 +161,7 @@ class Monkey:
 
         path = self.folder / f"scene_{seed}.png"
         if not path.exists():
-            save_png(scene(seed, "4B40262", 90, 150)[0], path)
+            save_png(scene(seed, "4B40262")[0], path)
         self.w.files.open_image(path)
 
     def search(self, end: str) -> None:

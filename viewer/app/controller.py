@@ -11,6 +11,7 @@ controller takes them through `open_model`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -116,17 +117,17 @@ class Controller:
         s = self.state
         s.choose_plate(index, zoom)
         plate = s.plates[index]
-        s.set_scale(plate.scale)
+        scale = s.set_scale(plate.scale)        # clamped into the range (a large blob picked)
         shown = s.coarse
-        if shown is not None and shown.fm.scale == plate.scale and \
+        if shown is not None and shown.fm.scale == scale and \
                 _covers(shown.fm.region, plate.box):
             self.runners.maps.cancel((JobKind.MAP, JobKind.AUTO))
             self._show(jobs.MapResult(shown.fm, plate.reading, shown.note),
-                       MapTag(s.generation, plate.scale))
+                       MapTag(s.generation, scale))
             self.request_fine()
             return
-        self.request_map(None if whole else
-                         locate.crop_around(plate.box, s.image.pixels.shape[:2]))
+        self.request_map(None if whole else _neighbourhood(
+            plate.box, s.image.pixels.shape[:2], s.model.dense.unit.receptive_field, scale))
 
     def pick_blob(self, name: str) -> None:
         """The Blobs tab's pick, computed at the exact scale of the map on screen when that
@@ -360,6 +361,20 @@ class Controller:
 
     def _save_failed(self, kind: JobKind, path: Path, message: str) -> None:
         self.state.alert(f"could not save {path}: {message}")
+
+
+def _neighbourhood(box: tuple, shape: tuple[int, int], window: tuple[int, int],
+                   scale: float) -> jobs.Region:
+    """The crop `read` reads a plate in (`locate.crop_around`), grown about its centre to hold
+    at least one window of the net at `scale`, and kept inside the image."""
+    x, y, w, h = locate.crop_around(box, shape)
+    grown = []
+    for start, size, need, limit in ((x, w, window[1], shape[1]), (y, h, window[0], shape[0])):
+        size2 = min(limit, max(size, math.ceil(need / scale) + 2))
+        start2 = min(max(0, start - (size2 - size) // 2), limit - size2)
+        grown.append((start2, size2))
+    (x, w), (y, h) = grown
+    return (x, y, w, h)
 
 
 def _covers(region: jobs.Region | None, box: tuple) -> bool:
