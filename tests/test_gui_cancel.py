@@ -88,7 +88,7 @@ def test_a_new_request_after_cancel_is_computed(window, qtbot, gated_map):
 def test_cancel_stops_the_surgery_timing_between_batches(window, qtbot, monkeypatch):
     batches: list[bool] = []
 
-    def timing(dense, image, scale, classifier=None, cancelled=None):
+    def timing(dense, image, scale, classifier=None, cancelled=None, budget_s=None):
         while not cancelled():          # compare_with_windows asks before each batch
             batches.append(False)
             threading.Event().wait(0.005)

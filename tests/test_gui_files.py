@@ -120,7 +120,7 @@ def test_recent_files_and_folders_are_remembered(window, qtbot, tmp_path, settin
     assert settings.recent("images")[0] == str(other)
     assert settings.last_folder("images") == str(tmp_path)
     actions = window.files.recent_menus["images"].actions()
-    assert actions[0].text() == "again.png"
+    assert actions[0].text() == f"again.png  ({tmp_path.name})"
 
 
 def test_view_options_survive_a_restart(qtbot, plate_file, settings):

@@ -4,7 +4,14 @@ each one, with every worker drained, the invariants that issue 17's bugs broke.
 Invariants: no exception reached Qt; every panel shows the current map (the plate its image,
 the layer its data and place, the scale control and summary its scale, the letters its
 reading, the conv1 tiles and the Blobs tab its blobs, the hover readout a cell inside it); the
-status summary is there; the view holds the image (fitted after an image is opened).
+status summary is there; the view holds the image (fitted after an image is opened). Issue 27:
+the walk also opens photos with plates, searches them (whole, a Shift-drag, cancelled,
+aborted with Esc) and clicks the plates found; the plate boxes and the region belong to the
+current image and model, the Surgery tab to the current model and the map's scale.
+
+The plate search is a stand-in (`fake_search`, a few boxes at once): the real one takes
+seconds a photo, and `test_locate` and `test_gui_plates` check it; what the walk checks is
+what the window does with its answers.
 
 A failure prints the seed and the action list that reproduces it; rerun one seed with
 MONKEY_SEED=... (MONKEY_STEPS=... for a longer walk), or the listing itself, saved to a file,
@@ -18,6 +25,7 @@ import os
 import random
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -33,7 +41,12 @@ from viewer.maps.export import save_png
 from viewer.app import session
 from viewer.cli.view import initial_model
 from viewer.app.scale import scale_text
+from viewer.app import jobs
+from viewer.app.state import ViewerState
 from viewer.gui.main_window import MainWindow
+from viewer.maps.labels import is_plate_model
+from viewer.plates.locate import FoundPlate, PhotoReading
+from viewer.plates.reading import PlateReading
 
 SEEDS = [int(os.environ["MONKEY_SEED"])] if "MONKEY_SEED" in os.environ else [17, 1700]
 STEPS = int(os.environ.get("MONKEY_STEPS", 1000))     # per seed: ~20-30 s each on 2 cores
@@ -85,6 +98,12 @@ class Monkey:
             "model": (0.2, lambda: (rng.choice(["other", "lenet"]),), self.model),
             "fine": (0.2, lambda: (), lambda: w.fine_action.trigger()),
             "cancel": (1, lambda: (), lambda: w.cancel_work()),
+            "photo": (0.4, lambda: (rng.randrange(1000),), self.photo),
+            "search": (0.6, lambda: (rng.choice(["wait", "esc", "cancel"]),), self.search),
+            "shift_drag": (0.8, lambda: (rng.random(), rng.random(), rng.random(), rng.random(),
+                                         rng.random() < 0.3), self.shift_drag),
+            "plate": (1, lambda: (rng.randrange(3),), self.plate),
+            "measure": (0.15, lambda: (), lambda: w.surgery.button.click()),
         }
 
     def draw(self) -> Action:
@@ -136,11 +155,81 @@ class Monkey:
             save_png(generated_plate(*SIZES[size], seed=seed), path)
         self.w.files.open_image(path)
 
+    def photo(self, seed: int) -> None:
+        """A scene: a plate pasted into a generated background."""
+        from test_locate import scene
+
+        path = self.folder / f"scene_{seed}.png"
+        if not path.exists():
+            save_png(scene(seed, "4B40262")[0], path)
+        self.w.files.open_image(path)
+
+    def search(self, end: str) -> None:
+        """The plates of the whole image; Esc or Cancel right after, or the answer."""
+        self.w.controller.request_plates()
+        if end == "esc":
+            self.w.escape()
+        elif end == "cancel":
+            self.w.cancel_work()
+
+    def shift_drag(self, fx: float, fy: float, fw: float, fh: float, abort: bool) -> None:
+        """A Shift-drag over part of the image, let go (read), or aborted with Esc first."""
+        overlay, (h, w) = self.w.found, self.w.state.image.pixels.shape[:2]
+        x0, y0 = fx * w * 0.8, fy * h * 0.8
+        x1, y1 = x0 + 4 + fw * (w - x0), y0 + 4 + fh * (h - y0)
+        start = overlay.view.mapViewToScene(QtCore.QPointF(x0, y0))
+        end = overlay.view.mapViewToScene(QtCore.QPointF(x1, y1))
+
+        def event(finish: bool):
+            return SimpleNamespace(modifiers=lambda: QtCore.Qt.ShiftModifier,
+                                   button=lambda: QtCore.Qt.LeftButton, accept=lambda: None,
+                                   isFinish=lambda: finish, buttonDownPos=lambda: start,
+                                   pos=lambda: end)
+
+        overlay._drag(event(False))
+        if abort:
+            self.w.escape()
+        overlay._drag(event(True))
+
+    def plate(self, k: int) -> None:
+        """A click on a found plate."""
+        boxes = self.w.found.boxes
+        if boxes:
+            boxes[k % len(boxes)].on_click()
+
     def model(self, which: str) -> None:
         if which == "other":
             self.w.files.open_model(*self.other)
         else:
             self.w.files.load_model(self.w.initial_prototxt, self.w.initial_weights)
+
+
+def fake_search(dense, image, region, cancelled=lambda: False, progress=None):
+    """Up to three plates inside `region`, at scales the small images map in milliseconds."""
+    if cancelled():
+        raise jobs.JobCancelled("cancelled")
+    x, y, w, h = region
+    count = 1 + (w * 7 + h) % 3
+    plates = []
+    for k in range(count):
+        bw, bh = max(4, w // (k + 2)), max(4, h // (k + 3))
+        box = (x + (w - bw) * k // 3, y + (h - bh) * k // 2, bw, bh)
+        scale = (0.6, 0.8, 1.0)[(box[0] + k) % 3]
+        plates.append(FoundPlate(PlateReading([], scale), box, 1.0 - 0.1 * k))
+    return PhotoReading(plates)
+
+
+class Owners:
+    """Which image and model the plates and the region on screen were made for."""
+
+    def __init__(self, state: ViewerState) -> None:
+        self.state = state
+        self.plates = self.region = (state.image, state.model)
+        state.events.plates.connect(lambda plates: self._set("plates"))
+        state.events.region.connect(lambda region: self._set("region"))
+
+    def _set(self, what: str) -> None:
+        setattr(self, what, (self.state.image, self.state.model))
 
 
 # invariants ------------------------------------------------------------------------------------
@@ -159,9 +248,51 @@ def drain(window: MainWindow) -> None:
             idle += 1
 
 
+def check_plates(window: MainWindow, owners: Owners) -> None:
+    """The plate boxes and the region are the current image's and model's, inside it."""
+    w, s = window, window.state
+    h, wd = s.image.pixels.shape[:2]
+    now = (s.image, s.model)
+    assert w.found.plates == s.plates, "the boxes drawn are not the state's plates"
+    assert len(w.found.boxes) == len(s.plates) == len(w.found.labels)
+    if s.plates:
+        assert owners.plates[0] is now[0], "plates of another image"
+        assert owners.plates[1] is now[1], "plates of another model"
+        assert is_plate_model(s.model.dense.labels), "plates for a model without plate labels"
+    for plate in s.plates:
+        x, y, bw, bh = plate.box
+        assert 0 <= x and 0 <= y and x + bw <= wd and y + bh <= h, "a plate off the image"
+    region = s.region
+    assert w.found.region.isVisible() == (region is not None), "the region is not the state's"
+    if region is not None:
+        assert owners.region[0] is now[0] and owners.region[1] is now[1], \
+            "a region of another image or model"
+        x, y, rw, rh = region
+        assert 0 <= x and 0 <= y and x + rw <= wd and y + rh <= h, "the region is off the image"
+        assert w.found.region.rect().getRect() == pytest.approx(region)
+    if s.chosen_plate is not None:
+        assert w.found.chosen == s.chosen_plate < len(s.plates)
+
+
+def check_panels(window: MainWindow) -> None:
+    """The Surgery tab is the current model's, its timing at the map's scale or saying so;
+    the Blobs tab offers the model's blobs."""
+    w, s = window, window.state
+    assert f"<b>{s.model.label}</b>" in w.surgery.summary.text(), "Surgery tab of another model"
+    check_ = w.surgery.check
+    if check_ is not None and s.fm is not None and w.surgery.button.isEnabled():
+        stale = scale_text(check_.scale) != scale_text(s.fm.scale)
+        assert ("now: Measure again" in w.surgery.timing.text()) == stale, \
+            "the Surgery tab's timing does not say its scale is not the map's"
+    names = [w.blobs.picker.itemText(k) for k in range(w.blobs.picker.count())]
+    assert names == list(s.model.dense.engine.blob_names), "the Blobs tab is another model's"
+
+
 def check(window: MainWindow, monkey: Monkey, failed_since_shown: bool) -> None:
     w, fm = window, window.state.fm
     pixels = w.state.image.pixels
+    check_plates(w, monkey.owners)
+    check_panels(w)
     assert w.plate.plate.image.shape[:2] == pixels.shape[:2], "the plate is not the image"
     assert w.summary.isVisible(), "no status summary"
     (x0, x1), (y0, y1) = w.plate.view.viewRange()
@@ -227,6 +358,7 @@ def walk(qtbot, folder: Path, settings, seed: int, steps: int) -> tuple[int, flo
     with qtbot.waitSignal(window.map_shown, timeout=MAP_TIMEOUT):
         window.show()
     monkey = Monkey(window, qtbot, folder, rng)
+    monkey.owners = Owners(window.state)
     failed = [False]
     window.map_failed.connect(lambda _message: failed.__setitem__(0, True))
     window.map_shown.connect(lambda: failed.__setitem__(0, False))
@@ -258,7 +390,9 @@ def walk(qtbot, folder: Path, settings, seed: int, steps: int) -> tuple[int, flo
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_random_walk_keeps_every_panel_on_the_current_map(qtbot, tmp_path, settings, seed):
+def test_a_random_walk_keeps_every_panel_on_the_current_map(qtbot, tmp_path, settings, seed,
+                                                            monkeypatch):
+    monkeypatch.setattr(jobs, "find_plates", fake_search)
     count, seconds = walk(qtbot, tmp_path, settings, seed, STEPS)
     print(f"monkey seed {seed}: {count} actions in {seconds:.1f} s")
     assert count == STEPS or "MONKEY_REPLAY" in os.environ

@@ -555,15 +555,14 @@ def test_a_display_is_looked_for_before_qt(env, problem):
 
 # ---- item 13: what the reader ignored is said -------------------------------------------------
 
-def test_an_unknown_prototxt_field_is_printed_as_a_warning(tmp_path, plate_png, capsys):
+def test_an_unknown_prototxt_field_is_refused_as_caffe_refuses_it(tmp_path, plate_png, capsys):
     typo = HEAD + CONV.replace("kernel_size: 5", "kernel_size: 5 weight_filer { type: 'x' }")
     proto, weights = net_files(tmp_path, HEAD + CONV)
     proto.write_text(typo)
-    assert cli.main([str(a) for a in map_args(tmp_path, plate_png, proto, weights)]) == 0
-    err = capsys.readouterr().err.splitlines()
-    assert [line for line in err if line.startswith("warning: ")] == [
-        f"warning: {proto} line 5 (in layer 'conv1'): unknown field 'weight_filer' in "
-        "ConvolutionParameter (ignored)"]
+    assert cli.main([str(a) for a in map_args(tmp_path, plate_png, proto, weights)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {proto} line 5 (in layer 'conv1'): no field named 'weight_filer' in "
+        "ConvolutionParameter (did you mean weight_filler?)"]
 
 
 # ---- items 10 and 11: the memory estimate covers every layer, and the pictures ---------------------
@@ -654,17 +653,20 @@ def test_the_largest_scale_map_suggests_fits_with_its_pictures(tmp_path, capsys,
     assert peak <= limit, (largest, peak)
 
 
-def test_the_viewer_shows_what_the_reader_ignored(qtbot, tmp_path, plate_file, settings):
+def test_the_viewer_refuses_an_unknown_field_before_any_map(qtbot, tmp_path, plate_file,
+                                                            settings):
     from gui_helpers import load_model, open_window
 
     window = open_window(qtbot, plate_file, settings, scale=1.0)
-    shown: list[list[str]] = []
-    window.show_warnings = shown.append
+    kept, maps = window.state.model, []
+    window.map_shown.connect(lambda: maps.append(window.state.fm))
     proto, weights = net_files(tmp_path, HEAD + CONV)
     proto.write_text(HEAD + CONV.replace("kernel_size: 5", "kernel_size: 5 weight_filer {}"))
-    assert load_model(qtbot, window, proto, weights) == "loaded"
-    assert shown == [[f"{proto} line 5 (in layer 'conv1'): unknown field 'weight_filer' in "
-                      "ConvolutionParameter (ignored)"]]
+    assert load_model(qtbot, window, proto, weights) == "failed"
+    assert window.errors.errors == [f"{proto} line 5 (in layer 'conv1'): no field named "
+                                    "'weight_filer' in ConvolutionParameter (did you mean "
+                                    "weight_filler?)"]
+    assert window.state.model is kept and maps == []
     window.close()
 
 

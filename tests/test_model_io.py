@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from viewer.caffe import model_io
 from viewer.net import netgraph
 from viewer.errors import ModelError, ViewerError
 from viewer.caffe.proto import caffe_pb2
+
+NETS = Path(__file__).resolve().parent / "nets"
 
 
 def test_caffemodel_round_trip_keeps_every_weight(lenet, tmp_path):
@@ -121,18 +124,49 @@ def test_v1_layers_keep_every_parameter_through_the_upgrade():
     assert old.layer[4].power_param.power == 2
 
 
-def test_unknown_field_is_ignored_with_a_warning_naming_the_layer():
+def test_an_unknown_field_is_refused_as_caffe_refuses_it_naming_line_layer_and_nearest():
     text = """
     input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8
     layer { name: "c" type: "Convolution" bottom: "data" top: "c"
             shiny_new_option: 3
-            convolution_param { num_output: 2 kernel_size: 3 } }
+            convolution_param { num_output: 2 kernel_size: 3 stide: 2 } }
     """
-    net, warnings = model_io.parse_prototxt(text, "my.prototxt")
-    assert net.layer[0].convolution_param.num_output == 2
-    assert len(warnings) == 1
-    assert "my.prototxt line 4" in warnings[0]
-    assert "'c'" in warnings[0] and "shiny_new_option" in warnings[0]
+    with pytest.raises(ModelError) as err:
+        model_io.parse_prototxt(text, "my.prototxt")
+    assert str(err.value) == (
+        "my.prototxt: 2 fields Caffe does not know: line 4 (in layer 'c'): no field named "
+        "'shiny_new_option' in LayerParameter; line 5 (in layer 'c'): no field named 'stide' "
+        "in ConvolutionParameter (did you mean stride?)")
+
+
+def test_every_misspelled_field_of_a_squeezenet_is_named_with_the_field_meant():
+    text = (NETS / "squeezenet_fire.prototxt").read_text()
+    typos = text.replace("stride: 2", "stide: 2", 1).replace("num_output: 16", "num_ouput: 16", 1)
+    typos = typos.replace('name: "data"', 'name: "data" extra { a: 1 nested { b: 2 } }', 1)
+    with pytest.raises(ModelError) as err:
+        model_io.parse_prototxt(typos, "sq.prototxt")
+    assert str(err.value) == (
+        "sq.prototxt: 3 fields Caffe does not know: line 6 (in layer 'data'): no field named "
+        "'extra' in LayerParameter; line 9 (in layer 'conv1'): no field named 'num_ouput' in "
+        "ConvolutionParameter (did you mean num_output?); line 9 (in layer 'conv1'): no field "
+        "named 'stide' in ConvolutionParameter (did you mean stride?)")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("\ufeffname: 'x'".encode("utf-8"),
+     "starts with a byte-order mark, which Caffe cannot read: save it as UTF-8 without BOM"),
+    ("name: 'x'".encode("utf-16"), "is UTF-16 text; Caffe reads a prototxt as UTF-8: save it "
+                                   "as UTF-8"),
+    ("name: 'x'".encode("utf-16-le"), "is UTF-16 text; Caffe reads a prototxt as UTF-8: save "
+                                      "it as UTF-8"),
+])
+def test_a_bom_or_utf16_prototxt_is_named_for_what_it_is(tmp_path, raw, message):
+    path = tmp_path / "net.prototxt"
+    path.write_bytes(raw)
+    with pytest.raises(ModelError) as err:
+        model_io.read_prototxt(path)
+    assert str(err.value) == f"{path} {message}"
 
 
 def test_syntax_error_reports_line_and_layer():
@@ -243,9 +277,10 @@ def test_an_unknown_field_is_named_with_its_message_type():
     text = ('input: "data" input_dim: 1 input_dim: 1 input_dim: 8 input_dim: 8\n'
             'layer { name: "c" type: "ReLU" bottom: "data" top: "data"\n'
             '        relu_param { shiny: 3 } }\n')
-    _, warnings_ = model_io.parse_prototxt(text, "my.prototxt")
-    assert warnings_ == ["my.prototxt line 3 (in layer 'c'): unknown field 'shiny' in "
-                         "ReLUParameter (ignored)"]
+    with pytest.raises(ModelError) as err:
+        model_io.parse_prototxt(text, "my.prototxt")
+    assert str(err.value) == "my.prototxt line 3 (in layer 'c'): no field named 'shiny' in " \
+                             "ReLUParameter"
 
 
 def test_model_files_that_cannot_be_read_are_named_with_the_reason(tmp_path, monkeypatch):
@@ -314,14 +349,17 @@ def test_a_caffemodel_of_ascii_bytes_is_still_binary():
                               "needs 1 (is the file truncated?)")
 
 
-def test_load_net_names_its_files_and_keeps_the_warnings(lenet, tmp_path):
+def test_load_net_names_its_files_and_refuses_an_unknown_field(lenet, tmp_path):
     proto, weights = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
     model_io.write_net(lenet, proto, weights)
-    text = proto.read_text().replace('name: "conv1"', 'name: "conv1"\n  shiny: 1', 1)
-    proto.write_text(text)
     net = load_net(proto, weights)
-    assert net.source == str(proto)
-    assert len(net.warnings) == 1 and "unknown field 'shiny'" in net.warnings[0]
+    assert net.source == str(proto) and net.warnings == []
+    good = proto.read_text()
+    proto.write_text(good.replace('name: "conv1"', 'name: "conv1"\n  shiny: 1', 1))
+    with pytest.raises(ModelError, match=f"{proto} line 26 \\(in layer 'conv1'\\): no field named "
+                                         "'shiny' in LayerParameter"):
+        load_net(proto, weights)
+    proto.write_text(good)
     with pytest.raises(ModelError) as err:
         load_net(proto, None)
     assert str(err.value) == f"{proto} has no weights for layer 'conv1'"
@@ -403,13 +441,14 @@ def test_weights_too_large_to_initialise_are_refused():
 @pytest.mark.parametrize("text, message", [
     ("\x00\x01", "<prototxt> is not a text prototxt (it holds binary data: a .caffemodel given "
                  "as --prototxt?)"),
-    # after an unknown field, the second parse (skipping it) meets the error
+    # an unknown field is named before any later syntax error
     ('layer { name: "x" shiny: 1 }\nlayer {\n  name: "y"\n  top: 3x }',
-     "<prototxt> line 4 (in layer 'y'): '  top: 3x }': Expected string but found: '3x'"),
+     "<prototxt> line 1 (in layer 'x'): no field named 'shiny' in LayerParameter"),
     # protobuf gives this error no line: nothing names a line or a layer
-    ('layer {\n  name: "x"\n  shiny: ]\n}\n', "<prototxt>: Invalid field value: ]"),
-    ("shiny " + "{ a " * 3000,
-     "<prototxt> nests blocks too deeply to be a Caffe net (unbalanced braces?)"),
+    ('layer {\n  name: "x"\n  shiny: ]\n}\n',
+     "<prototxt> line 3 (in layer 'x'): no field named 'shiny' in LayerParameter"),
+    # an unknown field is refused before its blocks are read, however deep they nest
+    ("shiny " + "{ a " * 3000, "<prototxt> line 1: no field named 'shiny' in NetParameter"),
     ('layer { name: "a" } layers { name: "b" }',
      "<prototxt> mixes old 'layers' and new 'layer' entries"),
     ('layers { name: "d" type: HDF5_DATA }',

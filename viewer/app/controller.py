@@ -11,6 +11,7 @@ controller takes them through `open_model`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -57,6 +58,7 @@ class Controller:
                  plates_progress: Callable[[int, int], None] | None = None) -> None:
         self.state, self.runners, self.auto_check = state, runners, auto_check
         self.plates_progress = plates_progress or (lambda done, total: None)
+        self._check_tag: MapTag | None = None       # the surgery timing asked for last
         self._done: dict[JobKind, Callable[[JobKind, Any, Any], None]] = {
             JobKind.MAP: self._map_done, JobKind.AUTO: self._map_done,
             JobKind.FINE: self._fine_done, JobKind.BLOB: self._blob_done,
@@ -109,11 +111,25 @@ class Controller:
         if not held:
             self.request_fine()
 
-    def choose_plate(self, index: int, zoom: bool = True) -> None:
-        """A found plate: zoom to it, and show the map at its scale with its reading."""
-        self.state.choose_plate(index, zoom)
-        self.state.set_scale(self.state.plates[index].scale)
-        self.request_map()
+    def choose_plate(self, index: int, zoom: bool = True, whole: bool = False) -> None:
+        """A found plate: zoom to it, and show the map at its scale with its reading. The map
+        on screen is kept when it is at that scale and covers the plate; else only the
+        plate's neighbourhood is mapped (a whole 12 MP photo at a plate's scale took 30 s),
+        or the `whole` image (after the automatic search: the first view of an image)."""
+        s = self.state
+        s.choose_plate(index, zoom)
+        plate = s.plates[index]
+        scale = s.set_scale(plate.scale)        # clamped into the range (a large blob picked)
+        shown = s.coarse
+        if shown is not None and shown.fm.scale == scale and \
+                _covers(shown.fm.region, plate.box):
+            self.runners.maps.cancel((JobKind.MAP, JobKind.AUTO))
+            self._show(jobs.MapResult(shown.fm, plate.reading, shown.note),
+                       MapTag(s.generation, scale))
+            self.request_fine()
+            return
+        self.request_map(None if whole else _neighbourhood(
+            plate.box, s.image.pixels.shape[:2], s.model.dense.unit.receptive_field, scale))
 
     def pick_blob(self, name: str) -> None:
         """The Blobs tab's pick, computed at the exact scale of the map on screen when that
@@ -123,16 +139,20 @@ class Controller:
         if state.blob_missing():
             fm, dense, pixels = state.fm, state.model.dense, state.image.pixels
             self.runners.maps.submit(
-                JobKind.BLOB, lambda: dense.run(pixels, fm.scale, extra_blobs=(name,)).blobs, fm)
+                JobKind.BLOB, lambda: jobs.map_of(dense, pixels, fm.scale, (name,),
+                                                  fm.region).blobs, fm)
 
     # requests to the workers ---------------------------------------------------------------------
-    def request_map(self) -> None:
-        """The map at the current scale; a newer request replaces a waiting one, and a scale
-        chosen by hand replaces a search for the automatic one."""
+    def request_map(self, region: jobs.Region | None = None) -> None:
+        """The map at the current scale (of `region` only, when given); a newer request
+        replaces a waiting one, and a scale chosen by hand replaces a search for the automatic
+        one."""
         s, maps = self.state, self.runners.maps
         scale, dense, pixels, extra = s.scale, s.model.dense, s.image.pixels, s.extra_blobs()
+        height, width = pixels.shape[:2]
+        region = None if region in (None, (0, 0, width, height)) else region
         maps.cancel((JobKind.AUTO, JobKind.BLOB, JobKind.FINE))
-        maps.submit(JobKind.MAP, lambda: jobs.compute_map(dense, pixels, scale, extra),
+        maps.submit(JobKind.MAP, lambda: jobs.compute_map(dense, pixels, scale, extra, region),
                     MapTag(s.generation, scale))
         s.say(f"computing the dense map at scale {scale:g}...")
 
@@ -157,6 +177,9 @@ class Controller:
         pyramid of passes with progress, each a chance to cancel. A region reaching outside
         the image is cut to it."""
         s, maps = self.state, self.runners.maps
+        if jobs.plate_reader(s.model.dense.labels) is None:
+            s.say(f"no plate search: {s.model.label} has no plate labels", 8000)
+            return
         height, width = s.image.pixels.shape[:2]
         w, h = (w, h) if w and h else (width, height)
         x0, y0 = max(0, x), max(0, y)
@@ -165,9 +188,11 @@ class Controller:
             return
         dense, pixels, stop, progress = s.model.dense, s.image.pixels, maps.should_stop, \
             self.plates_progress
+        whole = region == (0, 0, width, height)
+        s.set_region(None if whole else region)
         maps.submit(JobKind.PLATES,
                     lambda: jobs.find_plates(dense, pixels, region, stop, progress),
-                    PlatesTag(s.generation, region != (0, 0, width, height)))
+                    PlatesTag(s.generation, not whole))
         s.say("looking for plates: rows of letters at several scales...")
 
     def request_check(self) -> None:
@@ -175,8 +200,9 @@ class Controller:
         s, slow = self.state, self.runners.slow
         model, pixels, scale, stop = s.model, s.image.pixels, s.scale, slow.should_stop
         s.start_check()
+        self._check_tag = MapTag(s.generation, scale)
         slow.submit(JobKind.SURGERY, lambda: jobs.check_surgery(model, pixels, scale, stop),
-                    MapTag(s.generation, scale))
+                    self._check_tag)
 
     def set_fine(self, on: bool) -> None:
         """Follow each coarse map with the fine one (on), or go back to the coarse map (off)."""
@@ -271,6 +297,10 @@ class Controller:
             return []
         if JobKind.SURGERY in stopped:
             s.stop_check(None)
+        if JobKind.PLATES in stopped:
+            s.set_region(None)
+        if JobKind.FINE in stopped and s.fine_on:
+            s.set_fine(False)       # the toggle shows what is on screen: the coarse map
         if s.fm is not None:
             s.set_scale(s.fm.scale)
         s.say("cancelled: " + ", ".join(kind.doing for kind in stopped), 8000)
@@ -333,12 +363,13 @@ class Controller:
         height, width = s.image.pixels.shape[:2]
         whole = locate.crop_around(best.box, (height, width)) == (0, 0, width, height)
         if tag.region or not whole:
-            self.choose_plate(0, zoom=tag.region)
+            self.choose_plate(0, zoom=tag.region, whole=not tag.region)
         else:
             s.choose_plate(0)
 
     def _check_done(self, kind: JobKind, tag: MapTag, check: jobs.SurgeryCheck) -> None:
-        self.state.set_check(check)
+        if tag is self._check_tag:      # an older timing (another image) is not shown
+            self.state.set_check(check)
 
     def _tiles_done(self, kind: JobKind, tag: tuple, drawn: list) -> None:
         fm, blob, kernels = tag
@@ -373,14 +404,38 @@ class Controller:
 
     def _plates_failed(self, kind: JobKind, tag: PlatesTag, message: str) -> None:
         if self._current(tag):
+            self.state.set_region(None)
             self.state.say(f"error: {message}")
             self.state.fail(kind, message)
 
     def _check_failed(self, kind: JobKind, tag: MapTag, message: str) -> None:
-        self.state.stop_check(message)
+        if tag is self._check_tag:
+            self.state.stop_check(message)
 
     def _save_failed(self, kind: JobKind, path: Path, message: str) -> None:
         self.state.alert(f"could not save {path}: {message}")
+
+
+def _neighbourhood(box: tuple, shape: tuple[int, int], window: tuple[int, int],
+                   scale: float) -> jobs.Region:
+    """The crop `read` reads a plate in (`locate.crop_around`), grown about its centre to hold
+    at least one window of the net at `scale`, and kept inside the image."""
+    x, y, w, h = locate.crop_around(box, shape)
+    grown = []
+    for start, size, need, limit in ((x, w, window[1], shape[1]), (y, h, window[0], shape[0])):
+        size2 = min(limit, max(size, math.ceil(need / scale) + 2))
+        start2 = min(max(0, start - (size2 - size) // 2), limit - size2)
+        grown.append((start2, size2))
+    (x, w), (y, h) = grown
+    return (x, y, w, h)
+
+
+def _covers(region: jobs.Region | None, box: tuple) -> bool:
+    """A map of `region` (None: the whole image) covers `box`."""
+    if region is None:
+        return True
+    x, y, w, h = region
+    return x <= box[0] and y <= box[1] and box[0] + box[2] <= x + w and box[1] + box[3] <= y + h
 
 
 def _kind(kind: str) -> JobKind | None:

@@ -14,7 +14,7 @@ import numpy as np
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.finemap import RAREFACTION, FineMethod, fine_method
-from viewer.app.jobs import MapResult
+from viewer.app.jobs import MapResult, map_of
 
 FINE_STRIDE = 1
 _made: "weakref.WeakKeyDictionary[DenseClassifier, DenseClassifier]" = \
@@ -32,8 +32,8 @@ def fine_dense(dense: DenseClassifier) -> DenseClassifier:
 
 def fine_map(dense: DenseClassifier, image: np.ndarray, scale: float, blobs: tuple[str, ...],
              coarse: MapResult) -> MapResult:
-    """The stride-1 map at the coarse map's scale, with the coarse map's reading."""
-    fm = fine_dense(dense).run(image, scale, extra_blobs=blobs)
+    """The stride-1 map at the coarse map's scale and of its region, with its reading."""
+    fm = map_of(fine_dense(dense), image, scale, blobs, coarse.fm.region)
     return MapResult(fm, coarse.reading, coarse.note)
 
 

@@ -26,11 +26,12 @@ from viewer.maps.labels import is_plate_model
 from viewer.caffe.model_io import CaffeNet
 from viewer.maps.preprocess import ModelSettings
 from viewer.maps.sliding import WindowComparison, compare_with_windows
-from viewer.surgery.verify import Verification, verify_equivalence
+from viewer.surgery.verify import Verification
 
 
 RUNNERS_UP = 5           # classes offered to explain a cell's class against
 OPENING_SIDE = 640       # pixels: the longer side of a new image for a model without a reader
+TIMING_BUDGET_S = 1.5    # the per-window side of the surgery timing; the rest is extrapolated
 
 
 class JobKind(str, Enum):
@@ -170,11 +171,38 @@ def opening_scale(dense: DenseClassifier, image_shape: tuple[int, ...]) -> float
     return max(dense.planner.smallest_scale(image_shape[:2]), min(1.0, fit))
 
 
+Region = tuple[int, int, int, int]
+
+
+def region_pixels(image: np.ndarray, region: Region | None) -> np.ndarray:
+    """The pixels a map of `region` (x, y, w, h; None: all) is made of."""
+    if region is None:
+        return image
+    x, y, w, h = region
+    return image[y:y + h, x:x + w]
+
+
+def placed(fm: FeatureMap, region: Region | None, image_shape: tuple[int, ...]) -> FeatureMap:
+    """A map of a crop, placed in the image it was cut from: its cells' windows, the layer
+    over the plate and the hovered cell are in the image's pixels."""
+    if region is None:
+        return fm
+    return replace(fm, geometry=fm.geometry.shifted(region[0], region[1]),
+                   image_shape=tuple(image_shape[:2]), region=tuple(region))
+
+
+def map_of(dense: DenseClassifier, image: np.ndarray, scale: float, blobs: tuple[str, ...],
+           region: Region | None = None) -> FeatureMap:
+    """The dense pass over `region` of `image` (None: all of it), placed in the image."""
+    fm = dense.run(region_pixels(image, region), scale, extra_blobs=blobs)
+    return placed(fm, region, image.shape)
+
+
 def compute_map(dense: DenseClassifier, image: np.ndarray, scale: float,
-                blobs: tuple[str, ...]) -> MapResult:
-    """The dense pass plus, for a plate model, the plate reading; a reading failure never
-    loses the map."""
-    fm = dense.run(image, scale, extra_blobs=blobs)
+                blobs: tuple[str, ...], region: Region | None = None) -> MapResult:
+    """The dense pass (of `region` only, when given: a plate's neighbourhood) plus, for a
+    plate model, the plate reading; a reading failure never loses the map."""
+    fm = map_of(dense, image, scale, blobs, region)
     if not is_plate_model(fm.labels):
         return MapResult(fm)
     reading = reading_module()
@@ -224,14 +252,16 @@ def check_surgery(model: LoadedModel, image: np.ndarray, scale: float,
                   cancelled: Callable[[], bool] | None = None) -> SurgeryCheck:
     """Equivalence and timing on a private engine, so the map worker's engine is never shared.
 
-    `cancelled` lets a closing window end the (seconds-long) per-window timing early.
+    The check made when the model loaded is kept; the per-window side is timed for at most
+    TIMING_BUDGET_S and extrapolated, so the timing is bounded on a zoo net and a photo.
+    `cancelled` lets Cancel or a closing window end it between two batches.
     """
     dense = model.dense
     twin = DenseClassifier(dense.net, dense.engine_name, settings=dense.settings)
-    verification = verify_equivalence(model.classifier, dense.net, engine=dense.engine_name,
-                                      transformer=dense.transformer) if model.classifier else None
+    verification = model.verification or (session.verify_model(model.classifier, dense)
+                                          if model.classifier else None)
     comparison = compare_with_windows(twin, image, scale, classifier=model.classifier,
-                                      cancelled=cancelled)
+                                      cancelled=cancelled, budget_s=TIMING_BUDGET_S)
     return SurgeryCheck(verification, comparison, scale)
 
 

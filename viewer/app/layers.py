@@ -34,7 +34,8 @@ class MapLayer:
 
 def conv1_geometry(dense: DenseClassifier, fm: FeatureMap) -> Geometry:
     """conv1 has its own stride and window (1 and 5 for LeNet), at the map's actual scale."""
-    return geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
+    g = geometry_of(dense.net, dense.first_conv, fm.geometry.scale)
+    return g.shifted(*fm.region[:2]) if fm.region is not None else g
 
 
 def layer_for(fm: FeatureMap, dense: DenseClassifier, channel: str | None,

@@ -16,10 +16,17 @@ from viewer.maps.images import load_image
 from viewer.caffe.model_io import CaffeNet
 from viewer.net.weights import load_net
 from viewer.maps.preprocess import ModelSettings, net_sizes, settings_for
-from viewer.surgery.convolutional import Conversion, is_fully_convolutional, make_fully_convolutional
+from viewer.net import cost, netgraph
+from viewer.surgery.convolutional import (Conversion, global_poolings, inner_products,
+                                          is_fully_convolutional, make_fully_convolutional)
+from viewer.surgery.verify import Verification, verify_equivalence
 
 MODEL_SUFFIXES = (".prototxt",)
 WEIGHT_SUFFIXES = (".caffemodel",)
+# The equivalence check's budget in multiply-adds (some 0.5 s on one core): LeNet gets the
+# check's 8 windows of each kind, a zoo net at 224x224 one or two, so the map follows the
+# check within seconds.
+CHECK_BUDGET = 2e9
 
 
 @dataclass
@@ -32,6 +39,7 @@ class LoadedModel:
     weights: Path | None
     classifier: CaffeNet | None = None
     conversions: list[Conversion] = field(default_factory=list)
+    verification: Verification | None = None    # the surgery checked when the model loaded
 
     @property
     def label(self) -> str:
@@ -62,6 +70,34 @@ def needs_surgery(net: CaffeNet) -> bool:
     return not is_fully_convolutional(net.param)
 
 
+def surgery_changes(net: CaffeNet) -> str:
+    """What the surgery will change in a classifier, in words for the question before it."""
+    ips = [l.name for l in inner_products(net.param)]
+    pools = [l.name for l in global_poolings(net.param)]
+    changes = []
+    if ips:
+        changes.append(f"cast its InnerProduct layer{'s' if len(ips) > 1 else ''} "
+                       f"{', '.join(ips)} into convolutions with the same weights")
+    if pools:
+        changes.append(f"give its global pooling {', '.join(pools)} the kernel of its input, "
+                       "stride 1")
+    return " and ".join(changes)
+
+
+def check_count(classifier: CaffeNet) -> int:
+    """Windows of each kind for the equivalence check: 8 for a small net, fewer for a zoo net
+    (a SqueezeNet at 224x224 costs 0.35 G multiply-adds a window, and each runs twice)."""
+    shape = next(iter(netgraph.input_shapes(classifier.param).values()))
+    per_window = 4 * max(1, cost.forward_flops(classifier, tuple(shape)))
+    return int(min(8, max(1, CHECK_BUDGET // per_window)))
+
+
+def verify_model(classifier: CaffeNet, dense: DenseClassifier) -> Verification:
+    """The surgery's equivalence check, as the maps will see the windows (preprocessing)."""
+    return verify_equivalence(classifier, dense.net, count=check_count(classifier),
+                              engine=dense.engine_name, transformer=dense.transformer)
+
+
 def weights_beside(prototxt: Path) -> Path | None:
     """The .caffemodel with the prototxt's stem, the pairing `surgery` writes."""
     candidate = prototxt.with_suffix(".caffemodel")
@@ -82,7 +118,8 @@ def _bundled_classifier(prototxt: Path) -> CaffeNet | None:
 
 def build_model(net: CaffeNet, prototxt: Path, weights: Path | None,
                 engine: str | None, settings: ModelSettings | None = None) -> LoadedModel:
-    """A ready-to-map model; a classifier is made fully convolutional in memory.
+    """A ready-to-map model; a classifier is made fully convolutional in memory and checked
+    (`verify_model`, seconds at most), so its first map follows a passed check.
 
     Without `settings` (the command line's flags), the net gets what is stored beside it:
     its preprocessing sidecar and a labels file, else Caffe's defaults.
@@ -91,8 +128,9 @@ def build_model(net: CaffeNet, prototxt: Path, weights: Path | None,
     dense = DenseClassifier(net, engine, settings=settings)
     classifier = dense.classifier or _bundled_classifier(prototxt)
     conversions = make_fully_convolutional(classifier).conversions if classifier else []
+    verification = verify_model(classifier, dense) if dense.classifier is not None else None
     return LoadedModel(net, dense, Path(prototxt), Path(weights) if weights else None, classifier,
-                       conversions)
+                       conversions, verification)
 
 
 @dataclass

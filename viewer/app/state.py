@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from viewer.app.events import Event
-from viewer.app.jobs import ExplainRequest, JobKind, MapResult, MapTag, SurgeryCheck
+from viewer.app.jobs import (ExplainRequest, JobKind, MapResult, MapTag, SurgeryCheck,
+                             region_pixels)
 from viewer.maps.attribution import Explanation
 from viewer.app.layers import MapLayer, layer_for
 from viewer.app.scale import ScaleRange, scale_limit_text, scale_range
@@ -67,6 +68,7 @@ class StateEvents:
     cell: Event = _event("cell")                # (i, j) or None: the hovered cell
     blob: Event = _event("blob")                # -: the Blobs tab's pick, or its values came
     plates: Event = _event("plates")            # list[FoundPlate]: none chosen yet
+    region: Event = _event("region")            # (x, y, w, h) searched for plates, or None
     plate_chosen: Event = _event("plate_chosen")    # index, zoom to it
     fine: Event = _event("fine")                # bool: follow each map with the fine one
     tiles: Event = _event("tiles")              # Tiles of the map on screen
@@ -105,6 +107,7 @@ class ViewerState:
         self.blob = ""
         self.plates: list[FoundPlate] = []
         self.chosen_plate: int | None = None
+        self.region: tuple[int, int, int, int] | None = None    # the Shift-drag being read
         self.check: SurgeryCheck | None = None
         self.tiles: Tiles | None = None
         self.explain_request: ExplainRequest | None = None   # "Why <class> here", followed
@@ -130,6 +133,8 @@ class ViewerState:
         names, current = dense.engine.blob_names, self.blob or dense.score_blob
         self.blob = current if current in names else (names[0] if names else "")
         self.events.model.emit(model)
+        self.set_plates([])                 # the old model's plates: another model reads anew
+        self.set_region(None)
         self._update_range()
         self.events.pick.emit()
 
@@ -140,7 +145,7 @@ class ViewerState:
         self.generation += 1
         self.result = self.coarse = None
         self.cell = self.letter = self.chosen_plate = self.tiles = None
-        self.plates = []
+        self.plates, self.region = [], None
         self.explain_request = self.explanation = None
         self.events.image.emit(image)
         self._update_range()
@@ -150,7 +155,10 @@ class ViewerState:
         """New preprocessing for the model: a new generation, so a map made before is stale."""
         dense = self.model.dense
         dense.settings = dense.settings.with_transformer(transformer)
+        timed = self.checked_generation == self.generation
         self.generation += 1
+        if timed:       # preprocessing does not change the speed: no timing again on its own
+            self.checked_generation = self.generation
 
     # the scale -----------------------------------------------------------------------------------
     def set_scale(self, scale: float) -> float:
@@ -313,7 +321,7 @@ class ViewerState:
         fm, dense = self.fm, self.model.dense
         if fm is None:
             return None, None
-        values = dense.prepare(self.image.pixels, fm.scale)[0] \
+        values = dense.prepare(region_pixels(self.image.pixels, fm.region), fm.scale)[0] \
             if self.blob == dense.engine.input_name else fm.blobs.get(self.blob)
         classes = values is not None and values.shape == fm.probs.shape
         return values, (fm.labels if classes else None)
@@ -322,6 +330,11 @@ class ViewerState:
     def set_plates(self, plates: list[FoundPlate]) -> None:
         self.plates, self.chosen_plate = list(plates), None
         self.events.plates.emit(self.plates)
+
+    def set_region(self, region: tuple[int, int, int, int] | None) -> None:
+        """The region of the image being searched for plates (None: no region shown)."""
+        self.region = region
+        self.events.region.emit(region)
 
     def choose_plate(self, index: int, zoom: bool = False) -> None:
         """Mark found plate `index` as the one read (`zoom`: and bring it into view)."""

@@ -18,6 +18,7 @@ from google.protobuf import text_format
 
 from viewer.errors import ModelError
 from viewer.caffe.proto import caffe_pb2
+from viewer.caffe.unknown_fields import find_unknown_fields, unknown_fields_text
 from viewer.files.safe_read import read_regular
 from viewer.files.safe_write import Writer, write_together
 
@@ -142,11 +143,15 @@ def _parse_error(source: str, text: str, err: text_format.ParseError) -> ModelEr
 
 
 def parse_prototxt(text: str, source: str = "<prototxt>") -> tuple[caffe_pb2.NetParameter, list[str]]:
-    """Parse prototxt text; unknown fields are skipped and reported as warnings."""
-    warnings: list[str] = []
+    """Parse prototxt text. An unknown field is refused as real Caffe refuses it, with every
+    unknown field of the file in the one message (and the known field nearest each); the list
+    of warnings stays for what a reader may skip and still run the net as meant (none now)."""
     if _BINARY.search(text):
         raise ModelError(f"{source} is not a text prototxt (it holds binary data: "
                          "a .caffemodel given as --prototxt?)")
+    if text.startswith("\ufeff"):
+        raise ModelError(f"{source} starts with a byte-order mark, which Caffe cannot read: "
+                         "save it as UTF-8 without BOM")
     net = caffe_pb2.NetParameter()
     try:
         try:
@@ -154,16 +159,30 @@ def parse_prototxt(text: str, source: str = "<prototxt>") -> tuple[caffe_pb2.Net
         except text_format.ParseError as err:
             if "has no field named" not in str(err):
                 raise _parse_error(source, text, err) from None
-            warnings.append(f"{_parse_error(source, text, err)} (ignored)")
-            net = caffe_pb2.NetParameter()
-            try:
-                text_format.Parse(text, net, allow_unknown_field=True)
-            except text_format.ParseError as err2:
-                raise _parse_error(source, text, err2) from None
+            unknown = find_unknown_fields(text, caffe_pb2.NetParameter.DESCRIPTOR)
+            if not unknown:
+                raise _parse_error(source, text, err) from None
+            raise ModelError(unknown_fields_text(source, unknown)) from None
     except RecursionError:
         raise ModelError(f"{source} nests blocks too deeply to be a Caffe net "
                          "(unbalanced braces?)") from None
-    return upgrade_v1(net, source), warnings
+    return upgrade_v1(net, source), []
+
+
+def _is_utf16(raw: bytes) -> bool:
+    """UTF-16 text (Windows editors save it): a byte-order mark, or ASCII with every other
+    byte zero, that decodes as UTF-16 to text without control characters."""
+    head = raw[:256]
+    marked = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    ascii_pairs = len(head) >= 8 and (not any(head[1::2]) and all(head[0::2]) or
+                                      not any(head[0::2]) and all(head[1::2]))
+    if not (marked or ascii_pairs):
+        return False
+    codec = "utf-16" if marked else ("utf-16-le" if not any(head[1::2]) else "utf-16-be")
+    try:
+        return not _BINARY.search(raw.decode(codec))
+    except UnicodeDecodeError:
+        return False
 
 
 def read_prototxt(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, list[str]]:
@@ -173,6 +192,9 @@ def read_prototxt(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, list
         raw = read_regular(path, MAX_PROTOTXT_BYTES, "prototxt")
     except OSError as err:
         raise ModelError(f"cannot read prototxt {path}: {err.strerror or err}") from None
+    if _is_utf16(raw):
+        raise ModelError(f"{path} is UTF-16 text; Caffe reads a prototxt as UTF-8: save it as "
+                         "UTF-8")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from viewer.engines import DEFAULT_ENGINE
 from viewer.cli.options import (EXIT_CHECK_FAILED, add_model_options, add_preprocess_options,
                                 dense_from_args, positive_count, prepare_outputs, print_json,
                                 print_warnings, settings_from_args)
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "to transplant the weights into (the tutorial's workflow)")
     surg.add_argument("--check-count", type=positive_count, default=8,
                       help="random and glyph windows each for the equivalence check")
-    surg.add_argument("--engine", default=None, help="engine for the check (default: opencv)")
+    surg.add_argument("--engine", default=None, help=f"engine for the check (default: {DEFAULT_ENGINE}, the fastest installed)")
     surg.add_argument("--json", action="store_true", help="print a JSON report")
     add_preprocess_options(surg)
     surg.set_defaults(func=cmd_surgery)

@@ -29,10 +29,11 @@ from viewer.maps import render
 from viewer.maps.labels import is_plate_model
 
 
-def legend_html(entries: list) -> str:
-    """Each character on a swatch of its colour, in black or white, whichever reads."""
+def legend_html(entries: list, plates: bool = True) -> str:
+    """Each character (class, for a model without plate labels) on a swatch of its colour,
+    in black or white, whichever reads."""
     if not entries:
-        return "Colours: no character is sure anywhere on this map"
+        return f"Colours: no {'character' if plates else 'class'} is sure anywhere on this map"
     swatches = []
     for label, (r, g, b) in entries:
         ink = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
@@ -47,11 +48,14 @@ def summary_text(state: ViewerState) -> str:
     g = layer.geometry
     h, w = (layer.values if layer.values is not None else layer.rgba).shape[:2]
     how = ", chosen automatically" if state.auto_shown else ""
-    why = f" | {fm.engine_note}" if fm.engine_note else ""
+    where = ", around the plate" if fm.region is not None else ""
     padded = f" (padded field {g.padded_field[0]} px)" if g.padded_field else ""
-    return (f"{layer.title} | {h}x{w} cells, stride {g.stride[0]}, window "
+    # Why the pass ran on another engine (memory) comes first: an elided line kept only the
+    # start, and the note was lost at 1280 px.
+    why = f"{fm.engine_note} | " if fm.engine_note else ""
+    return (f"{why}{layer.title} | {h}x{w} cells{where}, stride {g.stride[0]}, window "
             f"{g.receptive_field[0]} px of the scaled image{padded} | "
-            f"scale {scale_text(fm.scale)}{how} | {fm.forward_ms:.0f} ms on {fm.engine}{why}")
+            f"scale {scale_text(fm.scale)}{how} | {fm.forward_ms:.0f} ms on {fm.engine}")
 
 
 def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -> None:
@@ -78,7 +82,8 @@ def bind_plate(plate: PlateView, legend: QtWidgets.QLabel, state: ViewerState) -
         options(state.options)
         legend.setVisible(layer.mode == "best")
         if layer.mode == "best":
-            legend.setText(legend_html(render.best_class_legend(state.fm)))
+            legend.setText(legend_html(render.best_class_legend(state.fm),
+                                       is_plate_model(state.fm.labels)))
 
     def highlight(*_) -> None:
         reading = state.result.reading if state.result is not None else None
@@ -192,6 +197,8 @@ def bind_surgery(panel: SurgeryPanel, state: ViewerState, controller: Controller
     e.model.connect(new_model)
     e.check_started.connect(panel.set_measuring)
     e.check_done.connect(panel.set_check)
+    e.map.connect(lambda result: panel.set_scale(result.fm.scale))
+    e.image.connect(lambda image: panel.clear_timing())
     e.check_stopped.connect(lambda message: panel.set_cancelled() if message is None else
                             panel.set_failed(message))
     panel.check_requested.connect(controller.request_check)
@@ -240,6 +247,7 @@ def bind_plates(overlay: PlatesOverlay, state: ViewerState, controller: Controll
 
     state.events.image.connect(lambda image: overlay.clear())
     state.events.plates.connect(overlay.set_plates)
+    state.events.region.connect(overlay.show_region)
     state.events.plate_chosen.connect(chosen)
     overlay.plate_clicked.connect(controller.choose_plate)
     overlay.region_drawn.connect(controller.request_plates)

@@ -140,9 +140,11 @@ class DatasetBrowser(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addLayout(body, 1)
-        # Esc and Ctrl+W close it (the platform's Close key is Ctrl+F4 on some desktops).
-        for keys in ("Esc", "Ctrl+W"):
-            QtWidgets.QShortcut(QtGui.QKeySequence(keys), self, self.close)
+        # Esc lets go of the enlarged record, and closes the window when none is shown;
+        # Ctrl+W closes it (the platform's Close key is Ctrl+F4 on some desktops).
+        QtWidgets.QShortcut(QtGui.QKeySequence("Esc"), self, self.escape)
+        QtWidgets.QShortcut(QtGui.QKeySequence("Ctrl+W"), self, self.close)
+        self.shown_record = None
 
     def _cell(self, k: int) -> "SampleCell":
         cell = SampleCell()
@@ -159,8 +161,19 @@ class DatasetBrowser(QtWidgets.QWidget):
         else:
             self.counts.clearSelection()
 
+    def escape(self) -> None:
+        """Esc: the enlarged record goes, or, when there is none, the window closes."""
+        if self.shown_record is None:
+            self.close()
+            return
+        self.shown_record = None
+        self.detail.clear()
+        self.detail.setToolTip("")
+        self.detail_text.setText("Click a record to see it large.")
+
     def show_record(self, record) -> None:
         """One record large, with its key, label and size."""
+        self.shown_record = record
         name = label_name(record.label, self.names)
         picture = sample_picture(record.image, DETAIL_ZOOM)
         self.detail.setPixmap(to_pixmap(picture))

@@ -46,13 +46,22 @@ class LetterStrip(QtWidgets.QWidget):
         self.group = QtWidgets.QButtonGroup(self)
         self.group.setExclusive(True)
         self.group.idClicked.connect(self.letter_clicked)
-        self.row = QtWidgets.QHBoxLayout()
+        cards = QtWidgets.QWidget()
+        self.row = QtWidgets.QHBoxLayout(cards)
+        self.row.setContentsMargins(0, 0, 0, 0)
         self.row.setSpacing(4)
+        self.row.addStretch(1)
+        # The cards scroll sideways in a narrow window instead of widening it past the screen
+        # (at 640x480 the docks were pushed off it).
+        self.cards = QtWidgets.QScrollArea()
+        self.cards.setWidget(cards)
+        self.cards.setWidgetResizable(True)
+        self.cards.setFrameShape(QtWidgets.QFrame.NoFrame)
+        self.cards.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarAlwaysOff)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(self.summary)
-        layout.addLayout(self.row)
-        layout.addStretch(1)
+        layout.addWidget(self.cards, 1)
         self.buttons: list[LetterButton] = []
         self.size = 1.0
         self.reading: Any = None
@@ -84,8 +93,16 @@ class LetterStrip(QtWidgets.QWidget):
         for k, letter in enumerate(reading.letters):
             button = LetterButton(letter, self.size)
             self.group.addButton(button, k)
-            self.row.addWidget(button)
+            self.row.insertWidget(k, button)
             self.buttons.append(button)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """The cards' row is as tall as the cards and a scroll bar, so none is cut."""
+        tallest = max((max(b.sizeHint().height(), b.minimumHeight()) for b in self.buttons),
+                      default=0)
+        bar = self.cards.horizontalScrollBar().sizeHint().height()
+        self.cards.setFixedHeight(max(tallest + bar + 2, self.summary.sizeHint().height()))
 
     def select(self, index: int | None) -> None:
         """Check one letter, or none (an exclusive group would refuse to uncheck the last)."""

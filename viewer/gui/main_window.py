@@ -36,6 +36,7 @@ from viewer.gui.surgery_panel import SurgeryPanel
 from viewer.gui.worker import LatestWorker
 
 TITLE = "Net Surgery Viewer"
+READOUT_FLOOR = 220     # px: "Under the cursor" narrower than this is squeezed, not chosen
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -90,8 +91,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plate.viewport().setAcceptDrops(False)
         self.letters = LetterStrip()
         self.legend = QtWidgets.QLabel()
-        self.legend.setToolTip("The colours of the best-character picture: each character the "
-                               "net is sure of somewhere on this map, left to right")
+        self.legend.setToolTip("The colours of the best-class picture: each class the net is "
+                               "sure of somewhere on this map, left to right")
+        # The plate keeps its place when the legend goes; a long legend (a photo's many
+        # classes) is cut at the window's edge instead of widening the window past the screen.
+        keep = QtWidgets.QSizePolicy(QtWidgets.QSizePolicy.Ignored,
+                                     QtWidgets.QSizePolicy.Preferred)
+        keep.setRetainSizeWhenHidden(True)
+        self.legend.setSizePolicy(keep)
         self.found = PlatesOverlay(self.plate.view)
         central = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(central)
@@ -288,9 +295,12 @@ class MainWindow(QtWidgets.QMainWindow):
         return stopped
 
     def escape(self) -> None:
-        """Esc cancels what the user waits for, and when nothing runs, goes back to the best
-        class. (Letters and digits are the Channel menu's shortcuts.)"""
-        if not self.cancel_work(background=False):
+        """Esc aborts a Shift-drag, else cancels what the user waits for, and when nothing
+        runs, goes back to the best class. (Letters and digits are the Channel menu's
+        shortcuts.)"""
+        if self.found.abort_drag():
+            self.statusBar().showMessage("region cancelled", 4000)
+        elif not self.cancel_work(background=False):
             self.state.set_channel(None)
 
     def _saved(self, path: Path) -> None:
@@ -351,12 +361,21 @@ class MainWindow(QtWidgets.QMainWindow):
         size = QtCore.QSize(round(area.width() * share), round(area.height() * share))
         self.resize(size)
         self.move(area.center() - QtCore.QPoint(size.width() // 2, size.height() // 2))
-        # The docks keep their share (330 and 250 of 1280x800), so their tiles can grow.
-        self.resizeDocks([self.readout_dock], [round(size.width() * 0.26)], QtCore.Qt.Horizontal)
-        self.resizeDocks([self.net_dock], [round(size.height() * 0.31)], QtCore.Qt.Vertical)
+        # The docks keep their share (330 and 250 of 1280x800), so their tiles can grow; on a
+        # short screen (1280x720) they give the photo more of it.
+        short = size.height() < 760
+        self.resizeDocks([self.readout_dock], [round(size.width() * (0.22 if short else 0.26))],
+                         QtCore.Qt.Horizontal)
+        self.resizeDocks([self.net_dock], [round(size.height() * (0.25 if short else 0.31))],
+                         QtCore.Qt.Vertical)
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
-        """Letter cards grow with the window (up to 1.6x at 1920x1080 and above)."""
+        """Letter cards grow with the window (up to 1.6x at 1920x1080 and above); a readout
+        squeezed by a smaller window gets its share back when the window grows again."""
         super().resizeEvent(event)
         size = min(event.size().width() / 1280, event.size().height() / 800)
         self.letters.set_size(round(min(max(size, 1.0), 1.6), 1))
+        width, dock = event.size().width(), self.readout_dock
+        if event.oldSize().width() < width and dock.isVisible() and not dock.isFloating() and \
+                dock.width() < READOUT_FLOOR and width >= 3 * READOUT_FLOOR:
+            self.resizeDocks([dock], [round(width * 0.22)], QtCore.Qt.Horizontal)

@@ -33,7 +33,8 @@ MENU_ROWS = 24     # entries per channel menu: fits a 720-pixel screen in one co
 KEYS_HELP = (
     "<b>Keys</b><br>"
     "A-Z, 0-9: show that class channel<br>"
-    "Esc: cancel the map, scale search or model load in progress; when none runs, best class<br>"
+    "Esc: abort a Shift-drag, or cancel the map, scale search, plate search or model load in "
+    "progress; when none runs, best class<br>"
     "Cancel button (status bar): also stops the surgery timing<br>"
     "+ / -: scale up / down<br>Ctrl+0: automatic scale<br>Ctrl+R: raw scores<br>"
     "Ctrl+F: fine map (a cell at every pixel, after the coarse one)<br>"
@@ -49,8 +50,17 @@ KEYS_HELP = (
     "Drag the histogram's bar (right of the plate): levels of the map<br>"
     "Click a letter under the plate: its channel, its box highlighted, and why (Why here)<br>"
     "Click a conv1 filter (bottom): its output over the plate; click again to leave<br>"
+    "Click a plate's box (a photo): its reading, and the map of its neighbourhood at its "
+    "scale<br>"
+    "Shift-drag over the image: find the plates in that region (Esc during the drag aborts "
+    "it)<br>"
     "Click a row of the training data's label table: only that label<br><br>"
     "Drop images, .prototxt/.caffemodel files or LMDB folders on the window to open them.")
+
+
+def recent_name(path: Path) -> str:
+    """A recent file's entry: its name and its folder's, so two sample.png are told apart."""
+    return f"{path.name}  ({path.parent.name or path.parent})"
 
 
 def is_lmdb(path: Path) -> bool:
@@ -82,17 +92,24 @@ class WindowMenus:
         self.browser = None     # the LMDB browser, made when the first LMDB is opened
 
     # dialogs (tests replace these) ------------------------------------------------------------
+    def start_folder(self, kind: str) -> str:
+        """Where a file dialog opens: the folder last used for `kind`, else the current
+        image's (a first Save lands beside the photo, not in the home folder)."""
+        image = self.state.image.path
+        fallback = str(image.resolve().parent) if image is not None else None
+        return self.settings.last_folder(kind, fallback)
+
     def ask_open(self, kind: str, caption: str, filters: str) -> Path | None:
         if kind == "datasets":
             path = QtWidgets.QFileDialog.getExistingDirectory(
-                self.window, caption, self.settings.last_folder(kind))
+                self.window, caption, self.start_folder(kind))
         else:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self.window, caption, self.settings.last_folder(kind), filters)
+                self.window, caption, self.start_folder(kind), filters)
         return Path(path) if path else None
 
     def ask_save(self, kind: str, caption: str, name: str, filters: str) -> Path | None:
-        start = str(Path(self.settings.last_folder(kind)) / name)
+        start = str(Path(self.start_folder(kind)) / name)
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, caption, start, filters)
         return Path(path) if path else None
 
@@ -259,7 +276,7 @@ class WindowMenus:
         menu.clear()
         entries = self.settings.recent(kind)
         for entry in entries:
-            shown = " + ".join(Path(p).name for p in entry.split("|"))
+            shown = " + ".join(recent_name(Path(p)) for p in entry.split("|") if p)
             act = menu.addAction(shown)
             act.setToolTip(entry)
             act.triggered.connect(lambda checked=False, e=entry, k=kind: self.open_recent(k, e))
@@ -397,7 +414,7 @@ class WindowMenus:
             return None
         levels = self.parts.levels() if layer.rgba is None else layer.levels
         picture = overlay_picture(s.image.pixels, s.fm, layer, s.options.colormap, levels,
-                                  s.options.opacity)
+                                  s.options.opacity, s.plates, s.chosen_plate)
         return self._saved(lambda: export.save_png(picture, path, self._inputs()), path)
 
     def export_maps(self) -> Path | None:

@@ -12,17 +12,20 @@ from typing import Any, Callable
 
 from PyQt5 import QtCore
 
-from viewer.app import jobs
+from viewer.app import jobs, session
 from viewer.app.jobs import JobKind
 from viewer.app.session import LoadedModel
+from viewer.caffe.model_io import CaffeNet
 from viewer.gui.worker import LatestWorker
 
 KIND = JobKind.MODEL
 
 
-def surgery_question(prototxt: Path) -> str:
-    return (f"{prototxt.name} is a classifier (it has InnerProduct layers). Perform the net "
-            "surgery, casting them into convolutions, so it maps whole images?")
+def surgery_question(prototxt: Path, net: CaffeNet) -> str:
+    """What the surgery will change in this net (as the Surgery tab lists it afterwards)."""
+    return (f"{prototxt.name} is a classifier. The net surgery will "
+            f"{session.surgery_changes(net)}, so it maps whole images, and check that the "
+            "scores stay the same. Perform it?")
 
 
 class ModelLoader(QtCore.QObject):
@@ -72,7 +75,8 @@ class ModelLoader(QtCore.QObject):
         if not self._current(kind, tag):
             return
         if isinstance(result, jobs.NetRead):
-            if result.needs_surgery and not self.confirm(surgery_question(tag.prototxt)):
+            if result.needs_surgery and not self.confirm(surgery_question(tag.prototxt,
+                                                                          result.net)):
                 self.declined.emit(tag)
                 return
             net = result.net

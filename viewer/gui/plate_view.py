@@ -53,6 +53,9 @@ class PlateView(pg.GraphicsLayoutWidget):
         self.histogram.setImageItem(self.heat)
         self.histogram.setMaximumWidth(HISTOGRAM_WIDTH)
         self.addItem(self.histogram, row=0, col=1)
+        # Its column keeps its width when it is hidden (the best-class map has no levels), so
+        # the plate does not jump sideways when a channel is picked.
+        self.ci.layout.setColumnFixedWidth(1, HISTOGRAM_WIDTH)
         self.levels_mode: str | None = None
         self.colormap: str | None = None
         self.scene().sigMouseMoved.connect(self._mouse_moved)

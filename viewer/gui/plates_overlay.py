@@ -51,6 +51,9 @@ class PlatesOverlay(QtCore.QObject):
         self.region.setZValue(31)
         self.region.setVisible(False)
         view.addItem(self.region)
+        self.shown_region: tuple | None = None    # the state's region (the rubber band aside)
+        self.dragging = False                 # a Shift-drag is under way
+        self._aborted = False                 # Esc during it: the rest of the drag is ignored
         self._view_drag = view.mouseDragEvent
         view.mouseDragEvent = self._drag      # Shift-drag here; any other drag pans as before
 
@@ -84,18 +87,38 @@ class PlatesOverlay(QtCore.QObject):
     def clear(self) -> None:
         """No plates and no region (a new image)."""
         self._remove_plates()
-        self.region.setVisible(False)
+        self.show_region(None)
 
     def _remove_plates(self) -> None:
         for item in self.boxes + self.labels:
             self.view.removeItem(item)
         self.boxes, self.labels, self.plates, self.chosen = [], [], [], None
 
+    def show_region(self, region: tuple[int, int, int, int] | None) -> None:
+        """The region being read (the state's), or none."""
+        self.shown_region = region
+        if region is not None:
+            self.region.setRect(QtCore.QRectF(*region))
+        self.region.setVisible(region is not None)
+
+    def abort_drag(self) -> bool:
+        """Esc during a Shift-drag: the rubber band goes and the drag reads nothing. True when
+        a drag was aborted."""
+        if not self.dragging:
+            return False
+        self.dragging, self._aborted = False, True
+        self.show_region(self.shown_region)     # the rubber band goes; the state's stays
+        return True
+
     def _drag(self, event, axis=None) -> None:
         """A Shift-drag with the left button draws the region to read; the rest is the view's."""
         shift = event.modifiers() & QtCore.Qt.ShiftModifier
-        if event.button() != QtCore.Qt.LeftButton or not shift:
-            self._view_drag(event, axis)
+        if self._aborted or event.button() != QtCore.Qt.LeftButton or not shift:
+            if self._aborted:
+                event.accept()
+                self._aborted = not event.isFinish()
+            else:
+                self._view_drag(event, axis)
             return
         event.accept()
         start = self.view.mapToView(event.buttonDownPos())
@@ -103,11 +126,12 @@ class PlatesOverlay(QtCore.QObject):
         rect = QtCore.QRectF(start, end).normalized()
         self.region.setRect(rect)
         self.region.setVisible(True)
+        self.dragging = not event.isFinish()
         if event.isFinish():
             self.drawn(rect.x(), rect.y(), rect.width(), rect.height())
 
     def drawn(self, x: float, y: float, w: float, h: float) -> None:
-        """A region drawn in image pixels: emitted in whole pixels, at least one wide."""
-        self.region.setRect(QtCore.QRectF(x, y, w, h))
-        self.region.setVisible(True)
+        """A region drawn in image pixels: emitted in whole pixels, at least one wide (the
+        state's region event then shows what is read)."""
+        self.show_region(self.shown_region)
         self.region_drawn.emit(round(x), round(y), max(1, round(w)), max(1, round(h)))

@@ -11,6 +11,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from viewer.app.pictures import fitted, normalized
 from viewer.gui.pixmaps import to_pixmap
+from viewer.app.scale import scale_text
 from viewer.maps.images import scaled_size
 from viewer.maps.preprocess import Transformer, parse_overrides
 from viewer.errors import PreprocessError
@@ -111,4 +112,4 @@ class PreprocessDialog(QtWidgets.QDialog):
         ranges = "; ".join(f"channel {k} ({name}): {c.min():.4g} to {c.max():.4g}"
                            for k, (name, c) in enumerate(zip(channel_names(t), data)))
         height, width = scaled_size(self.image.shape, self.scale)
-        self.caption.setText(f"{width}x{height} pixels at scale {self.scale:g}: {ranges}")
+        self.caption.setText(f"{width}x{height} pixels at scale {scale_text(self.scale)}: {ranges}")

@@ -34,7 +34,7 @@ class HoverReadout(QtWidgets.QWidget):
         self.chart.setYRange(0, HEADROOM, padding=0)
         self.chart.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]])
         self.chart.setLabel("left", "probability")
-        self.chart.setMinimumHeight(150)
+        self.chart.setMinimumHeight(90)      # a 640x480 screen holds the window
         self.chart.getAxis("bottom").setTicks([[]])
         self.chart.getAxis("bottom").enableAutoSIPrefix(False)
         self.chart.setLabel("bottom", "classes (the likeliest are named)")

@@ -65,8 +65,9 @@ class Settings:
         self._set(f"recent/{kind}", items[:MAX_RECENT])
         return items[:MAX_RECENT]
 
-    def last_folder(self, kind: str) -> str:
-        return self._get(f"folders/{kind}", str(Path.home()))
+    def last_folder(self, kind: str, fallback: str | None = None) -> str:
+        """The folder last used for `kind` of file, else `fallback`, else the home folder."""
+        return self._get(f"folders/{kind}", fallback or str(Path.home()))
 
     def set_last_folder(self, kind: str, path: str | Path) -> None:
         folder = Path(path)

@@ -61,12 +61,18 @@ def verification_text(check: Verification | None) -> str:
             f"{verdict} (tolerance {check.tolerance:.2g}{scaled}).")
 
 
-def timing_text(c: WindowComparison, scale: float) -> str:
+def timing_text(c: WindowComparison, scale: float, shown: float | None = None) -> str:
+    """The timing at `scale`; when the map on screen is at another scale (`shown`), says so."""
     who = "the classifier" if c.classifier else "the net on window-sized inputs"
+    takes = (f"would take <b>{c.windows_ms:.0f} ms</b> (timed on {c.timed} of them)"
+             if c.sampled else f"takes <b>{c.windows_ms:.0f} ms</b>")
+    stale = (f" <i>The map is at scale {scale_text(shown)} now: Measure again at this scale to "
+             "time it there.</i>") if shown is not None and scale_text(shown) != \
+        scale_text(scale) else ""
     return (f"Speed at scale {scale_text(scale)} ({c.engine}): one dense pass covers {c.windows} windows in "
-            f"<b>{c.dense_ms:.0f} ms</b>; {who} on every window, batched, takes "
-            f"<b>{c.windows_ms:.0f} ms</b>. The dense pass is <b>{c.speedup:.1f}x faster</b>, "
-            f"and its scores match the per-window ones to {c.max_abs_diff:.2g}.")
+            f"<b>{c.dense_ms:.0f} ms</b>; {who} on every window, batched, {takes}. The dense "
+            f"pass is <b>{c.speedup:.1f}x faster</b>, and its scores match the per-window ones "
+            f"to {c.max_abs_diff:.2g}.{stale}")
 
 
 def summary_text(model: LoadedModel) -> str:
@@ -83,7 +89,7 @@ def summary_text(model: LoadedModel) -> str:
                 ("Pooling", "its global poolings were given the kernel of their input"))
             if kind in kinds)
         return (f"<b>{model.label}</b> is a classifier: {done} ({converted}) in memory. "
-                "File > Save surgered model writes the result.")
+                "File > Export surgered model > Caffe (or ONNX) writes the result.")
     if converted:
         return (f"<b>{model.label}</b> is the surgered twin of the classifier on the left: "
                 f"InnerProduct layers cast into convolutions with the same weights ({converted}).")
@@ -129,6 +135,8 @@ class SurgeryPanel(QtWidgets.QWidget):
         layout = QtWidgets.QHBoxLayout(self)
         layout.addWidget(self.table, 3)
         layout.addWidget(self.words, 2)
+        self.check: SurgeryCheck | None = None
+        self.scale: float | None = None
 
     def set_model(self, model: LoadedModel) -> None:
         rows = surgery_rows(model)
@@ -137,8 +145,11 @@ class SurgeryPanel(QtWidgets.QWidget):
             for c, text in enumerate(row):
                 self.table.setItem(r, c, QtWidgets.QTableWidgetItem(text))
         self.summary.setText(summary_text(model))
-        self.equivalence.setText("Equivalence: measuring...")
-        self.timing.setText("Speed: measuring...")
+        self.equivalence.setText(verification_text(model.verification)
+                                 if model.verification is not None else
+                                 "Equivalence: measuring...")
+        self.timing.setText("Speed: not measured yet (Measure again at this scale).")
+        self.check = None
 
     def set_fine(self, rows: list[tuple[str, str, str, str, str]]) -> None:
         """Rows after the surgery's: how the fine map is computed (viewer.app.fine)."""
@@ -153,9 +164,23 @@ class SurgeryPanel(QtWidgets.QWidget):
         self.button.setEnabled(False)
 
     def set_check(self, check: SurgeryCheck) -> None:
+        self.check = check
         self.equivalence.setText(verification_text(check.verification))
-        self.timing.setText(timing_text(check.comparison, check.scale))
+        self.timing.setText(timing_text(check.comparison, check.scale, self.scale))
         self.button.setEnabled(True)
+
+    def clear_timing(self) -> None:
+        """Another image: the timing was of the last one."""
+        self.check = None
+        if self.button.isEnabled():
+            self.timing.setText("Speed: not measured on this image yet (Measure again at this "
+                                "scale).")
+
+    def set_scale(self, scale: float) -> None:
+        """The scale of the map on screen: a timing at another one says it is not this one."""
+        self.scale = scale
+        if self.check is not None and self.button.isEnabled():
+            self.timing.setText(timing_text(self.check.comparison, self.check.scale, scale))
 
     def set_cancelled(self) -> None:
         self.timing.setText("Speed: the measurement was cancelled.")

@@ -38,6 +38,9 @@ class FeatureMap:
     blobs: dict[str, np.ndarray] = field(default_factory=dict)
     engine: str = ""            # the engine that computed it: the chosen one, or LEAN_ENGINE
     engine_note: str = ""       # why it is not the chosen engine, "" when it is
+    # (x, y, w, h) of the image this map covers when it is a crop's, placed in the image
+    # (`geometry` and `image_shape` are the image's); None: the whole image
+    region: tuple[int, int, int, int] | None = None
 
     def best(self) -> tuple[np.ndarray, np.ndarray]:
         """Per cell: the most probable class and its probability."""

@@ -13,10 +13,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from viewer.net import netgraph
+from viewer.net import cost, netgraph
 from viewer.engines import create_engine
 from viewer.maps.featuremap import DenseClassifier
 from viewer.caffe.model_io import CaffeNet
+
+
+BATCH_BYTES = 256 << 20     # activations of one batch of windows
 
 
 class MeasurementCancelled(Exception):
@@ -33,6 +36,12 @@ class WindowComparison:
     max_abs_diff: float     # largest class-score difference over those cells
     engine: str
     classifier: bool        # True: the original classifier; False: the FCN on window-sized inputs
+    timed: int = -1         # windows classified; fewer than `windows` when a budget cut the
+                            # timing short (`windows_ms` is then extrapolated); -1: all
+
+    @property
+    def sampled(self) -> bool:
+        return 0 <= self.timed < self.windows
 
     @property
     def speedup(self) -> float:
@@ -60,12 +69,16 @@ def window_batches(data: np.ndarray, stride: tuple[int, int], offset: tuple[int,
 
 def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float,
                          classifier: CaffeNet | None = None, batch: int = 512,
-                         cancelled: Callable[[], bool] | None = None) -> WindowComparison:
+                         cancelled: Callable[[], bool] | None = None,
+                         budget_s: float | None = None) -> WindowComparison:
     """Time the dense pass and the batched per-window classifier on `image` at `scale`.
 
     The per-window net is `classifier`, else the one `dense` was made from, else the fully
     convolutional net itself on window-sized inputs (which computes the same function).
-    `cancelled()` is asked between batches; True raises MeasurementCancelled.
+    `cancelled()` is asked between batches; True raises MeasurementCancelled. A batch holds at
+    most BATCH_BYTES of the net's activations (a zoo net's 512 windows took 9.8 GB). With a
+    `budget_s`, the windows stop once that time is spent, and the time of all of them is
+    extrapolated from those done (`timed`).
     """
     classifier = classifier or dense.classifier
     net = classifier or dense.net
@@ -73,6 +86,8 @@ def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float
     fm = dense.run(image, scale, warm=True)
     engine = create_engine(fm.engine, net)   # the lean one when the dense pass fell back to it
     data = dense.prepare(image, scale)
+    window = (1, data.shape[1], *dense.unit.receptive_field)
+    batch = max(1, min(batch, BATCH_BYTES // max(1, cost.generic_peak_bytes(net, window))))
     rows, cols = fm.geometry.cells_inside(data.shape[2], data.shape[3])
     rows = range(rows.start, min(rows.stop, fm.scores.shape[1]))
     cols = range(cols.start, min(cols.stop, fm.scores.shape[2]))
@@ -89,9 +104,13 @@ def compare_with_windows(dense: DenseClassifier, image: np.ndarray, scale: float
         if cancelled is not None and cancelled():
             raise MeasurementCancelled(f"stopped after {k * batch} of {count} windows")
         scores.append(engine.forward(chunk, [blob])[blob].reshape(len(chunk), -1))
-    windows_ms = (time.perf_counter() - start) * 1000.0
-    per_window = np.concatenate(scores).T.reshape(-1, len(rows), len(cols))
-    dense_cells = fm.scores[:, rows.start:rows.stop, cols.start:cols.stop]
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            break
+    timed = sum(len(s) for s in scores)
+    windows_ms = (time.perf_counter() - start) * 1000.0 * count / timed
+    per_window = np.concatenate(scores).T        # classes x timed cells, row-major by cell
+    dense_cells = fm.scores[:, rows.start:rows.stop, cols.start:cols.stop].reshape(
+        len(per_window), -1)[:, :timed]
     diff = float(np.abs(per_window - dense_cells).max())
     return WindowComparison(count, fm.forward_ms, windows_ms, diff, fm.engine,
-                            classifier is not None)
+                            classifier is not None, timed if timed < count else -1)

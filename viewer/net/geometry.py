@@ -9,7 +9,7 @@ windows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -54,6 +54,16 @@ class Geometry:
         pixels (the window itself for a net without padding)."""
         return Geometry(self.stride, self.padded_offset or self.offset,
                         self.padded_field or self.receptive_field, self.scale)
+
+    def shifted(self, dx: float, dy: float) -> "Geometry":
+        """The geometry of a map of a crop whose corner is at original-image point (dx, dy),
+        in the coordinates of the image it was cut from."""
+        (ky, kx) = self.scale
+
+        def move(offset: Pair | None) -> Pair | None:
+            return None if offset is None else (offset[0] + dy * ky, offset[1] + dx * kx)
+
+        return replace(self, offset=move(self.offset), padded_offset=move(self.padded_offset))
 
     def cell_window(self, i: int, j: int) -> tuple[float, float, float, float]:
         """Cell (i, j)'s window as (x, y, w, h) in original-image pixels."""
