@@ -1338,7 +1338,7 @@ def test_a_newline_or_escape_in_a_layer_name_cannot_forge_a_line(tmp_path, plate
     bad.write_text(typo)
     cli.main([str(a) for a in map_args(tmp_path, plate_png, bad, weights)])
     err = capsys.readouterr().err
-    assert "conv\\x1b[31m1" in err and "\x1b" not in err
+    assert "conv\\033[31m1" in err and "\x1b" not in err       # as the file spells it
 
 
 def test_labels_with_escape_sequences_reach_the_terminal_escaped(tmp_path, plate_png, capsys):
@@ -1403,9 +1403,14 @@ import time  # noqa: E402
 SAMPLE = ROOT / "resources" / "sample_plate.png"
 
 
+# Helpers of multiprocessing that a local cluster starts beside its workers: the fork server
+# that forks them, and the tracker of shared-memory names.
+HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+
+
 def tree_while(proc: subprocess.Popen, every: float = 0.05):
     """Sample the processes of a running child until it ends: yields (the worker processes
-    it started, their and its resident bytes together) at each sample."""
+    it started, its whole tree's resident bytes) at each sample."""
     import psutil
 
     parent = psutil.Process(proc.pid)
@@ -1413,9 +1418,11 @@ def tree_while(proc: subprocess.Popen, every: float = 0.05):
         try:
             children = parent.children(recursive=True)
             rss = sum(p.memory_info().rss for p in [parent, *children])
+            workers = [p for p in children
+                       if not any(h in " ".join(p.cmdline()) for h in HELPERS)]
         except psutil.Error:
             continue
-        yield children, rss
+        yield workers, rss
         time.sleep(every)
 
 

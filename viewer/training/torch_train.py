@@ -27,6 +27,19 @@ def require_torch() -> None:
                             "(torch==2.13.0, the CPU build)") from None
 
 
+def require_torch_installed() -> None:
+    """The TrainingError of `require_torch` when PyTorch is not installed at all, found
+    without importing it (which takes seconds)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except ValueError:                  # in sys.modules as None: import refused
+        found = False
+    if not found:
+        require_torch()
+
+
 def command_record(data: Path, out: Path, settings: nets.SolverSettings, threads: int,
                    train_count: int, test_count: int) -> dict:
     """The summary's record of how the run can be repeated: the command with every setting
@@ -50,6 +63,7 @@ def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2) 
     export the net and the pictures into `out`."""
     if threads < 1:
         raise TrainingError("--threads must be at least 1")
+    require_torch_installed()                    # said first: without it nothing else helps
     train_set, test_set = load_dataset(data)     # checked before PyTorch takes seconds to load
     require_torch()
     from viewer.training.solver import train
