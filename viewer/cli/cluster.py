@@ -304,15 +304,22 @@ def _threads(client) -> int:
     return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
 
 
-def _import_dask() -> None:
-    import distributed  # noqa: F401
+def _start_dask() -> None:
+    """Import Dask and start the fork server of a local cluster's workers, which imports
+    `FORKSERVER_PRELOAD` in its own process meanwhile."""
+    from multiprocessing import forkserver
+
+    import dask
+    import distributed  # noqa: F401  (its config's defaults, before LOCAL_CONFIG is set over them)
+
+    with dask.config.set(LOCAL_CONFIG), _preloading_fork_server():
+        forkserver.ensure_running()
 
 
 def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.Namespace,
         jobs: int) -> Iterator:
     """Outcomes of `task` on every image, in input order: on the scheduler at `--cluster`, or
-    on a local cluster of `jobs` processes, which start with the model `setup(args)` makes
-    here. Either way the model is made here first, so a bad one fails before any image (after
+    on a local cluster of `jobs` processes, which load the model from the same files. Either way the model is made here first, so a bad one fails before any image (after
     the scheduler was reached: an unreachable one is said within seconds)."""
     address = getattr(args, "cluster", None)
     if address is not None:
@@ -321,9 +328,9 @@ def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.
             yield from run_on_cluster(client, images, task, setup, args, ModelBundle.of(args),
                                       send_bytes=not args.paths_on_workers)
         return
-    # Dask's imports (half a second) go on while the model loads: most of what a local
-    # cluster adds to the start of a batch.
-    importing = threading.Thread(target=_import_dask, daemon=True)
+    # Dask's imports and the start of the workers' fork server (which imports the viewer)
+    # go on while the model loads: most of what a local cluster adds to a batch's start.
+    importing = threading.Thread(target=_start_dask, daemon=True)
     importing.start()
     setup(args)
     importing.join()
