@@ -162,20 +162,35 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
 
     Plate faces draw the twins alike (on real plates the net is sure of the wrong one), and
     plates write letters and digits in runs (`RK-026AJ`); `OY 09 FEU` is left open by its
-    run and decided by its format. `probs` is the map's C x H x W probabilities, `labels`
-    its channels.
+    run and decided by its format. Two rules keep the prior from spoiling plates of formats
+    it does not know: a 0 right after a letter stays a 0 (`HH AB 10`, `A0B`: letters then
+    digits is how most plates run, and no neighbour rule knows where a run ends), and a
+    format never swaps a twin against the kind its group's neighbours agree on (the `I` of a
+    Belgian `2-ABI-345` is no `1` because Czech `1AB 2345` is a swap away). `probs` is the
+    map's C x H x W probabilities, `labels` its channels.
     """
     out = list(letters)
-    for group in _groups(letters):
+    groups = _groups(letters)
+    for group in groups:
         for k in group:
-            if letters[k].label not in NEIGHBOUR_TWINS:
+            if letters[k].label not in NEIGHBOUR_TWINS or _zero_after_letter(out, k):
                 continue
             want = _neighbour_kind(letters, group, k)
             if want is not None and want != kinds(letters[k].label):
                 out[k] = _twin(letters[k], probs, labels)
-    for k in twin_swaps("".join(letter.label for letter in out), TWINS):
+    swaps = twin_swaps("".join(letter.label for letter in out), TWINS)
+    group_of = {k: group for group in groups for k in group}
+    if any(_neighbour_kind(out, group_of[k], k) not in (None, kinds(TWINS[out[k].label]))
+           for k in swaps):
+        return out
+    for k in swaps:
         out[k] = _twin(out[k], probs, labels)
     return out
+
+
+def _zero_after_letter(letters: list[Letter], k: int) -> bool:
+    """Letter k is a 0 and the one before it a letter: a digit run starts there."""
+    return letters[k].label == "0" and k > 0 and kinds(letters[k - 1].label) == "L"
 
 
 def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReading:
