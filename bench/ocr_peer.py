@@ -84,7 +84,7 @@ class RapidOcr:
     def lines(self, path: Path) -> list[Line]:
         """Every line the OCR reads in an image file, as plate text with its box."""
         out = self._ocr(str(path))
-        if out.txts is None:
+        if getattr(out, "boxes", None) is None or out.txts is None:   # no line detected
             return []
         found = [Line(plate_text(t), float(s), box_of(b))
                  for t, s, b in zip(out.txts, out.scores, out.boxes)]

@@ -75,9 +75,9 @@ def test_o_and_0_follow_the_kind_of_their_group():
     o, zero = fm.labels.index("O"), fm.labels.index("0")
     assert reading.letters[2].prob == pytest.approx(fm.probs[o, 2, 28] + fm.probs[zero, 2, 28])
     assert reading.letters[2].top[0][0] == "O"  # the net's own ranking is kept
-    # A 0 before letters is an O; a 0 right after a letter stays a 0 (`B0X0`).
+    # A 0 among letters is an O; one after a letter and before none stays a 0 (`B0X0`).
     assert read_plate(synthetic_map({10: "0", 16: "B", 22: "X"})).text == "OBX"
-    assert read_plate(synthetic_map({10: "B", 16: "0", 22: "X", 28: "0"})).text == "B0X0"
+    assert read_plate(synthetic_map({10: "B", 16: "0", 22: "X", 28: "0"})).text == "BOX0"
 
 
 def test_o_or_0_between_kinds_or_already_of_its_kind_is_left_as_read():
@@ -251,14 +251,16 @@ def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
 
     assert read("ABO12") == "ABO12"      # one letter and one digit beside it: left open
     assert read("AO1BC") == "AO1BC"
-    assert read("A0BC1") == "A0BC1"      # a 0 after a letter stays a 0 ...
-    assert read("AOBC1") == "AOBC1"      # ... as an O there stays an O
+    assert read("A0BC1") == "AOBC1"      # second place: A before, B after
+    assert read("AB0") == "AB0"          # after letters and before none: a 0 ...
+    assert read("AB0", prob=0.3) == "AB0"
+    assert read("AB012") == "AB012"      # ... as before digits
     assert read("1OBC") == "1OBC"        # second place: 1 before, B after
     assert read("O12AB") == "012AB"      # at the start: the two after it
     assert read("AB12O") == "AB120"      # at the end: the two before it
     assert read("ABO1C") == "ABO1C"
     assert read("1AO2") == "1AO2"        # inner neighbours A and 2 disagree
-    assert read("1A0B") == "1A0B"        # after a letter: no neighbours turn it into an O
+    assert read("1A0B") == "1AOB"        # one neighbour on each side, not two before
     assert read("A1O2") == "A102"        # one neighbour on each side, not two before ...
     assert read("1O2A") == "102A"        # ... nor two after
     assert read("0A") == "OA"            # a group of two: its one neighbour decides
@@ -271,7 +273,7 @@ def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
 def test_a_format_never_swaps_a_twin_against_its_groups_neighbours():
     """Belgian `2-ABI-345` is Czech `1AB 2345` one swap away (I -> 1), but the I ends a group
     of letters: left as read. `OYO9FEU` in one group has Y and 9 beside its O: open, so GB's
-    format decides; a 0 after a letter is kept unless a format swaps it (`RK857A0`)."""
+    format decides; a 0 after a letter and before none is kept unless a format swaps it (`RK857A0`)."""
     from viewer.plates.reading import resolve_twins
 
     labels = labels_for(37)
@@ -287,7 +289,8 @@ def test_a_format_never_swaps_a_twin_against_its_groups_neighbours():
     assert read("2ABI345", [0, 20, 40, 60, 80, 100, 120]) == "2AB1345"   # one group: open
     assert read("OYO9FEU", [0, 20, 40, 60, 80, 100, 120]) == "OY09FEU"
     assert read("RK857A0", [0, 20, 40, 60, 80, 100, 120]) == "RK857AO"  # SK LL DDD LL
-    assert read("AB0CD", [0, 20, 40, 60, 80]) == "AB0CD"
+    assert read("AB0CD", [0, 20, 40, 60, 80]) == "ABOCD"
+    assert read("AB012", [0, 20, 40, 60, 80]) == "AB012"
 
 
 def test_a_twin_keeps_its_cell_and_box():

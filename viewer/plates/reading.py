@@ -163,8 +163,9 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
     Plate faces draw the twins alike (on real plates the net is sure of the wrong one), and
     plates write letters and digits in runs (`RK-026AJ`); `OY 09 FEU` is left open by its
     run and decided by its format. Two rules keep the prior from spoiling plates of formats
-    it does not know: a 0 right after a letter stays a 0 (`HH AB 10`, `A0B`: letters then
-    digits is how most plates run, and no neighbour rule knows where a run ends), and a
+    it does not know: a 0 right after a letter stays a 0 unless a letter follows it too (`AB 0123`:
+    letters then digits is how most plates run, and no neighbour rule knows where a run
+    ends), and a
     format never swaps a twin against the kind its group's neighbours agree on (the `I` of a
     Belgian `2-ABI-345` is no `1` because Czech `1AB 2345` is a swap away). `probs` is the
     map's C x H x W probabilities, `labels` its channels.
@@ -189,8 +190,11 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
 
 
 def _zero_after_letter(letters: list[Letter], k: int) -> bool:
-    """Letter k is a 0 and the one before it a letter: a digit run starts there."""
-    return letters[k].label == "0" and k > 0 and kinds(letters[k - 1].label) == "L"
+    """Letter k is a 0 after a letter and not before one: a digit run may start there
+    (`AB 10`, `A0`). Between two letters (`W0B`) the neighbours still decide."""
+    if letters[k].label != "0" or k == 0 or kinds(letters[k - 1].label) != "L":
+        return False
+    return k + 1 == len(letters) or kinds(letters[k + 1].label) != "L"
 
 
 def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReading:
