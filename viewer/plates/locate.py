@@ -25,6 +25,7 @@ from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.maps.labels import character_confidence
 from viewer.progress import part as progress_part
 from viewer.plates.alphabet import CHAR_FILL
+from viewer.plates.ground import has_plate_ground
 from viewer.plates.reading import (MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
                             pitch_regularity, read_plate)
 
@@ -45,6 +46,7 @@ REFINED = 3                  # candidates read again on their own crop ...
 REFINE_SPAN = 1.5            # ... at scales within this factor of where they were found ...
 REFINE_STEPS = 12            # ... this many (the reader's crop sweep is about 7% apart)
 END_OFFSET = 0.13            # an end letter this far off the others' line (character heights)
+SECOND_PLATE = 0.5           # another plate scores at least this share of the best one's
 
 
 @dataclass(frozen=True)
@@ -333,17 +335,31 @@ def whole_image(dense: DenseClassifier, image: np.ndarray) -> FoundPlate | None:
                       letters_tilt(reading.letters))
 
 
+def on_plate_ground(image: np.ndarray, plates: list[FoundPlate]) -> list[FoundPlate]:
+    """The plates whose letters stand on a plate's ground (`ground.has_plate_ground`)."""
+    return [plate for plate in plates if has_plate_ground(image, plate.box)]
+
+
+def plausible(image: np.ndarray, plates: list[FoundPlate]) -> list[FoundPlate]:
+    """Of plates read on their crops (best first), those on a plate's ground; after the best,
+    only those that look at least `SECOND_PLATE` as much like a plate. A second car's plate
+    is read as surely as the first; a row of doubtful letters in a texture is not."""
+    kept = on_plate_ground(image, plates)
+    return kept[:1] + [p for p in kept[1:] if p.score >= SECOND_PLATE * kept[0].score]
+
+
 def find_plates(dense: DenseClassifier, image: np.ndarray,
                 progress: Callable[[int, int], None] | None = None) -> PhotoReading:
-    """The plates in an image, best first, each read on its own crop.
+    """The plates in an image, best first, each read on its own crop; rows of letters
+    without a plate's ground, and doubtful ones beside a sure plate, are not plates.
 
     When nothing in the image looks like a plate, the whole image is read as one (the crop
     case), so a short or faint plate still gets today's reading.
     """
     maps = sweep(dense, image, pyramid_scales(dense, image.shape[:2]), progress)
-    found = distinct(candidates(maps))[:REFINED]
-    read = distinct(sorted((read_candidate(dense, image, p) for p in found),
-                           key=lambda plate: -plate.score))
+    found = distinct(on_plate_ground(image, candidates(maps)))[:REFINED]
+    read = plausible(image, distinct(sorted((read_candidate(dense, image, p) for p in found),
+                                            key=lambda plate: -plate.score)))
     if not read:
         whole = whole_image(dense, image)
         read = [whole] if whole else []
