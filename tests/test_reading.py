@@ -203,9 +203,11 @@ def test_readings_as_dicts_hold_every_field_rounded():
 
     letter = Letter("K", 0.987654, [("K", 0.987654), ("X", 0.012346)],
                     (10.04, 20.06, 30.0, 40.55), (3, 4))
-    assert letter.as_dict() == {"label": "K", "prob": 0.9877,
+    assert letter.as_dict() == {"label": "K", "prob": 0.9877, "confidence": 0.9877,
                                 "top": [["K", 0.9877], ["X", 0.0123]],
                                 "box": [10.0, 20.1, 30.0, 40.5]}
+    calibrated = Letter("K", 0.987654, [], (0.0, 0.0, 1.0, 1.0), (0, 0), 0.912345)
+    assert calibrated.as_dict()["confidence"] == 0.9123 and calibrated.shown == 0.912345
     reading = PlateReading([letter, letter], 0.75)
     assert reading.as_dict() == {"text": "KK", "scale": 0.75,
                                  "letters": [letter.as_dict(), letter.as_dict()]}
@@ -403,3 +405,39 @@ def test_auto_read_with_nothing_readable_maps_the_scale_nearest_1():
     assert dense.passes == list(range(0, 32, 3)) + [1, 2, nearest]
     assert fm.scale == pytest.approx(scales[nearest]) and reading.scale == fm.scale
     assert reading.letters == []
+
+
+def test_a_calibrated_map_gives_each_letter_its_softmax_at_the_temperature():
+    """Scores divided by T before the softmax: the reading and `prob` stay, `confidence`
+    is the softer probability; a twin's confidence is its pair's at T too."""
+    import dataclasses
+
+    from viewer.plates.reading import letter_confidence
+
+    fm = synthetic_map({6: "O", 12: "Y", 18: "O", 24: "9", 30: "F", 36: "E", 42: "U"})
+    plain = read_plate(fm)
+    warm = read_plate(dataclasses.replace(fm, temperature=2.0))
+    assert warm.text == plain.text == "OY09FEU"
+    assert [l.prob for l in warm.letters] == [l.prob for l in plain.letters]
+    assert all(l.confidence is None for l in plain.letters)
+    s = fm.scores[:, 2, 12].astype(np.float64) / 2.0        # Y: 9 against a 6 and 36 fours
+    expected = np.exp(s[fm.labels.index("Y")]) / np.exp(s).sum()
+    assert warm.letters[1].confidence == pytest.approx(expected, abs=1e-6)
+    assert warm.letters[1].confidence < plain.letters[1].prob
+    s = fm.scores[:, 2, 18].astype(np.float64) / 2.0        # the O read as 0: O and 0 summed
+    pair = (np.exp(s[fm.labels.index("O")]) + np.exp(s[fm.labels.index("0")])) / np.exp(s).sum()
+    assert warm.letters[2].confidence == pytest.approx(pair, abs=1e-6)
+    assert letter_confidence(fm.scores[:, 2, 12], "Y", "Y", fm.labels, 1.0) == \
+        pytest.approx(fm.probs[fm.labels.index("Y"), 2, 12], abs=1e-6)
+
+
+def test_the_calibration_sidecar_is_shared_by_a_model_and_its_surgered_twin(tmp_path):
+    from viewer.maps.calibration import calibration_path, read_temperature, write_temperature
+
+    assert calibration_path(tmp_path / "m_fullconv.prototxt") == tmp_path / "m.calibration.json"
+    assert calibration_path(tmp_path / "m.prototxt") == tmp_path / "m.calibration.json"
+    assert read_temperature(tmp_path / "m.prototxt") == 1.0              # none: the softmax
+    write_temperature(tmp_path / "m.calibration.json", 1.83, "a test")
+    assert read_temperature(tmp_path / "m_fullconv.prototxt") == 1.83
+    (tmp_path / "m.calibration.json").write_text('{"temperature": -2}')
+    assert read_temperature(tmp_path / "m.prototxt") == 1.0              # unusable: ignored

@@ -22,15 +22,16 @@ class LetterButton(QtWidgets.QPushButton):
         text = QtWidgets.QLabel(
             f"<div align='center' style='font-size:{9 * size:.0f}pt'>"
             f"<span style='font-size:{15 * size:.0f}pt; font-weight:600'>{letter.label}"
-            f"</span><br>{letter.prob:.2f}<br><span style='color:#777'>"
+            f"</span><br>{letter.shown:.2f}<br><span style='color:#777'>"
             f"{'<br>'.join(others)}</span></div>")
         text.setAttribute(QtCore.Qt.WA_TransparentForMouseEvents)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(text)
         self.setMinimumSize(text.sizeHint() + QtCore.QSize(10, 6))
-        self.setToolTip(f"cell {letter.cell}: " + ", ".join(
-            f"{label} {p:.3f}" for label, p in letter.top))
+        self.setToolTip(f"cell {letter.cell}: confidence {letter.shown:.3f} (calibrated); "
+                        "the net's softmax " + ", ".join(
+                            f"{label} {p:.3f}" for label, p in letter.top))
 
 
 class LetterStrip(QtWidgets.QWidget):

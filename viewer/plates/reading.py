@@ -43,16 +43,28 @@ COARSE_EVERY = 3             # ... of which every third is tried, then the best 
 
 @dataclass(frozen=True)
 class Letter:
-    """One read character: its label, probability, runners-up and box in original pixels."""
+    """One read character: its label, probability, runners-up and box in original pixels.
+
+    `prob` is the net's softmax, which the reader ranks scales and plates by; `confidence`
+    is the same at the model's calibrated temperature (`maps.calibration`): how often a
+    letter so sure is right, what the viewer shows and `read --json` returns.
+    """
 
     label: str
     prob: float
     top: list[tuple[str, float]]
     box: tuple[float, float, float, float]
     cell: tuple[int, int]
+    confidence: float | None = None      # None: the same as prob (no calibration known)
+
+    @property
+    def shown(self) -> float:
+        """The confidence to show: calibrated when known."""
+        return self.prob if self.confidence is None else self.confidence
 
     def as_dict(self) -> dict:
         return {"label": self.label, "prob": round(self.prob, 4),
+                "confidence": round(self.shown, 4),
                 "top": [[label, round(p, 4)] for label, p in self.top],
                 "box": [round(v, 1) for v in self.box]}
 
@@ -114,6 +126,19 @@ def _column_peaks(score: np.ndarray, min_gap: int, threshold: float) -> list[int
     return sorted(taken)
 
 
+def letter_confidence(scores: np.ndarray, label: str, read: str, labels: list[str],
+                      temperature: float) -> float:
+    """The softmax of one cell's `scores` at `temperature`, for `label`; with its twin's
+    added when the reader took the twin of what the net `read` (as `_twin` does)."""
+    z = np.asarray(scores, np.float64) / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    value = p[labels.index(label)]
+    if label != read and TWINS.get(label) == read:
+        value += p[labels.index(read)]
+    return float(value)
+
+
 def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
     probs = fm.probs[chars, i, j]
     order = np.argsort(-probs)[:TOP_K]
@@ -122,7 +147,9 @@ def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
     char_h = h * CHAR_FILL
     char_w = char_h * GLYPH_ASPECT
     box = (x + (w - char_w) / 2, y + (h - char_h) / 2, char_w, char_h)
-    return Letter(top[0][0], top[0][1], top, box, (i, j))
+    confidence = None if fm.temperature == 1.0 else letter_confidence(
+        fm.scores[:, i, j], top[0][0], top[0][0], fm.labels, fm.temperature)
+    return Letter(top[0][0], top[0][1], top, box, (i, j), confidence)
 
 
 def _groups(letters: list[Letter]) -> list[list[int]]:
@@ -149,14 +176,23 @@ def _neighbour_kind(letters: list[Letter], group: list[int], k: int) -> str | No
     return agreed.pop() if len(agreed) == 1 else None
 
 
-def _twin(letter: Letter, probs: np.ndarray, labels: list[str]) -> Letter:
-    """The letter read as its twin, with the pair's probability and the net's own ranking."""
+def _twin(letter: Letter, probs: np.ndarray, labels: list[str],
+          temperature: float = 1.0) -> Letter:
+    """The letter read as its twin, with the pair's probability and the net's own ranking
+    (its confidence the pair's too: the twins are one glyph, context chose)."""
     i, j = letter.cell
     pair = float(sum(probs[labels.index(t), i, j] for t in (letter.label, TWINS[letter.label])))
-    return Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell)
+    confidence = None
+    if letter.confidence is not None:
+        with np.errstate(divide="ignore"):      # log-probabilities are the scores, shifted
+            logs = np.log(probs[:, i, j].astype(np.float64))
+        confidence = letter_confidence(logs, TWINS[letter.label], letter.top[0][0], labels,
+                                       temperature)
+    return Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell, confidence)
 
 
-def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -> list[Letter]:
+def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str],
+                  temperature: float = 1.0) -> list[Letter]:
     """Read each O or 0 as the kind its group's neighbours are, then a twin (O/0, I/1) as a
     known plate format wants it, with the pair's probability.
 
@@ -168,7 +204,7 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
     ends), and a
     format never swaps a twin against the kind its group's neighbours agree on (the `I` of a
     Belgian `2-ABI-345` is no `1` because Czech `1AB 2345` is a swap away). `probs` is the
-    map's C x H x W probabilities, `labels` its channels.
+    map's C x H x W probabilities, `labels` its channels, `temperature` its calibration.
     """
     out = list(letters)
     groups = _groups(letters)
@@ -178,14 +214,14 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
                 continue
             want = _neighbour_kind(letters, group, k)
             if want is not None and want != kinds(letters[k].label):
-                out[k] = _twin(letters[k], probs, labels)
+                out[k] = _twin(letters[k], probs, labels, temperature)
     swaps = twin_swaps("".join(letter.label for letter in out), TWINS)
     group_of = {k: group for group in groups for k in group}
     if any(_neighbour_kind(out, group_of[k], k) not in (None, kinds(TWINS[out[k].label]))
            for k in swaps):
         return out
     for k in swaps:
-        out[k] = _twin(out[k], probs, labels)
+        out[k] = _twin(out[k], probs, labels, temperature)
     return out
 
 
@@ -212,7 +248,7 @@ def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReadin
     chars = character_channels(fm.labels)
     letters = [_letter_at(fm, int(rows[j]), j, chars) for j in peaks
                if abs(rows[j] - line) <= tolerance]
-    return PlateReading(resolve_twins(letters, fm.probs, fm.labels), fm.scale)
+    return PlateReading(resolve_twins(letters, fm.probs, fm.labels, fm.temperature), fm.scale)
 
 
 def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
