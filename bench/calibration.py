@@ -1,17 +1,17 @@
-"""Honest per-letter confidence: fit the reader's temperature on generated plates, check it on
+"""Honest per-letter confidence: fit the reader's calibration on generated plates, check it on
 real letters.
 
     python -m bench.calibration [--count N] [--fit] [--dev DIR] [--picture PNG]
 
 The net's softmax is sure of its wrong letters too (`M5XSSX` had a spurious S at 0.9998).
-Temperature scaling divides the scores by one number T before the softmax; it changes no
-reading, only how sure each letter says it is. T is fitted on the letters the reader reads on
-generated plates (`viewer.dataset.plates.random_plate`, with photo effects; never on the dev
-set): the T whose confidences best predict which letters are right (least log loss). `--fit`
-writes it to the model's calibration sidecar (`viewer.maps.calibration`), where every reading
-finds it. `--dev DIR` reports, on the letters of the crops of a manifest, the expected
-calibration error (10 equal bins) and the median confidence of the wrong letters, before and
-after, and `--picture` draws the reliability diagram.
+`viewer.maps.calibration` maps a letter's softmax and its agreement across the neighbouring
+scales to a probability of being right; this fits that map (a logistic regression, least log
+loss) on the letters the reader reads on generated plates (`viewer.dataset.plates.random_plate`
+with photo effects; never on the dev set). It changes no reading. `--fit` writes the model's
+calibration sidecar, where every reading finds it. `--dev DIR` reports, on the letters of the
+crops of a manifest, the expected calibration error (10 equal bins) and the median confidence
+of the wrong letters, for the softmax, its log-odds alone refitted (Platt) and the calibration, and
+`--picture` draws the reliability diagram.
 """
 from __future__ import annotations
 
@@ -27,14 +27,13 @@ from bench.read_plates import manifest_rows
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
 from viewer.files import paths
-from viewer.maps.calibration import calibration_path, write_temperature
+from viewer.maps.calibration import Calibration, calibration_path, write_calibration
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
 from viewer.net.weights import load_net
-from viewer.plates.reading import auto_read, letter_confidence
+from viewer.plates.reading import auto_read
 
 BINS = 10
-TEMPERATURES = np.geomspace(0.5, 40.0, 121)
 TARGET_ECE = 0.05
 TARGET_WRONG = 0.6
 
@@ -63,16 +62,36 @@ def aligned_right(read: str, truth: str) -> list[bool]:
 
 
 def letters_of(dense: DenseClassifier, image: np.ndarray, truth: str) -> list[tuple]:
-    """(score vector, label, raw confidence, right) of every letter read on one plate."""
-    reading, fm = auto_read(dense, image)
+    """(softmax probability, agreement, right) of every letter read on one plate."""
+    reading, _ = auto_read(dense, image)
     right = aligned_right(reading.text, truth)
-    return [(fm.scores[:, l.cell[0], l.cell[1]].astype(np.float64), l, ok)
-            for l, ok in zip(reading.letters, right)]
+    return [(l.prob, l.agreement, ok) for l, ok in zip(reading.letters, right)]
 
 
-def confidences(letters: list[tuple], labels: list[str], temperature: float) -> np.ndarray:
-    return np.array([letter_confidence(s, l.label, l.top[0][0], labels, temperature)
-                     for s, l, _ in letters])
+def features(letters: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """The logistic's inputs (log-odds of the softmax, agreement) and whether each is right."""
+    p = np.clip(np.array([l[0] for l in letters], float), 1e-6, 1 - 1e-6)
+    x = np.c_[np.log(p / (1 - p)), [l[1] for l in letters]]
+    return x, np.array([l[2] for l in letters], bool)
+
+
+def fit_logistic(x: np.ndarray, right: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Least log loss weights of the columns of `x` and a bias, by Newton's method (a small
+    ridge keeps them finite when the letters are all right)."""
+    design = np.c_[x, np.ones(len(x))]
+    w = np.zeros(design.shape[1])
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-design @ w))
+        grad = design.T @ (p - right) + l2 * w
+        hess = design.T @ (design * (p * (1 - p))[:, None]) + l2 * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def confidences(letters: list[tuple], calibration: Calibration | None) -> np.ndarray:
+    if calibration is None:
+        return np.array([l[0] for l in letters], float)
+    return np.array([calibration.confidence(p, a) for p, a, _ in letters])
 
 
 def log_loss(conf: np.ndarray, right: np.ndarray) -> float:
@@ -124,8 +143,10 @@ def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
                   for b in range(BINS) if (edges == b).any()]
         for a, b in zip(points, points[1:]):
             cv2.line(canvas, a, b, colours[n], 2, cv2.LINE_AA)
-        for p in points:
-            cv2.circle(canvas, p, 4, colours[n], -1, cv2.LINE_AA)
+        counts = [int((edges == b).sum()) for b in range(BINS) if (edges == b).any()]
+        for p, count in zip(points, counts):     # a dot's area grows with its letters
+            cv2.circle(canvas, p, int(2 + 2 * np.sqrt(count / len(conf) * BINS)), colours[n], -1,
+                       cv2.LINE_AA)
         cv2.putText(canvas, name, (pad + 8, pad + 20 + 20 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     colours[n], 1, cv2.LINE_AA)
     cv2.putText(canvas, "confidence", (pad + size // 2 - 40, size + pad + 35),
@@ -166,23 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
     args = parser.parse_args(argv)
     dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), args.engine)
-    labels = dense.labels
+    dense.calibration = None                 # fit on the net's own softmax
     synthetic = synthetic_letters(dense, args.count, args.seed)
-    right = np.array([ok for _, _, ok in synthetic])
-    losses = [log_loss(confidences(synthetic, labels, t), right) for t in TEMPERATURES]
-    best = float(TEMPERATURES[int(np.argmin(losses))])
-    report = {"temperature": round(best, 3), "fitted_on": f"{len(synthetic)} letters of "
+    x, right = features(synthetic)
+    fitted = Calibration(*map(float, fit_logistic(x, right)))
+    slope, bias = fit_logistic(x[:, :1], right)         # the softmax's log-odds alone
+    temperature = Calibration(float(slope), 0.0, float(bias))   # Platt scaling
+    ways = {"softmax": None, "platt": temperature, "calibrated": fitted}
+    report = {"calibration": vars(fitted), "fitted_on": f"{len(synthetic)} letters of "
               f"{args.count} generated plates (seed {args.seed})",
-              "synthetic": {"raw": figures(confidences(synthetic, labels, 1.0), right),
-                            "calibrated": figures(confidences(synthetic, labels, best), right)}}
+              "synthetic": {k: figures(confidences(synthetic, c), right)
+                            for k, c in ways.items()}}
     curves = {}
     if args.dev:
         dev = dev_letters(dense, args.dev)
-        dev_right = np.array([ok for _, _, ok in dev])
-        raw, fitted = confidences(dev, labels, 1.0), confidences(dev, labels, best)
-        report["dev"] = {"raw": figures(raw, dev_right), "calibrated": figures(fitted, dev_right)}
-        curves = {"dev letters, T = 1": (raw, dev_right),
-                  f"dev letters, T = {best:.2f}": (fitted, dev_right)}
+        dev_right = features(dev)[1] if dev else np.zeros(0, bool)
+        report["dev"] = {k: figures(confidences(dev, c), dev_right) for k, c in ways.items()}
+        curves = {"dev letters, softmax": (confidences(dev, None), dev_right),
+                  "dev letters, calibrated": (confidences(dev, fitted), dev_right),
+                  "generated letters, calibrated": (confidences(synthetic, fitted), right)}
     print(json.dumps(report, indent=1))
     if args.dev:
         after = report["dev"]["calibrated"]
@@ -191,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.picture and curves:
         reliability_png(curves, args.picture)
     if args.fit:
-        write_temperature(calibration_path(paths.CLASSIFIER_PROTOTXT), best, report["fitted_on"])
+        write_calibration(calibration_path(paths.CLASSIFIER_PROTOTXT), fitted,
+                          report["fitted_on"])
         print(f"wrote {calibration_path(paths.CLASSIFIER_PROTOTXT)}")
     return 0
 

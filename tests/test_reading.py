@@ -204,10 +204,11 @@ def test_readings_as_dicts_hold_every_field_rounded():
     letter = Letter("K", 0.987654, [("K", 0.987654), ("X", 0.012346)],
                     (10.04, 20.06, 30.0, 40.55), (3, 4))
     assert letter.as_dict() == {"label": "K", "prob": 0.9877, "confidence": 0.9877,
-                                "top": [["K", 0.9877], ["X", 0.0123]],
+                                "agreement": 1.0, "top": [["K", 0.9877], ["X", 0.0123]],
                                 "box": [10.0, 20.1, 30.0, 40.5]}
-    calibrated = Letter("K", 0.987654, [], (0.0, 0.0, 1.0, 1.0), (0, 0), 0.912345)
+    calibrated = Letter("K", 0.987654, [], (0.0, 0.0, 1.0, 1.0), (0, 0), 0.66666, 0.912345)
     assert calibrated.as_dict()["confidence"] == 0.9123 and calibrated.shown == 0.912345
+    assert calibrated.as_dict()["agreement"] == 0.667
     reading = PlateReading([letter, letter], 0.75)
     assert reading.as_dict() == {"text": "KK", "scale": 0.75,
                                  "letters": [letter.as_dict(), letter.as_dict()]}
@@ -407,37 +408,40 @@ def test_auto_read_with_nothing_readable_maps_the_scale_nearest_1():
     assert reading.letters == []
 
 
-def test_a_calibrated_map_gives_each_letter_its_softmax_at_the_temperature():
-    """Scores divided by T before the softmax: the reading and `prob` stay, `confidence`
-    is the softer probability; a twin's confidence is its pair's at T too."""
-    import dataclasses
+def test_a_letters_agreement_is_the_share_of_other_scales_reading_it_there():
+    from viewer.plates.reading import Letter, PlateReading, agreement, calibrated
+    from viewer.maps.calibration import Calibration
 
-    from viewer.plates.reading import letter_confidence
+    def at(label, centre):
+        return Letter(label, 0.9, [], (centre - 6.0, 0.0, 12.0, 20.0), (0, 0))
 
-    fm = synthetic_map({6: "O", 12: "Y", 18: "O", 24: "9", 30: "F", 36: "E", 42: "U"})
-    plain = read_plate(fm)
-    warm = read_plate(dataclasses.replace(fm, temperature=2.0))
-    assert warm.text == plain.text == "OY09FEU"
-    assert [l.prob for l in warm.letters] == [l.prob for l in plain.letters]
-    assert all(l.confidence is None for l in plain.letters)
-    s = fm.scores[:, 2, 12].astype(np.float64) / 2.0        # Y: 9 against a 6 and 36 fours
-    expected = np.exp(s[fm.labels.index("Y")]) / np.exp(s).sum()
-    assert warm.letters[1].confidence == pytest.approx(expected, abs=1e-6)
-    assert warm.letters[1].confidence < plain.letters[1].prob
-    s = fm.scores[:, 2, 18].astype(np.float64) / 2.0        # the O read as 0: O and 0 summed
-    pair = (np.exp(s[fm.labels.index("O")]) + np.exp(s[fm.labels.index("0")])) / np.exp(s).sum()
-    assert warm.letters[2].confidence == pytest.approx(pair, abs=1e-6)
-    assert letter_confidence(fm.scores[:, 2, 12], "Y", "Y", fm.labels, 1.0) == \
-        pytest.approx(fm.probs[fm.labels.index("Y"), 2, 12], abs=1e-6)
+    w = at("W", 50.0)
+    others = [PlateReading([at("W", 52.0)]), PlateReading([at("H", 50.0)]),
+              PlateReading([at("A", 10.0), at("W", 56.5)]),        # 6.5 px off: not there
+              PlateReading([])]
+    assert agreement(w, others) == 0.25
+    assert agreement(w, []) == 1.0
+    assert agreement(at("0", 50.0), [PlateReading([at("O", 49.0)])]) == 1.0   # twins agree
+    plain = calibrated(PlateReading([w], 0.5), others, None)
+    assert plain.letters[0].agreement == 0.25 and plain.letters[0].shown == 0.9
+    cal = Calibration(slope=0.5, weight=4.0, bias=-3.0)
+    letter = calibrated(PlateReading([w], 0.5), others, cal).letters[0]
+    z = 0.5 * np.log(0.9 / 0.1) + 4.0 * 0.25 - 3.0
+    assert letter.confidence == pytest.approx(1 / (1 + np.exp(-z)))
+    assert letter.as_dict()["confidence"] == round(letter.confidence, 4)
+    assert (letter.label, letter.prob, letter.box) == (w.label, w.prob, w.box)
 
 
 def test_the_calibration_sidecar_is_shared_by_a_model_and_its_surgered_twin(tmp_path):
-    from viewer.maps.calibration import calibration_path, read_temperature, write_temperature
+    from viewer.maps.calibration import (Calibration, calibration_path, read_calibration,
+                                         write_calibration)
 
     assert calibration_path(tmp_path / "m_fullconv.prototxt") == tmp_path / "m.calibration.json"
     assert calibration_path(tmp_path / "m.prototxt") == tmp_path / "m.calibration.json"
-    assert read_temperature(tmp_path / "m.prototxt") == 1.0              # none: the softmax
-    write_temperature(tmp_path / "m.calibration.json", 1.83, "a test")
-    assert read_temperature(tmp_path / "m_fullconv.prototxt") == 1.83
-    (tmp_path / "m.calibration.json").write_text('{"temperature": -2}')
-    assert read_temperature(tmp_path / "m.prototxt") == 1.0              # unusable: ignored
+    assert read_calibration(tmp_path / "m.prototxt") is None            # none: the softmax
+    write_calibration(tmp_path / "m.calibration.json", Calibration(0.25, 6.0, -4.0), "a test")
+    assert read_calibration(tmp_path / "m_fullconv.prototxt") == Calibration(0.25, 6.0, -4.0)
+    (tmp_path / "m.calibration.json").write_text('{"slope": 1, "weight": "x", "bias": 0}')
+    assert read_calibration(tmp_path / "m.prototxt") is None            # unusable: ignored
+    assert Calibration(1.0, 0.0, 0.0).confidence(0.8, 1.0) == pytest.approx(0.8)
+    assert Calibration(1.0, 0.0, 0.0).confidence(1.0, 1.0) == pytest.approx(1 - 1e-6)

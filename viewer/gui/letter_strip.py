@@ -29,9 +29,10 @@ class LetterButton(QtWidgets.QPushButton):
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(text)
         self.setMinimumSize(text.sizeHint() + QtCore.QSize(10, 6))
-        self.setToolTip(f"cell {letter.cell}: confidence {letter.shown:.3f} (calibrated); "
-                        "the net's softmax " + ", ".join(
-                            f"{label} {p:.3f}" for label, p in letter.top))
+        softmax = ", ".join(f"{label} {p:.3f}" for label, p in letter.top)
+        self.setToolTip(f"cell {letter.cell}: confidence {letter.shown:.3f}, read alike at "
+                        f"{letter.agreement:.0%} of the scales beside; the net's softmax "
+                        f"{softmax}")
 
 
 class LetterStrip(QtWidgets.QWidget):

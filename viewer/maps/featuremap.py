@@ -14,7 +14,7 @@ from viewer.net.geometry import Geometry, classifier_window
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.ops import softmax
 from viewer.errors import ModelError, PreprocessError
-from viewer.maps.calibration import read_temperature
+from viewer.maps.calibration import Calibration, read_calibration
 from viewer.maps.finemap import NATIVE, FineMethod, create_fine_engine
 from viewer.maps.labels import labels_for
 from viewer.maps.planning import LEAN_ENGINE, PassPlanner
@@ -39,7 +39,7 @@ class FeatureMap:
     blobs: dict[str, np.ndarray] = field(default_factory=dict)
     engine: str = ""            # the engine that computed it: the chosen one, or LEAN_ENGINE
     engine_note: str = ""       # why it is not the chosen engine, "" when it is
-    temperature: float = 1.0    # the model's calibration (`calibration`): confidences shown
+    calibration: Calibration | None = None   # how its letters' confidence is shown
 
     def best(self) -> tuple[np.ndarray, np.ndarray]:
         """Per cell: the most probable class and its probability."""
@@ -68,7 +68,7 @@ class DenseClassifier:
         self.classifier = None if is_fully_convolutional(net.param) else net
         self.net = net if self.classifier is None else make_fully_convolutional(net).net
         self.score_blob = netgraph.score_blob(self.net.param)
-        self.temperature = read_temperature(net.source)
+        self.calibration = read_calibration(net.source)
         shapes = netgraph.infer_shapes(self.net.param)
         _check_score_map(self.score_blob, shapes[self.score_blob])
         native = classifier_window(self.net, self.score_blob, shapes)
@@ -168,4 +168,4 @@ class DenseClassifier:
             conv1=out[self.first_conv][0] if self.first_conv else None, geometry=geometry,
             image_shape=tuple(image.shape[:2]), scale=scale, forward_ms=elapsed,
             blobs={b: out[b][0] for b in extra_blobs}, engine=plan.engine.name,
-            engine_note=plan.note, temperature=self.temperature)
+            engine_note=plan.note, calibration=self.calibration)

@@ -26,8 +26,8 @@ from viewer.maps.labels import character_confidence
 from viewer.progress import part as progress_part
 from viewer.plates.alphabet import CHAR_FILL
 from viewer.plates.ground import has_plate_ground
-from viewer.plates.reading import (MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
-                            pitch_regularity, read_plate)
+from viewer.plates.reading import (MIN_CONFIDENCE, NEIGHBOURS, PITCH, Letter, PlateReading,
+                                   auto_read, calibrated, pitch_regularity, read_plate)
 
 Box = tuple[float, float, float, float]        # x, y, w, h in original-image pixels
 
@@ -290,15 +290,19 @@ def best_plate_reading(dense: DenseClassifier, crop: np.ndarray,
     """The reading of a crop, over `scales`, that looks most like a plate (`plate_score`,
     then the weakest letter): unlike a crop's `auto_read`, which keeps the scale of the
     strongest weakest letter (times the spacing's regularity), it does not trade a letter of
-    the plate for surer ones."""
-    best: tuple[tuple[float, float], PlateReading, FeatureMap] | None = None
-    for scale in scales:
+    the plate for surer ones. Its letters' agreement is with the scales `NEIGHBOURS` steps
+    around."""
+    best: tuple[tuple[float, float], int, FeatureMap] | None = None
+    readings = []
+    for index, scale in enumerate(scales):
         fm = dense.run(crop, float(scale))
-        reading = read_plate(fm)
-        key = (plate_score(reading.letters), reading.weakest)
+        readings.append(read_plate(fm))
+        key = (plate_score(readings[-1].letters), readings[-1].weakest)
         if best is None or key > best[0]:
-            best = (key, reading, fm)
-    return best[1], best[2]
+            best = (key, index, fm)
+    _, at, fm = best
+    others = [r for i, r in enumerate(readings) if i != at and abs(i - at) <= NEIGHBOURS]
+    return calibrated(readings[at], others, fm.calibration), fm
 
 
 def read_candidate(dense: DenseClassifier, image: np.ndarray, plate: FoundPlate) -> FoundPlate:
@@ -396,7 +400,7 @@ def read_region_at(dense: DenseClassifier, image: np.ndarray,
     check_region(image.shape, region)
     x, y, w, h = region
     fm = dense.run(image[y:y + h, x:x + w], scale)
-    reading = read_plate(fm)
+    reading = calibrated(read_plate(fm), [], fm.calibration)
     plates = [FoundPlate(reading, letters_box(reading.letters), plate_score(reading.letters),
                          letters_tilt(reading.letters))] if reading.letters else []
     return placed(PhotoReading(plates, [fm]), x, y)

@@ -14,10 +14,11 @@ decides (`plate_formats`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from viewer.maps.calibration import Calibration
 from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.maps.labels import character_channels, character_confidence
 from viewer.plates.alphabet import CHAR_FILL
@@ -39,15 +40,17 @@ GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
 NEIGHBOUR_TWINS = frozenset("O0")
 SWEEP_STEPS = 32             # candidate scales, about 7% apart on a crop ...
 COARSE_EVERY = 3             # ... of which every third is tried, then the best one's neighbours
+NEIGHBOURS = 3               # a letter's agreement is with the scales this many steps around
 
 
 @dataclass(frozen=True)
 class Letter:
     """One read character: its label, probability, runners-up and box in original pixels.
 
-    `prob` is the net's softmax, which the reader ranks scales and plates by; `confidence`
-    is the same at the model's calibrated temperature (`maps.calibration`): how often a
-    letter so sure is right, what the viewer shows and `read --json` returns.
+    `prob` is the net's softmax, which the reader ranks scales and plates by. `agreement` is
+    the share of the scales beside the chosen one that read the same letter (or its twin)
+    at the same place, and `confidence` the two mapped to how often such a letter is right
+    (the model's `maps.calibration`): what the viewer shows and `read --json` returns.
     """
 
     label: str
@@ -55,6 +58,7 @@ class Letter:
     top: list[tuple[str, float]]
     box: tuple[float, float, float, float]
     cell: tuple[int, int]
+    agreement: float = 1.0
     confidence: float | None = None      # None: the same as prob (no calibration known)
 
     @property
@@ -64,7 +68,7 @@ class Letter:
 
     def as_dict(self) -> dict:
         return {"label": self.label, "prob": round(self.prob, 4),
-                "confidence": round(self.shown, 4),
+                "confidence": round(self.shown, 4), "agreement": round(self.agreement, 3),
                 "top": [[label, round(p, 4)] for label, p in self.top],
                 "box": [round(v, 1) for v in self.box]}
 
@@ -126,19 +130,6 @@ def _column_peaks(score: np.ndarray, min_gap: int, threshold: float) -> list[int
     return sorted(taken)
 
 
-def letter_confidence(scores: np.ndarray, label: str, read: str, labels: list[str],
-                      temperature: float) -> float:
-    """The softmax of one cell's `scores` at `temperature`, for `label`; with its twin's
-    added when the reader took the twin of what the net `read` (as `_twin` does)."""
-    z = np.asarray(scores, np.float64) / temperature
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    value = p[labels.index(label)]
-    if label != read and TWINS.get(label) == read:
-        value += p[labels.index(read)]
-    return float(value)
-
-
 def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
     probs = fm.probs[chars, i, j]
     order = np.argsort(-probs)[:TOP_K]
@@ -147,9 +138,7 @@ def _letter_at(fm: FeatureMap, i: int, j: int, chars: np.ndarray) -> Letter:
     char_h = h * CHAR_FILL
     char_w = char_h * GLYPH_ASPECT
     box = (x + (w - char_w) / 2, y + (h - char_h) / 2, char_w, char_h)
-    confidence = None if fm.temperature == 1.0 else letter_confidence(
-        fm.scores[:, i, j], top[0][0], top[0][0], fm.labels, fm.temperature)
-    return Letter(top[0][0], top[0][1], top, box, (i, j), confidence)
+    return Letter(top[0][0], top[0][1], top, box, (i, j))
 
 
 def _groups(letters: list[Letter]) -> list[list[int]]:
@@ -176,23 +165,14 @@ def _neighbour_kind(letters: list[Letter], group: list[int], k: int) -> str | No
     return agreed.pop() if len(agreed) == 1 else None
 
 
-def _twin(letter: Letter, probs: np.ndarray, labels: list[str],
-          temperature: float = 1.0) -> Letter:
-    """The letter read as its twin, with the pair's probability and the net's own ranking
-    (its confidence the pair's too: the twins are one glyph, context chose)."""
+def _twin(letter: Letter, probs: np.ndarray, labels: list[str]) -> Letter:
+    """The letter read as its twin, with the pair's probability and the net's own ranking."""
     i, j = letter.cell
     pair = float(sum(probs[labels.index(t), i, j] for t in (letter.label, TWINS[letter.label])))
-    confidence = None
-    if letter.confidence is not None:
-        with np.errstate(divide="ignore"):      # log-probabilities are the scores, shifted
-            logs = np.log(probs[:, i, j].astype(np.float64))
-        confidence = letter_confidence(logs, TWINS[letter.label], letter.top[0][0], labels,
-                                       temperature)
-    return Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell, confidence)
+    return Letter(TWINS[letter.label], pair, letter.top, letter.box, letter.cell)
 
 
-def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str],
-                  temperature: float = 1.0) -> list[Letter]:
+def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -> list[Letter]:
     """Read each O or 0 as the kind its group's neighbours are, then a twin (O/0, I/1) as a
     known plate format wants it, with the pair's probability.
 
@@ -204,7 +184,7 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str],
     ends), and a
     format never swaps a twin against the kind its group's neighbours agree on (the `I` of a
     Belgian `2-ABI-345` is no `1` because Czech `1AB 2345` is a swap away). `probs` is the
-    map's C x H x W probabilities, `labels` its channels, `temperature` its calibration.
+    map's C x H x W probabilities, `labels` its channels.
     """
     out = list(letters)
     groups = _groups(letters)
@@ -214,14 +194,14 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str],
                 continue
             want = _neighbour_kind(letters, group, k)
             if want is not None and want != kinds(letters[k].label):
-                out[k] = _twin(letters[k], probs, labels, temperature)
+                out[k] = _twin(letters[k], probs, labels)
     swaps = twin_swaps("".join(letter.label for letter in out), TWINS)
     group_of = {k: group for group in groups for k in group}
     if any(_neighbour_kind(out, group_of[k], k) not in (None, kinds(TWINS[out[k].label]))
            for k in swaps):
         return out
     for k in swaps:
-        out[k] = _twin(out[k], probs, labels, temperature)
+        out[k] = _twin(out[k], probs, labels)
     return out
 
 
@@ -248,7 +228,7 @@ def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReadin
     chars = character_channels(fm.labels)
     letters = [_letter_at(fm, int(rows[j]), j, chars) for j in peaks
                if abs(rows[j] - line) <= tolerance]
-    return PlateReading(resolve_twins(letters, fm.probs, fm.labels, fm.temperature), fm.scale)
+    return PlateReading(resolve_twins(letters, fm.probs, fm.labels), fm.scale)
 
 
 def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
@@ -260,6 +240,35 @@ def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
     return np.geomspace(low, high, steps) if high > low else np.array([low])
 
 
+def agreement(letter: Letter, others: list[PlateReading]) -> float:
+    """The share of `others` (readings of the same image at other scales) whose letter
+    nearest to this one's centre lies within half a letter width and is the same letter or
+    its twin: 1 when there are none to ask."""
+    if not others:
+        return 1.0
+    centre = letter.box[0] + letter.box[2] / 2
+    same = 0
+    for reading in others:
+        if not reading.letters:
+            continue
+        near = min(reading.letters, key=lambda l: abs(l.box[0] + l.box[2] / 2 - centre))
+        close = abs(near.box[0] + near.box[2] / 2 - centre) < 0.5 * letter.box[2]
+        same += close and near.label in (letter.label, TWINS.get(letter.label))
+    return same / len(others)
+
+
+def calibrated(reading: PlateReading, others: list[PlateReading],
+               calibration: Calibration | None) -> PlateReading:
+    """The reading with each letter's agreement with `others` and, when the model has a
+    calibration, its confidence. The letters and their order stay."""
+    letters = []
+    for letter in reading.letters:
+        agreed = agreement(letter, others)
+        confidence = None if calibration is None else calibration.confidence(letter.prob, agreed)
+        letters.append(replace(letter, agreement=agreed, confidence=confidence))
+    return PlateReading(letters, reading.scale)
+
+
 def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, FeatureMap]:
     """Read at the scale of the best `PlateReading.score` over a geometric sweep.
 
@@ -268,19 +277,19 @@ def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, 
     (dev 0.933 against 0.922 character accuracy, generated 0.946 for both) in under half
     the passes: readable scales span about 1.5x, ten candidates. When no scale reads
     anything, the result is at the candidate scale nearest 1, not at the tiny first scale.
+    The letters' agreement is with the scales tried within `NEIGHBOURS` steps of the best.
     """
     scales = candidate_scales(dense, image.shape[:2])
     best: tuple[int, PlateReading, FeatureMap] | None = None   # only its map is kept
-    tried: set[int] = set()
+    readings: dict[int, PlateReading] = {}
 
     def try_scales(indices) -> None:
         nonlocal best
         for index in indices:
-            if index in tried:
+            if index in readings:
                 continue
-            tried.add(index)
             fm = dense.run(image, float(scales[index]))
-            reading = read_plate(fm)
+            reading = readings[index] = read_plate(fm)
             if best is None or reading.score > best[1].score:
                 best = (index, reading, fm)
 
@@ -288,5 +297,6 @@ def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, 
     try_scales(range(max(0, best[0] - COARSE_EVERY + 1), min(len(scales), best[0] + COARSE_EVERY)))
     if best[1].score == 0.0:
         fm = dense.run(image, float(scales[int(np.argmin(np.abs(np.log(scales))))]))
-        return read_plate(fm), fm
-    return best[1], best[2]
+        return calibrated(read_plate(fm), [], fm.calibration), fm
+    others = [r for i, r in readings.items() if i != best[0] and abs(i - best[0]) <= NEIGHBOURS]
+    return calibrated(best[1], others, best[2].calibration), best[2]
