@@ -143,3 +143,16 @@ def test_calibration_figures_are_worked_out_by_hand():
     w = fit_logistic(x[:, :1], y, l2=0.0)                    # two groups: their shares exactly
     p = 1 / (1 + np.exp(-(w[0] * np.array([4.0, -1.0]) + w[1])))
     assert p == pytest.approx([0.9, 0.2], abs=1e-6)
+
+
+def test_the_unseen_set_draws_seven_countries_formats_in_dinish():
+    from bench.read_unseen import COUNTRIES, unseen_plate
+
+    rng = np.random.default_rng(3)
+    plates = [unseen_plate(rng, 20.0) for _ in range(40)]
+    assert {p.style.faces for p in plates} == {"dinish"}
+    assert {p.style.country for p in plates} == set(COUNTRIES)
+    for plate in plates:
+        layout, formats = COUNTRIES[plate.style.country]
+        shape = "".join("D" if c.isdigit() else "L" if c.isalpha() else c for c in plate.text)
+        assert plate.style.layout == layout and shape in formats
