@@ -276,7 +276,8 @@ def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
 def test_a_format_never_swaps_a_twin_against_its_groups_neighbours():
     """Belgian `2-ABI-345` is Czech `1AB 2345` one swap away (I -> 1), but the I ends a group
     of letters: left as read. `OYO9FEU` in one group has Y and 9 beside its O: open, so GB's
-    format decides; a 0 after a letter and before none is kept unless a format swaps it (`RK857A0`)."""
+    format decides; a 0 after a letter and before none is kept unless a format swaps it
+    (`RK857A0`)."""
     from viewer.plates.reading import resolve_twins
 
     labels = labels_for(37)

@@ -40,7 +40,7 @@ GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
 NEIGHBOUR_TWINS = frozenset("O0")
 SWEEP_STEPS = 32             # candidate scales, about 7% apart on a crop ...
 COARSE_EVERY = 3             # ... of which every third is tried, then the best one's neighbours
-NEIGHBOURS = 3               # a letter's agreement is with the scales this many steps around
+NEIGHBOURS = 10              # a letter's agreement: with the scales tried this many steps away
 
 
 @dataclass(frozen=True)
