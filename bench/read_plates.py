@@ -1,6 +1,6 @@
 """Plate reading accuracy on a folder of plate crops with ground truth.
 
-    python -m bench.read_plates DIR [--engine NAME] [--json]
+    python -m bench.read_plates DIR [--engine NAME] [--json] [--peer rapidocr]
 
 DIR holds a `manifest.csv` with at least the columns `plate_text` and `plate_crop_file` (the
 format of shared/plates-dev). Each crop is read with `read --scale auto`; the figures are the
@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from bench.ocr_peer import PEERS, crop_text, make_peer
 from viewer.files import paths
 from viewer.engines import DEFAULT_ENGINE
 from viewer.errors import ViewerError
@@ -49,10 +52,31 @@ def evaluate(folder: Path, engine: str) -> dict:
                        "scale": scale, "char_accuracy": char_accuracy(text, truth),
                        "exact": text == truth,
                        "ms": round((time.perf_counter() - start) * 1000, 1)})
+    return summary(plates, engine)
+
+
+def summary(plates: list[dict], reader: str) -> dict:
+    """The figures of one reader's crops: accuracy, exact plates, errors, median time."""
     figures = reading_figures([(p["read"], p["truth"]) for p in plates])
-    return {"plates": plates, "count": len(plates), "engine": engine,
+    return {"plates": plates, "count": len(plates), "engine": reader,
+            "median_seconds": float(np.median([p["ms"] / 1000 for p in plates] or [0.0])),
             **{k: figures[k] for k in ("errors", "collapsed", "char_accuracy", "exact",
                                        "exact_share")}}
+
+
+def evaluate_peer(folder: Path, name: str) -> dict:
+    """The same crops read by a general OCR (`bench.ocr_peer`), scored the same way."""
+    peer = make_peer(name)
+    plates = []
+    for row in manifest_rows(folder):
+        truth = row["plate_text"].strip().upper()
+        start = time.perf_counter()
+        text = crop_text(peer.crop_lines(folder / row["plate_crop_file"]))
+        plates.append({"file": row["plate_crop_file"], "truth": truth, "read": text,
+                       "scale": None, "char_accuracy": char_accuracy(text, truth),
+                       "exact": text == truth,
+                       "ms": round((time.perf_counter() - start) * 1000, 1)})
+    return summary(plates, name)
 
 
 def manifest_rows(folder: Path) -> list[dict]:
@@ -74,14 +98,17 @@ def manifest_arguments(prog: str, doc: str, images: str,
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
     parser.add_argument("--json", action="store_true", help=f"print every one of the {images} "
                         "as JSON")
+    parser.add_argument("--peer", action="append", choices=PEERS, default=[],
+                        help="also read them with this general OCR (the `bench` extra)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = manifest_arguments("python -m bench.read_plates", __doc__, "crops", argv)
     result = evaluate(args.folder, args.engine)
+    peers = [evaluate_peer(args.folder, name) for name in args.peer]
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result, "peers": peers} if peers else result, indent=2))
         return 0
     for p in result["plates"]:
         mark = "ok " if p["exact"] else "   "
@@ -95,7 +122,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{verdict(result['char_accuracy'] >= TARGET_CHAR_ACCURACY)}, exact >= "
           f"{TARGET_EXACT_SHARE:.0%} {verdict(result['exact_share'] >= TARGET_EXACT_SHARE)}, "
           f"none under half {verdict(result['collapsed'] == 0)}")
+    for peer in peers:
+        print_peer(result, peer)
     return 0
+
+
+def print_peer(ours: dict, peer: dict) -> None:
+    """A peer's readings where they differ from ours, and both readers' figures."""
+    for mine, theirs in zip(ours["plates"], peer["plates"]):
+        if theirs["read"] != mine["read"]:
+            print(f"{peer['engine']}: {theirs['file']:<22} {theirs['truth']:<9} "
+                  f"{theirs['read']:<11} (ours {mine['read']})")
+    for figures in (ours, peer):
+        name = "ours" if figures is ours else figures["engine"]
+        print(f"{name:<9} character accuracy {figures['char_accuracy']:.3f}, "
+              f"exact {figures['exact']}/{figures['count']}, median "
+              f"{figures['median_seconds']:.2f} s per crop")
 
 
 def verdict(met: bool) -> str:

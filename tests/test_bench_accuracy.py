@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from viewer.caffe.lmdb_io import write_lmdb
 from viewer.files import paths
@@ -98,3 +99,60 @@ def test_read_plates_names_a_missing_manifest():
     assert result.stdout == ""
     assert result.stderr.strip() == ("error: cannot read /nonexistent/manifest.csv: "
                                      "No such file or directory")
+
+
+def test_a_general_ocrs_lines_become_plate_readings_by_one_rule():
+    from bench.ocr_peer import Line, box_of, crop_text, photo_plates, plate_text
+
+    assert plate_text("g.Wagen") == "GWAGEN" and plate_text("RK-857 AÏ") == "RK857A"
+    assert box_of([[243, 469], [415, 475], [413, 523], [241, 517]]) == (241.0, 469.0, 174.0, 54.0)
+    band, plate = Line("GB", 0.99, (0, 0, 5, 5)), Line("OY09FEU", 0.98, (10, 0, 50, 10))
+    assert crop_text([band, plate]) == "OY09FEU" and crop_text([]) == ""
+    assert crop_text([Line("AB12", 0.5, band.box), Line("CD34", 0.9, band.box)]) == "CD34"
+    sign = Line("PARKINGLOT12", 0.999, (0, 50, 90, 10))          # 12 characters: no plate
+    word = Line("TAXI", 0.995, (0, 80, 30, 10))
+    assert photo_plates([band, plate, sign, word]) == [word, plate]
+
+
+def test_a_photos_false_plates_are_the_reported_ones_off_the_true_plate():
+    from bench.read_photos import photo_result
+
+    row = {"file": "a.jpg", "plate_text": " rk857ai ", "x": "100", "y": "50", "w": "120",
+           "h": "30"}
+    on, off = (105.0, 55.0, 110.0, 20.0), (300.0, 50.0, 60.0, 20.0)
+    result = photo_result(row, [("RK857AI", on, 1.2), ("TTTT", off, 0.8)], 0.5)
+    assert (result["found"], result["exact"], result["false_plates"]) == (True, True, 1)
+    result = photo_result(row, [("TTTT", off, 0.8), ("RK857A", on, 1.2)], 0.5)
+    assert (result["found"], result["read"], result["false_plates"]) == (False, "TTTT", 1)
+    assert photo_result(row, [], 0.1)["false_plates"] == 0
+
+
+def test_calibration_figures_are_worked_out_by_hand():
+    from bench.calibration import aligned_right, ece, fit_logistic
+
+    assert aligned_right("HOBVHHK4", "WOBVWMK4") == [False, True, True, True, False, False,
+                                                    True, True]
+    assert aligned_right("RK857A", "RK857AI") == [True] * 6          # a lost letter: none wrong
+    assert aligned_right("RKX857AI", "RK857AI") == [True, True, False] + [True] * 5
+    conf = np.array([0.95, 0.95, 0.55, 0.55])
+    right = np.array([True, False, True, True])
+    # bins 9 (0.95: half right) and 5 (0.55: all right): (2 * 0.45 + 2 * 0.45) / 4
+    assert ece(conf, right) == pytest.approx(0.45)
+    x = np.c_[np.r_[np.full(50, 4.0), np.full(50, -1.0)], np.ones(100)]
+    y = np.r_[np.ones(45), np.zeros(5), np.ones(10), np.zeros(40)].astype(bool)
+    w = fit_logistic(x[:, :1], y, l2=0.0)                    # two groups: their shares exactly
+    p = 1 / (1 + np.exp(-(w[0] * np.array([4.0, -1.0]) + w[1])))
+    assert p == pytest.approx([0.9, 0.2], abs=1e-6)
+
+
+def test_the_unseen_set_draws_seven_countries_formats_in_dinish():
+    from bench.read_unseen import COUNTRIES, unseen_plate
+
+    rng = np.random.default_rng(3)
+    plates = [unseen_plate(rng, 20.0) for _ in range(40)]
+    assert {p.style.faces for p in plates} == {"dinish"}
+    assert {p.style.country for p in plates} == set(COUNTRIES)
+    for plate in plates:
+        layout, formats = COUNTRIES[plate.style.country]
+        shape = "".join("D" if c.isdigit() else "L" if c.isalpha() else c for c in plate.text)
+        assert plate.style.layout == layout and shape in formats

@@ -146,3 +146,21 @@ def test_ctrl_c_in_the_test_split_leaves_no_dataset(tmp_path, monkeypatch, capsy
     (out / "notes.txt").write_text("mine")
     assert main(["dataset", "make", "--out", str(out), "--count", "40"]) == 130
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]   # a user's folder stays
+
+
+def test_the_dinish_faces_are_drawn_only_when_asked(small_set, tmp_path, capsys):
+    """The default data's record names no face set (it is what `make model` made before the
+    choice existed); `--faces dinish` names the set, its nine faces and the option."""
+    from viewer.dataset.fonts import DINISH_FILES, find_fonts
+
+    out, _, _ = small_set
+    default = json.loads((out / "dataset.json").read_text())
+    assert "faces" not in default["window"]
+    assert default["fonts"] == [f.name for f in find_fonts()]
+    assert main(["dataset", "make", "--out", str(tmp_path / "d"), "--count", "40",
+                 "--faces", "dinish"]) == 0
+    capsys.readouterr()
+    info = json.loads((tmp_path / "d" / "dataset.json").read_text())
+    assert info["window"]["faces"] == "dinish"
+    assert info["fonts"] == [name for _, name in DINISH_FILES]
+    assert info["command"].endswith("--seed 0 --faces dinish")

@@ -141,3 +141,23 @@ def test_random_plates_are_varied_and_well_formed():
 def test_bad_text_is_a_dataset_error(text):
     with pytest.raises(DatasetError, match="plate text"):
         render_plate(text)
+
+
+def test_the_bundled_dinish_faces_with_their_licence_make_plates_of_their_own():
+    from viewer.dataset.fonts import BUNDLED_FONTS, faces_of
+
+    debian, dinish, both = faces_of("debian"), faces_of("dinish"), faces_of("debian+dinish")
+    assert (len(dinish), both) == (9, debian + dinish)
+    assert debian == find_fonts() and dinish[0].name == "DINish"
+    assert "SIL OPEN FONT LICENSE" in (BUNDLED_FONTS / "OFL.txt").read_text().upper()
+    with pytest.raises(DatasetError, match="unknown face set 'comic'"):
+        faces_of("comic")
+    rng = np.random.default_rng(4)
+    styles = [random_style(rng, faces="dinish") for _ in range(60)]
+    assert {s.font for s in styles} == set(range(9)) and {s.faces for s in styles} == {"dinish"}
+    plate = synthesize_plate("AB-123", style=PlateStyle(layout="plain", faces="dinish", font=3),
+                             char_height_px=24.0)
+    default = synthesize_plate("AB-123", style=PlateStyle(layout="plain", font=3),
+                               char_height_px=24.0)
+    assert len(plate.boxes) == 5 and plate.image.shape[0] == default.image.shape[0]
+    assert not np.array_equal(plate.image, default.image)      # another face drawn

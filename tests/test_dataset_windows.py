@@ -111,7 +111,7 @@ def test_glyphs_a_face_draws_alike_make_no_character_windows(monkeypatch):
     roboto = PlateStyle(font=faces.index("Roboto Condensed"))
     assert twin_characters(din) == {"O", "0"} and twin_characters(roboto) == set()
     for style, expected in ((din, set("BA8X")), (roboto, set("BO0A8X"))):
-        monkeypatch.setattr(windows_module, "random_plate", lambda rng, h, s=style:
+        monkeypatch.setattr(windows_module, "random_plate", lambda rng, h, s=style, **_:
                             synthesize_plate("BO0A8X", rng, char_height_px=h, style=s,
                                              augment=True))
         rng = np.random.default_rng(3)

@@ -201,3 +201,47 @@ def test_the_pyramid_stops_at_the_largest_scale_that_fits_in_memory(shipped, mon
     with pytest.raises(ImageError, match="^the 800x600 image is too large to map at any scale; "
                                          "crop it$"):
         pyramid_scales(shipped, (600, 800))
+
+
+def _row(ink: int, ground: tuple[int, int, int], stroke: int, gap: int) -> np.ndarray:
+    """A 20 px row of vertical strokes `stroke` px wide, `gap` apart, on a plain ground."""
+    image = np.zeros((20, 100, 3), np.uint8)
+    image[:] = ground
+    for x in range(0, 100, stroke + gap):
+        image[:, x:x + stroke] = ink
+    return image
+
+
+def test_a_plate_needs_ink_on_a_light_or_coloured_ground():
+    from viewer.plates.ground import has_plate_ground, ink_share
+
+    box = (0.0, 0.0, 100.0, 20.0)
+    plate = _row(20, (230, 230, 230), 3, 7)              # thin dark strokes on white
+    assert ink_share(plate, box) == (pytest.approx(0.3), 0.0)
+    assert has_plate_ground(plate, box)
+    assert has_plate_ground(plate[..., 0], box)          # a gray image
+    grille = _row(20, (200, 200, 200), 6, 4)             # a texture darker than light
+    assert ink_share(grille, box)[0] == pytest.approx(0.6)
+    assert not has_plate_ground(grille, box)
+    blue = _row(240, (30, 60, 170), 3, 3)                 # white strokes on a blue plate
+    assert ink_share(blue, box) == (pytest.approx(0.49), pytest.approx(140.0))
+    assert has_plate_ground(_row(240, (30, 60, 170), 2, 3), box)      # dark 0.6, coloured
+    assert not has_plate_ground(_row(240, (60, 60, 60), 2, 3), box)   # the same in gray
+    flat = np.full((20, 100), 128, np.uint8)              # no contrast: nothing is said
+    assert ink_share(flat, box) == (0.0, 0.0) and has_plate_ground(flat, box)
+
+
+def test_beside_the_best_plate_only_nearly_as_plate_like_ones_are_kept():
+    from viewer.plates.locate import SECOND_PLATE, plausible
+
+    image = np.full((100, 400, 3), 230, np.uint8)
+    image[:, 300:] = 40                                   # the right part a dark grille
+    image[:, 300::4] = 200
+    best, second = FoundPlate(PlateReading([]), (0.0, 0.0, 90.0, 20.0), 6.0), \
+        FoundPlate(PlateReading([]), (100.0, 0.0, 90.0, 20.0), 6.0 * SECOND_PLATE)
+    weak = FoundPlate(PlateReading([]), (200.0, 0.0, 90.0, 20.0), 6.0 * SECOND_PLATE - 0.01)
+    dark = FoundPlate(PlateReading([]), (310.0, 0.0, 80.0, 20.0), 7.0)
+    image[5:15, 10:80:8] = 0
+    image[5:15, 110:180:8] = 0
+    assert plausible(image, [best, second, weak]) == [best, second]
+    assert plausible(image, [dark, best, weak]) == [best]

@@ -75,8 +75,9 @@ def test_o_and_0_follow_the_kind_of_their_group():
     o, zero = fm.labels.index("O"), fm.labels.index("0")
     assert reading.letters[2].prob == pytest.approx(fm.probs[o, 2, 28] + fm.probs[zero, 2, 28])
     assert reading.letters[2].top[0][0] == "O"  # the net's own ranking is kept
-    # A 0 among letters, at a group's end too: `B0X0`.
-    assert read_plate(synthetic_map({10: "B", 16: "0", 22: "X", 28: "0"})).text == "BOXO"
+    # A 0 among letters is an O; one after a letter and before none stays a 0 (`B0X0`).
+    assert read_plate(synthetic_map({10: "0", 16: "B", 22: "X"})).text == "OBX"
+    assert read_plate(synthetic_map({10: "B", 16: "0", 22: "X", 28: "0"})).text == "BOX0"
 
 
 def test_o_or_0_between_kinds_or_already_of_its_kind_is_left_as_read():
@@ -202,9 +203,12 @@ def test_readings_as_dicts_hold_every_field_rounded():
 
     letter = Letter("K", 0.987654, [("K", 0.987654), ("X", 0.012346)],
                     (10.04, 20.06, 30.0, 40.55), (3, 4))
-    assert letter.as_dict() == {"label": "K", "prob": 0.9877,
-                                "top": [["K", 0.9877], ["X", 0.0123]],
+    assert letter.as_dict() == {"label": "K", "prob": 0.9877, "confidence": 0.9877,
+                                "agreement": 1.0, "top": [["K", 0.9877], ["X", 0.0123]],
                                 "box": [10.0, 20.1, 30.0, 40.5]}
+    calibrated = Letter("K", 0.987654, [], (0.0, 0.0, 1.0, 1.0), (0, 0), 0.66666, 0.912345)
+    assert calibrated.as_dict()["confidence"] == 0.9123 and calibrated.shown == 0.912345
+    assert calibrated.as_dict()["agreement"] == 0.667
     reading = PlateReading([letter, letter], 0.75)
     assert reading.as_dict() == {"text": "KK", "scale": 0.75,
                                  "letters": [letter.as_dict(), letter.as_dict()]}
@@ -251,16 +255,46 @@ def test_an_o_is_decided_by_exactly_its_nearest_neighbours():
     assert read("ABO12") == "ABO12"      # one letter and one digit beside it: left open
     assert read("AO1BC") == "AO1BC"
     assert read("A0BC1") == "AOBC1"      # second place: A before, B after
+    assert read("AB0") == "AB0"          # after letters and before none: a 0 ...
+    assert read("AB0", prob=0.3) == "AB0"
+    assert read("AB012") == "AB012"      # ... as before digits
+    assert read("1OBC") == "1OBC"        # second place: 1 before, B after
     assert read("O12AB") == "012AB"      # at the start: the two after it
     assert read("AB12O") == "AB120"      # at the end: the two before it
     assert read("ABO1C") == "ABO1C"
     assert read("1AO2") == "1AO2"        # inner neighbours A and 2 disagree
-    assert read("1A0B") == "1AOB"        # one neighbour on each side, not two before ...
-    assert read("A0B2") == "AOB2"        # ... nor two after
-    assert read("A0") == "AO"            # a group of two: its one neighbour decides
+    assert read("1A0B") == "1AOB"        # one neighbour on each side, not two before
+    assert read("A1O2") == "A102"        # one neighbour on each side, not two before ...
+    assert read("1O2A") == "102A"        # ... nor two after
+    assert read("0A") == "OA"            # a group of two: its one neighbour decides
+    assert read("A0") == "A0"
     assert read("01BC") == "01BC"        # at the start: the next two, 1 and B, disagree
-    assert read("AB0", prob=0.5) == "ABO"     # neighbours at exactly MIN_CONFIDENCE count
-    assert read("AB0", prob=0.49) == "AB0"    # unsure neighbours do not
+    assert read("0AB", prob=0.5) == "OAB"     # neighbours at exactly MIN_CONFIDENCE count
+    assert read("0AB", prob=0.49) == "0AB"    # unsure neighbours do not
+
+
+def test_a_format_never_swaps_a_twin_against_its_groups_neighbours():
+    """Belgian `2-ABI-345` is Czech `1AB 2345` one swap away (I -> 1), but the I ends a group
+    of letters: left as read. `OYO9FEU` in one group has Y and 9 beside its O: open, so GB's
+    format decides; a 0 after a letter and before none is kept unless a format swaps it
+    (`RK857A0`)."""
+    from viewer.plates.reading import resolve_twins
+
+    labels = labels_for(37)
+    probs = np.zeros((37, 1, 12), np.float32)
+
+    def read(text, centres):
+        letters = _letters(centres, labels=list(text), prob=0.9)
+        letters = [letter.__class__(letter.label, letter.prob, letter.top, letter.box, (0, k))
+                   for k, letter in enumerate(letters)]
+        return "".join(letter.label for letter in resolve_twins(letters, probs, labels))
+
+    assert read("2ABI345", [0, 40, 60, 80, 120, 140, 160]) == "2ABI345"
+    assert read("2ABI345", [0, 20, 40, 60, 80, 100, 120]) == "2AB1345"   # one group: open
+    assert read("OYO9FEU", [0, 20, 40, 60, 80, 100, 120]) == "OY09FEU"
+    assert read("RK857A0", [0, 20, 40, 60, 80, 100, 120]) == "RK857AO"  # SK LL DDD LL
+    assert read("AB0CD", [0, 20, 40, 60, 80]) == "ABOCD"
+    assert read("AB012", [0, 20, 40, 60, 80]) == "AB012"
 
 
 def test_a_twin_keeps_its_cell_and_box():
@@ -373,3 +407,42 @@ def test_auto_read_with_nothing_readable_maps_the_scale_nearest_1():
     assert dense.passes == list(range(0, 32, 3)) + [1, 2, nearest]
     assert fm.scale == pytest.approx(scales[nearest]) and reading.scale == fm.scale
     assert reading.letters == []
+
+
+def test_a_letters_agreement_is_the_share_of_other_scales_reading_it_there():
+    from viewer.plates.reading import Letter, PlateReading, agreement, calibrated
+    from viewer.maps.calibration import Calibration
+
+    def at(label, centre):
+        return Letter(label, 0.9, [], (centre - 6.0, 0.0, 12.0, 20.0), (0, 0))
+
+    w = at("W", 50.0)
+    others = [PlateReading([at("W", 52.0)]), PlateReading([at("H", 50.0)]),
+              PlateReading([at("A", 10.0), at("W", 56.5)]),        # 6.5 px off: not there
+              PlateReading([])]
+    assert agreement(w, others) == 0.25
+    assert agreement(w, []) == 1.0
+    assert agreement(at("0", 50.0), [PlateReading([at("O", 49.0)])]) == 1.0   # twins agree
+    plain = calibrated(PlateReading([w], 0.5), others, None)
+    assert plain.letters[0].agreement == 0.25 and plain.letters[0].shown == 0.9
+    cal = Calibration(slope=0.5, weight=4.0, bias=-3.0)
+    letter = calibrated(PlateReading([w], 0.5), others, cal).letters[0]
+    z = 0.5 * np.log(0.9 / 0.1) + 4.0 * 0.25 - 3.0
+    assert letter.confidence == pytest.approx(1 / (1 + np.exp(-z)))
+    assert letter.as_dict()["confidence"] == round(letter.confidence, 4)
+    assert (letter.label, letter.prob, letter.box) == (w.label, w.prob, w.box)
+
+
+def test_the_calibration_sidecar_is_shared_by_a_model_and_its_surgered_twin(tmp_path):
+    from viewer.maps.calibration import (Calibration, calibration_path, read_calibration,
+                                         write_calibration)
+
+    assert calibration_path(tmp_path / "m_fullconv.prototxt") == tmp_path / "m.calibration.json"
+    assert calibration_path(tmp_path / "m.prototxt") == tmp_path / "m.calibration.json"
+    assert read_calibration(tmp_path / "m.prototxt") is None            # none: the softmax
+    write_calibration(tmp_path / "m.calibration.json", Calibration(0.25, 6.0, -4.0), "a test")
+    assert read_calibration(tmp_path / "m_fullconv.prototxt") == Calibration(0.25, 6.0, -4.0)
+    (tmp_path / "m.calibration.json").write_text('{"slope": 1, "weight": "x", "bias": 0}')
+    assert read_calibration(tmp_path / "m.prototxt") is None            # unusable: ignored
+    assert Calibration(1.0, 0.0, 0.0).confidence(0.8, 1.0) == pytest.approx(0.8)
+    assert Calibration(1.0, 0.0, 0.0).confidence(1.0, 1.0) == pytest.approx(1 - 1e-6)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from viewer.cli.options import positive_count, seed_value
 from viewer.dataset import DEFAULT_COUNT
+from viewer.dataset.fonts import DEFAULT_FACES, FACE_SETS
 
 
 class _SplitBars:
@@ -35,11 +36,13 @@ class _SplitBars:
 def cmd_make(args: argparse.Namespace) -> int:
     """Write DIR/train_lmdb and DIR/test_lmdb of synthetic plate-character windows."""
     from viewer.dataset.make import make_dataset
+    from viewer.dataset.windows import WindowSpec
 
     bars = _SplitBars()
     try:
         summary = make_dataset(args.out, args.count, args.seed, test_count=args.test_count,
-                               progress=bars, overwrite=args.force)
+                               progress=bars, overwrite=args.force,
+                               spec=WindowSpec(faces=args.faces))
     finally:
         bars.close()
     print(f"wrote {summary.train_path} ({summary.train_count} windows)")
@@ -74,6 +77,9 @@ def register(subparsers) -> None:
     make.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     make.add_argument("--force", action="store_true",
                       help="replace existing LMDBs in --out")
+    make.add_argument("--faces", choices=FACE_SETS, default=DEFAULT_FACES,
+                      help="the plates' faces: the Debian packages' (default, the shipped "
+                           "model's data), the bundled DINish, or both")
     make.set_defaults(func=cmd_make)
 
     show = sub.add_parser("show", help="print records and save a contact sheet PNG")

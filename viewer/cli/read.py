@@ -67,7 +67,7 @@ def read_one(dense, path: Path, *, scale: float | str,
 
 
 def read_text(row: dict, many: bool) -> str:
-    letters = "  ".join(f"{l['label']} {l['prob']:.2f}" for l in row["letters"])
+    letters = "  ".join(f"{l['label']} {l['confidence']:.2f}" for l in row["letters"])
     line = f"{row['text'] or '(nothing read)'}  (scale {row['scale']:.3g})  {letters}"
     return f"{row['image']}: {line}" if many else line
 

@@ -1,8 +1,13 @@
 """The DIN-like condensed sans fonts that synthetic plates are drawn with, found by file path.
 
-The faces come from Debian font packages (`scripts/system-deps.sh` installs them), so a fresh
-machine gets the same set by installing packages. Fonts are looked up by file name under the
-usual font folders; nothing is downloaded and nothing is bundled in the repo.
+The default faces come from Debian font packages (`scripts/system-deps.sh` installs them), so a
+fresh machine gets the same set by installing packages; they are looked up by file name under
+the usual font folders. The shipped model is trained on these alone (`make model`).
+
+DINish (OFL-1.1, `resources/fonts/` with its `OFL.txt`) is close to DIN 1451, the face of
+German, Austrian, Czech and Slovak plates, in its Mittelschrift, Engschrift (Condensed) and an
+Expanded width. It is bundled, so it is there on every machine, and drawn only when asked
+(`FACE_SETS`: `dataset make --faces`), so the default data stays what it was.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from viewer.errors import DatasetError
+from viewer.files.paths import RESOURCES
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,22 @@ FONT_FILES: tuple[tuple[str, str, str], ...] = (
     ("fonts-dejavu-extra", "DejaVuSansCondensed.ttf", "DejaVu Sans Condensed"),
     ("fonts-dejavu-extra", "DejaVuSansCondensed-Bold.ttf", "DejaVu Sans Condensed Bold"),
 )
+
+# The bundled DINish faces: (file name, face name).
+BUNDLED_FONTS = RESOURCES / "fonts"
+DINISH_FILES: tuple[tuple[str, str], ...] = (
+    ("DINish-Regular.ttf", "DINish"),
+    ("DINish-Medium.ttf", "DINish Medium"),
+    ("DINish-SemiBold.ttf", "DINish SemiBold"),
+    ("DINish-Bold.ttf", "DINish Bold"),
+    ("DINishCondensed-Regular.ttf", "DINish Condensed"),
+    ("DINishCondensed-Medium.ttf", "DINish Condensed Medium"),
+    ("DINishCondensed-Bold.ttf", "DINish Condensed Bold"),
+    ("DINishExpanded-Regular.ttf", "DINish Expanded"),
+    ("DINishExpanded-Bold.ttf", "DINish Expanded Bold"),
+)
+DEFAULT_FACES = "debian"
+FACE_SETS: tuple[str, ...] = ("debian", "dinish", "debian+dinish")
 
 FONT_PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(pkg for pkg, _, _ in FONT_FILES))
 
@@ -84,3 +106,23 @@ def missing_font_packages(dirs: tuple[Path, ...] = DEFAULT_FONT_DIRS) -> list[st
     index = _index_font_files(tuple(Path(d) for d in dirs))
     have = {pkg for pkg, file, _ in FONT_FILES if file in index}
     return [pkg for pkg in FONT_PACKAGES if pkg not in have]
+
+
+def dinish_fonts() -> tuple[FontFace, ...]:
+    """The bundled DINish faces; DatasetError when a file is missing from the install."""
+    faces = tuple(FontFace(name, BUNDLED_FONTS / file, "bundled (OFL-1.1)")
+                  for file, name in DINISH_FILES)
+    missing = [str(f.path) for f in faces if not f.path.is_file()]
+    if missing:
+        raise DatasetError(f"the bundled font {missing[0]} is missing: reinstall the viewer")
+    return faces
+
+
+def faces_of(name: str = DEFAULT_FACES) -> tuple[FontFace, ...]:
+    """The faces of a set in `FACE_SETS`: the Debian ones, the bundled DINish ones, or both
+    (Debian's first, so that a style's face index means the same face in either set)."""
+    if name not in FACE_SETS:
+        raise DatasetError(f"unknown face set {name!r}: choose one of {', '.join(FACE_SETS)}")
+    if name == "dinish":
+        return dinish_fonts()
+    return find_fonts() + (dinish_fonts() if name == "debian+dinish" else ())

@@ -20,7 +20,7 @@ import numpy as np
 
 from viewer.dataset import DEFAULT_COUNT
 from viewer.errors import DatasetError
-from viewer.dataset.fonts import find_fonts
+from viewer.dataset.fonts import DEFAULT_FACES, faces_of
 from viewer.caffe.lmdb_io import Record, open_lmdb, shown, write_lmdb
 from viewer.dataset.windows import WindowSpec, generate_windows
 from viewer.maps.labels import BACKGROUND, CHARACTERS
@@ -59,6 +59,15 @@ def label_name(label: int) -> str:
     return "bg" if label == BACKGROUND else str(label)
 
 
+def window_settings(spec: WindowSpec) -> dict:
+    """The spec as dataset.json records it; the default face set unnamed, so that the
+    default data's record is what it was before there was a choice."""
+    settings = asdict(spec)
+    if spec.faces == DEFAULT_FACES:
+        del settings["faces"]
+    return settings
+
+
 def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: int = 0, *,
                  test_count: int | None = None, progress: Progress | None = None,
                  overwrite: bool = False, spec: WindowSpec = WindowSpec()) -> DatasetSummary:
@@ -83,7 +92,7 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
                 raise DatasetError(f"{p} already exists and is not empty: choose another "
                                    f"--out or pass --force")
             check_replaceable(p)
-    find_fonts()  # fail early, with the packages to install, before any work
+    faces_of(spec.faces)  # fail early, with the packages to install, before any work
     created = not out.exists()
     prepare_output_folder(out)  # creates it, and says clearly if it cannot be written
 
@@ -111,8 +120,9 @@ def make_dataset(out_dir: str | os.PathLike, count: int = DEFAULT_COUNT, seed: i
         "train_lmdb": "train_lmdb", "test_lmdb": "test_lmdb",
         "train_count": n_train, "test_count": n_test, "seed": seed,
         "characters": CHARACTERS, "background_label": BACKGROUND,
-        "window": asdict(spec), "fonts": [f.name for f in find_fonts()],
-        "command": f"python main.py dataset make --out {out} --count {count} --seed {seed}",
+        "window": window_settings(spec), "fonts": [f.name for f in faces_of(spec.faces)],
+        "command": f"python main.py dataset make --out {out} --count {count} --seed {seed}"
+                   + ("" if spec.faces == DEFAULT_FACES else f" --faces {spec.faces}"),
     }
     write_text_atomic(out / "dataset.json", json.dumps(info, indent=1) + "\n")
     return summary

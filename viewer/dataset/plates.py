@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from viewer.errors import DatasetError
-from viewer.dataset.fonts import FontFace, find_fonts
+from viewer.dataset.fonts import DEFAULT_FACES, FontFace, faces_of, find_fonts
 from viewer.maps.labels import CHARACTERS
 from viewer.plates.alphabet import DIGITS, LETTERS
 from viewer.plates.formats import DRAWN_FORMATS, SEPARATORS
@@ -49,7 +49,7 @@ class PlateStyle:
 
     layout: str = "SK"
     country: str = "SK"
-    font: int = 0                    # index into fonts.find_fonts()
+    font: int = 0                    # index into fonts.faces_of(faces)
     char_width_ratio: float = 0.56   # ink width of "H" / character height
     stroke_ratio: float | None = 0.13  # stem width / character height; None keeps the font's
     spacing_ratio: float = 0.11      # ink-to-ink gap between neighbours / character height
@@ -62,6 +62,7 @@ class PlateStyle:
     surround_ratio: float = 0.30     # plate holder visible around the plate / character height
     surround: int = 45               # grey level of the holder
     dealer_text: bool = False        # small print on the holder below the plate
+    faces: str = DEFAULT_FACES       # the face set `font` indexes (`fonts.FACE_SETS`)
 
 
 @dataclass(frozen=True)
@@ -210,12 +211,12 @@ def twin_characters(style: PlateStyle) -> frozenset[str]:
     apart, so they make no centred-character training windows: as labels they would be noise,
     and they would cap any test accuracy. Plate faces (DIN 1451, FE-Schrift) draw 0 narrower.
     """
-    faces = find_fonts()
+    faces = faces_of(style.faces)
     return _twins(str(faces[style.font % len(faces)].path))
 
 
 def _glyphs_for(style: PlateStyle) -> _GlyphSet:
-    faces = find_fonts()
+    faces = faces_of(style.faces)
     face = faces[style.font % len(faces)]
     grow = 0
     if style.stroke_ratio is not None:
@@ -691,15 +692,16 @@ def random_plate_text(rng: np.random.Generator, fmt: str | None = None) -> str:
     return "".join(pools[c][int(rng.integers(len(pools[c])))] if c in pools else c for c in fmt)
 
 
-def random_style(rng: np.random.Generator) -> PlateStyle:
-    """A plate look drawn from the range seen on real European plates and photos of them."""
+def random_style(rng: np.random.Generator, faces: str = DEFAULT_FACES) -> PlateStyle:
+    """A plate look drawn from the range seen on real European plates and photos of them, in
+    a face of the set `faces`."""
     layout = str(rng.choice(["SK", "EU", "EU", "plain"]))
     ground = float(rng.uniform(120, 245))
     ink = float(rng.uniform(0, max(10.0, ground - 80)))
     return PlateStyle(
         layout=layout,
         country=str(rng.choice(["SK", "CZ", "D", "A", "PL", "H", "GB", "F", "NL", "I"])),
-        font=int(rng.integers(len(find_fonts()))),
+        font=int(rng.integers(len(faces_of(faces)))),
         char_width_ratio=float(rng.uniform(0.46, 0.64)),
         stroke_ratio=float(rng.uniform(0.10, 0.17)),
         spacing_ratio=float(rng.uniform(0.05, 0.2)),
@@ -712,14 +714,15 @@ def random_style(rng: np.random.Generator) -> PlateStyle:
         surround_ratio=float(rng.uniform(0.12, 0.6)),
         surround=round(float(rng.uniform(0, 255) if rng.random() < 0.3 else rng.uniform(5, 80))),
         dealer_text=bool(rng.random() < 0.4),
+        faces=faces,
     )
 
 
 def random_plate(rng: np.random.Generator, char_height_px: float,
-                 augment: bool | PhotoAugment = True) -> Plate:
+                 augment: bool | PhotoAugment = True, faces: str = DEFAULT_FACES) -> Plate:
     """A random text in a random style, with photo effects unless `augment` is False."""
     return synthesize_plate(random_plate_text(rng), rng, char_height_px=char_height_px,
-                            style=random_style(rng), augment=augment)
+                            style=random_style(rng, faces), augment=augment)
 
 
 __all__ = ["Box", "Mark", "Plate", "PlateStyle", "PhotoAugment", "render_plate", "synthesize_plate", "random_plate",

@@ -19,6 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from viewer.dataset.fonts import DEFAULT_FACES
 from viewer.dataset.plates import Box, Plate, random_plate, twin_characters
 from viewer.maps.labels import BACKGROUND, CHARACTERS
 from viewer.plates.alphabet import CHAR_HEIGHT, DIGITS, LETTERS, WINDOW_SIZE
@@ -39,6 +40,7 @@ class WindowSpec:
     off_scale_fraction: float = 0.08  # share of plates drawn too small or too large (background)
     tiny_char_height: tuple[float, float] = (7.0, 12.5)
     huge_char_height: tuple[float, float] = (38.0, 56.0)
+    faces: str = DEFAULT_FACES       # the plates' face set (`fonts.FACE_SETS`)
 
 
 # Background kinds and how often each is tried (kinds a plate lacks are skipped).
@@ -246,7 +248,7 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
     f = spec.background_fraction
     if rng.random() < spec.off_scale_fraction:
         rng_h = spec.tiny_char_height if rng.random() < 0.6 else spec.huge_char_height
-        plate = random_plate(rng, rng.uniform(*rng_h))
+        plate = random_plate(rng, rng.uniform(*rng_h), faces=spec.faces)
         n = _stochastic_round(len(plate.boxes) * 0.6, rng) + 1
         size = spec.size
         padded = _padded(plate, size)
@@ -259,7 +261,7 @@ def windows_from_random_plate(rng: np.random.Generator, spec: WindowSpec = Windo
             cy = row + rng.uniform(-0.3, 0.3) * plate.char_height_px
             out.append(_sample(plate, padded, size, cx, cy, BACKGROUND, "scale"))
         return out
-    plate = random_plate(rng, rng.uniform(*spec.char_height))
+    plate = random_plate(rng, rng.uniform(*spec.char_height), faces=spec.faces)
     twins = twin_characters(plate.style)
     keep = [i for i, ch in enumerate(plate.chars)
             if rng.random() < _KEEP[CHARACTERS.index(ch)] and ch not in twins]

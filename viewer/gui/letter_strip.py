@@ -22,15 +22,17 @@ class LetterButton(QtWidgets.QPushButton):
         text = QtWidgets.QLabel(
             f"<div align='center' style='font-size:{9 * size:.0f}pt'>"
             f"<span style='font-size:{15 * size:.0f}pt; font-weight:600'>{letter.label}"
-            f"</span><br>{letter.prob:.2f}<br><span style='color:#777'>"
+            f"</span><br>{letter.shown:.2f}<br><span style='color:#777'>"
             f"{'<br>'.join(others)}</span></div>")
         text.setAttribute(QtCore.Qt.WA_TransparentForMouseEvents)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(text)
         self.setMinimumSize(text.sizeHint() + QtCore.QSize(10, 6))
-        self.setToolTip(f"cell {letter.cell}: " + ", ".join(
-            f"{label} {p:.3f}" for label, p in letter.top))
+        softmax = ", ".join(f"{label} {p:.3f}" for label, p in letter.top)
+        self.setToolTip(f"cell {letter.cell}: confidence {letter.shown:.3f}, read alike at "
+                        f"{letter.agreement:.0%} of the scales beside; the net's softmax "
+                        f"{softmax}")
 
 
 class LetterStrip(QtWidgets.QWidget):

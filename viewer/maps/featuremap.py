@@ -14,6 +14,7 @@ from viewer.net.geometry import Geometry, classifier_window
 from viewer.engines import DEFAULT_ENGINE, Engine, create_engine
 from viewer.engines.ops import softmax
 from viewer.errors import ModelError, PreprocessError
+from viewer.maps.calibration import Calibration, read_calibration
 from viewer.maps.finemap import NATIVE, FineMethod, create_fine_engine
 from viewer.maps.labels import labels_for
 from viewer.maps.planning import LEAN_ENGINE, PassPlanner
@@ -41,6 +42,7 @@ class FeatureMap:
     # (x, y, w, h) of the image this map covers when it is a crop's, placed in the image
     # (`geometry` and `image_shape` are the image's); None: the whole image
     region: tuple[int, int, int, int] | None = None
+    calibration: Calibration | None = None   # how its letters' confidence is shown
 
     def best(self) -> tuple[np.ndarray, np.ndarray]:
         """Per cell: the most probable class and its probability."""
@@ -69,6 +71,7 @@ class DenseClassifier:
         self.classifier = None if is_fully_convolutional(net.param) else net
         self.net = net if self.classifier is None else make_fully_convolutional(net).net
         self.score_blob = netgraph.score_blob(self.net.param)
+        self.calibration = read_calibration(net.source)
         shapes = netgraph.infer_shapes(self.net.param)
         _check_score_map(self.score_blob, shapes[self.score_blob])
         native = classifier_window(self.net, self.score_blob, shapes)
@@ -168,4 +171,4 @@ class DenseClassifier:
             conv1=out[self.first_conv][0] if self.first_conv else None, geometry=geometry,
             image_shape=tuple(image.shape[:2]), scale=scale, forward_ms=elapsed,
             blobs={b: out[b][0] for b in extra_blobs}, engine=plan.engine.name,
-            engine_note=plan.note)
+            engine_note=plan.note, calibration=self.calibration)

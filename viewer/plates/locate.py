@@ -25,8 +25,9 @@ from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.maps.labels import character_confidence
 from viewer.progress import part as progress_part
 from viewer.plates.alphabet import CHAR_FILL
-from viewer.plates.reading import (MIN_CONFIDENCE, PITCH, Letter, PlateReading, auto_read,
-                            pitch_regularity, read_plate)
+from viewer.plates.ground import has_plate_ground
+from viewer.plates.reading import (MIN_CONFIDENCE, NEIGHBOURS, PITCH, Letter, PlateReading,
+                                   auto_read, calibrated, pitch_regularity, read_plate)
 
 Box = tuple[float, float, float, float]        # x, y, w, h in original-image pixels
 
@@ -45,6 +46,7 @@ REFINED = 3                  # candidates read again on their own crop ...
 REFINE_SPAN = 1.5            # ... at scales within this factor of where they were found ...
 REFINE_STEPS = 12            # ... this many (the reader's crop sweep is about 7% apart)
 END_OFFSET = 0.13            # an end letter this far off the others' line (character heights)
+SECOND_PLATE = 0.5           # another plate scores at least this share of the best one's
 
 
 @dataclass(frozen=True)
@@ -288,15 +290,19 @@ def best_plate_reading(dense: DenseClassifier, crop: np.ndarray,
     """The reading of a crop, over `scales`, that looks most like a plate (`plate_score`,
     then the weakest letter): unlike a crop's `auto_read`, which keeps the scale of the
     strongest weakest letter (times the spacing's regularity), it does not trade a letter of
-    the plate for surer ones."""
-    best: tuple[tuple[float, float], PlateReading, FeatureMap] | None = None
-    for scale in scales:
+    the plate for surer ones. Its letters' agreement is with the scales `NEIGHBOURS` steps
+    around."""
+    best: tuple[tuple[float, float], int, FeatureMap] | None = None
+    readings = []
+    for index, scale in enumerate(scales):
         fm = dense.run(crop, float(scale))
-        reading = read_plate(fm)
-        key = (plate_score(reading.letters), reading.weakest)
+        readings.append(read_plate(fm))
+        key = (plate_score(readings[-1].letters), readings[-1].weakest)
         if best is None or key > best[0]:
-            best = (key, reading, fm)
-    return best[1], best[2]
+            best = (key, index, fm)
+    _, at, fm = best
+    others = [r for i, r in enumerate(readings) if i != at and abs(i - at) <= NEIGHBOURS]
+    return calibrated(readings[at], others, fm.calibration), fm
 
 
 def read_candidate(dense: DenseClassifier, image: np.ndarray, plate: FoundPlate) -> FoundPlate:
@@ -333,17 +339,32 @@ def whole_image(dense: DenseClassifier, image: np.ndarray) -> FoundPlate | None:
                       letters_tilt(reading.letters))
 
 
+def on_plate_ground(image: np.ndarray, plates: list[FoundPlate]) -> list[FoundPlate]:
+    """The plates whose letters stand on a plate's ground (`ground.has_plate_ground`)."""
+    return [plate for plate in plates if has_plate_ground(image, plate.box)]
+
+
+def plausible(image: np.ndarray, plates: list[FoundPlate]) -> list[FoundPlate]:
+    """Of plates read on their crops (best first), those on a plate's ground; after the best,
+    only those that look at least `SECOND_PLATE` as much like a plate. A second car's plate
+    is read as surely as the first; a row of doubtful letters in a texture is not."""
+    kept = on_plate_ground(image, plates)
+    return kept[:1] + [p for p in kept[1:] if p.score >= SECOND_PLATE * kept[0].score]
+
+
 def find_plates(dense: DenseClassifier, image: np.ndarray,
                 progress: Callable[[int, int], None] | None = None) -> PhotoReading:
-    """The plates in an image, best first, each read on its own crop.
+    """The plates in an image, best first, each read on its own crop; rows of letters
+    without a plate's ground, and doubtful ones beside a sure plate, are not plates (nor read
+    again: on the dev photos that saves a quarter of the passes).
 
     When nothing in the image looks like a plate, the whole image is read as one (the crop
     case), so a short or faint plate still gets today's reading.
     """
     maps = sweep(dense, image, pyramid_scales(dense, image.shape[:2]), progress)
-    found = distinct(candidates(maps))[:REFINED]
-    read = distinct(sorted((read_candidate(dense, image, p) for p in found),
-                           key=lambda plate: -plate.score))
+    found = plausible(image, distinct(on_plate_ground(image, candidates(maps)))[:REFINED])
+    read = plausible(image, distinct(sorted((read_candidate(dense, image, p) for p in found),
+                                            key=lambda plate: -plate.score)))
     if not read:
         whole = whole_image(dense, image)
         read = [whole] if whole else []
@@ -380,7 +401,7 @@ def read_region_at(dense: DenseClassifier, image: np.ndarray,
     check_region(image.shape, region)
     x, y, w, h = region
     fm = dense.run(image[y:y + h, x:x + w], scale)
-    reading = read_plate(fm)
+    reading = calibrated(read_plate(fm), [], fm.calibration)
     plates = [FoundPlate(reading, letters_box(reading.letters), plate_score(reading.letters),
                          letters_tilt(reading.letters))] if reading.letters else []
     return placed(PhotoReading(plates, [fm]), x, y)

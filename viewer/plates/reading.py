@@ -14,10 +14,11 @@ decides (`plate_formats`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from viewer.maps.calibration import Calibration
 from viewer.maps.featuremap import DenseClassifier, FeatureMap
 from viewer.maps.labels import character_channels, character_confidence
 from viewer.plates.alphabet import CHAR_FILL
@@ -39,20 +40,35 @@ GROUP_PITCH = 3.2            # ... and at most this across a gap between groups
 NEIGHBOUR_TWINS = frozenset("O0")
 SWEEP_STEPS = 32             # candidate scales, about 7% apart on a crop ...
 COARSE_EVERY = 3             # ... of which every third is tried, then the best one's neighbours
+NEIGHBOURS = 10              # a letter's agreement: with the scales tried this many steps away
 
 
 @dataclass(frozen=True)
 class Letter:
-    """One read character: its label, probability, runners-up and box in original pixels."""
+    """One read character: its label, probability, runners-up and box in original pixels.
+
+    `prob` is the net's softmax, which the reader ranks scales and plates by. `agreement` is
+    the share of the scales beside the chosen one that read the same letter (or its twin)
+    at the same place, and `confidence` the two mapped to how often such a letter is right
+    (the model's `maps.calibration`): what the viewer shows and `read --json` returns.
+    """
 
     label: str
     prob: float
     top: list[tuple[str, float]]
     box: tuple[float, float, float, float]
     cell: tuple[int, int]
+    agreement: float = 1.0
+    confidence: float | None = None      # None: the same as prob (no calibration known)
+
+    @property
+    def shown(self) -> float:
+        """The confidence to show: calibrated when known."""
+        return self.prob if self.confidence is None else self.confidence
 
     def as_dict(self) -> dict:
         return {"label": self.label, "prob": round(self.prob, 4),
+                "confidence": round(self.shown, 4), "agreement": round(self.agreement, 3),
                 "top": [[label, round(p, 4)] for label, p in self.top],
                 "box": [round(v, 1) for v in self.box]}
 
@@ -162,20 +178,39 @@ def resolve_twins(letters: list[Letter], probs: np.ndarray, labels: list[str]) -
 
     Plate faces draw the twins alike (on real plates the net is sure of the wrong one), and
     plates write letters and digits in runs (`RK-026AJ`); `OY 09 FEU` is left open by its
-    run and decided by its format. `probs` is the map's C x H x W probabilities, `labels`
-    its channels.
+    run and decided by its format. Two rules keep the prior from spoiling plates of formats
+    it does not know: a 0 right after a letter stays a 0 unless a letter follows it too (`AB 0123`:
+    letters then digits is how most plates run, and no neighbour rule knows where a run
+    ends), and a
+    format never swaps a twin against the kind its group's neighbours agree on (the `I` of a
+    Belgian `2-ABI-345` is no `1` because Czech `1AB 2345` is a swap away). `probs` is the
+    map's C x H x W probabilities, `labels` its channels.
     """
     out = list(letters)
-    for group in _groups(letters):
+    groups = _groups(letters)
+    for group in groups:
         for k in group:
-            if letters[k].label not in NEIGHBOUR_TWINS:
+            if letters[k].label not in NEIGHBOUR_TWINS or _zero_after_letter(out, k):
                 continue
             want = _neighbour_kind(letters, group, k)
             if want is not None and want != kinds(letters[k].label):
                 out[k] = _twin(letters[k], probs, labels)
-    for k in twin_swaps("".join(letter.label for letter in out), TWINS):
+    swaps = twin_swaps("".join(letter.label for letter in out), TWINS)
+    group_of = {k: group for group in groups for k in group}
+    if any(_neighbour_kind(out, group_of[k], k) not in (None, kinds(TWINS[out[k].label]))
+           for k in swaps):
+        return out
+    for k in swaps:
         out[k] = _twin(out[k], probs, labels)
     return out
+
+
+def _zero_after_letter(letters: list[Letter], k: int) -> bool:
+    """Letter k is a 0 after a letter and not before one: a digit run may start there
+    (`AB 10`, `A0`). Between two letters (`W0B`) the neighbours still decide."""
+    if letters[k].label != "0" or k == 0 or kinds(letters[k - 1].label) != "L":
+        return False
+    return k + 1 == len(letters) or kinds(letters[k + 1].label) != "L"
 
 
 def read_plate(fm: FeatureMap, threshold: float = MIN_CONFIDENCE) -> PlateReading:
@@ -205,6 +240,35 @@ def candidate_scales(dense: DenseClassifier, image_shape: tuple[int, int],
     return np.geomspace(low, high, steps) if high > low else np.array([low])
 
 
+def agreement(letter: Letter, others: list[PlateReading]) -> float:
+    """The share of `others` (readings of the same image at other scales) whose letter
+    nearest to this one's centre lies within half a letter width and is the same letter or
+    its twin: 1 when there are none to ask."""
+    if not others:
+        return 1.0
+    centre = letter.box[0] + letter.box[2] / 2
+    same = 0
+    for reading in others:
+        if not reading.letters:
+            continue
+        near = min(reading.letters, key=lambda l: abs(l.box[0] + l.box[2] / 2 - centre))
+        close = abs(near.box[0] + near.box[2] / 2 - centre) < 0.5 * letter.box[2]
+        same += close and near.label in (letter.label, TWINS.get(letter.label))
+    return same / len(others)
+
+
+def calibrated(reading: PlateReading, others: list[PlateReading],
+               calibration: Calibration | None) -> PlateReading:
+    """The reading with each letter's agreement with `others` and, when the model has a
+    calibration, its confidence. The letters and their order stay."""
+    letters = []
+    for letter in reading.letters:
+        agreed = agreement(letter, others)
+        confidence = None if calibration is None else calibration.confidence(letter.prob, agreed)
+        letters.append(replace(letter, agreement=agreed, confidence=confidence))
+    return PlateReading(letters, reading.scale)
+
+
 def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, FeatureMap]:
     """Read at the scale of the best `PlateReading.score` over a geometric sweep.
 
@@ -213,19 +277,19 @@ def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, 
     (dev 0.933 against 0.922 character accuracy, generated 0.946 for both) in under half
     the passes: readable scales span about 1.5x, ten candidates. When no scale reads
     anything, the result is at the candidate scale nearest 1, not at the tiny first scale.
+    The letters' agreement is with the scales tried within `NEIGHBOURS` steps of the best.
     """
     scales = candidate_scales(dense, image.shape[:2])
     best: tuple[int, PlateReading, FeatureMap] | None = None   # only its map is kept
-    tried: set[int] = set()
+    readings: dict[int, PlateReading] = {}
 
     def try_scales(indices) -> None:
         nonlocal best
         for index in indices:
-            if index in tried:
+            if index in readings:
                 continue
-            tried.add(index)
             fm = dense.run(image, float(scales[index]))
-            reading = read_plate(fm)
+            reading = readings[index] = read_plate(fm)
             if best is None or reading.score > best[1].score:
                 best = (index, reading, fm)
 
@@ -233,5 +297,6 @@ def auto_read(dense: DenseClassifier, image: np.ndarray) -> tuple[PlateReading, 
     try_scales(range(max(0, best[0] - COARSE_EVERY + 1), min(len(scales), best[0] + COARSE_EVERY)))
     if best[1].score == 0.0:
         fm = dense.run(image, float(scales[int(np.argmin(np.abs(np.log(scales))))]))
-        return read_plate(fm), fm
-    return best[1], best[2]
+        return calibrated(read_plate(fm), [], fm.calibration), fm
+    others = [r for i, r in readings.items() if i != best[0] and abs(i - best[0]) <= NEIGHBOURS]
+    return calibrated(best[1], others, best[2].calibration), best[2]
