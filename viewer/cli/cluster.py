@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 from viewer import progress
 from viewer.errors import ClusterError, ViewerError
 from viewer.files import paths
+from viewer.maps.calibration import calibration_path
 from viewer.maps.labels import labels_file_beside
 from viewer.maps.preprocess import sidecar_path
 from viewer.net import cost
@@ -81,13 +82,14 @@ class ModelBundle:
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> "ModelBundle":
-        """The files `args` name: the net (the bundled one by default), the sidecar and labels
-        file beside it, and the files given to --labels, --mean and --train-prototxt."""
+        """The files `args` name: the net (the bundled one by default), the sidecar, labels
+        file and letter calibration beside it, and the files given to --labels, --mean and --train-prototxt."""
         prototxt = args.prototxt or paths.FCN_PROTOTXT
         weights = args.weights or paths.FCN_WEIGHTS
         found = [("prototxt", Path(prototxt)), ("weights", Path(weights))]
         for role, path in (("sidecar", sidecar_path(prototxt)),
-                           ("beside", labels_file_beside(prototxt))):
+                           ("beside", labels_file_beside(prototxt)),
+                           ("calibration", calibration_path(prototxt))):
             if path is not None and Path(path).is_file():
                 found.append((role, Path(path)))
         for flag in FILE_FLAGS:
@@ -106,8 +108,8 @@ class ModelBundle:
         file in a folder of its own, so no two names meet) and say where each role went."""
         where = {}
         for role, name, data in self.files:
-            place = folder / ("net" if role in ("prototxt", "weights", "sidecar", "beside")
-                              else role)
+            place = folder / ("net" if role in ("prototxt", "weights", "sidecar", "beside",
+                                                "calibration") else role)
             place.mkdir(parents=True, exist_ok=True)
             (place / name).write_bytes(data)
             where[role] = place / name
