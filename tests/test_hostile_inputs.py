@@ -1408,6 +1408,16 @@ SAMPLE = ROOT / "resources" / "sample_plate.png"
 HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
 
 
+def is_helper(process) -> bool:
+    """The fork server or the resource tracker itself. A worker the fork server forked keeps
+    its command line (unless setproctitle renames it), so it is told apart by its parent."""
+    def helper_line(p) -> bool:
+        return any(h in " ".join(p.cmdline()) for h in HELPERS)
+
+    parent = process.parent()
+    return helper_line(process) and not (parent is not None and helper_line(parent))
+
+
 def tree_while(proc: subprocess.Popen, every: float = 0.05):
     """Sample the processes of a running child until it ends: yields (the worker processes
     it started, its whole tree's resident bytes) at each sample."""
@@ -1418,8 +1428,7 @@ def tree_while(proc: subprocess.Popen, every: float = 0.05):
         try:
             children = parent.children(recursive=True)
             rss = sum(p.memory_info().rss for p in [parent, *children])
-            workers = [p for p in children
-                       if not any(h in " ".join(p.cmdline()) for h in HELPERS)]
+            workers = [p for p in children if not is_helper(p)]
         except psutil.Error:
             continue
         yield workers, rss
