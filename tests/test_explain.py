@@ -245,6 +245,10 @@ def test_explain_writes_the_npz_and_pictures(tmp_path):
     out = tmp_path / "why"
     assert cli_main(["explain", str(paths.SAMPLE_PLATE), "--letter", "1", "--scale", "0.255",
                      "--method", "gradient", "--method", "occlusion", "--out", str(out)]) == 0
+    listed = tmp_path / "listed"                        # --method a b: the same methods
+    assert cli_main(["explain", str(paths.SAMPLE_PLATE), "--letter", "1", "--scale", "0.255",
+                     "--method", "gradient", "occlusion", "--out", str(listed)]) == 0
+    assert sorted(p.name for p in listed.iterdir()) == sorted(p.name for p in out.iterdir())
     saved = np.load(out / "explain.npz")
     assert str(saved["class"]) == "R" and list(saved["cell"]) == [7, 12]
     assert list(saved["stride"]) == [4, 4] and list(saved["receptive_field"]) == [28, 28]

@@ -48,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="class to explain, by label or number (default: the cell's best)")
     exp.add_argument("--versus", metavar="C", help="explain the class against this one "
                      "(the difference of their scores: why H and not W)")
-    exp.add_argument("--method", action="append", metavar="M",
-                     help=f"method, repeatable: {', '.join(METHODS)} (default: all)")
+    exp.add_argument("--method", action="extend", nargs="+", metavar="M",
+                     help=f"methods (--method a b, or --method a --method b): "
+                     f"{', '.join(METHODS)} (default: all)")
     exp.add_argument("--layer", help="gradcam's blob (default: the last convolution before "
                      "the surgered layers)")
     exp.add_argument("--target", default="score", help="score (before the softmax, default) "
