@@ -122,3 +122,11 @@ def plate_like(height: int, width: int, seed: int = 0) -> np.ndarray:
         image[max(0, y - 8):y + 8, max(0, x - 2):x + 2] = rng.integers(0, 60)
     noise = rng.normal(0, 8, image.shape)
     return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The soak tests first, while this process holds nothing of the other tests: they assert
+    that memory stays flat over hundreds of images, and later in a full run the heap that earlier
+    tests left behind (a process of 1.3 GB) moves their medians by tens of MB on its own (+40 MB
+    once in CI, against +10 MB for the same soak in a fresh process)."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != "tests/test_soak.py")
