@@ -141,6 +141,15 @@ def fake_reading(fm, cells: list[tuple[int, int]], labels: list[str]):
     return PlateReading(letters, fm.scale)
 
 
+def reading_window(qtbot, plate: Path, settings: Settings, monkeypatch, cells, labels):
+    """A window whose plate reading is fixed (`labels` at `cells`), so the strip has letters
+    to click."""
+    from viewer.app import jobs
+
+    monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(cells, labels))
+    return open_window(qtbot, plate, settings, scale=1.0)
+
+
 def fake_reading_module(cells, labels, auto_scale: float = 0.7):
     """Stands in for viewer.plates.reading so letters exist whatever the provisional weights say."""
     def auto_read(dense, image):

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore
 
-from gui_helpers import (MAP_TIMEOUT, fake_reading_module, open_window,  # noqa: F401
-                         plate_file, settings)
-from viewer.app import jobs
+import gui_helpers
+from gui_helpers import MAP_TIMEOUT, plate_file, settings  # noqa: F401
 from viewer.maps.attribution import METHODS, Explainer
 from viewer.maps.attribution_pictures import ZOOM
 
@@ -18,8 +17,7 @@ LABELS = ["K", "4"]
 
 @pytest.fixture
 def reading_window(qtbot, plate_file, settings, monkeypatch):
-    monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(CELLS, LABELS))
-    win = open_window(qtbot, plate_file, settings, scale=1.0)
+    win = gui_helpers.reading_window(qtbot, plate_file, settings, monkeypatch, CELLS, LABELS)
     yield win
     win.close()
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore, QtGui
 
+import gui_helpers
 from gui_helpers import (MAP_TIMEOUT, fake_reading_module, item_rect, open_window,  # noqa: F401
                          plate_file, settings, window)
 from viewer.gui.blob_panel import BLANK
@@ -19,9 +20,7 @@ LABELS = ["K", "4", "Z"]
 
 @pytest.fixture
 def reading_window(qtbot, plate_file, settings, monkeypatch):
-    """A window whose plate reading is fixed, so the strip has letters to click."""
-    monkeypatch.setattr(jobs, "reading_module", lambda: fake_reading_module(CELLS, LABELS))
-    win = open_window(qtbot, plate_file, settings, scale=1.0)
+    win = gui_helpers.reading_window(qtbot, plate_file, settings, monkeypatch, CELLS, LABELS)
     yield win
     win.close()
 

@@ -1414,7 +1414,6 @@ def test_a_tiff_of_2048_samples_is_one_line_without_the_decoders_own(tmp_path, c
 
 # Issue 28, items 4 and 14 (batches on Dask)
 
-import json  # noqa: E402  (here, so this section merges as one block)
 import time  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample_plate.png"

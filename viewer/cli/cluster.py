@@ -83,7 +83,8 @@ class ModelBundle:
     @classmethod
     def of(cls, args: argparse.Namespace) -> "ModelBundle":
         """The files `args` name: the net (the bundled one by default), the sidecar, labels
-        file and letter calibration beside it, and the files given to --labels, --mean and --train-prototxt."""
+        file and letter calibration beside it, and the files given to --labels, --mean and
+        --train-prototxt."""
         prototxt = args.prototxt or paths.FCN_PROTOTXT
         weights = args.weights or paths.FCN_WEIGHTS
         found = [("prototxt", Path(prototxt)), ("weights", Path(weights))]
@@ -248,7 +249,7 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
 
             # No Dask memory limit: our own guard (split in `Share`) refuses a pass that would
             # not fit before it runs, where Dask's would kill the worker halfway through it.
-            with dask.config.set(LOCAL_CONFIG), _preloading_fork_server(), \
+            with dask.config.set(LOCAL_CONFIG), \
                     LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                               dashboard_address=None, memory_limit=0,
                               silence_logs=logging.ERROR if debug else logging.CRITICAL) as local, \
@@ -265,16 +266,6 @@ def connect(jobs: int, address: str | None, debug: bool) -> Iterator[object]:
                                "or check the address (tcp://HOST:8786)") from None
         with client:
             yield client
-
-
-@contextlib.contextmanager
-def _preloading_fork_server() -> Iterator[None]:
-    """Dask's fork server, told to import what a worker needs (Dask's own list would be the
-    whole of its optional packages): a no-op once the server runs."""
-    from distributed.utils import get_mp_context
-
-    get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
-    yield
 
 
 def _knock(address: str) -> None:
@@ -307,22 +298,27 @@ def _threads(client) -> int:
 
 
 def _start_dask() -> None:
-    """Import Dask and start the fork server of a local cluster's workers, which imports
-    `FORKSERVER_PRELOAD` in its own process meanwhile."""
+    """Import Dask and start the fork server of a local cluster's workers, told to import
+    `FORKSERVER_PRELOAD` (Dask's own list would be the whole of its optional packages) in its
+    own process meanwhile. `run` calls it before `connect` makes the cluster, which then finds
+    the server running."""
     from multiprocessing import forkserver
 
     import dask
     import distributed  # noqa: F401  (its config's defaults, before LOCAL_CONFIG is set over them)
+    from distributed.utils import get_mp_context
 
-    with dask.config.set(LOCAL_CONFIG), _preloading_fork_server():
+    with dask.config.set(LOCAL_CONFIG):
+        get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)
         forkserver.ensure_running()
 
 
 def run(images: Sequence[Path], task: Callable, setup: Callable, args: argparse.Namespace,
         jobs: int) -> Iterator:
     """Outcomes of `task` on every image, in input order: on the scheduler at `--cluster`, or
-    on a local cluster of `jobs` processes, which load the model from the same files. Either way the model is made here first, so a bad one fails before any image (after
-    the scheduler was reached: an unreachable one is said within seconds)."""
+    on a local cluster of `jobs` processes, which load the model from the same files. Either
+    way the model is made here first, so a bad one fails before any image (after the
+    scheduler was reached: an unreachable one is said within seconds)."""
     address = getattr(args, "cluster", None)
     if address is not None:
         with connect(jobs, address, args.debug) as client:
