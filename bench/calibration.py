@@ -1,7 +1,7 @@
 """Honest per-letter confidence: fit the reader's calibration on generated plates, check it on
 real letters.
 
-    python -m bench.calibration [--count N] [--fit] [--dev DIR] [--picture PNG]
+    python -m bench.calibration [--count N] [--fit] [--dev DIR] [--picture PNG] [--model NAME]
 
 The net's softmax is sure of its wrong letters too (`M5XSSX` had a spurious S at 0.9998).
 `viewer.maps.calibration` maps a letter's softmax and its agreement across the neighbouring
@@ -179,14 +179,17 @@ def dev_letters(dense: DenseClassifier, folder: Path) -> list[tuple]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.calibration", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=200, help="generated plates to fit on")
+    parser.add_argument("--count", type=int, default=400, help="generated plates to fit on")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--fit", action="store_true", help="write the fitted temperature")
     parser.add_argument("--dev", type=Path, help="a manifest folder of real crops to check on")
     parser.add_argument("--picture", type=Path, help="the reliability diagram (PNG)")
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
+    parser.add_argument("--model", choices=tuple(paths.PLATE_MODELS),
+                        help="the bundled plate net (default: the strongest bundled)")
     args = parser.parse_args(argv)
-    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), args.engine)
+    model = paths.PLATE_MODELS[args.model] if args.model else paths.strongest_plate_model()
+    dense = DenseClassifier(load_net(model.fcn_prototxt, model.fcn_weights), args.engine)
     dense.calibration = None                 # fit on the net's own softmax
     synthetic = synthetic_letters(dense, args.count, args.seed)
     x, right = features(synthetic)
@@ -214,9 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.picture and curves:
         reliability_png(curves, args.picture)
     if args.fit:
-        write_calibration(calibration_path(paths.CLASSIFIER_PROTOTXT), fitted,
-                          report["fitted_on"])
-        print(f"wrote {calibration_path(paths.CLASSIFIER_PROTOTXT)}")
+        write_calibration(calibration_path(model.prototxt), fitted, report["fitted_on"])
+        print(f"wrote {calibration_path(model.prototxt)}")
     return 0
 
 

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.ocr_peer import make_peer, photo_plates
-from bench.read_plates import manifest_arguments, manifest_rows, verdict
+from bench.read_plates import manifest_arguments, manifest_rows, model_names, plate_dense, verdict
 from viewer.files import paths
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.net.weights import load_net
 from viewer.plates.locate import find_plates
 from viewer.plates.scoring import char_accuracy, is_found
 
@@ -70,11 +69,12 @@ def read_photo_peer(peer, folder: Path, row: dict) -> dict:
     return photo_result(row, [(line.text, line.box, None) for line in lines], seconds)
 
 
-def evaluate(folder: Path, engine: str) -> dict:
+def evaluate(folder: Path, engine: str, model: str | None = None) -> dict:
     """Search every photo of the manifest and collect per-photo results and the figures."""
-    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), engine)
+    dense = plate_dense(model, engine)
     rows = manifest_rows(folder)
-    return summary([read_photo(dense, folder, row) for row in rows], engine)
+    return summary([read_photo(dense, folder, row) for row in rows],
+                   model or paths.strongest_plate_model().name)
 
 
 def evaluate_peer(folder: Path, name: str) -> dict:
@@ -95,8 +95,10 @@ def summary(photos: list[dict], reader: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = manifest_arguments("python -m bench.read_photos", __doc__, "photos", argv)
-    result = evaluate(args.folder, args.engine)
-    peers = [evaluate_peer(args.folder, name) for name in args.peer]
+    first, *others = model_names(args)
+    result = evaluate(args.folder, args.engine, first)
+    peers = [evaluate(args.folder, args.engine, name) for name in others] + \
+        [evaluate_peer(args.folder, name) for name in args.peer]
     if args.json:
         print(json.dumps({**result, "peers": peers} if peers else result, indent=2))
         return 0
@@ -123,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 def print_peer(ours: dict, peer: dict) -> None:
     """Both readers' figures over the same photos, in one run."""
     for figures in (ours, peer):
-        name = "ours" if figures is ours else figures["engine"]
         count = max(1, figures["count"])
-        print(f"{name:<9} found {figures['found']}/{figures['count']}, exact "
+        print(f"{figures['engine']:<9} found {figures['found']}/{figures['count']}, exact "
               f"{figures['exact']}/{figures['count']}, false plates "
               f"{figures['false_plates'] / count:.2f} per photo, character accuracy "
               f"{figures['char_accuracy']:.3f}, median {figures['median_seconds']:.2f} s "

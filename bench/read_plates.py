@@ -1,6 +1,6 @@
 """Plate reading accuracy on a folder of plate crops with ground truth.
 
-    python -m bench.read_plates DIR [--engine NAME] [--json] [--peer rapidocr]
+    python -m bench.read_plates DIR [--engine NAME] [--json] [--peer rapidocr] [--model NAME ...]
 
 DIR holds a `manifest.csv` with at least the columns `plate_text` and `plate_crop_file` (the
 format of shared/plates-dev). Each crop is read with `read --scale auto`; the figures are the
@@ -34,9 +34,15 @@ TARGET_CHAR_ACCURACY = 0.95
 TARGET_EXACT_SHARE = 0.80
 
 
-def evaluate(folder: Path, engine: str) -> dict:
+def plate_dense(model: str | None, engine: str) -> DenseClassifier:
+    """The surgered twin of a bundled plate model (default: the strongest, as `read` takes)."""
+    chosen = paths.PLATE_MODELS[model] if model else paths.strongest_plate_model()
+    return DenseClassifier(load_net(chosen.fcn_prototxt, chosen.fcn_weights), engine)
+
+
+def evaluate(folder: Path, engine: str, model: str | None = None) -> dict:
     """Read every crop of the manifest and collect per-plate results and the two figures."""
-    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), engine)
+    dense = plate_dense(model, engine)
     rows = manifest_rows(folder)
     plates = []
     for row in rows:
@@ -52,7 +58,7 @@ def evaluate(folder: Path, engine: str) -> dict:
                        "scale": scale, "char_accuracy": char_accuracy(text, truth),
                        "exact": text == truth,
                        "ms": round((time.perf_counter() - start) * 1000, 1)})
-    return summary(plates, engine)
+    return summary(plates, model or paths.strongest_plate_model().name)
 
 
 def summary(plates: list[dict], reader: str) -> dict:
@@ -100,13 +106,23 @@ def manifest_arguments(prog: str, doc: str, images: str,
                         "as JSON")
     parser.add_argument("--peer", action="append", choices=PEERS, default=[],
                         help="also read them with this general OCR (the `bench` extra)")
+    parser.add_argument("--model", action="append", choices=tuple(paths.PLATE_MODELS),
+                        help="the bundled plate net to read with; again for another one, "
+                        "shown beside the first (default: the strongest bundled)")
     return parser.parse_args(argv)
+
+
+def model_names(args: argparse.Namespace) -> list[str]:
+    """The plate models a run reads with: --model's, or the strongest bundled one."""
+    return args.model or [paths.strongest_plate_model().name]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = manifest_arguments("python -m bench.read_plates", __doc__, "crops", argv)
-    result = evaluate(args.folder, args.engine)
-    peers = [evaluate_peer(args.folder, name) for name in args.peer]
+    first, *others = model_names(args)
+    result = evaluate(args.folder, args.engine, first)
+    peers = [evaluate(args.folder, args.engine, name) for name in others] + \
+        [evaluate_peer(args.folder, name) for name in args.peer]
     if args.json:
         print(json.dumps({**result, "peers": peers} if peers else result, indent=2))
         return 0
@@ -134,8 +150,7 @@ def print_peer(ours: dict, peer: dict) -> None:
             print(f"{peer['engine']}: {theirs['file']:<22} {theirs['truth']:<9} "
                   f"{theirs['read']:<11} (ours {mine['read']})")
     for figures in (ours, peer):
-        name = "ours" if figures is ours else figures["engine"]
-        print(f"{name:<9} character accuracy {figures['char_accuracy']:.3f}, "
+        print(f"{figures['engine']:<9} character accuracy {figures['char_accuracy']:.3f}, "
               f"exact {figures['exact']}/{figures['count']}, median "
               f"{figures['median_seconds']:.2f} s per crop")
 

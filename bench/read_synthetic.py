@@ -1,6 +1,6 @@
 """Plate reading accuracy on generated plates: the tuning set that is not the evaluation set.
 
-    python -m bench.read_synthetic [--count N] [--seed S] [--engine NAME]
+    python -m bench.read_synthetic [--count N] [--seed S] [--engine NAME] [--model NAME]
 
 Random texts, styles and photo effects from viewer.dataset.plates, drawn with characters 14 to
 80 pixels tall, read with `--scale auto`. Reading is tuned here, so the real dev plates stay an
@@ -28,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
+    parser.add_argument("--model", choices=tuple(paths.PLATE_MODELS), default="lenet",
+                        help="the bundled plate net (default lenet, the figures before BNNet)")
     args = parser.parse_args(argv)
-    dense = DenseClassifier(load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS), args.engine)
+    model = paths.PLATE_MODELS[args.model]
+    dense = DenseClassifier(load_net(model.fcn_prototxt, model.fcn_weights), args.engine)
     rng = np.random.default_rng(args.seed)
     results = []
     for _ in range(args.count):

@@ -25,6 +25,9 @@ case "$sample" in "$work/venv/"*) ;; *) echo "sample plate not in the venv: $sam
 text=$("$bin/netsurgery-viewer" read "$sample")
 echo "read: $text"
 [[ $text == RK857AI* ]] || { echo "the sample plate should read RK857AI" >&2; exit 1; }
+text=$("$bin/netsurgery-viewer" read --model lenet "$sample")
+echo "read --model lenet: $text"
+[[ $text == RK857AI* ]] || { echo "LeNet should read the sample plate as RK857AI" >&2; exit 1; }
 QT_QPA_PLATFORM=offscreen "$bin/netsurgery-viewer" --screenshot shot.png 2>/dev/null
 [ -s shot.png ] || { echo "the viewer wrote no screenshot" >&2; exit 1; }
 echo "viewer: $(stat -c %s shot.png)-byte screenshot"

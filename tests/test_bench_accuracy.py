@@ -145,12 +145,12 @@ def test_calibration_figures_are_worked_out_by_hand():
     assert p == pytest.approx([0.9, 0.2], abs=1e-6)
 
 
-def test_the_unseen_set_draws_seven_countries_formats_in_dinish():
+def test_the_unseen_set_draws_seven_countries_formats_in_held_out_dinish_faces():
     from bench.read_unseen import COUNTRIES, unseen_plate
 
     rng = np.random.default_rng(3)
     plates = [unseen_plate(rng, 20.0) for _ in range(40)]
-    assert {p.style.faces for p in plates} == {"dinish"}
+    assert {p.style.faces for p in plates} == {"dinish-held-out"}
     assert {p.style.country for p in plates} == set(COUNTRIES)
     for plate in plates:
         layout, formats = COUNTRIES[plate.style.country]

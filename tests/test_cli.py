@@ -146,7 +146,7 @@ def test_map_and_read_fall_back_to_blas_with_a_note_on_stderr(tmp_path, monkeypa
     out = capsys.readouterr()
     assert out.err == note and "x 144 x 194 cells" in out.out and "ms (blas)" in out.out
 
-    assert main(["read", str(photo), *common, "--json"]) == 0
+    assert main(["read", str(photo), *common, "--json", "--model", "lenet"]) == 0
     out = capsys.readouterr()
     assert out.err == read_note and json.loads(out.out)["engine"] == "blas"
 

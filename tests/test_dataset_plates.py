@@ -147,7 +147,11 @@ def test_the_bundled_dinish_faces_with_their_licence_make_plates_of_their_own():
     from viewer.dataset.fonts import BUNDLED_FONTS, faces_of
 
     debian, dinish, both = faces_of("debian"), faces_of("dinish"), faces_of("debian+dinish")
-    assert (len(dinish), both) == (9, debian + dinish)
+    held_out = faces_of("dinish-held-out")
+    assert (len(dinish), len(held_out), both) == (9, 3, debian + tuple(
+        f for f in dinish if f not in held_out))                  # never trained on: 3 faces
+    assert {f.name for f in held_out} == {"DINish Medium", "DINish Condensed Medium",
+                                          "DINish Expanded Bold"}
     assert debian == find_fonts() and dinish[0].name == "DINish"
     assert "SIL OPEN FONT LICENSE" in (BUNDLED_FONTS / "OFL.txt").read_text().upper()
     with pytest.raises(DatasetError, match="unknown face set 'comic'"):

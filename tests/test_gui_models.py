@@ -152,3 +152,32 @@ def test_the_model_menu_opens_the_dialog(thousand_window, monkeypatch):
     next(a for a in menu.actions() if a.text() == "&Preprocessing...").trigger()
     assert isinstance(opened[0], PreprocessDialog)
     assert opened[0].swap.text() == "2,1,0"
+
+
+def plate_model_actions(window) -> dict[str, QtWidgets.QAction]:
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Model")
+    sub = next(a.menu() for a in menu.actions() if a.text() == "Plate &model")
+    return {a.text(): a for a in sub.actions()}
+
+
+def test_model_plate_model_switches_between_the_bundled_nets(qtbot, plate_file, settings):
+    """The viewer opens LeNet; Model > Plate model loads BNNet's surgered twin on the worker,
+    reads the plate with it, and the check follows the model shown (none for another net)."""
+    from viewer.files import paths
+
+    w = open_window(qtbot, plate_file, settings, scale=1.0)
+    actions = plate_model_actions(w)
+    lenet, bnnet = (actions[paths.PLATE_MODELS[n].title] for n in ("lenet", "bnnet"))
+    assert lenet.isChecked() and not bnnet.isChecked() and bnnet.isEnabled()
+    with qtbot.waitSignal(w.loader.loaded, timeout=MAP_TIMEOUT):
+        bnnet.trigger()
+    qtbot.waitUntil(lambda: w.state.model.prototxt == paths.PLATE_MODELS["bnnet"].fcn_prototxt,
+                    timeout=MAP_TIMEOUT)
+    assert bnnet.isChecked() and not lenet.isChecked()
+    assert w.state.model.dense.labels == w.state.model.dense.labels[:36] + ["background"]
+    assert any(layer.name == "conv1_bn" for layer in w.state.model.dense.net.param.layer)
+    assert w.errors.errors == []
+    lenet.trigger()                                     # back, and a second pick is no reload
+    qtbot.waitUntil(lambda: w.state.model.prototxt == paths.FCN_PROTOTXT, timeout=MAP_TIMEOUT)
+    assert lenet.isChecked() and not bnnet.isChecked()
+    w.close()

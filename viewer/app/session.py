@@ -111,8 +111,10 @@ def prototxt_beside(weights: Path) -> Path | None:
 
 def _bundled_classifier(prototxt: Path) -> CaffeNet | None:
     """Our surgered model's original classifier, so the Surgery panel has a 'before'."""
-    if prototxt.resolve() == paths.FCN_PROTOTXT.resolve() and paths.CLASSIFIER_WEIGHTS.exists():
-        return load_net(paths.CLASSIFIER_PROTOTXT, paths.CLASSIFIER_WEIGHTS)
+    model = paths.plate_model_of(prototxt)
+    if model is not None and prototxt.resolve() == model.fcn_prototxt.resolve() \
+            and model.weights.exists():
+        return load_net(model.prototxt, model.weights)
     return None
 
 

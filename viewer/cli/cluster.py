@@ -32,7 +32,6 @@ from urllib.parse import urlparse
 
 from viewer import progress
 from viewer.errors import ClusterError, ViewerError
-from viewer.files import paths
 from viewer.maps.calibration import calibration_path
 from viewer.maps.labels import labels_file_beside
 from viewer.maps.preprocess import sidecar_path
@@ -85,8 +84,9 @@ class ModelBundle:
         """The files `args` name: the net (the bundled one by default), the sidecar, labels
         file and letter calibration beside it, and the files given to --labels, --mean and
         --train-prototxt."""
-        prototxt = args.prototxt or paths.FCN_PROTOTXT
-        weights = args.weights or paths.FCN_WEIGHTS
+        from viewer.cli.options import model_files
+
+        prototxt, weights = model_files(args)
         found = [("prototxt", Path(prototxt)), ("weights", Path(weights))]
         for role, path in (("sidecar", sidecar_path(prototxt)),
                            ("beside", labels_file_beside(prototxt)),
@@ -121,6 +121,7 @@ def args_on_worker(args: argparse.Namespace, where: dict[str, Path]) -> argparse
     """`args` with every model file pointing at its copy on this worker."""
     moved = argparse.Namespace(**vars(args))
     moved.prototxt, moved.weights = where["prototxt"], where["weights"]
+    moved.model = None                          # --model's files are the ones just written
     for flag in FILE_FLAGS:
         if flag in where:
             setattr(moved, flag, where[flag])

@@ -78,8 +78,9 @@ def register(subparsers) -> None:
     make.add_argument("--force", action="store_true",
                       help="replace existing LMDBs in --out")
     make.add_argument("--faces", choices=FACE_SETS, default=DEFAULT_FACES,
-                      help="the plates' faces: the Debian packages' (default, the shipped "
-                           "model's data), the bundled DINish, or both")
+                      help="the plates' faces: the Debian packages' (default, LeNet's data), "
+                           "the nine bundled DINish, debian+dinish (BNNet's data: all but three "
+                           "DINish faces), or the three held out for bench.read_unseen")
     make.set_defaults(func=cmd_make)
 
     show = sub.add_parser("show", help="print records and save a contact sheet PNG")

@@ -100,7 +100,7 @@ def settings_from_args(args: argparse.Namespace, net: CaffeNet,
     """
     overrides = parse_overrides(args.mean, args.channel_swap, args.raw_scale, args.input_scale,
                                 args.labels, args.train_prototxt)
-    source = prototxt or getattr(args, "prototxt", None) or paths.FCN_PROTOTXT
+    source = prototxt or model_files(args)[0]
     settings = settings_for(source, *net_sizes(net), overrides)
     twice = power_scale_note(netgraph.deploy_layers(net.param)[:3], settings.transformer)
     for note in settings.notes + ((twice,) if twice else ()):
@@ -108,12 +108,18 @@ def settings_from_args(args: argparse.Namespace, net: CaffeNet,
     return settings
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--prototxt/--weights (default: the bundled surgered model) and --engine."""
+def add_model_options(parser: argparse.ArgumentParser, strongest: bool = False) -> None:
+    """--model or --prototxt/--weights (default: a bundled surgered plate net: the strongest
+    for `strongest`, as `read` wants, else the tutorial's LeNet) and --engine."""
     from viewer.engines import DEFAULT_ENGINE, engine_names
 
+    default = "the strongest bundled" if strongest else f"'{paths.VIEWER_MODEL}'"
+    parser.add_argument("--model", choices=tuple(paths.PLATE_MODELS), default=None,
+                        help=f"a bundled plate net: bnnet (BatchNorm, stronger) or lenet (the "
+                        f"tutorial's); default {default}")
+    parser.set_defaults(strongest_model=strongest)
     parser.add_argument("--prototxt", type=Path, help="net structure (classifier or fully "
-                        "convolutional; default: the bundled surgered LeNet)")
+                        "convolutional; default: a bundled surgered net, see --model)")
     parser.add_argument("--weights", type=Path, help="the .caffemodel that goes with --prototxt")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=engine_names(),
                         help=f"inference engine (default: {DEFAULT_ENGINE})")
@@ -157,12 +163,38 @@ def cluster_address(text: str) -> str:
     return address
 
 
+def chosen_plate_model(args: argparse.Namespace) -> paths.PlateModel:
+    """The bundled model --model names, or the command's default one."""
+    name = getattr(args, "model", None)
+    if name is not None:
+        model = paths.PLATE_MODELS[name]
+        if not model.bundled():
+            raise ViewerError(f"the {name} model is not installed: {model.fcn_prototxt} is "
+                              "missing (make model trains it)")
+        return model
+    if getattr(args, "strongest_model", False):
+        return paths.strongest_plate_model()
+    return paths.PLATE_MODELS[paths.VIEWER_MODEL]
+
+
+def model_files(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(prototxt, weights) of the net a command runs: --prototxt/--weights, else the bundled
+    surgered twin of the chosen plate model."""
+    if getattr(args, "prototxt", None) is not None:
+        if getattr(args, "model", None) is not None:
+            raise ViewerError("give --model or --prototxt/--weights, not both")
+        return Path(args.prototxt), Path(args.weights) if args.weights else None
+    model = chosen_plate_model(args)
+    return model.fcn_prototxt, model.fcn_weights
+
+
 def load_model_args(args: argparse.Namespace):
     """The net named by --prototxt/--weights, or the bundled fully convolutional one."""
     if (args.prototxt is None) != (args.weights is None):
         raise ViewerError("give --prototxt and --weights together")
+    prototxt, weights = model_files(args)
     if args.prototxt is None:
-        return load_net(paths.FCN_PROTOTXT, paths.FCN_WEIGHTS)
+        return load_net(prototxt, weights)
     net = load_net(args.prototxt, args.weights)
     print_warnings(net.warnings)
     return net
@@ -192,7 +224,7 @@ def command_inputs(args: argparse.Namespace) -> tuple[Path, ...]:
     named = [getattr(args, flag, None) for flag in ("prototxt", "weights", "fcn_prototxt",
                                                     "labels", "train_prototxt", "mean")]
     if hasattr(args, "prototxt") and getattr(args, "prototxt", None) is None:
-        named += [paths.FCN_PROTOTXT, paths.FCN_WEIGHTS, paths.LABELS]
+        named += [*model_files(args), paths.LABELS]
     return tuple(Path(p) for p in named if p)
 
 

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "the rest a line at a time (go on with a stopped run)")
     read.add_argument("--region", type=region_box, metavar="X,Y,W,H",
                       help="read only this region of the image, in its pixels")
-    add_model_options(read)
+    add_model_options(read, strongest=True)
     add_stride_option(read)
     read.set_defaults(func=cmd_read)
 

@@ -17,15 +17,15 @@ from viewer.training import nets
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Test figures of the model in --out on --data's test LMDB, run by the opencv engine."""
-    from viewer.training.artifacts import MODEL_NAME
     from viewer.training.metrics import evaluate_saved
 
-    result, confusions, source = evaluate_saved(args.out, args.data)
+    name = nets.ARCHITECTURES[args.arch].model_name
+    result, confusions, source = evaluate_saved(args.out, args.data, arch=args.arch)
     if args.json:
         print(json.dumps({**result.as_dict(), "confusions": confusions,
                           "model": str(args.out), "test_lmdb": str(source)}, indent=2))
     else:
-        print(f"{args.out / MODEL_NAME} on {source} (opencv): accuracy "
+        print(f"{args.out / name} on {source} (opencv): accuracy "
               f"{result.accuracy:.4f}, characters {result.char_accuracy:.4f}, background "
               f"{result.background_accuracy:.4f}, loss {result.loss:.4f} ({result.count} windows)")
         print("most frequent mistakes (truth>predicted): " +
@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    lr_policy=args.lr_policy, lr_power=args.lr_power,
                                    test_interval=args.test_interval, seed=args.seed)
     engine = caffe_train if args.engine == "caffe" else torch_train
-    run = engine.run(args.data, args.out, options, args.threads)
+    run = engine.run(args.data, args.out, options, args.threads, args.arch)
     if args.json:
         print(json.dumps({"engine": run.engine, "final": run.final,
                           "seconds": round(run.seconds, 1),
@@ -65,13 +65,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train the plate LeNet and export it for Caffe",
                               description="Train the plate LeNet on a dataset folder's LMDBs (PyTorch, "
                               "CPU) and export it as Caffe files.")
+    p.add_argument("--arch", choices=tuple(nets.ARCHITECTURES), default="lenet",
+                   help="which plate net: lenet (the tutorial's, the default) or bnnet "
+                   "(BatchNorm, three convolutions; files bnnet_plates.*)")
     p.add_argument("--data", type=Path, required=True,
                    help="dataset folder with train_lmdb and test_lmdb (from `dataset make`)")
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. models")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--iters", type=int, help="SGD iterations")
     length.add_argument("--epochs", type=float,
-                        help=f"passes over the training set (default {nets.DEFAULT_EPOCHS:g})")
+                        help=f"passes over the training set (default {nets.DEFAULT_EPOCHS:g}; "
+                        f"bnnet {nets.BNNET_EPOCHS:g})")
     p.add_argument("--batch-size", type=int, default=64, help="windows per iteration (64)")
     p.add_argument("--base-lr", type=float, default=0.01, help="initial learning rate (0.01)")
     p.add_argument("--lr-policy", choices=nets.LR_POLICIES, default="poly",

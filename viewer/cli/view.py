@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from viewer.app import session
-from viewer.cli.options import settings_from_args
+from viewer.cli.options import model_files, settings_from_args
 from viewer.errors import ViewerError
 from viewer.files import paths
 from viewer.files.safe_read import stop_recording
@@ -27,8 +27,7 @@ def initial_model(args: argparse.Namespace) -> session.LoadedModel:
     """
     if (args.prototxt is None) != (args.weights is None):
         raise ViewerError("give --prototxt and --weights together")
-    prototxt = Path(args.prototxt or paths.FCN_PROTOTXT)
-    weights = Path(args.weights or paths.FCN_WEIGHTS)
+    prototxt, weights = model_files(args)
     net = session.read_net(prototxt, weights)
     return session.build_model(net, prototxt, weights, getattr(args, "engine", None),
                                settings_from_args(args, net, prototxt))

@@ -59,8 +59,12 @@ DINISH_FILES: tuple[tuple[str, str], ...] = (
     ("DINishExpanded-Regular.ttf", "DINish Expanded"),
     ("DINishExpanded-Bold.ttf", "DINish Expanded Bold"),
 )
+# Three DINish faces never go into training, so that `bench.read_unseen` draws its plates in
+# faces neither bundled model saw: a weight between two trained ones, and a width's bold.
+DINISH_HELD_OUT: tuple[str, ...] = ("DINish Medium", "DINish Condensed Medium",
+                                    "DINish Expanded Bold")
 DEFAULT_FACES = "debian"
-FACE_SETS: tuple[str, ...] = ("debian", "dinish", "debian+dinish")
+FACE_SETS: tuple[str, ...] = ("debian", "dinish", "debian+dinish", "dinish-held-out")
 
 FONT_PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(pkg for pkg, _, _ in FONT_FILES))
 
@@ -119,10 +123,15 @@ def dinish_fonts() -> tuple[FontFace, ...]:
 
 
 def faces_of(name: str = DEFAULT_FACES) -> tuple[FontFace, ...]:
-    """The faces of a set in `FACE_SETS`: the Debian ones, the bundled DINish ones, or both
-    (Debian's first, so that a style's face index means the same face in either set)."""
+    """The faces of a set in `FACE_SETS`: the Debian ones, all nine bundled DINish ones, the
+    Debian ones with the DINish ones but the held-out three (BNNet's training data; Debian's
+    first, so that a style's face index means the same face in either set), or those three."""
     if name not in FACE_SETS:
         raise DatasetError(f"unknown face set {name!r}: choose one of {', '.join(FACE_SETS)}")
     if name == "dinish":
         return dinish_fonts()
-    return find_fonts() + (dinish_fonts() if name == "debian+dinish" else ())
+    if name == "dinish-held-out":
+        return tuple(f for f in dinish_fonts() if f.name in DINISH_HELD_OUT)
+    if name == "debian+dinish":
+        return find_fonts() + tuple(f for f in dinish_fonts() if f.name not in DINISH_HELD_OUT)
+    return find_fonts()

@@ -63,6 +63,7 @@ class PlateStyle:
     surround: int = 45               # grey level of the holder
     dealer_text: bool = False        # small print on the holder below the plate
     faces: str = DEFAULT_FACES       # the face set `font` indexes (`fonts.FACE_SETS`)
+    narrow_wm: bool = False          # W and M squeezed to FE-Schrift's width (`NARROW_WM`)
 
 
 @dataclass(frozen=True)
@@ -474,6 +475,19 @@ class _Slot:
     top: float = 0.0          # characters: ink top below the capital top
 
 
+# German plates' FE-Schrift (and Slovak plates' face) draw W and M hardly wider than H, the
+# middle of W up to the cap line: at 15-20 px such a W is two stems with a little between, and
+# a net that saw only DIN 1451's wide W reads it as H (the dev crops' `WOB-VWMK4`, `FWE50`).
+NARROW_WM = 1.1     # at most this many times the ink width of H
+
+
+def _glyph_width_scale(ch: str, g: _Glyph, gs: _GlyphSet, style: PlateStyle) -> float:
+    """The extra horizontal factor of one glyph: 1, or less for a W or M drawn narrow."""
+    if style.narrow_wm and ch in "WM":
+        return min(1.0, NARROW_WM * gs.h_width / g.mask.shape[1])
+    return 1.0
+
+
 def _lay_out(text: str, gs: _GlyphSet, style: PlateStyle, u: float, x: float) -> list[_Slot]:
     """Place characters and separator slots left to right, starting at `x`."""
     s = u / gs.cap
@@ -485,7 +499,7 @@ def _lay_out(text: str, gs: _GlyphSet, style: PlateStyle, u: float, x: float) ->
             slots.append(_Slot(ch, x, SEPARATOR_SLOT[ch] * u))
         else:
             g = gs.glyphs[ch]
-            m = _scaled(g.mask, s * width_scale, s)
+            m = _scaled(g.mask, s * width_scale * _glyph_width_scale(ch, g, gs, style), s)
             slots.append(_Slot(ch, x, m.shape[1], m, g.top * s))
         x += slots[-1].width + spacing
     return slots
@@ -715,6 +729,8 @@ def random_style(rng: np.random.Generator, faces: str = DEFAULT_FACES) -> PlateS
         surround=round(float(rng.uniform(0, 255) if rng.random() < 0.3 else rng.uniform(5, 80))),
         dealer_text=bool(rng.random() < 0.4),
         faces=faces,
+        # drawn last, and only off the default faces, so LeNet's data stays record for record
+        narrow_wm=faces != DEFAULT_FACES and bool(rng.random() < 0.35),
     )
 
 

@@ -19,6 +19,7 @@ from viewer.app.controller import Controller
 from viewer.app.state import ViewerState
 from viewer.engines import available_engines
 from viewer.errors import DatasetError, ViewerError
+from viewer.files import paths
 from viewer.gui.layers import overlay_picture
 from viewer.gui.model_loader import ModelLoader
 from viewer.gui.preprocess_dialog import PreprocessDialog
@@ -89,6 +90,7 @@ class WindowMenus:
         self.recent_menus: dict[str, QtWidgets.QMenu] = {}
         self.channel_actions: dict[str | None, QtWidgets.QAction] = {}
         self.engine_actions: dict[str, QtWidgets.QAction] = {}
+        self.plate_model_actions: dict[str, QtWidgets.QAction] = {}
         self.browser = None     # the LMDB browser, made when the first LMDB is opened
 
     # dialogs (tests replace these) ------------------------------------------------------------
@@ -133,6 +135,7 @@ class WindowMenus:
         model_menu = bar.addMenu("&Model")
         self.action(model_menu, "&Preprocessing...", self.edit_preprocessing, None,
                     "Channel swap, raw scale, mean and input scale, with the input they make")
+        self._plate_model_menu(model_menu.addMenu("Plate &model"))
         help_menu = bar.addMenu("&Help")
         self.action(help_menu, "Keys and mouse", lambda: QtWidgets.QMessageBox.information(
             self.window, "Keys and mouse", KEYS_HELP), "F1")
@@ -144,6 +147,33 @@ class WindowMenus:
     def _model_changed(self, model: session.LoadedModel) -> None:
         self.fill_channel_menu(model.dense.labels)
         self.check_engine(model.dense.engine_name)
+        self.check_plate_model(model.prototxt)
+
+    def _plate_model_menu(self, menu: QtWidgets.QMenu) -> None:
+        """The bundled plate nets (models/README.md); a pick opens its surgered twin."""
+        group = QtWidgets.QActionGroup(menu)
+        group.setExclusive(False)          # checked from the state: none for another net
+        for model in paths.PLATE_MODELS.values():
+            act = self.action(menu, model.title, lambda m=model: self.open_plate_model(m.name),
+                              None, f"{model.fcn_prototxt.name}: the bundled plate net")
+            act.setCheckable(True)
+            act.setActionGroup(group)
+            act.setEnabled(model.bundled())
+            self.plate_model_actions[model.name] = act
+
+    def open_plate_model(self, name: str) -> None:
+        """Model > Plate model: load a bundled plate net on the worker, on the current engine
+        (the check stays on the model shown until the new one is there)."""
+        model = paths.PLATE_MODELS[name]
+        self.check_plate_model(self.state.model.prototxt)
+        if paths.plate_model_of(self.state.model.prototxt) != model:
+            self.load_model(model.fcn_prototxt, model.fcn_weights)
+
+    def check_plate_model(self, prototxt: Path) -> None:
+        """Check the bundled plate model being shown, or none for another net."""
+        shown = paths.plate_model_of(prototxt)
+        for name, act in self.plate_model_actions.items():
+            act.setChecked(shown is not None and shown.name == name)
 
     def edit_preprocessing(self) -> None:
         """Model > Preprocessing: the dialog, then the map with what was chosen."""

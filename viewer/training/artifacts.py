@@ -22,9 +22,8 @@ from viewer.net import netgraph
 from viewer.training import nets
 from viewer.training.curves import mistakes_sheet, save_curves
 
-MODEL_NAME = "lenet_plates"
-TRAIN_TEST_NAME = "lenet_train_test.prototxt"
-SOLVER_NAME = "lenet_solver.prototxt"
+LENET = nets.ARCHITECTURES["lenet"]
+MODEL_NAME = LENET.model_name
 MISTAKES_SHOWN = 128   # test windows on the mistakes sheet
 
 TRAIN_TEST_HEADER = """\
@@ -55,30 +54,31 @@ class Trained:
     files: dict[str, Path]
 
 
-def output_files(out: Path) -> dict[str, Path]:
-    """Where a run writes in `out`: the deploy pair, Caffe's training files, labels, the curves
-    and the summary (the engine may add its own, such as the mistakes sheet)."""
-    return {"prototxt": out / f"{MODEL_NAME}.prototxt",
-            "caffemodel": out / f"{MODEL_NAME}.caffemodel",
-            "train_test": out / TRAIN_TEST_NAME, "solver": out / SOLVER_NAME,
-            "labels": out / "labels.txt", "curves": out / f"{MODEL_NAME}_training.png",
-            "summary": out / f"{MODEL_NAME}_training.json"}
+def output_files(out: Path, arch: nets.Architecture = LENET) -> dict[str, Path]:
+    """Where a run of `arch` writes in `out`: the deploy pair, Caffe's training files, labels,
+    the curves and the summary (the engine may add its own, such as the mistakes sheet)."""
+    name = arch.model_name
+    return {"prototxt": out / f"{name}.prototxt", "caffemodel": out / f"{name}.caffemodel",
+            "train_test": out / arch.train_test_name, "solver": out / arch.solver_name,
+            "labels": out / "labels.txt", "curves": out / f"{name}_training.png",
+            "summary": out / f"{name}_training.json"}
 
 
 def write_training_files(deploy: caffe_pb2.NetParameter, data: Path, out: Path,
                          settings: nets.SolverSettings, test_count: int,
-                         engine: str) -> dict[str, Path]:
+                         engine: str, arch: nets.Architecture = LENET) -> dict[str, Path]:
     """The deploy prototxt, Caffe's train/test net and solver, and labels.txt, into `out`.
 
     Written for either engine, so that a PyTorch run can be repeated in real Caffe as it is."""
     out.mkdir(parents=True, exist_ok=True)
-    files = output_files(out)
+    files = output_files(out, arch)
     write_text_atomic(files["prototxt"], prototxt_text(deploy))
     train_test = nets.train_test_net(deploy, str(data / "train_lmdb"), str(data / "test_lmdb"),
                                      settings.batch_size, settings.test_batch_size)
     write_text_atomic(files["train_test"], TRAIN_TEST_HEADER.format(
-        model=MODEL_NAME, solver=files["solver"]) + prototxt_text(train_test))
-    solver = nets.solver(settings, str(files["train_test"]), test_count, str(out / MODEL_NAME))
+        model=arch.model_name, solver=files["solver"]) + prototxt_text(train_test))
+    solver = nets.solver(settings, str(files["train_test"]), test_count,
+                         str(out / arch.model_name))
     write_text_atomic(files["solver"], SOLVER_HEADERS[engine].format(
         train_test=files["train_test"].name, seed=settings.seed) + nets.solver_text(solver))
     outputs = netgraph.infer_shapes(deploy)[netgraph.score_blob(deploy)][1]
@@ -92,12 +92,13 @@ def write_summary(path: Path, summary: dict) -> None:
 
 
 def export_torch_run(run, out: Path, data: Path, settings: nets.SolverSettings, test_set,
-                     record: dict) -> dict[str, Path]:
+                     record: dict, arch: nets.Architecture = LENET) -> dict[str, Path]:
     """Write a PyTorch run (`solver.TrainingRun`): the deploy pair through our Caffe writer, the
     Caffe training files, labels, the curves, the mistakes sheet, and the summary with `record`
     (the command and the versions) in front."""
-    files = write_training_files(run.net.param, data, out, settings, run.final.count, "torch")
-    files["mistakes"] = out / f"{MODEL_NAME}_mistakes.png"
+    files = write_training_files(run.net.param, data, out, settings, run.final.count, "torch",
+                                 arch)
+    files["mistakes"] = out / f"{arch.model_name}_mistakes.png"
     write_net(run.net, files["prototxt"], files["caffemodel"])
     tests = [t.as_dict() for t in run.tests]
     save_curves(files["curves"], run.losses, tests)
@@ -106,7 +107,7 @@ def export_torch_run(run, out: Path, data: Path, settings: nets.SolverSettings, 
     save_png(mistakes_sheet(test_set.images[wrong], test_set.labels[wrong], predicted[wrong],
                             labels_for(run.num_outputs)), files["mistakes"])
     write_summary(files["summary"], {
-        **record, "engine": "torch", "settings": asdict(settings), "threads": run.threads,
+        **record, "arch": arch.name, "engine": "torch", "settings": asdict(settings), "threads": run.threads,
         "seconds": round(run.seconds, 1), "final": run.final.as_dict(), "tests": tests,
         "losses": [list(l) for l in run.losses],
         "confusions": [list(c) for c in run.confusions],

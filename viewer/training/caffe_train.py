@@ -22,7 +22,7 @@ from viewer.errors import DatasetError, TrainingError
 from viewer.net import netgraph
 from viewer.net.weights import load_net
 from viewer.training import nets
-from viewer.training.artifacts import (MODEL_NAME, Trained, write_summary,
+from viewer.training.artifacts import (Trained, write_summary,
                                        write_training_files)
 from viewer.training.curves import save_curves
 from viewer.training.metrics import Evaluation, evaluation
@@ -99,7 +99,8 @@ def evaluate(solver, score_blob: str, count: int, iteration: int) -> Evaluation:
 
 def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threads: int = 2,
                      progress: Progress | None = None,
-                     tick: Callable[[], None] | None = None) -> CaffeRun:
+                     tick: Callable[[], None] | None = None,
+                     arch: nets.Architecture = nets.ARCHITECTURES["lenet"]) -> CaffeRun:
     """Run the generated solver in real Caffe; test every `test_interval` and at the end.
     `progress` gets the display lines, `tick()` is called after every iteration (a bar)."""
     say = progress or (lambda line: None)
@@ -112,14 +113,14 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
 
     caffe = import_caffe()
     data, out = Path(data), Path(out)
-    deploy = nets.lenet_deploy()
+    deploy = arch.deploy()
     score = netgraph.score_blob(deploy)
     image = next(iter(netgraph.input_shapes(deploy).values()))[1:]
     classes = netgraph.infer_shapes(deploy)[score][1]
     say(f"checking {data / 'train_lmdb'} and {data / 'test_lmdb'}")
     check_records(data / "train_lmdb", image, classes)
     test_count = check_records(data / "test_lmdb", image, classes)
-    files = write_training_files(deploy, data, out, settings, test_count, "caffe")
+    files = write_training_files(deploy, data, out, settings, test_count, "caffe", arch)
     caffe.set_random_seed(settings.seed)
     solver = caffe.get_solver(str(files["solver"]))
     run = CaffeRun(files, CaffeNet(deploy))
@@ -146,9 +147,9 @@ def train_with_caffe(data: Path, out: Path, settings: nets.SolverSettings, threa
     partial = files["caffemodel"].with_name(files["caffemodel"].name + ".part")
     solver.net.save(str(partial))
     os.replace(partial, files["caffemodel"])
-    files["snapshot"] = out / f"{MODEL_NAME}_iter_{s.max_iter}.caffemodel"   # Caffe's own
+    files["snapshot"] = out / f"{arch.model_name}_iter_{s.max_iter}.caffemodel"  # Caffe's own
     run.net = load_net(files["prototxt"], files["caffemodel"])
-    summary = {"engine": "caffe", "caffe": caffe.__version__, "settings": asdict(s),
+    summary = {"arch": arch.name, "engine": "caffe", "caffe": caffe.__version__, "settings": asdict(s),
                "seconds": round(run.seconds, 1), "final": run.final, "tests": run.tests,
                "losses": [list(l) for l in run.losses], "data": str(data),
                "files": {k: str(v) for k, v in files.items()}}
@@ -167,10 +168,13 @@ def _count(path: Path) -> int:
                             "`python main.py dataset make --out DIR`") from None
 
 
-def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2) -> Trained:
+def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2,
+        arch: str = "lenet") -> Trained:
     """`main.py train --engine caffe`: the same options as the PyTorch run, run by Caffe, with
     a progress bar and the display lines on the terminal."""
-    settings = options.settings(_count(Path(data) / "train_lmdb"))
-    with progress.bar(settings.max_iter, "train", "iter") as bar:
-        result = train_with_caffe(data, out, settings, threads, progress.note, tick=bar.update)
+    architecture = nets.ARCHITECTURES[arch]
+    settings = options.settings(_count(Path(data) / "train_lmdb"), architecture.epochs)
+    with progress.bar(settings.max_iter, f"train {arch}", "iter") as bar:
+        result = train_with_caffe(data, out, settings, threads, progress.note, tick=bar.update,
+                                  arch=architecture)
     return Trained("caffe", settings.max_iter, result.seconds, result.final, result.files)

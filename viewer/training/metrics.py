@@ -116,11 +116,13 @@ def test_scores(net: CaffeNet, data: str | os.PathLike,
     return engine_scores(net, test_set.images, engine), test_set
 
 
-def evaluate_saved(out: str | os.PathLike, data: str | os.PathLike, engine: str = "opencv"
-                   ) -> tuple[Evaluation, list[tuple[str, str, int]], Path]:
-    """`train --evaluate`: the figures and the most frequent mistakes of the model a run wrote
-    into `out`, on `data`'s test LMDB, and the LMDB's path."""
-    files = output_files(Path(out))
+def evaluate_saved(out: str | os.PathLike, data: str | os.PathLike, engine: str = "opencv",
+                   arch: str = "lenet") -> tuple[Evaluation, list[tuple[str, str, int]], Path]:
+    """`train --evaluate`: the figures and the most frequent mistakes of the model a run of
+    `arch` wrote into `out`, on `data`'s test LMDB, and the LMDB's path."""
+    from viewer.training.nets import ARCHITECTURES
+
+    files = output_files(Path(out), ARCHITECTURES[arch])
     scores, test_set = test_scores(load_net(files["prototxt"], files["caffemodel"]), data, engine)
     confusions = top_confusions(test_set.labels, scores.argmax(axis=1),
                                 labels_for(scores.shape[1]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from google.protobuf import text_format
 
@@ -21,9 +22,11 @@ from viewer.caffe.proto import caffe_pb2
 from viewer.errors import TrainingError
 
 LEARNABLE = {"Convolution", "InnerProduct"}
+TRAINED = LEARNABLE | {"Scale"}        # layers whose blobs SGD updates (BatchNorm's it does not)
 LR_POLICIES = ("poly", "inv", "fixed")
 DEFAULT_POWER = {"poly": 1.0, "inv": 0.75, "fixed": 1.0}  # inv's is the LeNet example's
 DEFAULT_EPOCHS = 8.0  # over 540k windows: 67,500 iterations, `make model` near 17 min on 2 cores
+BNNET_EPOCHS = 4.0    # BatchNorm learns in fewer passes; each costs about 2x LeNet's
 
 LENET_DEPLOY = """
 name: "LeNet"
@@ -49,10 +52,84 @@ layer { name: "ip2-alpha" type: "InnerProduct" bottom: "ip1" top: "ip2-alpha"
 """
 
 
+# The second plate net: same 28x28 window and 4-pixel stride as LeNet, so the reader's scales
+# and the map's geometry are unchanged, but three convolutions with BatchNorm and ReLU, wider.
+# No padding anywhere: a padded window would see zeros its dense twin sees as neighbours, and
+# surgery would no longer be exact. Measured on the sample's dense pass: see models/README.md.
+BNNET_DEPLOY = """
+name: "BNNet"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 1 dim: 28 dim: 28 } } }
+layer { name: "scale" type: "Power" bottom: "data" top: "scaled"
+        power_param { scale: 0.00390625 } }
+BLOCKS
+layer { name: "dropout" type: "Dropout" bottom: "pool2" top: "dropout"
+        dropout_param { dropout_ratio: 0.2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "dropout" top: "ip1"
+        inner_product_param { num_output: 256 } }
+layer { name: "relu_ip1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2-alpha" type: "InnerProduct" bottom: "ip1" top: "ip2-alpha"
+        inner_product_param { num_output: NUM_OUTPUTS } }
+"""
+BNNET_BLOCK = """
+layer { name: "NAME" type: "Convolution" bottom: "BOTTOM" top: "NAME"
+        convolution_param { num_output: WIDTH kernel_size: KERNEL bias_term: false } }
+layer { name: "NAME_bn" type: "BatchNorm" bottom: "NAME" top: "NAME" }
+layer { name: "NAME_scale" type: "Scale" bottom: "NAME" top: "NAME"
+        scale_param { bias_term: true } }
+layer { name: "NAME_relu" type: "ReLU" bottom: "NAME" top: "NAME" }
+"""
+BNNET_POOL = """
+layer { name: "NAME" type: "Pooling" bottom: "BOTTOM" top: "NAME"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+"""
+# (conv name, its input, width, kernel), with a 2x2 pool after conv1 and conv3: 28 -> 24 -> 12
+# -> 10 -> 8 -> 4, as LeNet's 28 -> 24 -> 12 -> 8 -> 4.
+BNNET_CONVS = (("conv1", "scaled", 32, 5), ("conv2", "pool1", 64, 3), ("conv3", "conv2", 64, 3))
+
+
 def lenet_deploy(num_outputs: int = len(CHARACTERS) + 1) -> caffe_pb2.NetParameter:
     """The tutorial's LeNet as a deploy net with `num_outputs` classes (37: A-Z, 0-9, background)."""
     param, _ = parse_prototxt(LENET_DEPLOY.replace("NUM_OUTPUTS", str(num_outputs)), "LeNet")
     return param
+
+
+def bnnet_deploy(num_outputs: int = len(CHARACTERS) + 1) -> caffe_pb2.NetParameter:
+    """The stronger plate net (BatchNorm, three convolutions) with `num_outputs` classes."""
+    blocks = []
+    for name, bottom, width, kernel in BNNET_CONVS:
+        blocks.append(BNNET_BLOCK.replace("NAME", name).replace("BOTTOM", bottom)
+                      .replace("WIDTH", str(width)).replace("KERNEL", str(kernel)))
+        if name in ("conv1", "conv3"):
+            pool = "pool1" if name == "conv1" else "pool2"
+            blocks.append(BNNET_POOL.replace("NAME", pool).replace("BOTTOM", name))
+    text = BNNET_DEPLOY.replace("BLOCKS", "".join(blocks))
+    param, _ = parse_prototxt(text.replace("NUM_OUTPUTS", str(num_outputs)), "BNNet")
+    return param
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A plate net `main.py train` can train: its deploy net and the names of its files."""
+
+    name: str                     # what --arch and `read --model` call it
+    model_name: str               # the stem of its files in models/
+    deploy: Callable[[], caffe_pb2.NetParameter]
+    epochs: float                 # the default length of a run
+
+    @property
+    def train_test_name(self) -> str:
+        return f"{self.name}_train_test.prototxt"
+
+    @property
+    def solver_name(self) -> str:
+        return f"{self.name}_solver.prototxt"
+
+
+ARCHITECTURES = {
+    "lenet": Architecture("lenet", "lenet_plates", lenet_deploy, DEFAULT_EPOCHS),
+    "bnnet": Architecture("bnnet", "bnnet_plates", bnnet_deploy, BNNET_EPOCHS),
+}
 
 
 @dataclass(frozen=True)
@@ -102,12 +179,13 @@ class TrainingOptions:
     test_interval: int | None      # None: a tenth of the run
     seed: int
 
-    def settings(self, train_count: int) -> SolverSettings:
-        """Solver settings; the epochs become a whole number of iterations over `train_count`."""
+    def settings(self, train_count: int, epochs: float = DEFAULT_EPOCHS) -> SolverSettings:
+        """Solver settings; the epochs (`epochs`, the architecture's, unless given) become a
+        whole number of iterations over `train_count`."""
         if self.iters is not None:
             iters = self.iters
         else:
-            iters = math.ceil((self.epochs or DEFAULT_EPOCHS) * train_count / self.batch_size)
+            iters = math.ceil((self.epochs or epochs) * train_count / self.batch_size)
         if iters < 1:
             raise TrainingError("train for at least one iteration (--iters or --epochs)")
         interval = self.test_interval if self.test_interval is not None else max(1, iters // 10)
@@ -157,9 +235,12 @@ def _data_layer(phase: int, source: str, batch_size: int, top: str,
 
 
 def _with_solver_params(layer: caffe_pb2.LayerParameter) -> caffe_pb2.LayerParameter:
-    """A learnable layer with the LeNet example's fillers and lr multipliers (bias learns 2x)."""
+    """A learnable layer with the LeNet example's fillers and lr multipliers (bias learns 2x);
+    a Scale keeps Caffe's own (gamma 1, beta 0, both at the base rate)."""
     out = caffe_pb2.LayerParameter()
     out.CopyFrom(layer)
+    if out.type == "Scale":
+        return out
     del out.param[:]
     out.param.add(lr_mult=1)
     out.param.add(lr_mult=2)
@@ -186,7 +267,7 @@ def train_test_net(deploy: caffe_pb2.NetParameter, train_source: str, test_sourc
         if layer.type in ("Input", "Softmax") or layer.name == scaling.power_layer:
             continue
         copy = caffe_pb2.LayerParameter()
-        copy.CopyFrom(_with_solver_params(layer) if layer.type in LEARNABLE else layer)
+        copy.CopyFrom(_with_solver_params(layer) if layer.type in TRAINED else layer)
         renamed = [scaling.input_blob if b == scaling.first_blob else b for b in copy.bottom]
         del copy.bottom[:]
         copy.bottom.extend(renamed)
@@ -223,7 +304,7 @@ def lr_multipliers(train_test: caffe_pb2.NetParameter) -> dict[str, list[tuple[f
     """Per learnable layer, (lr_mult, decay_mult) of each blob, Caffe's defaults filled in."""
     out = {}
     for layer in train_test.layer:
-        if layer.type in LEARNABLE:
+        if layer.type in TRAINED:
             specs = list(layer.param) + [caffe_pb2.ParamSpec()] * (2 - len(layer.param))
             out[layer.name] = [(s.lr_mult, s.decay_mult) for s in specs[:2]]
     return out

@@ -41,14 +41,14 @@ def require_torch_installed() -> None:
 
 
 def command_record(data: Path, out: Path, settings: nets.SolverSettings, threads: int,
-                   train_count: int, test_count: int) -> dict:
+                   train_count: int, test_count: int, arch: str = "lenet") -> dict:
     """The summary's record of how the run can be repeated: the command with every setting
     spelled out, the data it read (with the dataset's own record), and the versions."""
     import torch
 
     dataset_info = Path(data) / "dataset.json"
     return {
-        "command": (f"python main.py train --data {data} --out {out} --iters "
+        "command": (f"python main.py train --arch {arch} --data {data} --out {out} --iters "
                     f"{settings.max_iter} --batch-size {settings.batch_size} --base-lr "
                     f"{settings.base_lr:g} --lr-policy {settings.lr_policy} --lr-power "
                     f"{settings.power:g} --seed {settings.seed} --threads {threads}"),
@@ -58,7 +58,8 @@ def command_record(data: Path, out: Path, settings: nets.SolverSettings, threads
     }
 
 
-def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2) -> Trained:
+def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2,
+        arch: str = "lenet") -> Trained:
     """Load the LMDBs, train with a progress bar and the display lines on the terminal, and
     export the net and the pictures into `out`."""
     if threads < 1:
@@ -71,10 +72,11 @@ def run(data: Path, out: Path, options: nets.TrainingOptions, threads: int = 2) 
     say = progress.note                 # lines that keep the bar below them
     say(f"train {len(train_set)} windows ({100 * train_set.background_share:.1f}% background), "
         f"test {len(test_set)}, from {data}")
-    settings = options.settings(len(train_set))
-    with progress.bar(settings.max_iter, "train", "iter") as bar:
-        result = train(nets.lenet_deploy(), train_set, test_set, settings, threads=threads,
+    architecture = nets.ARCHITECTURES[arch]
+    settings = options.settings(len(train_set), architecture.epochs)
+    with progress.bar(settings.max_iter, f"train {arch}", "iter") as bar:
+        result = train(architecture.deploy(), train_set, test_set, settings, threads=threads,
                        progress=say, tick=bar.update)
-    record = command_record(data, out, settings, threads, len(train_set), len(test_set))
-    files = export_torch_run(result, out, Path(data), settings, test_set, record)
+    record = command_record(data, out, settings, threads, len(train_set), len(test_set), arch)
+    files = export_torch_run(result, out, Path(data), settings, test_set, record, architecture)
     return Trained("torch", settings.max_iter, result.seconds, result.final.as_dict(), files)

@@ -28,6 +28,50 @@ class Power(nn.Module):
         return y if self.power == 1 else y ** self.power
 
 
+class BatchNorm(nn.Module):
+    """Caffe's BatchNorm: batch statistics in training, the running ones in eval.
+
+    Caffe keeps sums weighted by `moving_average_fraction` and a factor s; torch's running
+    mean with momentum 1 - fraction is the same average without the start-up bias, so the
+    export writes it with s = 1. No affine part: Caffe puts that in the Scale layer after it."""
+
+    def __init__(self, p: caffe_pb2.BatchNormParameter, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, eps=p.eps, momentum=1.0 - p.moving_average_fraction,
+                                   affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+    def caffe_blobs(self) -> list[np.ndarray]:
+        return [self.norm.running_mean.detach().numpy().astype(np.float32).copy(),
+                self.norm.running_var.detach().numpy().astype(np.float32).copy(),
+                np.ones(1, np.float32)]
+
+    def load_blobs(self, blobs: list[np.ndarray]) -> None:
+        s = float(blobs[2].reshape(-1)[0]) if len(blobs) > 2 else 1.0
+        s = 0.0 if s == 0 else 1.0 / s                     # Caffe: a factor of 0 means 0
+        with torch.no_grad():
+            self.norm.running_mean.copy_(torch.from_numpy(blobs[0].reshape(-1) * s))
+            self.norm.running_var.copy_(torch.from_numpy(blobs[1].reshape(-1) * s))
+
+
+class Scale(nn.Module):
+    """Caffe's Scale with one learned factor (and bias) per channel (axis 1)."""
+
+    def __init__(self, p: caffe_pb2.ScaleParameter, channels: int) -> None:
+        super().__init__()
+        if p.axis != 1 or p.num_axes != 1:
+            raise TrainingError("only a per-channel Scale (axis 1, num_axes 1) trains here")
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels)) if p.bias_term else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        y = x * self.weight.view(shape)
+        return y + self.bias.view(shape) if self.bias is not None else y
+
+
 class Flatten1(nn.Module):
     """InnerProduct's implicit flattening of everything after the batch axis."""
 
@@ -60,14 +104,19 @@ def _module(layer: caffe_pb2.LayerParameter, bottom: netgraph.Shape) -> nn.Modul
         return nn.Dropout(layer.dropout_param.dropout_ratio)
     if layer.type == "Power":
         return Power(layer.power_param)
+    if layer.type == "BatchNorm":
+        return BatchNorm(layer.batch_norm_param, bottom[1])
+    if layer.type == "Scale":
+        return Scale(layer.scale_param, bottom[1])
     raise TrainingError(f"layer '{layer.name}' of type {layer.type} cannot be trained here; "
-                        "use Convolution, Pooling (MAX), InnerProduct, ReLU, Dropout, Power")
+                        "use Convolution, Pooling (MAX), InnerProduct, ReLU, Dropout, Power, "
+                        "BatchNorm, Scale")
 
 
 def _learnable(module: nn.Module) -> nn.Module | None:
     """The Conv2d or Linear inside a layer's module, if it has weights."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.Conv2d, nn.Linear, Scale)):
             return m
     return None
 
@@ -107,8 +156,17 @@ class CaffeTorchNet(nn.Module):
         found = {name: _learnable(self.layers[name]) for name, _, _ in self.steps}
         return {k: m for k, m in found.items() if m is not None}
 
+    def statistics(self) -> dict[str, BatchNorm]:
+        """Layer name -> its BatchNorm, whose blobs are running statistics, not weights."""
+        return {name: self.layers[name] for name, _, _ in self.steps
+                if isinstance(self.layers[name], BatchNorm)}
+
     def load_caffe(self, net: CaffeNet) -> None:
         """Copy a CaffeNet's weights in (a Caffe initialisation or a model to fine-tune)."""
+        for name, norm in self.statistics().items():
+            if name not in net.weights:
+                raise TrainingError(f"{net.source} has no statistics for layer '{name}'")
+            norm.load_blobs(net.weights[name])
         for name, m in self.learnable().items():
             blobs = net.weights.get(name)
             if blobs is None:
@@ -126,4 +184,8 @@ class CaffeTorchNet(nn.Module):
         for name, m in self.learnable().items():
             blobs = [m.weight] + ([m.bias] if m.bias is not None else [])
             weights[name] = [b.detach().cpu().numpy().astype(np.float32).copy() for b in blobs]
+        for name, norm in self.statistics().items():
+            weights[name] = norm.caffe_blobs()
+        weights = {layer.name: weights[layer.name] for layer in self.param.layer
+                   if layer.name in weights}                  # in net order, as Caffe writes
         return CaffeNet(structure_of(self.param), weights, source=source)

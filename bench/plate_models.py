@@ -1,0 +1,62 @@
+"""The bundled plate nets side by side: the cost of a dense pass and what they read.
+
+    python -m bench.plate_models [--engine NAME] [--repeat N] [--image PNG]
+
+Issue 25 asks that the stronger net's dense pass of the sample plate, at the automatic scale,
+costs at most 4x LeNet's. Both nets map the same image at LeNet's automatic scale (the scale
+`read` settles on), on the same engine, in rotated blocks (`measure.rotated_ms`) so a load
+that comes and goes hits both alike; the figure is the ratio of the medians in this one run.
+Also: each net's reading of the image and its multiply-adds per window.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from bench.measure import rotated_ms
+from viewer.engines import DEFAULT_ENGINE
+from viewer.files import paths
+from viewer.maps.featuremap import DenseClassifier
+from viewer.maps.images import load_image
+from viewer.net import cost
+from viewer.net.weights import load_net
+from viewer.plates.reading import auto_read
+
+TARGET_RATIO = 4.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.plate_models", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", default=DEFAULT_ENGINE)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--image", type=Path, default=paths.SAMPLE_PLATE)
+    args = parser.parse_args(argv)
+    image = load_image(args.image)
+    models = [m for m in paths.PLATE_MODELS.values() if m.bundled()]
+    dense = {m.name: DenseClassifier(load_net(m.fcn_prototxt, m.fcn_weights), args.engine)
+             for m in models}
+    readings = {name: auto_read(d, image)[0] for name, d in dense.items()}
+    scale = readings["lenet"].scale
+    times = rotated_ms({name: (lambda d=d: d.run(image, scale)) for name, d in dense.items()},
+                       repeat=args.repeat)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    for m in models:
+        r = readings[m.name]
+        flops = cost.forward_flops(load_net(m.prototxt, m.weights), (1, 1, 28, 28))
+        print(f"{m.name:<6} dense pass {medians[m.name]:7.2f} ms at scale {scale:.3f} "
+              f"({args.engine}), {flops / 1e6:.2f} MFLOP per window; reads "
+              f"{r.text} at its own scale {r.scale:.3f}")
+    for m in models:
+        if m.name != "lenet":
+            ratio = medians[m.name] / medians["lenet"]
+            verdict = "met" if ratio <= TARGET_RATIO else "missed"
+            print(f"{m.name} / lenet dense pass: {ratio:.2f}x (target <= {TARGET_RATIO:g}x, "
+                  f"{verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
