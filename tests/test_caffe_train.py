@@ -75,6 +75,23 @@ def test_caffe_trains_from_the_lmdb_and_the_viewer_loads_the_result(tiny_dataset
     assert any("test @ iter 12" in line for line in lines)
 
 
+def test_caffe_trains_bnnet_and_its_statistics_load_in_our_engines(tiny_dataset, tmp_path):
+    """BNNet's train/test net runs in real Caffe: its BatchNorm layers keep their statistics
+    with Caffe's factor s (not 1), which our engines divide out as Caffe does."""
+    settings = nets.SolverSettings(max_iter=6, batch_size=16, test_batch_size=50,
+                                   test_interval=6, display=3, seed=2)
+    run = train_with_caffe(tiny_dataset, tmp_path, settings, arch=nets.ARCHITECTURES["bnnet"])
+    assert run.files["prototxt"].name == "bnnet_plates.prototxt"
+    net = load_net(run.files["prototxt"], run.files["caffemodel"])
+    mean, var, factor = net.weights["conv2_bn"]
+    assert factor[0] > 1.0 and np.any(mean != 0)       # Caffe's running sums, not ours
+    windows = np.stack([plate_like(28, 28, seed=k) for k in range(4)])[:, None]
+    windows = windows.astype(np.float32)
+    ours = create_engine("onnx", net).forward(windows, ["ip2-alpha"])["ip2-alpha"]
+    real = create_engine("caffe", net).forward(windows, ["ip2-alpha"])["ip2-alpha"]
+    assert float(np.abs(ours - real).max()) < 1e-4 * max(1.0, float(np.abs(real).max()))
+
+
 def test_a_missing_dataset_is_one_clear_error(tmp_path):
     from viewer.errors import TrainingError
 

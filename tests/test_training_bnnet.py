@@ -136,3 +136,19 @@ def test_shipped_bnnet_is_the_net_training_builds():
     net = load_net(model.prototxt, model.weights)
     mean, var, factor = net.weights["conv3_bn"]
     assert factor.tolist() == [1.0] and np.all(var > 0) and np.any(mean != 0)
+
+
+def test_shipped_bnnet_training_files_are_what_make_model_writes():
+    """Real Caffe runs `caffe train --solver models/bnnet_solver.prototxt` from the repository:
+    the train/test net is the one derived from the deploy net (a ParamSpec per blob: Caffe
+    refuses one for the bias a convolution does not have)."""
+    shipped, _ = model_io.read_prototxt(paths.MODELS / "bnnet_train_test.prototxt")
+    data = [l for l in shipped.layer if l.type == "Data"]
+    assert [l.data_param.source for l in data] == ["out/plates-din/train_lmdb",
+                                                   "out/plates-din/test_lmdb"]
+    rebuilt = nets.train_test_net(nets.bnnet_deploy(), data[0].data_param.source,
+                                  data[1].data_param.source, data[0].data_param.batch_size,
+                                  data[1].data_param.batch_size)
+    assert shipped == rebuilt
+    conv1 = next(l for l in shipped.layer if l.name == "conv1")
+    assert len(conv1.param) == 1 and not conv1.convolution_param.bias_term

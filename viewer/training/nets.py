@@ -242,11 +242,12 @@ def _with_solver_params(layer: caffe_pb2.LayerParameter) -> caffe_pb2.LayerParam
     if out.type == "Scale":
         return out
     del out.param[:]
-    out.param.add(lr_mult=1)
-    out.param.add(lr_mult=2)
     p = out.convolution_param if out.type == "Convolution" else out.inner_product_param
+    out.param.add(lr_mult=1)
     p.weight_filler.type = "xavier"
-    p.bias_filler.type = "constant"
+    if p.bias_term:                    # Caffe refuses a ParamSpec for a blob a layer lacks
+        out.param.add(lr_mult=2)
+        p.bias_filler.type = "constant"
     return out
 
 
