@@ -151,8 +151,8 @@ class WindowMenus:
 
     def _plate_model_menu(self, menu: QtWidgets.QMenu) -> None:
         """The bundled plate nets (models/README.md); a pick opens its surgered twin."""
-        group = QtWidgets.QActionGroup(menu)
-        group.setExclusive(False)          # checked from the state: none for another net
+        group = QtWidgets.QActionGroup(menu)          # one at most: none for another net
+        group.setExclusionPolicy(QtWidgets.QActionGroup.ExclusionPolicy.ExclusiveOptional)
         for model in paths.PLATE_MODELS.values():
             act = self.action(menu, model.title, lambda m=model: self.open_plate_model(m.name),
                               None, f"{model.fcn_prototxt.name}: the bundled plate net")
