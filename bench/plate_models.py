@@ -4,7 +4,8 @@
 
 Issue 25 asks that the stronger net's dense pass of the sample plate, at the automatic scale,
 costs at most 4x LeNet's. Both nets map the same image at LeNet's automatic scale (the scale
-`read` settles on), on the same engine, in rotated blocks (`measure.rotated_ms`) so a load
+`read` settles on), and at the tutorial's scale 0.9 (a larger map, where the convolutions
+weigh more than the per-window layers), on the same engine, in rotated blocks (`measure.rotated_ms`) so a load
 that comes and goes hits both alike; the figure is the ratio of the medians in this one run.
 Also: each net's reading of the image and its multiply-adds per window.
 """
@@ -25,6 +26,7 @@ from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
 
 TARGET_RATIO = 4.0
+TUTORIAL_SCALE = 0.9
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,22 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     dense = {m.name: DenseClassifier(load_net(m.fcn_prototxt, m.fcn_weights), args.engine)
              for m in models}
     readings = {name: auto_read(d, image)[0] for name, d in dense.items()}
-    scale = readings["lenet"].scale
-    times = rotated_ms({name: (lambda d=d: d.run(image, scale)) for name, d in dense.items()},
-                       repeat=args.repeat)
-    medians = {name: statistics.median(t) for name, t in times.items()}
     for m in models:
         r = readings[m.name]
         flops = cost.forward_flops(load_net(m.prototxt, m.weights), (1, 1, 28, 28))
-        print(f"{m.name:<6} dense pass {medians[m.name]:7.2f} ms at scale {scale:.3f} "
-              f"({args.engine}), {flops / 1e6:.2f} MFLOP per window; reads "
-              f"{r.text} at its own scale {r.scale:.3f}")
-    for m in models:
-        if m.name != "lenet":
-            ratio = medians[m.name] / medians["lenet"]
-            verdict = "met" if ratio <= TARGET_RATIO else "missed"
-            print(f"{m.name} / lenet dense pass: {ratio:.2f}x (target <= {TARGET_RATIO:g}x, "
-                  f"{verdict})")
+        print(f"{m.name:<6} {flops / 1e6:.2f} MFLOP per window; reads {r.text} at its "
+              f"automatic scale {r.scale:.3f}")
+    for scale in (readings["lenet"].scale, TUTORIAL_SCALE):
+        times = rotated_ms({name: (lambda d=d: d.run(image, scale))
+                            for name, d in dense.items()}, repeat=args.repeat)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        line = ", ".join(f"{name} {ms:.2f} ms" for name, ms in medians.items())
+        print(f"scale {scale:.3f}, dense pass ({args.engine}): {line}")
+        for name in medians:
+            if name != "lenet":
+                ratio = medians[name] / medians["lenet"]
+                verdict = "met" if ratio <= TARGET_RATIO else "missed"
+                print(f"  {name} / lenet: {ratio:.2f}x (target <= {TARGET_RATIO:g}x, {verdict})")
     return 0
 
 
