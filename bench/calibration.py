@@ -23,14 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.read_plates import manifest_rows
+from bench.read_plates import manifest_rows, plate_dense
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
 from viewer.files import paths
 from viewer.maps.calibration import Calibration, calibration_path, write_calibration
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
-from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
 
 BINS = 10
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the bundled plate net (default: the strongest bundled)")
     args = parser.parse_args(argv)
     model = paths.PLATE_MODELS[args.model] if args.model else paths.strongest_plate_model()
-    dense = DenseClassifier(load_net(model.fcn_prototxt, model.fcn_weights), args.engine)
+    dense = plate_dense(model.name, args.engine)
     dense.calibration = None                 # fit on the net's own softmax
     synthetic = synthetic_letters(dense, args.count, args.seed)
     x, right = features(synthetic)

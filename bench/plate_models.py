@@ -17,12 +17,11 @@ import sys
 from pathlib import Path
 
 from bench.measure import rotated_ms
+from bench.read_plates import plate_dense
 from viewer.engines import DEFAULT_ENGINE
 from viewer.files import paths
-from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
 from viewer.net import cost
-from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
 
 TARGET_RATIO = 4.0
@@ -38,12 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     image = load_image(args.image)
     models = [m for m in paths.PLATE_MODELS.values() if m.bundled()]
-    dense = {m.name: DenseClassifier(load_net(m.fcn_prototxt, m.fcn_weights), args.engine)
-             for m in models}
+    dense = {m.name: plate_dense(m.name, args.engine) for m in models}
     readings = {name: auto_read(d, image)[0] for name, d in dense.items()}
     for m in models:
         r = readings[m.name]
-        flops = cost.forward_flops(load_net(m.prototxt, m.weights), (1, 1, 28, 28))
+        flops = cost.forward_flops(dense[m.name].net, (1, 1, 28, 28))  # = the classifier's
         print(f"{m.name:<6} {flops / 1e6:.2f} MFLOP per window; reads {r.text} at its "
               f"automatic scale {r.scale:.3f}")
     for scale in (readings["lenet"].scale, TUTORIAL_SCALE):

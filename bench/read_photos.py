@@ -21,7 +21,6 @@ import numpy as np
 
 from bench.ocr_peer import make_peer, photo_plates
 from bench.read_plates import manifest_arguments, manifest_rows, model_names, plate_dense, verdict
-from viewer.files import paths
 from viewer.errors import ViewerError
 from viewer.maps.featuremap import DenseClassifier
 from viewer.maps.images import load_image
@@ -69,12 +68,12 @@ def read_photo_peer(peer, folder: Path, row: dict) -> dict:
     return photo_result(row, [(line.text, line.box, None) for line in lines], seconds)
 
 
-def evaluate(folder: Path, engine: str, model: str | None = None) -> dict:
-    """Search every photo of the manifest and collect per-photo results and the figures."""
+def evaluate(folder: Path, engine: str, model: str) -> dict:
+    """Search every photo of the manifest with the bundled plate model `model`, and collect
+    per-photo results and the figures."""
     dense = plate_dense(model, engine)
     rows = manifest_rows(folder)
-    return summary([read_photo(dense, folder, row) for row in rows],
-                   model or paths.strongest_plate_model().name)
+    return summary([read_photo(dense, folder, row) for row in rows], model)
 
 
 def evaluate_peer(folder: Path, name: str) -> dict:

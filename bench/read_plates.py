@@ -34,13 +34,13 @@ TARGET_CHAR_ACCURACY = 0.95
 TARGET_EXACT_SHARE = 0.80
 
 
-def plate_dense(model: str | None, engine: str) -> DenseClassifier:
-    """The surgered twin of a bundled plate model (default: the strongest, as `read` takes)."""
-    chosen = paths.PLATE_MODELS[model] if model else paths.strongest_plate_model()
+def plate_dense(model: str, engine: str) -> DenseClassifier:
+    """The surgered twin of the bundled plate model named `model`, on `engine`."""
+    chosen = paths.PLATE_MODELS[model]
     return DenseClassifier(load_net(chosen.fcn_prototxt, chosen.fcn_weights), engine)
 
 
-def evaluate(folder: Path, engine: str, model: str | None = None) -> dict:
+def evaluate(folder: Path, engine: str, model: str) -> dict:
     """Read every crop of the manifest and collect per-plate results and the two figures."""
     dense = plate_dense(model, engine)
     rows = manifest_rows(folder)
@@ -58,7 +58,7 @@ def evaluate(folder: Path, engine: str, model: str | None = None) -> dict:
                        "scale": scale, "char_accuracy": char_accuracy(text, truth),
                        "exact": text == truth,
                        "ms": round((time.perf_counter() - start) * 1000, 1)})
-    return summary(plates, model or paths.strongest_plate_model().name)
+    return summary(plates, model)
 
 
 def summary(plates: list[dict], reader: str) -> dict:

@@ -13,11 +13,10 @@ import sys
 
 import numpy as np
 
+from bench.read_plates import plate_dense
 from viewer.files import paths
 from viewer.dataset.plates import random_plate
 from viewer.engines import DEFAULT_ENGINE
-from viewer.maps.featuremap import DenseClassifier
-from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
 from viewer.plates.scoring import char_accuracy
 
@@ -31,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=tuple(paths.PLATE_MODELS), default="lenet",
                         help="the bundled plate net (default lenet, the figures before BNNet)")
     args = parser.parse_args(argv)
-    model = paths.PLATE_MODELS[args.model]
-    dense = DenseClassifier(load_net(model.fcn_prototxt, model.fcn_weights), args.engine)
+    dense = plate_dense(args.model, args.engine)
     rng = np.random.default_rng(args.seed)
     results = []
     for _ in range(args.count):

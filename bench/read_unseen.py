@@ -18,11 +18,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from bench.read_plates import plate_dense
 from viewer.dataset.plates import random_plate_text, random_style, synthesize_plate
 from viewer.engines import DEFAULT_ENGINE
 from viewer.files import paths
 from viewer.maps.featuremap import DenseClassifier
-from viewer.net.weights import load_net
 from viewer.plates.reading import auto_read
 from viewer.plates.scoring import reading_figures
 
@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.model or [m.name for m in paths.PLATE_MODELS.values() if m.bundled()]
     for name in names:
-        model = paths.PLATE_MODELS[name]
-        dense = DenseClassifier(load_net(model.fcn_prototxt, model.fcn_weights), args.engine)
-        result = evaluate(dense, args.count, args.seed)
+        result = evaluate(plate_dense(name, args.engine), args.count, args.seed)
         for read, truth in result["readings"]:
             if read != truth:
                 print(f"{name}: {truth:<10} {read}")

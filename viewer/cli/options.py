@@ -192,11 +192,8 @@ def load_model_args(args: argparse.Namespace):
     """The net named by --prototxt/--weights, or the bundled fully convolutional one."""
     if (args.prototxt is None) != (args.weights is None):
         raise ViewerError("give --prototxt and --weights together")
-    prototxt, weights = model_files(args)
-    if args.prototxt is None:
-        return load_net(prototxt, weights)
-    net = load_net(args.prototxt, args.weights)
-    print_warnings(net.warnings)
+    net = load_net(*model_files(args))
+    print_warnings(net.warnings)           # a user's prototxt's ignored fields
     return net
 
 

@@ -23,7 +23,6 @@ from viewer.training import nets
 from viewer.training.curves import mistakes_sheet, save_curves
 
 LENET = nets.ARCHITECTURES["lenet"]
-MODEL_NAME = LENET.model_name
 MISTAKES_SHOWN = 128   # test windows on the mistakes sheet
 
 TRAIN_TEST_HEADER = """\
